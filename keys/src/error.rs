@@ -1,0 +1,38 @@
+use crate::cjson::CjsonError;
+
+/// Everything that can go wrong with keys, grouped by who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // --- bad input: hostile or corrupt keys and signatures ---
+    #[error("signature check failed: {scheme} signature by key {keyid} does not verify")]
+    BadSignature { keyid: String, scheme: String },
+    #[error("signature check failed: signature for key {keyid} is malformed: {reason}")]
+    MalformedSignature { keyid: String, reason: String },
+    #[error("key check failed: unsupported key type/scheme {keytype}/{scheme} (expected ed25519/ed25519, rsa/rsassa-pss-sha256 or ecdsa/ecdsa-sha2-nistp256)")]
+    UnsupportedScheme { keytype: String, scheme: String },
+    #[error("key check failed: public key {keyid} is malformed: {reason}")]
+    MalformedPublicKey { keyid: String, reason: String },
+    #[error("key check failed: private key is malformed: {0}")]
+    MalformedPrivateKey(String),
+    #[error("key check failed: certificate is malformed: {0}")]
+    MalformedCertificate(String),
+    #[error(transparent)]
+    Canonical(#[from] CjsonError),
+
+    // --- misconfiguration ---
+    #[error("passphrase check failed: private key is encrypted and no passphrase was given")]
+    PassphraseRequired,
+    #[error("passphrase check failed: wrong passphrase, or the encrypted key is corrupt")]
+    WrongPassphrase,
+    #[error("key check failed: {0}")]
+    Unsupported(String),
+
+    // --- I/O ---
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,15 @@
+//! Ferry's key layer: TUF key JSON and key ids, private keys as (encrypted) PKCS#8 PEM,
+//! public keys as SPKI PEM or from X.509 certificates, and signing/verification for
+//! ed25519, rsassa-pss-sha256 and ecdsa-sha2-nistp256.
+//!
+//! Canonical JSON lives here too, because a key id is the SHA-256 of a key's canonical form.
+
+pub mod cjson;
+mod error;
+mod public;
+mod signer;
+mod verify;
+
+pub use error::{Error, Result};
+pub use public::{KeyId, KeyVal, PublicKey, Scheme};
+pub use signer::Signer;

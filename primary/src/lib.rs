@@ -1,0 +1,1 @@
+//! Ferry Primary ECU client.
