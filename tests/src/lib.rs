@@ -1,0 +1,17 @@
+//! Support for Ferry's end-to-end and interop tests: locating binaries, a python-tuf
+//! virtualenv, and local servers on 127.0.0.1.
+
+pub mod python;
+
+use std::path::PathBuf;
+
+/// The workspace's target directory (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| p.join("target"))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
