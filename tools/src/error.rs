@@ -5,6 +5,10 @@ use std::path::PathBuf;
 pub enum Error {
     #[error(transparent)]
     Keys(#[from] ferry_keys::Error),
+    #[error(transparent)]
+    Core(#[from] ferry_core::Error),
+    #[error(transparent)]
+    Primary(#[from] ferry_primary::Error),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("usage: {0}")]

@@ -2,6 +2,7 @@ use crate::error::Result;
 use clap::{Parser, Subcommand};
 
 pub mod key;
+pub mod tuf_client;
 
 /// Ferry: Uptane-secured over-the-air updates.
 #[derive(Debug, Parser)]
@@ -16,10 +17,13 @@ enum Command {
     /// Generate and inspect signing keys.
     #[command(subcommand)]
     Key(key::Command),
+    /// A plain TUF client (tuf-conformance CLI): init, refresh, download.
+    TufClient(tuf_client::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Key(cmd) => key::run(cmd),
+        Command::TufClient(args) => tuf_client::run(args),
     }
 }

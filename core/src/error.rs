@@ -1,0 +1,86 @@
+use chrono::{DateTime, Utc};
+
+/// Everything ferry-core can refuse, grouped by who is at fault. Each message names the check
+/// that failed and what was expected, so a log line is enough to tell an attack from a mistake.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // --- bad metadata or an attack: the repository (or someone in the middle) is at fault ---
+    #[error("metadata format check failed: {role} is malformed: {reason}")]
+    Malformed { role: String, reason: String },
+    #[error("metadata type check failed: expected _type {expected:?}, found {found:?}")]
+    WrongType { expected: String, found: String },
+    #[error("signature threshold check failed: {role} has {valid} valid signature(s) from distinct authorised keys, needs {threshold}")]
+    Threshold {
+        role: String,
+        valid: usize,
+        threshold: u32,
+    },
+    #[error("signature check failed: {role} carries more than one signature by key {keyid}")]
+    DuplicateSignature { role: String, keyid: String },
+    #[error("expiry check failed: {role} expired at {expires} (now {now})")]
+    Expired {
+        role: String,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    #[error("root rotation check failed: expected root version {expected}, got {found}")]
+    RootVersion { expected: u64, found: u64 },
+    #[error("rollback check failed: {role} version {new} is lower than trusted version {trusted}")]
+    Rollback { role: String, trusted: u64, new: u64 },
+    #[error("version check failed: {role} version {found} does not match version {expected} listed in {listed_in}")]
+    VersionMismatch {
+        role: String,
+        expected: u64,
+        found: u64,
+        listed_in: &'static str,
+    },
+    #[error("snapshot check failed: snapshot does not list {role}")]
+    NotInSnapshot { role: String },
+    #[error("snapshot rollback check failed: new snapshot no longer lists {role}")]
+    SnapshotDropsRole { role: String },
+    #[error("length check failed: {what} is {found} bytes, expected {expected}")]
+    Length {
+        what: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("length check failed: {what} is longer than the {limit} bytes allowed")]
+    TooLong { what: String, limit: u64 },
+    #[error("hash check failed: {what} {algorithm} is {found}, expected {expected}")]
+    Hash {
+        what: String,
+        algorithm: String,
+        expected: String,
+        found: String,
+    },
+    #[error("hash check failed: {what} lists unsupported hash algorithm {algorithm:?} (supported: sha256, sha512)")]
+    UnsupportedHash { what: String, algorithm: String },
+    #[error("hash check failed: {what} lists no hashes")]
+    NoHashes { what: String },
+    #[error("delegation check failed: {delegator} does not delegate to {role}")]
+    NotDelegated { role: String, delegator: String },
+    #[error("delegation check failed: target {target} is outside the paths delegated to {role}")]
+    OutsideDelegation { target: String, role: String },
+    #[error("target path check failed: {path:?} {reason}")]
+    UnsafeTargetPath { path: String, reason: &'static str },
+    #[error("spec version check failed: {role} has spec_version {found:?}, expected 1.x")]
+    SpecVersion { role: String, found: String },
+
+    // --- the caller broke the workflow order: a bug in the client, not the repository ---
+    #[error("client workflow order violated: {0}")]
+    Order(&'static str),
+
+    #[error(transparent)]
+    Keys(#[from] ferry_keys::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn malformed(role: impl Into<String>, reason: impl ToString) -> Self {
+        Error::Malformed {
+            role: role.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+use super::Role;
+use crate::{Error, Result};
+use ferry_keys::{cjson, KeyId, Signer};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One signature of a signed document: lowercase hex of the raw signature bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub keyid: KeyId,
+    pub sig: String,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// A typed signed document, as repository tools build and write it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Signed<T> {
+    pub signatures: Vec<Signature>,
+    pub signed: T,
+}
+
+impl<T: Role> Signed<T> {
+    pub fn new(signed: T) -> Self {
+        Signed {
+            signatures: Vec::new(),
+            signed,
+        }
+    }
+
+    /// The bytes signatures are made over: the canonical JSON of `signed`.
+    pub fn canonical_signed(&self) -> Result<Vec<u8>> {
+        cjson::to_vec(&self.signed).map_err(|e| Error::malformed(T::TYPE.name(), e))
+    }
+
+    /// Add (or replace) the signature of `signer`.
+    pub fn sign(&mut self, signer: &dyn Signer) -> Result<()> {
+        let msg = self.canonical_signed()?;
+        self.add_signature(signer, &msg)
+    }
+
+    /// Sign with several keys, canonicalising once.
+    pub fn sign_all(&mut self, signers: &[&dyn Signer]) -> Result<()> {
+        let msg = self.canonical_signed()?;
+        for signer in signers {
+            self.add_signature(*signer, &msg)?;
+        }
+        Ok(())
+    }
+
+    fn add_signature(&mut self, signer: &dyn Signer, msg: &[u8]) -> Result<()> {
+        let sig = hex::encode(signer.sign(msg)?);
+        let keyid = signer.key_id().clone();
+        self.signatures.retain(|s| s.keyid != keyid);
+        self.signatures.push(Signature {
+            keyid,
+            sig,
+            extra: BTreeMap::new(),
+        });
+        Ok(())
+    }
+
+    /// The document as written to a repository: canonical JSON of the whole envelope.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        cjson::to_vec(self).map_err(|e| Error::malformed(T::TYPE.name(), e))
+    }
+}
+
+/// A document parsed from bytes whose signatures have NOT been checked. Its contents are
+/// reachable only through [`crate::verify`], which turns it into a [`crate::Verified`].
+#[derive(Debug)]
+pub struct Parsed<T> {
+    pub(crate) signed: T,
+    pub(crate) signatures: Vec<Signature>,
+    /// Canonical JSON of `signed` exactly as received (unknown fields included).
+    pub(crate) canonical: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    signatures: Vec<Signature>,
+    signed: serde_json::Value,
+}
+
+impl<T: Role> Parsed<T> {
+    /// Parse `bytes` as a `T` document. Signatures are verified over the canonical form of the
+    /// `signed` object as received, not over our re-serialisation of it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let role = T::TYPE.name();
+        let raw: RawEnvelope = serde_json::from_slice(bytes).map_err(|e| Error::malformed(role, e))?;
+        let found = raw.signed.get("_type").and_then(|t| t.as_str()).unwrap_or("");
+        if found != role {
+            return Err(Error::WrongType {
+                expected: role.to_owned(),
+                found: found.to_owned(),
+            });
+        }
+        let canonical = cjson::to_vec(&raw.signed).map_err(|e| Error::malformed(role, e))?;
+        let signed: T = serde_json::from_value(raw.signed).map_err(|e| Error::malformed(role, e))?;
+        check_common(&signed)?;
+        let mut seen = BTreeSet::new();
+        for sig in &raw.signatures {
+            if !seen.insert(&sig.keyid) {
+                return Err(Error::DuplicateSignature {
+                    role: role.to_owned(),
+                    keyid: sig.keyid.to_string(),
+                });
+            }
+        }
+        Ok(Parsed {
+            signed,
+            signatures: raw.signatures,
+            canonical,
+        })
+    }
+}
+
+fn check_common<T: Role>(signed: &T) -> Result<()> {
+    let role = T::TYPE.name();
+    let major = signed.spec_version().split('.').next().unwrap_or("");
+    if major != "1" || signed.spec_version().split('.').count() < 2 {
+        return Err(Error::SpecVersion {
+            role: role.to_owned(),
+            found: signed.spec_version().to_owned(),
+        });
+    }
+    if signed.version() == 0 {
+        return Err(Error::malformed(role, "version must be at least 1"));
+    }
+    Ok(())
+}

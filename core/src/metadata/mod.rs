@@ -1,0 +1,87 @@
+//! The TUF metadata schema (with Uptane's custom target fields in [`uptane`]).
+//!
+//! Every struct keeps the fields it does not know in `extra`, so metadata re-serialises to
+//! exactly the canonical bytes that were signed. Fields are declared in alphabetical order:
+//! canonical JSON then streams out without re-ordering.
+
+mod envelope;
+mod expires;
+mod hashes;
+mod root;
+mod snapshot;
+mod targets;
+mod timestamp;
+pub mod uptane;
+
+pub use envelope::{Parsed, Signature, Signed};
+pub use expires::Expires;
+pub use hashes::{hashes_of, verify_length_and_hashes, HashCheck, Hashes};
+pub use root::{Root, RoleKeys};
+pub use snapshot::Snapshot;
+pub use targets::{DelegatedRole, Delegations, SuccinctRoles, TargetFile, Targets};
+pub use timestamp::{MetaFile, Timestamp};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The four top-level roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoleType {
+    Root,
+    Timestamp,
+    Snapshot,
+    Targets,
+}
+
+impl RoleType {
+    pub fn name(self) -> &'static str {
+        match self {
+            RoleType::Root => "root",
+            RoleType::Timestamp => "timestamp",
+            RoleType::Snapshot => "snapshot",
+            RoleType::Targets => "targets",
+        }
+    }
+}
+
+impl std::fmt::Display for RoleType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What every role's `signed` part has in common.
+pub trait Role: Serialize + DeserializeOwned {
+    const TYPE: RoleType;
+    fn type_field(&self) -> &str;
+    fn spec_version(&self) -> &str;
+    fn version(&self) -> u64;
+    fn expires(&self) -> &Expires;
+
+    fn is_expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        now >= self.expires().0
+    }
+}
+
+macro_rules! impl_role {
+    ($ty:ty, $role:expr) => {
+        impl $crate::metadata::Role for $ty {
+            const TYPE: $crate::metadata::RoleType = $role;
+            fn type_field(&self) -> &str {
+                &self.type_
+            }
+            fn spec_version(&self) -> &str {
+                &self.spec_version
+            }
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn expires(&self) -> &$crate::metadata::Expires {
+                &self.expires
+            }
+        }
+    };
+}
+pub(crate) use impl_role;
+
+/// The spec version Ferry writes.
+pub const SPEC_VERSION: &str = "1.0.31";

@@ -1,0 +1,76 @@
+use super::{impl_role, Expires, RoleType};
+use crate::verify::Authority;
+use crate::{Error, Result};
+use ferry_keys::{KeyId, PublicKey};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Which keys may sign a role, and how many must.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleKeys {
+    pub keyids: Vec<KeyId>,
+    pub threshold: u32,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl RoleKeys {
+    pub(crate) fn check(&self, role: &str, owner: &str) -> Result<()> {
+        if self.threshold == 0 {
+            return Err(Error::malformed(owner, format!("role {role} has threshold 0")));
+        }
+        let unique: BTreeSet<_> = self.keyids.iter().collect();
+        if unique.len() != self.keyids.len() {
+            return Err(Error::malformed(owner, format!("role {role} lists a key id twice")));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub consistent_snapshot: bool,
+    pub expires: Expires,
+    pub keys: BTreeMap<KeyId, PublicKey>,
+    pub roles: BTreeMap<String, RoleKeys>,
+    pub spec_version: String,
+    pub version: u64,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+impl_role!(Root, RoleType::Root);
+
+impl Root {
+    /// Structural checks the schema cannot express: exactly the four top-level roles, each with
+    /// a sane threshold and no key listed twice.
+    pub(crate) fn check(&self) -> Result<()> {
+        let names: BTreeSet<&str> = self.roles.keys().map(String::as_str).collect();
+        let expected: BTreeSet<&str> = ["root", "snapshot", "targets", "timestamp"].into();
+        if names != expected {
+            return Err(Error::malformed(
+                "root",
+                format!("roles must be exactly root, snapshot, targets, timestamp; found {names:?}"),
+            ));
+        }
+        for (name, role) in &self.roles {
+            role.check(name, "root")?;
+        }
+        Ok(())
+    }
+
+    /// The keys and threshold this root grants `role`.
+    pub fn authority(&self, role: RoleType) -> Result<Authority<'_>> {
+        let keys = self
+            .roles
+            .get(role.name())
+            .ok_or_else(|| Error::malformed("root", format!("no {role} role")))?;
+        Ok(Authority {
+            role: role.name().into(),
+            keyids: &keys.keyids,
+            threshold: keys.threshold,
+            keys: &self.keys,
+        })
+    }
+}

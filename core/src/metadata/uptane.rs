@@ -1,0 +1,187 @@
+//! Uptane's custom target fields (DESIGN.md "Wire formats"), with aktualizr/ota-tuf and Mender
+//! names. Parsed on demand from `TargetFile::custom`; unknown fields are kept.
+
+use super::TargetFile;
+use crate::{Error, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+
+/// The update domain of a target: how it is installed and rolled back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Domain {
+    Os,
+    App,
+    Container,
+    /// Any other domain, installed by an update module of that name.
+    Module(String),
+}
+
+impl Domain {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Domain::Os => "os",
+            Domain::App => "app",
+            Domain::Container => "container",
+            Domain::Module(m) => m,
+        }
+    }
+
+    pub fn parse(s: &str) -> Domain {
+        match s {
+            "os" => Domain::Os,
+            "app" => Domain::App,
+            "container" => Domain::Container,
+            other => Domain::Module(other.to_owned()),
+        }
+    }
+}
+
+impl Serialize for Domain {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Domain {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Domain::parse(&String::deserialize(d)?))
+    }
+}
+
+/// A depends value: one accepted value, or a list of which any one is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DependsValue {
+    One(String),
+    AnyOf(Vec<String>),
+}
+
+impl DependsValue {
+    pub fn accepted(&self) -> &[String] {
+        match self {
+            DependsValue::One(v) => std::slice::from_ref(v),
+            DependsValue::AnyOf(vs) => vs,
+        }
+    }
+}
+
+/// `custom` of an Image repository target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageCustom {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clears_provides: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub depends: BTreeMap<String, DependsValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Domain>,
+    pub hardware_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub provides: BTreeMap<String, String>,
+    #[serde(default)]
+    pub release_counter: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl ImageCustom {
+    /// The namespace a domain's claims live in: `rootfs-image` for the OS,
+    /// `data-partition.<name>` for apps, containers and modules.
+    fn namespace(&self) -> Option<String> {
+        match (&self.domain, &self.name) {
+            (Some(Domain::Os), _) => Some("rootfs-image".into()),
+            (Some(_), Some(name)) => Some(format!("data-partition.{name}")),
+            _ => None,
+        }
+    }
+
+    /// Provides after the domain defaults: `<namespace>.version` = version, unless given.
+    pub fn effective_provides(&self) -> BTreeMap<String, String> {
+        let mut provides = self.provides.clone();
+        if let (Some(ns), Some(version)) = (self.namespace(), &self.version) {
+            provides.entry(format!("{ns}.version")).or_insert_with(|| version.clone());
+        }
+        provides
+    }
+
+    /// Clears after the domain defaults: `<namespace>.*` unless `clearsProvides` is given.
+    pub fn effective_clears(&self) -> Vec<String> {
+        match (&self.clears_provides, self.namespace()) {
+            (Some(clears), _) => clears.clone(),
+            (None, Some(ns)) => vec![format!("{ns}.*")],
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// `custom` of a Director target: which ECUs of the vehicle install it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectorCustom {
+    pub ecu_identifiers: BTreeMap<String, EcuIdentifier>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcuIdentifier {
+    pub hardware_id: String,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl TargetFile {
+    /// This target's custom fields as an Image repository target.
+    pub fn image_custom(&self, target: &str) -> Result<ImageCustom> {
+        let custom = self.custom.clone().unwrap_or(serde_json::Value::Null);
+        serde_json::from_value(custom)
+            .map_err(|e| Error::malformed(format!("custom of target {target}"), e))
+    }
+
+    /// This target's custom fields as a Director target.
+    pub fn director_custom(&self, target: &str) -> Result<DirectorCustom> {
+        let custom = self.custom.clone().unwrap_or(serde_json::Value::Null);
+        serde_json::from_value(custom)
+            .map_err(|e| Error::malformed(format!("custom of director target {target}"), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn design_example_round_trips_with_defaults() {
+        let v = json!({ "hardwareIds": ["ivi-a53"], "releaseCounter": 7,
+            "domain": "app", "name": "analytics-engine", "version": "3.0",
+            "provides": {"data-partition.analytics-engine.version": "3.0"},
+            "depends":  {"rootfs-image.python.version": ["3.12", "3.13"], "rootfs-image.feature.docker": "true"},
+            "clearsProvides": ["data-partition.analytics-engine.*"], "x-vendor": 1 });
+        let c: ImageCustom = serde_json::from_value(v.clone()).expect("parses");
+        assert_eq!(c.domain, Some(Domain::App));
+        assert_eq!(c.depends["rootfs-image.python.version"].accepted(), ["3.12", "3.13"]);
+        assert_eq!(serde_json::to_value(&c).expect("serialises"), v);
+    }
+
+    #[test]
+    fn os_defaults_clear_rootfs_and_provide_version() {
+        let c: ImageCustom = serde_json::from_value(
+            json!({"hardwareIds": ["x"], "domain": "os", "name": "poky", "version": "4.0"}),
+        )
+        .expect("parses");
+        assert_eq!(c.effective_clears(), vec!["rootfs-image.*".to_string()]);
+        assert_eq!(c.effective_provides()["rootfs-image.version"], "4.0");
+        let app: ImageCustom = serde_json::from_value(
+            json!({"hardwareIds": ["x"], "domain": "container", "name": "web", "version": "2"}),
+        )
+        .expect("parses");
+        assert_eq!(app.effective_clears(), vec!["data-partition.web.*".to_string()]);
+        assert_eq!(app.effective_provides()["data-partition.web.version"], "2");
+    }
+}

@@ -1,0 +1,153 @@
+//! Bounded HTTP fetching. Every fetch has a byte cap (metadata size limits, or the signed
+//! length of a target), a per-read timeout and a minimum average speed, so neither endless
+//! data nor slow retrieval can hold a client. Interrupted bodies resume with HTTP Range.
+
+use crate::error::{Error, Result};
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+/// How patient a fetch is.
+#[derive(Debug, Clone)]
+pub struct FetchPolicy {
+    pub connect_timeout: Duration,
+    /// Longest wait for any single read.
+    pub read_timeout: Duration,
+    /// Minimum average bytes/s, enforced once `speed_grace` has passed.
+    pub min_bytes_per_sec: u64,
+    pub speed_grace: Duration,
+    /// How many times an interrupted body is resumed with a Range request.
+    pub resume_attempts: u32,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        FetchPolicy {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            min_bytes_per_sec: 1024,
+            speed_grace: Duration::from_secs(10),
+            resume_attempts: 3,
+        }
+    }
+}
+
+/// The transport the updater uses. Tests and other transports (a bundle on disk, a relay)
+/// implement this; production uses [`HttpFetcher`].
+pub trait Fetcher: std::fmt::Debug {
+    /// Stream `url` into `sink`, refusing more than `max_len` bytes. Returns the byte count.
+    fn fetch(&self, url: &str, max_len: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64>;
+
+    /// The whole body of `url`, at most `max_len` bytes.
+    fn fetch_bytes(&self, url: &str, max_len: u64) -> Result<Vec<u8>> {
+        let mut body = Vec::new();
+        self.fetch(url, max_len, &mut |chunk| {
+            body.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        Ok(body)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpFetcher {
+    client: reqwest::blocking::Client,
+    policy: FetchPolicy,
+}
+
+impl HttpFetcher {
+    pub fn new(policy: FetchPolicy) -> Result<Self> {
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(policy.connect_timeout)
+            .timeout(policy.read_timeout)
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(HttpFetcher { client, policy })
+    }
+}
+
+fn transport(url: &str, e: impl std::fmt::Display) -> Error {
+    Error::Transport {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+impl Fetcher for HttpFetcher {
+    fn fetch(&self, url: &str, max_len: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+        let start = Instant::now();
+        let mut total: u64 = 0;
+        let mut attempts = 0;
+        loop {
+            let mut request = self.client.get(url);
+            if total > 0 {
+                request = request.header(reqwest::header::RANGE, format!("bytes={total}-"));
+            }
+            let mut response = request.send().map_err(|e| transport(url, e))?;
+            let status = response.status();
+            if total > 0 && status != reqwest::StatusCode::PARTIAL_CONTENT {
+                return Err(transport(url, format!("cannot resume at byte {total}: server answered {status} to a Range request")));
+            }
+            if !status.is_success() {
+                return Err(Error::HttpStatus {
+                    url: url.to_owned(),
+                    status: status.as_u16(),
+                });
+            }
+            if response.content_length().is_some_and(|len| total + len > max_len) {
+                return Err(Error::TooLarge {
+                    url: url.to_owned(),
+                    limit: max_len,
+                });
+            }
+            match self.read_body(url, &mut response, max_len, start, &mut total, sink) {
+                Ok(()) => return Ok(total),
+                Err(Error::Transport { reason, .. }) if total > 0 && attempts < self.policy.resume_attempts => {
+                    attempts += 1;
+                    tracing::warn!(url, total, attempts, %reason, "download interrupted; resuming");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl HttpFetcher {
+    fn read_body(
+        &self,
+        url: &str,
+        response: &mut reqwest::blocking::Response,
+        max_len: u64,
+        start: Instant,
+        total: &mut u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = response.read(&mut buf).map_err(|e| transport(url, e))?;
+            if n == 0 {
+                return Ok(());
+            }
+            *total += n as u64;
+            if *total > max_len {
+                return Err(Error::TooLarge {
+                    url: url.to_owned(),
+                    limit: max_len,
+                });
+            }
+            sink(&buf[..n])?;
+            let elapsed = start.elapsed();
+            if elapsed > self.policy.speed_grace {
+                let rate = *total / elapsed.as_secs().max(1);
+                if rate < self.policy.min_bytes_per_sec {
+                    return Err(Error::TooSlow {
+                        url: url.to_owned(),
+                        bytes: *total,
+                        seconds: elapsed.as_secs(),
+                        minimum: self.policy.min_bytes_per_sec,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Trusted metadata on disk: one file per role, unversioned names, exactly the bytes received.
+
+use crate::error::{io_at, Result};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Everything but `A-Za-z0-9-._~` is encoded (python's `urllib.parse.quote(s, safe="")`), so a
+/// role or target name can never name a path outside its directory.
+const QUOTE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+pub fn quote(name: &str) -> String {
+    utf8_percent_encode(name, QUOTE).to_string()
+}
+
+/// Percent-encode a URL path, keeping `/` separators.
+pub fn quote_path(path: &str) -> String {
+    path.split('/').map(quote).collect::<Vec<_>>().join("/")
+}
+
+#[derive(Debug, Clone)]
+pub struct MetadataStore {
+    dir: PathBuf,
+}
+
+impl MetadataStore {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        MetadataStore { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, role: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", quote(role)))
+    }
+
+    /// The persisted bytes of `role`, if any.
+    pub fn load(&self, role: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.path(role);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_at(path)(e)),
+        }
+    }
+
+    /// Replace `role` atomically (temp file, fsync, rename), so a crash leaves the old or the new
+    /// bytes, never a torn file. The temp name does not end in `.json`.
+    pub fn persist(&self, role: &str, bytes: &[u8]) -> Result<()> {
+        write_atomic(&self.path(role), bytes)
+    }
+}
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ferry-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(io_at(dir))?;
+    tmp.write_all(bytes).map_err(io_at(tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_at(tmp.path()))?;
+    tmp.persist(path).map_err(|e| io_at(path)(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_matches_python_quote_with_no_safe_chars() {
+        assert_eq!(quote("a/b c.json"), "a%2Fb%20c.json");
+        assert_eq!(quote("../x"), "..%2Fx");
+        assert_eq!(quote("é~_-"), "%C3%A9~_-");
+        assert_eq!(quote_path("dir/a b.txt"), "dir/a%20b.txt");
+    }
+}
