@@ -1,0 +1,133 @@
+//! Target search through delegations: only roles on the target's path are loaded, a role
+//! cannot vouch for targets outside its paths, terminating delegations stop the search, and
+//! hashed bins place each target in exactly one bin.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use ferry_core::metadata::{Delegations, MetaFile, SuccinctRoles};
+use ferry_core::{find_target, Error, TrustedSet};
+use std::collections::BTreeMap;
+
+/// Load top-level metadata, then search `target`, recording which delegated roles were loaded.
+fn search(repo: &Repo, target: &str) -> (Result<Option<String>, Error>, Vec<String>) {
+    let mut set = TrustedSet::new(&repo.root_bytes(), now()).unwrap();
+    set.update_timestamp(&repo.timestamp_bytes()).unwrap();
+    set.update_snapshot(&repo.snapshot_bytes(), false).unwrap();
+    let mut loaded = Vec::new();
+    let result = find_target(&mut set, target, &mut |set: &mut TrustedSet, role: &str, parent: &str| {
+        loaded.push(role.to_owned());
+        let bytes = if role == "targets" { repo.targets_bytes() } else { repo.role_bytes(role) };
+        set.update_targets(&bytes, role, parent).map(|_| ())
+    });
+    (result.map(|found| found.map(|f| f.role)), loaded)
+}
+
+#[test]
+fn only_roles_on_the_targets_path_are_loaded() {
+    let mut repo = Repo::new();
+    repo.delegate("apps", &["apps/*"], false);
+    repo.delegate("os", &["os/*"], false);
+    repo.delegated.get_mut("os").unwrap().0.targets.insert("os/image.bin".into(), target_file(b"os"));
+    let (found, loaded) = search(&repo, "os/image.bin");
+    assert_eq!(found.unwrap().as_deref(), Some("os"));
+    assert_eq!(loaded, ["targets", "os"], "the apps role must not be fetched");
+}
+
+#[test]
+fn a_role_cannot_vouch_for_a_target_outside_its_paths() {
+    let mut repo = Repo::new();
+    repo.delegate("apps", &["apps/*"], false);
+    // The supplier signs an OS image it was never delegated.
+    repo.delegated.get_mut("apps").unwrap().0.targets.insert("os/image.bin".into(), target_file(b"evil"));
+    let (found, loaded) = search(&repo, "os/image.bin");
+    assert_eq!(found.unwrap(), None);
+    assert_eq!(loaded, ["targets"], "a role whose paths do not match is not even loaded");
+}
+
+#[test]
+fn a_terminating_delegation_hides_later_roles() {
+    let mut repo = Repo::new();
+    repo.delegate("first", &["fw/*"], true);
+    repo.delegate("second", &["fw/*"], false);
+    repo.delegated.get_mut("second").unwrap().0.targets.insert("fw/a.bin".into(), target_file(b"a"));
+    let (found, loaded) = search(&repo, "fw/a.bin");
+    assert_eq!(found.unwrap(), None);
+    assert_eq!(loaded, ["targets", "first"]);
+
+    // Not terminating: the search goes on to the next role.
+    let mut repo = Repo::new();
+    repo.delegate("first", &["fw/*"], false);
+    repo.delegate("second", &["fw/*"], false);
+    repo.delegated.get_mut("second").unwrap().0.targets.insert("fw/a.bin".into(), target_file(b"a"));
+    let (found, loaded) = search(&repo, "fw/a.bin");
+    assert_eq!(found.unwrap().as_deref(), Some("second"));
+    assert_eq!(loaded, ["targets", "first", "second"]);
+}
+
+#[test]
+fn a_delegated_role_signed_by_the_wrong_key_is_refused() {
+    let mut repo = Repo::new();
+    repo.delegate("apps", &["apps/*"], false);
+    repo.delegated.get_mut("apps").unwrap().1 = vec![std::rc::Rc::new(key())];
+    let (found, _) = search(&repo, "apps/x");
+    assert!(matches!(found, Err(Error::Threshold { .. })), "{found:?}");
+}
+
+#[test]
+fn a_delegated_role_missing_from_snapshot_is_refused() {
+    let mut repo = Repo::new();
+    repo.delegate("apps", &["apps/*"], false);
+    repo.snapshot.meta.remove("apps.json");
+    let (found, _) = search(&repo, "apps/x");
+    assert!(matches!(found, Err(Error::NotInSnapshot { .. })), "{found:?}");
+}
+
+#[test]
+fn hashed_bins_load_exactly_one_bin() {
+    let mut repo = Repo::new();
+    let bins_key = std::rc::Rc::new(key());
+    let bins = SuccinctRoles {
+        bit_length: 4,
+        keyids: vec![bins_key.key_id().clone()],
+        name_prefix: "bin".into(),
+        threshold: 1,
+        extra: BTreeMap::new(),
+    };
+    let target = "apps/analytics-3.0.tar";
+    let home = bins.bin_for(target);
+    assert!(bins.is_bin(&home) && !bins.is_bin("bin-10") && !bins.is_bin("bin-g"));
+    for name in bins.bin_names() {
+        let mut meta = repo.targets.clone();
+        meta.targets.clear();
+        if name == home {
+            meta.targets.insert(target.into(), target_file(b"analytics"));
+        }
+        repo.snapshot.meta.insert(format!("{name}.json"), MetaFile::new(1));
+        repo.delegated.insert(name, (meta, vec![bins_key.clone()]));
+    }
+    repo.targets.delegations = Some(Delegations {
+        keys: key_map(&[&bins_key]),
+        roles: None,
+        succinct_roles: Some(bins),
+        extra: BTreeMap::new(),
+    });
+    let (found, loaded) = search(&repo, target);
+    assert_eq!(found.unwrap(), Some(home.clone()));
+    assert_eq!(loaded, vec!["targets".to_string(), home]);
+}
+
+#[test]
+fn malformed_delegations_are_refused() {
+    let mut repo = Repo::new();
+    repo.delegate("apps", &["apps/*"], false);
+    let d = repo.targets.delegations.as_mut().unwrap();
+    let dup = d.roles.as_ref().unwrap()[0].clone();
+    d.roles.as_mut().unwrap().push(dup);
+    let mut set = TrustedSet::new(&repo.root_bytes(), now()).unwrap();
+    set.update_timestamp(&repo.timestamp_bytes()).unwrap();
+    set.update_snapshot(&repo.snapshot_bytes(), false).unwrap();
+    let err = set.update_targets(&repo.targets_bytes(), "targets", "root").unwrap_err();
+    assert!(matches!(err, Error::Malformed { .. }), "{err}");
+}
