@@ -60,9 +60,12 @@ impl<T: Role> Signed<T> {
         Ok(())
     }
 
-    /// The document as written to a repository: canonical JSON of the whole envelope.
+    /// The document as written to a repository: ordinary compact JSON. Not canonical JSON:
+    /// that form leaves control characters (the newlines of a PEM key) raw inside strings,
+    /// which strict JSON parsers rightly refuse. Signatures cover the canonical form of
+    /// `signed`, which any reader recomputes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        cjson::to_vec(self).map_err(|e| Error::malformed(T::TYPE.name(), e))
+        serde_json::to_vec(self).map_err(|e| Error::malformed(T::TYPE.name(), e))
     }
 }
 
