@@ -12,10 +12,15 @@ pub enum Error {
     UnsupportedScheme { keytype: String, scheme: String },
     #[error("key check failed: public key {keyid} is malformed: {reason}")]
     MalformedPublicKey { keyid: String, reason: String },
+    /// A key that failed to parse when first used; the text is that parse error's message.
+    #[error("{0}")]
+    UnusableKey(String),
     #[error("key check failed: private key is malformed: {0}")]
     MalformedPrivateKey(String),
     #[error("key check failed: certificate is malformed: {0}")]
     MalformedCertificate(String),
+    #[error("key check failed: SubjectPublicKeyInfo (SPKI) public key is malformed: {0}")]
+    MalformedSpki(String),
     #[error(transparent)]
     Canonical(#[from] CjsonError),
 
@@ -24,8 +29,20 @@ pub enum Error {
     PassphraseRequired,
     #[error("passphrase check failed: wrong passphrase, or the encrypted key is corrupt")]
     WrongPassphrase,
+    #[error("passphrase check failed: the passphrase is empty (expected at least one byte)")]
+    EmptyPassphrase,
     #[error("key check failed: {0}")]
     Unsupported(String),
+    #[error("key file check failed: {path} already exists (expected a new path; a key file is never overwritten)")]
+    KeyFileExists { path: std::path::PathBuf },
+
+    // --- our side: the crypto libraries refused an operation that should work ---
+    #[error("key generation failed for {kind}: {reason}")]
+    KeyGeneration { kind: String, reason: String },
+    #[error("key encoding failed: {0}")]
+    KeyEncoding(String),
+    #[error("signing failed with key {keyid}: {reason}")]
+    Signing { keyid: String, reason: String },
 
     // --- I/O ---
     #[error("{path}: {source}")]

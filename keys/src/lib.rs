@@ -4,12 +4,20 @@
 //!
 //! Canonical JSON lives here too, because a key id is the SHA-256 of a key's canonical form.
 
+mod cert;
 pub mod cjson;
 mod error;
+mod pem;
+mod private;
+mod private_pem;
 mod public;
 mod signer;
+mod spki_key;
 mod verify;
 
 pub use error::{Error, Result};
 pub use public::{KeyId, KeyVal, PublicKey, Scheme};
 pub use signer::Signer;
+
+pub use cert::{certificate_info, certificate_info_der, CertificateInfo};
+pub use private::{KeyKind, PrivateKey};

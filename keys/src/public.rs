@@ -146,15 +146,15 @@ impl PublicKey {
 
     /// Verify `sig` (raw signature bytes, already hex-decoded) over `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
-        let verifier = self
-            .verifier
-            .get_or_init(|| Verifier::parse(self).map(Arc::new).map_err(|e| e.to_string()));
+        let verifier = self.verifier.get_or_init(|| {
+            Verifier::parse(self)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
         match verifier {
             Ok(v) => v.verify(msg, sig),
-            Err(reason) => Err(Error::MalformedPublicKey {
-                keyid: self.key_id().map(|k| k.0).unwrap_or_default(),
-                reason: reason.clone(),
-            }),
+            // The parse error is cached as text (errors are not Clone); it already names the key.
+            Err(message) => Err(Error::UnusableKey(message.clone())),
         }
     }
 }
