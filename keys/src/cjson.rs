@@ -284,7 +284,11 @@ impl<'a> ser::Serializer for &'a mut Serializer {
     fn serialize_tuple(self, len: usize) -> Result<Seq<'a>, CjsonError> {
         self.serialize_seq(Some(len))
     }
-    fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<Seq<'a>, CjsonError> {
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Seq<'a>, CjsonError> {
         self.serialize_seq(Some(len))
     }
     fn serialize_tuple_variant(
@@ -397,7 +401,9 @@ impl ser::SerializeMap for Map<'_> {
     type Ok = ();
     type Error = CjsonError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), CjsonError> {
-        key.serialize(KeySerializer { ser: &mut *self.ser })
+        key.serialize(KeySerializer {
+            ser: &mut *self.ser,
+        })
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CjsonError> {
         value.serialize(&mut *self.ser)
@@ -577,6 +583,7 @@ impl ser::Serializer for KeySerializer<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -585,12 +592,18 @@ mod tests {
     fn sorts_keys_and_escapes_only_quote_and_backslash() {
         let v = json!({"b": 1, "a": [true, null, "x\"y\\z\n\u{e9}"], "A": {"z": -3, "y": {}}});
         let got = String::from_utf8(to_vec(&v).unwrap()).unwrap();
-        assert_eq!(got, "{\"A\":{\"y\":{},\"z\":-3},\"a\":[true,null,\"x\\\"y\\\\z\n\u{e9}\"],\"b\":1}");
+        assert_eq!(
+            got,
+            "{\"A\":{\"y\":{},\"z\":-3},\"a\":[true,null,\"x\\\"y\\\\z\n\u{e9}\"],\"b\":1}"
+        );
     }
 
     #[test]
     fn refuses_floats() {
-        assert!(matches!(to_vec(&json!({"a": 1.5})), Err(CjsonError::Float(_))));
+        assert!(matches!(
+            to_vec(&json!({"a": 1.5})),
+            Err(CjsonError::Float(_))
+        ));
     }
 
     #[derive(serde::Serialize)]
@@ -643,8 +656,10 @@ mod tests {
             "signatures": [{"keyid": "k", "sig": "00"}]
         });
         let mut theirs = Vec::new();
-        let mut ser =
-            serde_json::Serializer::with_formatter(&mut theirs, olpc_cjson::CanonicalFormatter::new());
+        let mut ser = serde_json::Serializer::with_formatter(
+            &mut theirs,
+            olpc_cjson::CanonicalFormatter::new(),
+        );
         serde::Serialize::serialize(&v, &mut ser).unwrap();
         assert_eq!(to_vec(&v).unwrap(), theirs);
     }

@@ -12,9 +12,6 @@ pub enum Error {
     UnsupportedScheme { keytype: String, scheme: String },
     #[error("key check failed: public key {keyid} is malformed: {reason}")]
     MalformedPublicKey { keyid: String, reason: String },
-    /// A key that failed to parse when first used; the text is that parse error's message.
-    #[error("{0}")]
-    UnusableKey(String),
     #[error("key check failed: private key is malformed: {0}")]
     MalformedPrivateKey(String),
     #[error("key check failed: certificate is malformed: {0}")]

@@ -95,7 +95,7 @@ pub struct PublicKey {
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
     #[serde(skip)]
-    verifier: OnceLock<std::result::Result<Arc<Verifier>, String>>,
+    verifier: OnceLock<Arc<Verifier>>,
 }
 
 impl PartialEq for PublicKey {
@@ -146,15 +146,16 @@ impl PublicKey {
 
     /// Verify `sig` (raw signature bytes, already hex-decoded) over `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
-        let verifier = self.verifier.get_or_init(|| {
-            Verifier::parse(self)
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-        });
-        match verifier {
-            Ok(v) => v.verify(msg, sig),
-            // The parse error is cached as text (errors are not Clone); it already names the key.
-            Err(message) => Err(Error::UnusableKey(message.clone())),
-        }
+        // Only a successful parse is cached: a malformed key fails (and is re-parsed) every
+        // time, so its error keeps its precise variant and message.
+        let verifier = match self.verifier.get() {
+            Some(v) => v,
+            None => {
+                let parsed = Arc::new(Verifier::parse(self)?);
+                self.verifier.get_or_init(|| parsed)
+            }
+        };
+        verifier.verify(msg, sig)
     }
+
 }
