@@ -15,3 +15,5 @@ pub fn target_dir() -> PathBuf {
         .map(|p| p.join("target"))
         .unwrap_or_else(|| PathBuf::from("target"))
 }
+
+pub mod repo_writer;
