@@ -26,7 +26,11 @@ pub enum Error {
     #[error("root rotation check failed: expected root version {expected}, got {found}")]
     RootVersion { expected: u64, found: u64 },
     #[error("rollback check failed: {role} version {new} is lower than trusted version {trusted}")]
-    Rollback { role: String, trusted: u64, new: u64 },
+    Rollback {
+        role: String,
+        trusted: u64,
+        new: u64,
+    },
     #[error("version check failed: {role} version {found} does not match version {expected} listed in {listed_in}")]
     VersionMismatch {
         role: String,

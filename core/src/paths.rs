@@ -16,7 +16,10 @@ enum Token {
     Star,
     Any,
     Lit(char),
-    Class { negated: bool, items: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        items: Vec<(char, char)>,
+    },
 }
 
 fn tokenize(pattern: &str) -> Vec<Token> {
@@ -91,7 +94,9 @@ fn token_matches(token: &Token, c: char) -> bool {
     match token {
         Token::Any => true,
         Token::Lit(l) => *l == c,
-        Token::Class { negated, items } => items.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated,
+        Token::Class { negated, items } => {
+            items.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated
+        }
         Token::Star => false,
     }
 }

@@ -63,11 +63,27 @@ mod tests {
 
     #[test]
     fn refuses_escaping_names() {
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", "a\\b", "a/", "x\0y", "a\nb"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "a/./b",
+            "a\\b",
+            "a/",
+            "x\0y",
+            "a\nb",
+        ] {
             assert!(TargetName::new(bad).is_err(), "{bad:?} must be refused");
         }
         let ok = TargetName::new("ecu/ivi/app-1.0.bin").expect("safe name");
         assert_eq!(ok.split_dir(), ("ecu/ivi/", "app-1.0.bin"));
-        assert_eq!(TargetName::new("f..bin").expect("dots inside a name are fine").split_dir(), ("", "f..bin"));
+        assert_eq!(
+            TargetName::new("f..bin")
+                .expect("dots inside a name are fine")
+                .split_dir(),
+            ("", "f..bin")
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! caller's (see ferry-primary's updater). The order of checks follows the TUF reference
 //! client, which the conformance suite encodes.
 
-use crate::metadata::{verify_length_and_hashes, Parsed, Role, RoleType, Root, Snapshot, Targets, Timestamp};
+use crate::metadata::{
+    verify_length_and_hashes, Parsed, Role, RoleType, Root, Snapshot, Targets, Timestamp,
+};
 use crate::verify::{verify, verify_self_signed, Verified};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -190,7 +192,12 @@ impl TrustedSet {
     }
 
     /// Accept top-level targets (delegator `root`) or a delegated targets role.
-    pub fn update_targets(&mut self, bytes: &[u8], role: &str, delegator: &str) -> Result<&Verified<Targets>> {
+    pub fn update_targets(
+        &mut self,
+        bytes: &[u8],
+        role: &str,
+        delegator: &str,
+    ) -> Result<&Verified<Targets>> {
         let snapshot = self.check_final_snapshot()?;
         let meta = snapshot
             .role_meta(role)
@@ -205,10 +212,9 @@ impl TrustedSet {
             }
             self.root.authority(RoleType::Targets)?
         } else {
-            let parent = self
-                .targets
-                .get(delegator)
-                .ok_or(Error::Order("a delegated role needs its delegator loaded first"))?;
+            let parent = self.targets.get(delegator).ok_or(Error::Order(
+                "a delegated role needs its delegator loaded first",
+            ))?;
             parent
                 .delegations
                 .as_ref()
@@ -218,7 +224,12 @@ impl TrustedSet {
                     delegator: delegator.into(),
                 })?
         };
-        verify_length_and_hashes(&format!("{role}.json"), bytes, meta.length, meta.hashes.as_ref())?;
+        verify_length_and_hashes(
+            &format!("{role}.json"),
+            bytes,
+            meta.length,
+            meta.hashes.as_ref(),
+        )?;
         let parsed = Parsed::<Targets>::from_bytes(bytes)?;
         parsed.signed.check(role)?;
         let new = verify(parsed, &[authority])?;

@@ -71,7 +71,11 @@ pub fn verify_self_signed<T: Role>(
 /// Count distinct authorised key ids with a valid signature over `msg`. A key id counts once
 /// however many signatures carry it; signatures by unknown keys or that fail to verify are
 /// ignored (they neither help nor hurt, as in the TUF reference client).
-pub fn check_threshold(authority: &Authority<'_>, msg: &[u8], signatures: &[Signature]) -> Result<()> {
+pub fn check_threshold(
+    authority: &Authority<'_>,
+    msg: &[u8],
+    signatures: &[Signature],
+) -> Result<()> {
     let authorised: BTreeSet<&KeyId> = authority.keyids.iter().collect();
     let mut valid: BTreeSet<&KeyId> = BTreeSet::new();
     for sig in signatures {

@@ -16,11 +16,19 @@ fn search(repo: &Repo, target: &str) -> (Result<Option<String>, Error>, Vec<Stri
     set.update_timestamp(&repo.timestamp_bytes()).unwrap();
     set.update_snapshot(&repo.snapshot_bytes(), false).unwrap();
     let mut loaded = Vec::new();
-    let result = find_target(&mut set, target, &mut |set: &mut TrustedSet, role: &str, parent: &str| {
-        loaded.push(role.to_owned());
-        let bytes = if role == "targets" { repo.targets_bytes() } else { repo.role_bytes(role) };
-        set.update_targets(&bytes, role, parent).map(|_| ())
-    });
+    let result = find_target(
+        &mut set,
+        target,
+        &mut |set: &mut TrustedSet, role: &str, parent: &str| {
+            loaded.push(role.to_owned());
+            let bytes = if role == "targets" {
+                repo.targets_bytes()
+            } else {
+                repo.role_bytes(role)
+            };
+            set.update_targets(&bytes, role, parent).map(|_| ())
+        },
+    );
     (result.map(|found| found.map(|f| f.role)), loaded)
 }
 
@@ -29,10 +37,19 @@ fn only_roles_on_the_targets_path_are_loaded() {
     let mut repo = Repo::new();
     repo.delegate("apps", &["apps/*"], false);
     repo.delegate("os", &["os/*"], false);
-    repo.delegated.get_mut("os").unwrap().0.targets.insert("os/image.bin".into(), target_file(b"os"));
+    repo.delegated
+        .get_mut("os")
+        .unwrap()
+        .0
+        .targets
+        .insert("os/image.bin".into(), target_file(b"os"));
     let (found, loaded) = search(&repo, "os/image.bin");
     assert_eq!(found.unwrap().as_deref(), Some("os"));
-    assert_eq!(loaded, ["targets", "os"], "the apps role must not be fetched");
+    assert_eq!(
+        loaded,
+        ["targets", "os"],
+        "the apps role must not be fetched"
+    );
 }
 
 #[test]
@@ -40,10 +57,19 @@ fn a_role_cannot_vouch_for_a_target_outside_its_paths() {
     let mut repo = Repo::new();
     repo.delegate("apps", &["apps/*"], false);
     // The supplier signs an OS image it was never delegated.
-    repo.delegated.get_mut("apps").unwrap().0.targets.insert("os/image.bin".into(), target_file(b"evil"));
+    repo.delegated
+        .get_mut("apps")
+        .unwrap()
+        .0
+        .targets
+        .insert("os/image.bin".into(), target_file(b"evil"));
     let (found, loaded) = search(&repo, "os/image.bin");
     assert_eq!(found.unwrap(), None);
-    assert_eq!(loaded, ["targets"], "a role whose paths do not match is not even loaded");
+    assert_eq!(
+        loaded,
+        ["targets"],
+        "a role whose paths do not match is not even loaded"
+    );
 }
 
 #[test]
@@ -51,7 +77,12 @@ fn a_terminating_delegation_hides_later_roles() {
     let mut repo = Repo::new();
     repo.delegate("first", &["fw/*"], true);
     repo.delegate("second", &["fw/*"], false);
-    repo.delegated.get_mut("second").unwrap().0.targets.insert("fw/a.bin".into(), target_file(b"a"));
+    repo.delegated
+        .get_mut("second")
+        .unwrap()
+        .0
+        .targets
+        .insert("fw/a.bin".into(), target_file(b"a"));
     let (found, loaded) = search(&repo, "fw/a.bin");
     assert_eq!(found.unwrap(), None);
     assert_eq!(loaded, ["targets", "first"]);
@@ -60,7 +91,12 @@ fn a_terminating_delegation_hides_later_roles() {
     let mut repo = Repo::new();
     repo.delegate("first", &["fw/*"], false);
     repo.delegate("second", &["fw/*"], false);
-    repo.delegated.get_mut("second").unwrap().0.targets.insert("fw/a.bin".into(), target_file(b"a"));
+    repo.delegated
+        .get_mut("second")
+        .unwrap()
+        .0
+        .targets
+        .insert("fw/a.bin".into(), target_file(b"a"));
     let (found, loaded) = search(&repo, "fw/a.bin");
     assert_eq!(found.unwrap().as_deref(), Some("second"));
     assert_eq!(loaded, ["targets", "first", "second"]);
@@ -81,7 +117,10 @@ fn a_delegated_role_missing_from_snapshot_is_refused() {
     repo.delegate("apps", &["apps/*"], false);
     repo.snapshot.meta.remove("apps.json");
     let (found, _) = search(&repo, "apps/x");
-    assert!(matches!(found, Err(Error::NotInSnapshot { .. })), "{found:?}");
+    assert!(
+        matches!(found, Err(Error::NotInSnapshot { .. })),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -102,9 +141,12 @@ fn hashed_bins_load_exactly_one_bin() {
         let mut meta = repo.targets.clone();
         meta.targets.clear();
         if name == home {
-            meta.targets.insert(target.into(), target_file(b"analytics"));
+            meta.targets
+                .insert(target.into(), target_file(b"analytics"));
         }
-        repo.snapshot.meta.insert(format!("{name}.json"), MetaFile::new(1));
+        repo.snapshot
+            .meta
+            .insert(format!("{name}.json"), MetaFile::new(1));
         repo.delegated.insert(name, (meta, vec![bins_key.clone()]));
     }
     repo.targets.delegations = Some(Delegations {
@@ -128,6 +170,8 @@ fn malformed_delegations_are_refused() {
     let mut set = TrustedSet::new(&repo.root_bytes(), now()).unwrap();
     set.update_timestamp(&repo.timestamp_bytes()).unwrap();
     set.update_snapshot(&repo.snapshot_bytes(), false).unwrap();
-    let err = set.update_targets(&repo.targets_bytes(), "targets", "root").unwrap_err();
+    let err = set
+        .update_targets(&repo.targets_bytes(), "targets", "root")
+        .unwrap_err();
     assert!(matches!(err, Error::Malformed { .. }), "{err}");
 }

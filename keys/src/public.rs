@@ -157,5 +157,4 @@ impl PublicKey {
         };
         verifier.verify(msg, sig)
     }
-
 }

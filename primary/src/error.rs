@@ -8,7 +8,9 @@ pub enum Error {
     Metadata(#[from] ferry_core::Error),
     #[error("download check failed: {url} answered HTTP {status}")]
     HttpStatus { url: String, status: u16 },
-    #[error("download check failed: {url} is larger than the {limit} bytes allowed (endless data)")]
+    #[error(
+        "download check failed: {url} is larger than the {limit} bytes allowed (endless data)"
+    )]
     TooLarge { url: String, limit: u64 },
     #[error("download speed check failed: {url} delivered {bytes} bytes in {seconds}s, below the minimum of {minimum} bytes/s (slow retrieval)")]
     TooSlow {

@@ -35,7 +35,12 @@ impl Default for FetchPolicy {
 /// implement this; production uses [`HttpFetcher`].
 pub trait Fetcher: std::fmt::Debug {
     /// Stream `url` into `sink`, refusing more than `max_len` bytes. Returns the byte count.
-    fn fetch(&self, url: &str, max_len: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64>;
+    fn fetch(
+        &self,
+        url: &str,
+        max_len: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64>;
 
     /// The whole body of `url`, at most `max_len` bytes.
     fn fetch_bytes(&self, url: &str, max_len: u64) -> Result<Vec<u8>> {
@@ -74,7 +79,12 @@ fn transport(url: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl Fetcher for HttpFetcher {
-    fn fetch(&self, url: &str, max_len: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+    fn fetch(
+        &self,
+        url: &str,
+        max_len: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
         let start = Instant::now();
         let mut total: u64 = 0;
         let mut attempts = 0;
@@ -94,7 +104,10 @@ impl Fetcher for HttpFetcher {
                     status: status.as_u16(),
                 });
             }
-            if response.content_length().is_some_and(|len| total + len > max_len) {
+            if response
+                .content_length()
+                .is_some_and(|len| total + len > max_len)
+            {
                 return Err(Error::TooLarge {
                     url: url.to_owned(),
                     limit: max_len,
@@ -102,7 +115,9 @@ impl Fetcher for HttpFetcher {
             }
             match self.read_body(url, &mut response, max_len, start, &mut total, sink) {
                 Ok(()) => return Ok(total),
-                Err(Error::Transport { reason, .. }) if total > 0 && attempts < self.policy.resume_attempts => {
+                Err(Error::Transport { reason, .. })
+                    if total > 0 && attempts < self.policy.resume_attempts =>
+                {
                     attempts += 1;
                     tracing::warn!(url, total, attempts, %reason, "download interrupted; resuming");
                 }

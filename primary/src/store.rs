@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 
 /// Everything but `A-Za-z0-9-._~` is encoded (python's `urllib.parse.quote(s, safe="")`), so a
 /// role or target name can never name a path outside its directory.
-const QUOTE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const QUOTE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 pub fn quote(name: &str) -> String {
     utf8_percent_encode(name, QUOTE).to_string()

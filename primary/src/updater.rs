@@ -98,7 +98,9 @@ impl<F: Fetcher> Updater<F> {
                     self.store.persist("root", &bytes)?;
                     tracing::info!(version, "root rotated");
                 }
-                Err(Error::HttpStatus { status: 403 | 404, .. }) => return Ok(()),
+                Err(Error::HttpStatus {
+                    status: 403 | 404, ..
+                }) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
@@ -128,7 +130,9 @@ impl<F: Fetcher> Updater<F> {
                 Err(e) => tracing::debug!(%e, "local snapshot not usable"),
             }
         }
-        let ts = set.timestamp().ok_or(ferry_core::Error::Order("snapshot before timestamp"))?;
+        let ts = set
+            .timestamp()
+            .ok_or(ferry_core::Error::Order("snapshot before timestamp"))?;
         let meta = ts.snapshot_meta()?;
         let max = meta.length.unwrap_or(self.limits.snapshot_max);
         let name = if set.root().consistent_snapshot {
@@ -136,7 +140,9 @@ impl<F: Fetcher> Updater<F> {
         } else {
             "snapshot.json".to_owned()
         };
-        let bytes = self.fetcher.fetch_bytes(&format!("{}{name}", self.metadata_url), max)?;
+        let bytes = self
+            .fetcher
+            .fetch_bytes(&format!("{}{name}", self.metadata_url), max)?;
         set.update_snapshot(&bytes, false)?;
         self.store.persist("snapshot", &bytes)?;
         Ok(())
@@ -152,7 +158,9 @@ impl<F: Fetcher> Updater<F> {
                 Err(e) => tracing::debug!(role, %e, "local targets not usable"),
             }
         }
-        let snapshot = set.snapshot().ok_or(ferry_core::Error::Order("targets before snapshot"))?;
+        let snapshot = set
+            .snapshot()
+            .ok_or(ferry_core::Error::Order("targets before snapshot"))?;
         let meta = snapshot
             .role_meta(role)
             .ok_or_else(|| ferry_core::Error::NotInSnapshot { role: role.into() })?;
@@ -162,7 +170,9 @@ impl<F: Fetcher> Updater<F> {
         } else {
             format!("{}.json", quote(role))
         };
-        let bytes = self.fetcher.fetch_bytes(&format!("{}{name}", self.metadata_url), max)?;
+        let bytes = self
+            .fetcher
+            .fetch_bytes(&format!("{}{name}", self.metadata_url), max)?;
         set.update_targets(&bytes, role, delegator)?;
         self.store.persist(role, &bytes)?;
         Ok(())
@@ -170,8 +180,13 @@ impl<F: Fetcher> Updater<F> {
 
     /// Find `target` through the delegation graph, loading only the roles on its path.
     pub fn target_info(&mut self, target: &str) -> Result<FoundTarget> {
-        let mut set = self.set.take().ok_or(ferry_core::Error::Order("target lookup before refresh"))?;
-        let found = find_target(&mut set, target, &mut |set, role, parent| self.load_targets(set, role, parent));
+        let mut set = self
+            .set
+            .take()
+            .ok_or(ferry_core::Error::Order("target lookup before refresh"))?;
+        let found = find_target(&mut set, target, &mut |set, role, parent| {
+            self.load_targets(set, role, parent)
+        });
         self.set = Some(set);
         found?.ok_or_else(|| Error::TargetNotFound(target.to_owned()))
     }
@@ -179,7 +194,13 @@ impl<F: Fetcher> Updater<F> {
     /// Download `name` (found by [`Updater::target_info`]) into `dir`, verifying its length and
     /// every hash while streaming. A valid copy already in `dir` is used without fetching.
     /// Returns the file's path: `dir/quote(name)`.
-    pub fn download_target(&self, found: &FoundTarget, name: &str, target_base_url: &str, dir: &Path) -> Result<PathBuf> {
+    pub fn download_target(
+        &self,
+        found: &FoundTarget,
+        name: &str,
+        target_base_url: &str,
+        dir: &Path,
+    ) -> Result<PathBuf> {
         let name = TargetName::new(name)?;
         let info = &found.target;
         let dest = dir.join(quote(name.as_str()));
@@ -187,11 +208,21 @@ impl<F: Fetcher> Updater<F> {
             tracing::info!(target = %name, "using cached target");
             return Ok(dest);
         }
-        let mut check = HashCheck::new(name.as_str(), Some(info.length), Some(&info.hashes))?.require_hashes()?;
-        let consistent = self.set.as_ref().is_some_and(|s| s.root().consistent_snapshot);
+        let mut check = HashCheck::new(name.as_str(), Some(info.length), Some(&info.hashes))?
+            .require_hashes()?;
+        let consistent = self
+            .set
+            .as_ref()
+            .is_some_and(|s| s.root().consistent_snapshot);
         let remote = if consistent {
             let (dir_part, file) = name.split_dir();
-            let hash = info.hashes.values().next().ok_or_else(|| ferry_core::Error::NoHashes { what: name.to_string() })?;
+            let hash = info
+                .hashes
+                .values()
+                .next()
+                .ok_or_else(|| ferry_core::Error::NoHashes {
+                    what: name.to_string(),
+                })?;
             format!("{dir_part}{hash}.{file}")
         } else {
             name.as_str().to_owned()
@@ -213,13 +244,19 @@ impl<F: Fetcher> Updater<F> {
         Ok(dest)
     }
 
-    fn cached_is_valid(&self, path: &Path, name: &str, info: &ferry_core::metadata::TargetFile) -> Result<bool> {
+    fn cached_is_valid(
+        &self,
+        path: &Path,
+        name: &str,
+        info: &ferry_core::metadata::TargetFile,
+    ) -> Result<bool> {
         let mut file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io_at(path)(e)),
         };
-        let mut check = HashCheck::new(name, Some(info.length), Some(&info.hashes))?.require_hashes()?;
+        let mut check =
+            HashCheck::new(name, Some(info.length), Some(&info.hashes))?.require_hashes()?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = file.read(&mut buf).map_err(io_at(path))?;

@@ -64,23 +64,34 @@ fn endless_data_stops_at_the_cap() {
             Ok(())
         })
         .unwrap_err();
-    assert!(matches!(err, Error::TooLarge { limit: 100_000, .. }), "{err}");
-    assert!(received <= 100_000, "no byte past the cap reaches the sink ({received})");
+    assert!(
+        matches!(err, Error::TooLarge { limit: 100_000, .. }),
+        "{err}"
+    );
+    assert!(
+        received <= 100_000,
+        "no byte past the cap reaches the sink ({received})"
+    );
 }
 
 #[test]
 fn a_declared_length_over_the_cap_is_refused_before_reading() {
     let url = serve(|_, _, s| {
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n");
+        let _ =
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n");
     });
-    let err = HttpFetcher::new(policy()).unwrap().fetch_bytes(&url, 10).unwrap_err();
+    let err = HttpFetcher::new(policy())
+        .unwrap()
+        .fetch_bytes(&url, 10)
+        .unwrap_err();
     assert!(matches!(err, Error::TooLarge { .. }), "{err}");
 }
 
 #[test]
 fn slow_retrieval_is_aborted() {
     let url = serve(|_, _, s| {
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n");
+        let _ =
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n");
         for _ in 0..100 {
             if s.write_all(b"x").is_err() {
                 return;
@@ -88,8 +99,20 @@ fn slow_retrieval_is_aborted() {
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    let err = HttpFetcher::new(policy()).unwrap().fetch_bytes(&url, 100_000).unwrap_err();
-    assert!(matches!(err, Error::TooSlow { minimum: 10_000, .. }), "{err}");
+    let err = HttpFetcher::new(policy())
+        .unwrap()
+        .fetch_bytes(&url, 100_000)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooSlow {
+                minimum: 10_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 const BODY: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -99,7 +122,11 @@ fn a_cut_connection_is_resumed_with_range() {
     let url = serve(|n, range, s| {
         if n == 0 {
             // Promise the whole body, send half, hang up.
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", BODY.len());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                BODY.len()
+            );
             let _ = s.write_all(&BODY[..10]);
             return;
         }
@@ -113,25 +140,42 @@ fn a_cut_connection_is_resumed_with_range() {
         );
         let _ = s.write_all(&BODY[start..]);
     });
-    let body = HttpFetcher::new(policy()).unwrap().fetch_bytes(&url, 1000).unwrap();
+    let body = HttpFetcher::new(policy())
+        .unwrap()
+        .fetch_bytes(&url, 1000)
+        .unwrap();
     assert_eq!(body, BODY);
 }
 
 #[test]
 fn a_server_that_ignores_range_cannot_corrupt_a_resumed_download() {
     let url = serve(|n, _, s| {
-        let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", BODY.len());
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            BODY.len()
+        );
         let _ = s.write_all(if n == 0 { &BODY[..10] } else { BODY });
     });
-    let err = HttpFetcher::new(policy()).unwrap().fetch_bytes(&url, 1000).unwrap_err();
+    let err = HttpFetcher::new(policy())
+        .unwrap()
+        .fetch_bytes(&url, 1000)
+        .unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err}");
 }
 
 #[test]
 fn http_errors_name_the_status() {
     let url = serve(|_, _, s| {
-        let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = s
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     });
-    let err = HttpFetcher::new(policy()).unwrap().fetch_bytes(&url, 10).unwrap_err();
-    assert!(matches!(err, Error::HttpStatus { status: 404, .. }), "{err}");
+    let err = HttpFetcher::new(policy())
+        .unwrap()
+        .fetch_bytes(&url, 10)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::HttpStatus { status: 404, .. }),
+        "{err}"
+    );
 }

@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ferry_core::metadata::{
-    hashes_of, DelegatedRole, Delegations, Expires, MetaFile, Role, RoleKeys, Root, Signed, Snapshot, SuccinctRoles,
-    TargetFile, Targets, Timestamp, SPEC_VERSION,
+    hashes_of, DelegatedRole, Delegations, Expires, MetaFile, Role, RoleKeys, Root, Signed,
+    Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp, SPEC_VERSION,
 };
 use ferry_keys::{KeyKind, PrivateKey, Signer};
 use std::collections::BTreeMap;
@@ -83,14 +83,24 @@ impl FerryRepo {
             length: content.len() as u64,
             extra: BTreeMap::new(),
         };
-        let role = match self.targets.delegations.as_ref().and_then(|d| d.succinct_roles.as_ref()) {
+        let role = match self
+            .targets
+            .delegations
+            .as_ref()
+            .and_then(|d| d.succinct_roles.as_ref())
+        {
             Some(bins) if role != "targets" => bins.bin_for(name),
             _ => role.to_owned(),
         };
         if role == "targets" {
             self.targets.targets.insert(name.into(), file);
         } else {
-            self.delegated.get_mut(&role).unwrap().0.targets.insert(name.into(), file);
+            self.delegated
+                .get_mut(&role)
+                .unwrap()
+                .0
+                .targets
+                .insert(name.into(), file);
         }
         self.blobs.insert(name.into(), content.to_vec());
     }
@@ -104,7 +114,8 @@ impl FerryRepo {
             succinct_roles: None,
             extra: BTreeMap::new(),
         });
-        d.keys.insert(key.key_id().clone(), key.public_key().clone());
+        d.keys
+            .insert(key.key_id().clone(), key.public_key().clone());
         d.roles.as_mut().unwrap().push(DelegatedRole {
             keyids: vec![key.key_id().clone()],
             name: name.into(),
@@ -114,7 +125,8 @@ impl FerryRepo {
             threshold: 1,
             extra: BTreeMap::new(),
         });
-        self.delegated.insert(name.into(), (targets_meta(self.now), key));
+        self.delegated
+            .insert(name.into(), (targets_meta(self.now), key));
     }
 
     /// Delegate everything to `2^bit_length` TAP 15 hashed bins signed by one key of `kind`.
@@ -128,7 +140,8 @@ impl FerryRepo {
             extra: BTreeMap::new(),
         };
         for name in bins.bin_names() {
-            self.delegated.insert(name, (targets_meta(self.now), key.clone()));
+            self.delegated
+                .insert(name, (targets_meta(self.now), key.clone()));
         }
         self.targets.delegations = Some(Delegations {
             keys: [(key.key_id().clone(), key.public_key().clone())].into(),
@@ -148,10 +161,19 @@ impl FerryRepo {
             type_: "root".into(),
             consistent_snapshot: true,
             expires: Expires::after(self.now, Duration::days(365)),
-            keys: all.iter().map(|k| (k.key_id().clone(), k.public_key().clone())).collect(),
+            keys: all
+                .iter()
+                .map(|k| (k.key_id().clone(), k.public_key().clone()))
+                .collect(),
             roles: [
-                ("root".to_string(), role_keys(&self.root_keys.iter().collect::<Vec<_>>(), 2)),
-                ("timestamp".to_string(), role_keys(&[&self.timestamp_key], 1)),
+                (
+                    "root".to_string(),
+                    role_keys(&self.root_keys.iter().collect::<Vec<_>>(), 2),
+                ),
+                (
+                    "timestamp".to_string(),
+                    role_keys(&[&self.timestamp_key], 1),
+                ),
                 ("snapshot".to_string(), role_keys(&[&self.snapshot_key], 1)),
                 ("targets".to_string(), role_keys(&[&self.targets_key], 1)),
             ]
@@ -176,7 +198,11 @@ impl FerryRepo {
             write_signed(&md.join(format!("1.{name}.json")), meta.clone(), &[key]);
             snapshot_meta.insert(format!("{name}.json"), MetaFile::new(1));
         }
-        write_signed(&md.join("1.targets.json"), self.targets.clone(), &[&self.targets_key]);
+        write_signed(
+            &md.join("1.targets.json"),
+            self.targets.clone(),
+            &[&self.targets_key],
+        );
         snapshot_meta.insert("targets.json".into(), MetaFile::new(1));
         let snapshot = Snapshot {
             type_: "snapshot".into(),
@@ -186,7 +212,8 @@ impl FerryRepo {
             version: 1,
             extra: BTreeMap::new(),
         };
-        let snapshot_bytes = write_signed(&md.join("1.snapshot.json"), snapshot, &[&self.snapshot_key]);
+        let snapshot_bytes =
+            write_signed(&md.join("1.snapshot.json"), snapshot, &[&self.snapshot_key]);
         let mut meta = MetaFile::new(1);
         meta.length = Some(snapshot_bytes.len() as u64);
         meta.hashes = Some(hashes_of(&snapshot_bytes));
@@ -198,10 +225,16 @@ impl FerryRepo {
             version: 1,
             extra: BTreeMap::new(),
         };
-        write_signed(&md.join("timestamp.json"), timestamp, &[&self.timestamp_key]);
+        write_signed(
+            &md.join("timestamp.json"),
+            timestamp,
+            &[&self.timestamp_key],
+        );
 
         for (name, content) in &self.blobs {
-            let (dir, file) = name.rsplit_once('/').map_or(("", name.as_str()), |(d, f)| (d, f));
+            let (dir, file) = name
+                .rsplit_once('/')
+                .map_or(("", name.as_str()), |(d, f)| (d, f));
             let target_dir = tg.join(dir);
             std::fs::create_dir_all(&target_dir).unwrap();
             for hash in hashes_of(content).values() {

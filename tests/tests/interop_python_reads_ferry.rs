@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Command;
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/python").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/python")
+        .join(name)
 }
 
 /// Run ngclient over `repo`; Ok(parsed JSON) or Err(stderr).
@@ -40,10 +42,20 @@ fn check_kind(kind: KeyKind, keytype: &str) {
     repo_with_everything(dir.path(), kind);
     let result = ngclient(dir.path(), &["top/level.bin", "supplier/ecu.bin"])
         .unwrap_or_else(|e| panic!("python-tuf refused Ferry's {kind} repository:\n{e}"));
-    assert_eq!(result["targets"]["top/level.bin"], hex::encode(Sha256::digest(b"top-level target")));
-    assert_eq!(result["targets"]["supplier/ecu.bin"], hex::encode(Sha256::digest(b"supplier image")));
+    assert_eq!(
+        result["targets"]["top/level.bin"],
+        hex::encode(Sha256::digest(b"top-level target"))
+    );
+    assert_eq!(
+        result["targets"]["supplier/ecu.bin"],
+        hex::encode(Sha256::digest(b"supplier image"))
+    );
     for role in ["root", "timestamp", "snapshot", "targets"] {
-        assert_eq!(result["keytypes"][role], serde_json::json!([keytype]), "{role}");
+        assert_eq!(
+            result["keytypes"][role],
+            serde_json::json!([keytype]),
+            "{role}"
+        );
     }
 }
 
@@ -65,9 +77,13 @@ fn python_tuf_verifies_rsa_4096() {
     repo.targets_key = ferry_keys::PrivateKey::generate(KeyKind::Rsa4096).unwrap();
     repo.add_target("targets", "big/rsa.bin", b"signed by rsa-4096");
     repo.write();
-    let result = ngclient(dir.path(), &["big/rsa.bin"]).unwrap_or_else(|e| panic!("python-tuf refused rsa-4096:\n{e}"));
+    let result = ngclient(dir.path(), &["big/rsa.bin"])
+        .unwrap_or_else(|e| panic!("python-tuf refused rsa-4096:\n{e}"));
     assert_eq!(result["keytypes"]["targets"], serde_json::json!(["rsa"]));
-    assert_eq!(result["targets"]["big/rsa.bin"], hex::encode(Sha256::digest(b"signed by rsa-4096")));
+    assert_eq!(
+        result["targets"]["big/rsa.bin"],
+        hex::encode(Sha256::digest(b"signed by rsa-4096"))
+    );
 }
 
 #[test]
@@ -86,9 +102,13 @@ fn python_tuf_verifies_hashed_bins() {
     }
     repo.write();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let result = ngclient(dir.path(), &refs).unwrap_or_else(|e| panic!("python-tuf refused hashed bins:\n{e}"));
+    let result = ngclient(dir.path(), &refs)
+        .unwrap_or_else(|e| panic!("python-tuf refused hashed bins:\n{e}"));
     for name in &names {
-        assert_eq!(result["targets"][name.as_str()], hex::encode(Sha256::digest(name.as_bytes())));
+        assert_eq!(
+            result["targets"][name.as_str()],
+            hex::encode(Sha256::digest(name.as_bytes()))
+        );
     }
 }
 
@@ -99,9 +119,13 @@ fn python_tuf_refuses_a_corrupted_ferry_signature() {
     let dir = tempfile::tempdir().unwrap();
     repo_with_everything(dir.path(), KeyKind::EcdsaP256);
     let path = dir.path().join("metadata/1.targets.json");
-    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     doc["signed"]["targets"]["top/level.bin"]["length"] = 1.into();
     std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
     let err = ngclient(dir.path(), &["top/level.bin"]).unwrap_err();
-    assert!(err.contains("signature") || err.contains("Unsigned") || err.contains("threshold"), "{err}");
+    assert!(
+        err.contains("signature") || err.contains("Unsigned") || err.contains("threshold"),
+        "{err}"
+    );
 }

@@ -5,5 +5,8 @@ fn virtualenv_has_pinned_python_tuf() {
         .args(["-c", "import tuf; print(tuf.__version__)"])
         .output()
         .expect("run python");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ferry_tests::python::TUF_VERSION);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        ferry_tests::python::TUF_VERSION
+    );
 }

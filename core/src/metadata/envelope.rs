@@ -90,8 +90,13 @@ impl<T: Role> Parsed<T> {
     /// `signed` object as received, not over our re-serialisation of it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let role = T::TYPE.name();
-        let raw: RawEnvelope = serde_json::from_slice(bytes).map_err(|e| Error::malformed(role, e))?;
-        let found = raw.signed.get("_type").and_then(|t| t.as_str()).unwrap_or("");
+        let raw: RawEnvelope =
+            serde_json::from_slice(bytes).map_err(|e| Error::malformed(role, e))?;
+        let found = raw
+            .signed
+            .get("_type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("");
         if found != role {
             return Err(Error::WrongType {
                 expected: role.to_owned(),
@@ -99,7 +104,8 @@ impl<T: Role> Parsed<T> {
             });
         }
         let canonical = cjson::to_vec(&raw.signed).map_err(|e| Error::malformed(role, e))?;
-        let signed: T = serde_json::from_value(raw.signed).map_err(|e| Error::malformed(role, e))?;
+        let signed: T =
+            serde_json::from_value(raw.signed).map_err(|e| Error::malformed(role, e))?;
         check_common(&signed)?;
         let mut seen = BTreeSet::new();
         for sig in &raw.signatures {

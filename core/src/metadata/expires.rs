@@ -39,7 +39,9 @@ impl<'de> Deserialize<'de> for Expires {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Expires::parse(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("expires {s:?} is not of the form YYYY-MM-DDTHH:MM:SSZ"))
+            serde::de::Error::custom(format!(
+                "expires {s:?} is not of the form YYYY-MM-DDTHH:MM:SSZ"
+            ))
         })
     }
 }

@@ -18,7 +18,11 @@ pub struct HashCheck {
 }
 
 impl HashCheck {
-    pub fn new(what: impl Into<String>, length: Option<u64>, hashes: Option<&Hashes>) -> Result<Self> {
+    pub fn new(
+        what: impl Into<String>,
+        length: Option<u64>,
+        hashes: Option<&Hashes>,
+    ) -> Result<Self> {
         let what = what.into();
         let mut check = HashCheck {
             what,

@@ -16,7 +16,7 @@ pub mod uptane;
 pub use envelope::{Parsed, Signature, Signed};
 pub use expires::Expires;
 pub use hashes::{hashes_of, verify_length_and_hashes, HashCheck, Hashes};
-pub use root::{Root, RoleKeys};
+pub use root::{RoleKeys, Root};
 pub use snapshot::Snapshot;
 pub use targets::{DelegatedRole, Delegations, SuccinctRoles, TargetFile, Targets};
 pub use timestamp::{MetaFile, Timestamp};

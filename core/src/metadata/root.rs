@@ -17,11 +17,17 @@ pub struct RoleKeys {
 impl RoleKeys {
     pub(crate) fn check(&self, role: &str, owner: &str) -> Result<()> {
         if self.threshold == 0 {
-            return Err(Error::malformed(owner, format!("role {role} has threshold 0")));
+            return Err(Error::malformed(
+                owner,
+                format!("role {role} has threshold 0"),
+            ));
         }
         let unique: BTreeSet<_> = self.keyids.iter().collect();
         if unique.len() != self.keyids.len() {
-            return Err(Error::malformed(owner, format!("role {role} lists a key id twice")));
+            return Err(Error::malformed(
+                owner,
+                format!("role {role} lists a key id twice"),
+            ));
         }
         Ok(())
     }
@@ -51,7 +57,9 @@ impl Root {
         if names != expected {
             return Err(Error::malformed(
                 "root",
-                format!("roles must be exactly root, snapshot, targets, timestamp; found {names:?}"),
+                format!(
+                    "roles must be exactly root, snapshot, targets, timestamp; found {names:?}"
+                ),
             ));
         }
         for (name, role) in &self.roles {

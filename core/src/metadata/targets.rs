@@ -88,10 +88,16 @@ impl Delegations {
                 let mut names = BTreeSet::new();
                 for role in roles {
                     if !names.insert(role.name.as_str()) {
-                        return Err(Error::malformed(owner, format!("delegated role {} is listed twice", role.name)));
+                        return Err(Error::malformed(
+                            owner,
+                            format!("delegated role {} is listed twice", role.name),
+                        ));
                     }
                     if TOP_LEVEL.contains(&role.name.as_str()) {
-                        return Err(Error::malformed(owner, format!("delegated role may not be named {}", role.name)));
+                        return Err(Error::malformed(
+                            owner,
+                            format!("delegated role may not be named {}", role.name),
+                        ));
                     }
                     if role.paths.is_some() == role.path_hash_prefixes.is_some() {
                         return Err(Error::malformed(
@@ -105,11 +111,17 @@ impl Delegations {
             }
             (None, Some(bins)) => {
                 if !(1..=32).contains(&bins.bit_length) {
-                    return Err(Error::malformed(owner, "succinct_roles bit_length must be 1 to 32"));
+                    return Err(Error::malformed(
+                        owner,
+                        "succinct_roles bit_length must be 1 to 32",
+                    ));
                 }
                 check_keyids(owner, &bins.name_prefix, &bins.keyids, bins.threshold)
             }
-            _ => Err(Error::malformed(owner, "delegations must have exactly one of roles and succinct_roles")),
+            _ => Err(Error::malformed(
+                owner,
+                "delegations must have exactly one of roles and succinct_roles",
+            )),
         }
     }
 
@@ -149,10 +161,16 @@ impl Delegations {
 
 fn check_keyids(owner: &str, role: &str, keyids: &[KeyId], threshold: u32) -> Result<()> {
     if threshold == 0 {
-        return Err(Error::malformed(owner, format!("role {role} has threshold 0")));
+        return Err(Error::malformed(
+            owner,
+            format!("role {role} has threshold 0"),
+        ));
     }
     if keyids.iter().collect::<BTreeSet<_>>().len() != keyids.len() {
-        return Err(Error::malformed(owner, format!("role {role} lists a key id twice")));
+        return Err(Error::malformed(
+            owner,
+            format!("role {role} lists a key id twice"),
+        ));
     }
     Ok(())
 }
@@ -183,7 +201,12 @@ impl SuccinctRoles {
     }
 
     pub fn bin_name(&self, index: u64) -> String {
-        format!("{}-{:0width$x}", self.name_prefix, index, width = self.suffix_len())
+        format!(
+            "{}-{:0width$x}",
+            self.name_prefix,
+            index,
+            width = self.suffix_len()
+        )
     }
 
     /// The bin whose role signs `target`.
@@ -199,7 +222,9 @@ impl SuccinctRoles {
             return false;
         };
         suffix.len() == self.suffix_len()
-            && suffix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             && u64::from_str_radix(suffix, 16).is_ok_and(|i| i < self.bin_count())
     }
 

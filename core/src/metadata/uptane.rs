@@ -103,7 +103,9 @@ impl ImageCustom {
     pub fn effective_provides(&self) -> BTreeMap<String, String> {
         let mut provides = self.provides.clone();
         if let (Some(ns), Some(version)) = (self.namespace(), &self.version) {
-            provides.entry(format!("{ns}.version")).or_insert_with(|| version.clone());
+            provides
+                .entry(format!("{ns}.version"))
+                .or_insert_with(|| version.clone());
         }
         provides
     }
@@ -165,7 +167,10 @@ mod tests {
             "clearsProvides": ["data-partition.analytics-engine.*"], "x-vendor": 1 });
         let c: ImageCustom = serde_json::from_value(v.clone()).expect("parses");
         assert_eq!(c.domain, Some(Domain::App));
-        assert_eq!(c.depends["rootfs-image.python.version"].accepted(), ["3.12", "3.13"]);
+        assert_eq!(
+            c.depends["rootfs-image.python.version"].accepted(),
+            ["3.12", "3.13"]
+        );
         assert_eq!(serde_json::to_value(&c).expect("serialises"), v);
     }
 
@@ -181,7 +186,10 @@ mod tests {
             json!({"hardwareIds": ["x"], "domain": "container", "name": "web", "version": "2"}),
         )
         .expect("parses");
-        assert_eq!(app.effective_clears(), vec!["data-partition.web.*".to_string()]);
+        assert_eq!(
+            app.effective_clears(),
+            vec!["data-partition.web.*".to_string()]
+        );
         assert_eq!(app.effective_provides()["data-partition.web.version"], "2");
     }
 }

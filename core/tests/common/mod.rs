@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ferry_core::metadata::{
-    hashes_of, DelegatedRole, Delegations, Expires, MetaFile, Role, RoleKeys, Root, Signed, Snapshot, TargetFile,
-    Targets, Timestamp, SPEC_VERSION,
+    hashes_of, DelegatedRole, Delegations, Expires, MetaFile, Role, RoleKeys, Root, Signed,
+    Snapshot, TargetFile, Targets, Timestamp, SPEC_VERSION,
 };
 use ferry_keys::{KeyId, KeyKind, PrivateKey, PublicKey, Signer};
 use std::collections::BTreeMap;
@@ -44,7 +44,9 @@ pub fn role_keys(keys: &[&PrivateKey], threshold: u32) -> RoleKeys {
 }
 
 pub fn key_map(keys: &[&PrivateKey]) -> BTreeMap<KeyId, PublicKey> {
-    keys.iter().map(|k| (k.key_id().clone(), k.public_key().clone())).collect()
+    keys.iter()
+        .map(|k| (k.key_id().clone(), k.public_key().clone()))
+        .collect()
 }
 
 pub fn target_file(content: &[u8]) -> TargetFile {
@@ -56,7 +58,12 @@ pub fn target_file(content: &[u8]) -> TargetFile {
     }
 }
 
-pub fn delegated_role(name: &str, keys: &[&PrivateKey], paths: &[&str], terminating: bool) -> DelegatedRole {
+pub fn delegated_role(
+    name: &str,
+    keys: &[&PrivateKey],
+    paths: &[&str],
+    terminating: bool,
+) -> DelegatedRole {
     DelegatedRole {
         keyids: keys.iter().map(|k| k.key_id().clone()).collect(),
         name: name.into(),
@@ -165,7 +172,9 @@ impl Repo {
             succinct_roles: None,
             extra: BTreeMap::new(),
         });
-        delegations.keys.insert(k.key_id().clone(), k.public_key().clone());
+        delegations
+            .keys
+            .insert(k.key_id().clone(), k.public_key().clone());
         delegations
             .roles
             .as_mut()
@@ -175,6 +184,8 @@ impl Repo {
         meta.delegations = None;
         meta.targets.clear();
         self.delegated.insert(name.into(), (meta, vec![Rc::new(k)]));
-        self.snapshot.meta.insert(format!("{name}.json"), MetaFile::new(1));
+        self.snapshot
+            .meta
+            .insert(format!("{name}.json"), MetaFile::new(1));
     }
 }
