@@ -8,6 +8,10 @@ use std::process::Command;
 /// The python-tuf release the interop tests pin.
 pub const TUF_VERSION: &str = "7.0.1";
 
+/// What the virtualenv installs. python-tuf does not pull in `cryptography`; without it,
+/// securesystemslib verifies only ed25519 and every RSA/ECDSA signature looks bad.
+const REQUIREMENTS: &[&str] = &["tuf==7.0.1", "securesystemslib[crypto]"];
+
 /// Path to the virtualenv's python, creating the virtualenv if needed.
 ///
 /// Panics with the failing command's output if python or pip fail: interop tests cannot run
@@ -20,18 +24,22 @@ pub fn python() -> PathBuf {
     let ready = venv.join(".ready");
     let lock = File::create(root.join(".py-venv.lock")).expect("create venv lock file");
     lock.lock().expect("lock venv");
-    if !ready.exists() {
+    let wanted = REQUIREMENTS.join(" ");
+    if std::fs::read_to_string(&ready).ok().as_deref() != Some(wanted.as_str()) {
         let system = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        run(Command::new(system).args(["-m", "venv"]).arg(&venv));
-        run(Command::new(&py).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("tuf=={TUF_VERSION}"),
-        ]));
-        File::create(&ready).expect("mark venv ready");
+        if !py.exists() {
+            run(Command::new(system).args(["-m", "venv"]).arg(&venv));
+        }
+        run(Command::new(&py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(REQUIREMENTS));
+        std::fs::write(&ready, &wanted).expect("mark venv ready");
     }
     drop(lock);
     py

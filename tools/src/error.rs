@@ -10,7 +10,10 @@ pub enum Error {
     #[error(transparent)]
     Primary(#[from] ferry_primary::Error),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("usage: {0}")]
     Usage(String),
 }

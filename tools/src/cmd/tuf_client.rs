@@ -61,7 +61,11 @@ pub fn run(args: Args) -> Result<()> {
     if let Action::Init { trusted_root } = &args.action {
         let bytes = std::fs::read(trusted_root).map_err(crate::error::io_at(trusted_root))?;
         init_trusted_root(&store, &bytes)?;
-        println!("initialised {} with trusted root {}", metadata_dir.display(), trusted_root.display());
+        println!(
+            "initialised {} with trusted root {}",
+            metadata_dir.display(),
+            trusted_root.display()
+        );
         return Ok(());
     }
     let metadata_url = required(&args.metadata_url, "--metadata-url")?;
@@ -74,7 +78,9 @@ pub fn run(args: Args) -> Result<()> {
         let target_dir = required(&args.target_dir, "--target-dir")?;
         let base = required(&args.target_base_url, "--target-base-url")?;
         if args.target_names.is_empty() {
-            return Err(Error::Usage("download needs at least one --target-name".into()));
+            return Err(Error::Usage(
+                "download needs at least one --target-name".into(),
+            ));
         }
         std::fs::create_dir_all(&target_dir).map_err(crate::error::io_at(&target_dir))?;
         for name in &args.target_names {
