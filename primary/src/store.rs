@@ -50,6 +50,16 @@ impl MetadataStore {
         }
     }
 
+    /// Forget `role` (no error if it was not there).
+    pub fn remove(&self, role: &str) -> Result<()> {
+        let path = self.path(role);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_at(path)(e)),
+        }
+    }
+
     /// Replace `role` atomically (temp file, fsync, rename), so a crash leaves the old or the new
     /// bytes, never a torn file. The temp name does not end in `.json`.
     pub fn persist(&self, role: &str, bytes: &[u8]) -> Result<()> {

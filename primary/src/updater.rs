@@ -80,7 +80,18 @@ impl<F: Fetcher> Updater<F> {
             .load("root")?
             .ok_or_else(|| Error::NoTrustedRoot(self.store.dir().to_owned()))?;
         let mut set = TrustedSet::new(&root, self.now)?;
+        let before = online_role_keys(set.root());
         self.load_root(&mut set)?;
+        if online_role_keys(set.root()) != before {
+            // TUF 5.3.11 (fast-forward attack recovery): once the timestamp or snapshot keys
+            // change, the old timestamp and snapshot no longer protect anything; their
+            // possibly attacker-inflated versions must not block the new keys' metadata.
+            tracing::info!(
+                "timestamp or snapshot keys rotated: discarding trusted timestamp and snapshot"
+            );
+            self.store.remove("timestamp")?;
+            self.store.remove("snapshot")?;
+        }
         self.load_timestamp(&mut set)?;
         self.load_snapshot(&mut set)?;
         self.load_targets(&mut set, "targets", "root")?;
@@ -269,6 +280,16 @@ impl<F: Fetcher> Updater<F> {
         }
         Ok(check.finish().is_ok())
     }
+}
+
+/// The key ids and thresholds of the timestamp and snapshot roles.
+fn online_role_keys(
+    root: &ferry_core::metadata::Root,
+) -> Vec<Option<ferry_core::metadata::RoleKeys>> {
+    ["timestamp", "snapshot"]
+        .iter()
+        .map(|r| root.roles.get(*r).cloned())
+        .collect()
 }
 
 /// Write the trusted root a client starts from (the `init` step): no checks, no network.

@@ -211,3 +211,28 @@ fn targets_key_rotation() {
     ]);
     s.assert_targets(&[("dir%2Fb.txt", "b")]);
 }
+
+/// TUF 5.3.11 taken literally: once the snapshot key rotates, the trusted snapshot is deleted,
+/// so a snapshot that restarts at version 1 under the new key is accepted. python-tuf 7.0.1
+/// instead keeps any old snapshot that still verifies and refuses this repository, so this
+/// scenario runs Ferry alone.
+#[test]
+fn snapshot_key_rotation_with_version_reset_is_recovered() {
+    let mut s = Scenario::new(&[]);
+    s.clients.retain(|c| c.kind == common::Kind::Ferry);
+    if s.clients.is_empty() {
+        panic!("this scenario needs the ferry client (FERRY_TUF_CLIENTS excludes it)");
+    }
+    s.tool("add-target", &["dir/a.txt", "--content", "v1"]);
+    for _ in 0..3 {
+        s.tool("publish", &[]);
+    }
+    let r = s.refresh();
+    s.expect(&r, 0, "refresh before rotation");
+
+    s.tool("rotate-key", &["snapshot", "--reset-version"]);
+    s.tool("add-target", &["dir/b.txt", "--content", "after reset"]);
+    let r = s.download(&["dir/b.txt"]);
+    s.expect(&r, 0, "download after the snapshot version reset");
+    s.assert_targets(&[("dir%2Fb.txt", "after reset")]);
+}
