@@ -9,6 +9,8 @@ pub enum Error {
     Core(#[from] ferry_core::Error),
     #[error(transparent)]
     Primary(#[from] ferry_primary::Error),
+    #[error(transparent)]
+    ImageRepo(#[from] ferry_image_repo::Error),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

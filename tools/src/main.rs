@@ -3,6 +3,8 @@
 
 mod cmd;
 mod error;
+mod keyfile;
+mod progress;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -2,8 +2,7 @@
 use crate::error::{io_at, Error, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use ferry_keys::{KeyKind, PrivateKey, PublicKey};
-use std::path::{Path, PathBuf};
-use zeroize::Zeroizing;
+use std::path::PathBuf;
 
 /// Key commands.
 #[derive(Debug, Subcommand)]
@@ -117,7 +116,7 @@ pub fn run(cmd: Command) -> Result<()> {
 
 fn gen(args: GenArgs) -> Result<()> {
     let passphrase = match (&args.passphrase_file, args.insecure_plaintext) {
-        (Some(file), false) => Some(read_passphrase(file)?),
+        (Some(file), false) => Some(crate::keyfile::read_passphrase(file)?),
         (None, true) => None,
         (Some(_), true) => {
             return Err(Error::Usage(
@@ -154,39 +153,13 @@ fn gen(args: GenArgs) -> Result<()> {
 }
 
 fn public(args: PubArgs) -> Result<()> {
-    let bytes = Zeroizing::new(std::fs::read(&args.file).map_err(io_at(&args.file))?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        Error::Usage(format!(
-            "{}: not a PEM text file (expected a PKCS#8 private key or an SPKI public key)",
+    if crate::keyfile::pem_label(&args.file)?.as_deref() == Some("CERTIFICATE") {
+        return Err(Error::Usage(format!(
+            "{} is a certificate: use `ferry key from-cert`",
             args.file.display()
-        ))
-    })?;
-    let key = match first_pem_label(text) {
-        Some("PUBLIC KEY") => PublicKey::from_spki_pem(text)?,
-        Some("CERTIFICATE") => {
-            return Err(Error::Usage(format!(
-                "{} is a certificate: use `ferry key from-cert`",
-                args.file.display()
-            )))
-        }
-        _ => {
-            let passphrase = args
-                .passphrase_file
-                .as_deref()
-                .map(read_passphrase)
-                .transpose()?;
-            match PrivateKey::from_pkcs8_pem(text, passphrase.as_ref().map(|p| p.as_slice())) {
-                Ok(key) => key.public_key().clone(),
-                Err(ferry_keys::Error::PassphraseRequired) => {
-                    return Err(Error::Usage(format!(
-                        "{} is encrypted: give --passphrase-file FILE",
-                        args.file.display()
-                    )))
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    };
+        )));
+    }
+    let key = crate::keyfile::public_key(&args.file, args.passphrase_file.as_deref())?;
     output(&key, args.json)
 }
 
@@ -210,29 +183,4 @@ fn print_key(key: &PublicKey) -> Result<()> {
     println!("key id: {}", key.key_id()?);
     println!("{:#}", serde_json::json!(key));
     Ok(())
-}
-
-/// The label of the first PEM block, to tell public keys, private keys and certificates apart.
-fn first_pem_label(text: &str) -> Option<&str> {
-    let rest = &text[text.find("-----BEGIN ")? + "-----BEGIN ".len()..];
-    Some(&rest[..rest.find("-----")?])
-}
-
-/// The passphrase in `path`, minus one trailing newline (`\n` or `\r\n`), as editors and
-/// `echo` add one. Never echoed anywhere, not even in errors.
-fn read_passphrase(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let mut pass = Zeroizing::new(std::fs::read(path).map_err(io_at(path))?);
-    if pass.last() == Some(&b'\n') {
-        pass.pop();
-        if pass.last() == Some(&b'\r') {
-            pass.pop();
-        }
-    }
-    if pass.is_empty() {
-        return Err(Error::Usage(format!(
-            "passphrase file {} is empty (expected a non-empty passphrase)",
-            path.display()
-        )));
-    }
-    Ok(pass)
 }

@@ -2,6 +2,7 @@ use crate::error::Result;
 use clap::{Parser, Subcommand};
 
 pub mod key;
+pub mod repo;
 pub mod tuf_client;
 
 /// Ferry: Uptane-secured over-the-air updates.
@@ -17,6 +18,9 @@ enum Command {
     /// Generate and inspect signing keys.
     #[command(subcommand)]
     Key(key::Command),
+    /// Build, sign, delegate, rotate, refresh and serve an Image repository.
+    #[command(subcommand)]
+    Repo(repo::Command),
     /// A plain TUF client (tuf-conformance CLI): init, refresh, download.
     TufClient(tuf_client::Args),
 }
@@ -25,5 +29,6 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Key(cmd) => key::run(cmd),
         Command::TufClient(args) => tuf_client::run(args),
+        Command::Repo(cmd) => repo::run(cmd),
     }
 }

@@ -1,0 +1,174 @@
+//! `ferry-repo.toml`: which key files sign which role, thresholds and lifetimes. Key paths are
+//! relative to the repository directory unless absolute.
+
+use crate::error::{io_at, Error, Result};
+use ferry_keys::PrivateKey;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const CONFIG_FILE: &str = "ferry-repo.toml";
+
+/// Signing keys and lifetime of one role.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RoleConfig {
+    /// Private key files available on this host (may be fewer than the threshold for an
+    /// offline role: its signatures are then added elsewhere).
+    #[serde(default)]
+    pub keys: Vec<PathBuf>,
+    #[serde(default = "one")]
+    pub threshold: u32,
+    /// How long a fresh signature is valid, e.g. "1day", "3months".
+    #[serde(with = "humantime_serde_compat")]
+    pub expires: Duration,
+    /// File holding the passphrase of encrypted key files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Config {
+    pub consistent_snapshot: bool,
+    pub root: RoleConfig,
+    pub targets: RoleConfig,
+    pub snapshot: RoleConfig,
+    pub timestamp: RoleConfig,
+    /// Present once `ferry repo bins` has split the catalogue into hashed bins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bins: Option<RoleConfig>,
+}
+
+const DAY: u64 = 24 * 3600;
+
+impl Config {
+    /// Defaults: root 1 year, targets 3 months, snapshot 1 week, timestamp 1 day; keys in keys/.
+    pub fn default_for_new_repo() -> Config {
+        let role = |name: &str, days: u64| RoleConfig {
+            keys: vec![PathBuf::from(format!("keys/{name}.pem"))],
+            threshold: 1,
+            expires: Duration::from_secs(days * DAY),
+            passphrase_file: None,
+        };
+        Config {
+            consistent_snapshot: true,
+            root: role("root", 365),
+            targets: role("targets", 90),
+            snapshot: role("snapshot", 7),
+            timestamp: role("timestamp", 1),
+            bins: None,
+        }
+    }
+
+    pub fn load(dir: &Path) -> Result<Config> {
+        let path = dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotARepository(dir.to_owned()))
+            }
+            Err(e) => return Err(io_at(&path)(e)),
+        };
+        toml::from_str(&text).map_err(|e| Error::Config {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(CONFIG_FILE);
+        let text = toml::to_string_pretty(self).map_err(|e| Error::Config {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        crate::layout::write_atomic(&path, text.as_bytes())
+    }
+
+    pub fn role(&self, role: &str) -> Option<&RoleConfig> {
+        match role {
+            "root" => Some(&self.root),
+            "targets" => Some(&self.targets),
+            "snapshot" => Some(&self.snapshot),
+            "timestamp" => Some(&self.timestamp),
+            "bins" => self.bins.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn role_mut(&mut self, role: &str) -> Option<&mut RoleConfig> {
+        match role {
+            "root" => Some(&mut self.root),
+            "targets" => Some(&mut self.targets),
+            "snapshot" => Some(&mut self.snapshot),
+            "timestamp" => Some(&mut self.timestamp),
+            "bins" => self.bins.as_mut(),
+            _ => None,
+        }
+    }
+}
+
+impl RoleConfig {
+    /// Load this role's private keys (the ones present on this host).
+    pub fn load_keys(&self, dir: &Path) -> Result<Vec<PrivateKey>> {
+        let passphrase = match &self.passphrase_file {
+            Some(p) => {
+                let path = dir.join(p);
+                let mut text = std::fs::read(&path).map_err(io_at(&path))?;
+                if text.last() == Some(&b'\n') {
+                    text.pop();
+                }
+                Some(zeroize::Zeroizing::new(text))
+            }
+            None => None,
+        };
+        self.keys
+            .iter()
+            .map(|p| {
+                PrivateKey::read_file(dir.join(p), passphrase.as_deref().map(|v| v.as_slice()))
+                    .map_err(Error::from)
+            })
+            .collect()
+    }
+}
+
+/// Durations in the config are human-readable ("1day", "12h", "3months").
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Whole days or hours are written as such ("90days", "12h"): humantime's own format
+    /// counts years of 365.25 days, which turns "365days" into an unreadable remainder.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        let secs = d.as_secs();
+        let text = match secs {
+            86_400 => "1day".to_owned(),
+            s if s % 86_400 == 0 => format!("{}days", s / 86_400),
+            s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+            s => format!("{s}s"),
+        };
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("duration {text:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_toml() {
+        let c = Config::default_for_new_repo();
+        let text = toml::to_string_pretty(&c).expect("serialises");
+        assert!(text.contains("expires = \"1day\""), "{text}");
+        let back: Config = toml::from_str(&text).expect("parses");
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,211 @@
+//! Adding, removing and listing targets, with Uptane custom metadata.
+
+use crate::error::{io_at, Error, Result};
+use crate::repo::Repository;
+use ferry_core::metadata::uptane::{DependsValue, Domain, ImageCustom};
+use ferry_core::metadata::{Hashes, TargetFile};
+use ferry_core::TargetName;
+use sha2::{Digest, Sha256, Sha512};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// What `ferry repo add-target` says of a target besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct TargetOptions {
+    /// Target path in the repository; defaults to the file's name.
+    pub name: Option<String>,
+    pub hardware_ids: Vec<String>,
+    pub domain: Option<Domain>,
+    /// The software's name (defaults to the file name without its extension).
+    pub software_name: Option<String>,
+    pub version: Option<String>,
+    pub provides: BTreeMap<String, String>,
+    pub depends: BTreeMap<String, DependsValue>,
+    pub clears: Option<Vec<String>>,
+    pub release_counter: u64,
+    /// Delegated role to add the target to (default: top-level targets, or its hashed bin).
+    pub role: Option<String>,
+}
+
+/// One row of `ferry repo list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListedTarget {
+    pub name: String,
+    pub role: String,
+    pub length: u64,
+    pub sha256: Option<String>,
+    pub custom: Option<serde_json::Value>,
+}
+
+impl Repository {
+    /// Hash `file` (sha256 and sha512, streamed), store it at the spec paths
+    /// `targets/dir/HASH.name`, and stage it with its Uptane custom metadata.
+    /// `progress` is told the bytes hashed so far.
+    pub fn add_target(
+        &mut self,
+        file: &Path,
+        options: &TargetOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(String, TargetFile)> {
+        let default_name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::Invalid(format!("{} has no file name", file.display())))?;
+        let name = TargetName::new(options.name.clone().unwrap_or(default_name))?;
+        if options.hardware_ids.is_empty() {
+            return Err(Error::Invalid(
+                "a target needs at least one --hardware-id".into(),
+            ));
+        }
+        let role = self.role_for_new_target(name.as_str(), options.role.as_deref())?;
+        crate::delegation::check_names(self, &role, &[name.to_string()])?;
+        let (length, hashes) = self.store_target_file(file, &name, progress)?;
+        let software_name = options.software_name.clone().unwrap_or_else(|| {
+            let (_, file_name) = name.split_dir();
+            file_name.split('.').next().unwrap_or(file_name).to_owned()
+        });
+        let custom = ImageCustom {
+            clears_provides: options.clears.clone(),
+            depends: options.depends.clone(),
+            domain: Some(options.domain.clone().unwrap_or(Domain::App)),
+            hardware_ids: options.hardware_ids.clone(),
+            name: Some(software_name),
+            provides: options.provides.clone(),
+            release_counter: options.release_counter,
+            version: options.version.clone(),
+            extra: BTreeMap::new(),
+        };
+        let target = TargetFile {
+            custom: Some(serde_json::to_value(&custom).map_err(|e| Error::Invalid(e.to_string()))?),
+            hashes,
+            length,
+            extra: BTreeMap::new(),
+        };
+        self.insert_target(&role, name.as_str(), target.clone())?;
+        Ok((name.to_string(), target))
+    }
+
+    /// Stage `target` under `name` in `role` (the file must already be stored).
+    pub fn insert_target(&mut self, role: &str, name: &str, target: TargetFile) -> Result<()> {
+        let name = TargetName::new(name)?;
+        crate::delegation::check_names(self, role, &[name.to_string()])?;
+        self.edit_targets(role, |t| {
+            t.targets.insert(name.to_string(), target);
+            Ok(())
+        })
+    }
+
+    /// Where a new target goes: the named role (which must delegate its path), else its bin,
+    /// else top-level targets.
+    fn role_for_new_target(&mut self, name: &str, role: Option<&str>) -> Result<String> {
+        let targets = self.targets_role("targets")?;
+        let bins = targets
+            .delegations
+            .as_ref()
+            .and_then(|d| d.succinct_roles.clone());
+        match (role, bins) {
+            (Some("targets"), Some(_)) => Err(Error::Invalid(
+                "top-level targets delegates everything to hashed bins".into(),
+            )),
+            (Some(role), _) => {
+                self.load_role(role)?;
+                Ok(role.to_owned())
+            }
+            (None, Some(bins)) => Ok(bins.bin_for(name)),
+            (None, None) => Ok("targets".into()),
+        }
+    }
+
+    fn store_target_file(
+        &self,
+        file: &Path,
+        name: &TargetName,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(u64, Hashes)> {
+        let (dir_part, file_name) = name.split_dir();
+        let dir = self.layout.targets().join(dir_part);
+        std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        let mut input = std::fs::File::open(file).map_err(io_at(file))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".ferry-")
+            .suffix(".part")
+            .tempfile_in(&dir)
+            .map_err(io_at(&dir))?;
+        let (mut sha256, mut sha512) = (Sha256::new(), Sha512::new());
+        let mut buf = vec![0u8; 1 << 20];
+        let mut length = 0u64;
+        loop {
+            let n = input.read(&mut buf).map_err(io_at(file))?;
+            if n == 0 {
+                break;
+            }
+            sha256.update(&buf[..n]);
+            sha512.update(&buf[..n]);
+            tmp.write_all(&buf[..n]).map_err(io_at(tmp.path()))?;
+            length += n as u64;
+            progress(length);
+        }
+        tmp.as_file().sync_all().map_err(io_at(tmp.path()))?;
+        let (h256, h512) = (
+            hex::encode(sha256.finalize()),
+            hex::encode(sha512.finalize()),
+        );
+        let first = dir.join(format!("{h256}.{file_name}"));
+        let second = dir.join(format!("{h512}.{file_name}"));
+        tmp.persist(&first).map_err(|e| io_at(&first)(e.error))?;
+        if !second.exists() && std::fs::hard_link(&first, &second).is_err() {
+            std::fs::copy(&first, &second).map_err(io_at(&second))?;
+        }
+        let mut hashes = Hashes::new();
+        hashes.insert("sha256".into(), h256);
+        hashes.insert("sha512".into(), h512);
+        Ok((length, hashes))
+    }
+
+    /// Remove `name` from whichever role lists it. The stored file stays: published snapshots
+    /// still point at it.
+    pub fn remove_target(&mut self, name: &str) -> Result<String> {
+        for role in self.all_targets_roles()? {
+            if self.targets_role(&role)?.targets.contains_key(name) {
+                self.edit_targets(&role, |t| {
+                    t.targets.remove(name);
+                    Ok(())
+                })?;
+                return Ok(role);
+            }
+        }
+        Err(Error::NoSuchTarget(name.to_owned()))
+    }
+
+    /// Every targets role: top-level, then its delegations or bins.
+    pub fn all_targets_roles(&mut self) -> Result<Vec<String>> {
+        let targets = self.targets_role("targets")?;
+        let mut roles = vec!["targets".to_owned()];
+        if let Some(d) = &targets.delegations {
+            if let Some(bins) = &d.succinct_roles {
+                roles.extend(bins.bin_names());
+            }
+            roles.extend(d.roles.iter().flatten().map(|r| r.name.clone()));
+        }
+        Ok(roles)
+    }
+
+    /// Every target in the repository, as currently staged.
+    pub fn list(&mut self) -> Result<Vec<ListedTarget>> {
+        let mut rows = Vec::new();
+        for role in self.all_targets_roles()? {
+            for (name, t) in &self.targets_role(&role)?.targets {
+                rows.push(ListedTarget {
+                    name: name.clone(),
+                    role: role.clone(),
+                    length: t.length,
+                    sha256: t.hashes.get("sha256").cloned(),
+                    custom: t.custom.clone(),
+                });
+            }
+        }
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(rows)
+    }
+}

@@ -1,0 +1,125 @@
+//! `ferry repo serve DIR`: serve an Image repository's `metadata/` and `targets/` over HTTP.
+
+use crate::error::{Error, Result};
+use ferry_image_repo::serve::{self, ServeError};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// After SIGINT/SIGTERM, downloads in flight get this long to finish before the process
+/// exits; clients resume the rest with `Range` against the next server.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+const EXAMPLE: &str = "Examples:
+  ferry repo serve ./repo
+  ferry repo serve ./repo --listen 0.0.0.0:8080
+  ferry repo serve ./repo --listen 127.0.0.1:0     # any free port; the address is printed
+
+Only DIR/metadata/ and DIR/targets/ are served (GET and HEAD, Range, gzip for metadata);
+keys/, staging/ and anything else in DIR never are. The first line on stdout is
+`serving DIR on http://ADDR`. SIGINT or SIGTERM stops the server.";
+
+/// Serve a repository directory over plain HTTP.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLE)]
+pub struct Args {
+    /// Repository directory (holding metadata/ and targets/).
+    dir: PathBuf,
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    serve_until_signal(args).map_err(|e| Error::Usage(e.to_string()))
+}
+
+enum Event {
+    Signal,
+    Stopped(std::result::Result<(), ServeError>),
+}
+
+fn serve_until_signal(args: Args) -> std::result::Result<(), ServeError> {
+    serve::check_repo_dir(&args.dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let listener = runtime.block_on(serve::bind(args.listen))?;
+    let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
+    // A closed stdout must not stop the server, so write errors are ignored here.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "serving {} on http://{addr}", args.dir.display());
+    let _ = stdout.flush();
+    drop(stdout);
+
+    let (events, received) = mpsc::channel();
+    let on_signal = events.clone();
+    runtime.spawn(async move {
+        loop {
+            termination().await;
+            if on_signal.send(Event::Signal).is_err() {
+                return;
+            }
+        }
+    });
+    runtime.spawn(async move {
+        let result = serve::serve(args.dir, listener, termination()).await;
+        let _ = events.send(Event::Stopped(result));
+    });
+
+    let result = match received.recv() {
+        Ok(Event::Stopped(result)) => result,
+        Ok(Event::Signal) => {
+            tracing::info!("shutting down; waiting up to {SHUTDOWN_GRACE:?} for open downloads");
+            wait_for_stop(&received)
+        }
+        Err(mpsc::RecvError) => Ok(()),
+    };
+    // Connections still open past the grace period are cut here.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+/// Waits out the grace period for the server to stop; a second signal ends it at once.
+fn wait_for_stop(received: &mpsc::Receiver<Event>) -> std::result::Result<(), ServeError> {
+    match received.recv_timeout(SHUTDOWN_GRACE) {
+        Ok(Event::Stopped(result)) => result,
+        Ok(Event::Signal) | Err(mpsc::RecvTimeoutError::Disconnected) => Ok(()),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            tracing::warn!("downloads still open after {SHUTDOWN_GRACE:?}; closing them");
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM. A signal that cannot be watched is logged and never fires,
+/// rather than stopping the server at once.
+async fn termination() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot watch SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
