@@ -96,6 +96,26 @@ impl Repository {
         })
     }
 
+    /// Stage many targets whose files are already stored, editing each role once: building a
+    /// large catalogue must not rewrite a bin's staged file once per target.
+    pub fn insert_targets(&mut self, items: Vec<(String, TargetFile)>) -> Result<()> {
+        let mut per_role: BTreeMap<String, Vec<(String, TargetFile)>> = BTreeMap::new();
+        for (name, target) in items {
+            let name = TargetName::new(name)?.to_string();
+            let role = self.role_for_new_target(&name, None)?;
+            per_role.entry(role).or_default().push((name, target));
+        }
+        for (role, items) in per_role {
+            let names: Vec<String> = items.iter().map(|(n, _)| n.clone()).collect();
+            crate::delegation::check_names(self, &role, &names)?;
+            self.edit_targets(&role, |t| {
+                t.targets.extend(items);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
     /// Where a new target goes: the named role (which must delegate its path), else its bin,
     /// else top-level targets.
     fn role_for_new_target(&mut self, name: &str, role: Option<&str>) -> Result<String> {
