@@ -70,6 +70,25 @@ pub enum Error {
     #[error("spec version check failed: {role} has spec_version {found:?}, expected 1.x")]
     SpecVersion { role: String, found: String },
 
+    #[error("manifest check failed: manifest is for VIN {found:?}, expected {expected:?}")]
+    ManifestVin { expected: String, found: String },
+    #[error("manifest check failed: primary ECU serial is {found:?}, expected the registered primary {expected:?}")]
+    ManifestPrimary { expected: String, found: String },
+    #[error("manifest check failed: ECU {serial:?} is not registered to this vehicle")]
+    UnknownEcu { serial: String },
+    #[error("manifest check failed: no version report from registered ECU {serial:?}")]
+    MissingEcu { serial: String },
+    #[error(
+        "manifest check failed: report listed under ECU {listed:?} is signed for ECU {found:?}"
+    )]
+    EcuSerialMismatch { listed: String, found: String },
+    #[error("manifest check failed: ECU {serial:?} reports nonce {found:?}, the primary's cycle nonce is {expected:?}")]
+    NonceMismatch {
+        serial: String,
+        expected: String,
+        found: String,
+    },
+
     // --- the caller broke the workflow order: a bug in the client, not the repository ---
     #[error("client workflow order violated: {0}")]
     Order(&'static str),

@@ -3,6 +3,7 @@
 //! bytes and the current time come in as parameters.
 
 mod error;
+pub mod manifest;
 pub mod metadata;
 pub mod paths;
 pub mod search;

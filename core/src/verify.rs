@@ -2,7 +2,7 @@
 //! rotation, top-level roles, delegated roles, hashed bins, vehicle manifests — comes through
 //! [`verify`], and only it can make a [`Verified`].
 
-use crate::metadata::{Parsed, Role, Signature};
+use crate::metadata::{Document, Parsed, Signature};
 use crate::{Error, Result};
 use ferry_keys::{KeyId, PublicKey};
 use std::borrow::Cow;
@@ -43,7 +43,10 @@ impl<T> std::ops::Deref for Verified<T> {
 /// Check `parsed` against each authority in turn (root rotation passes two: the trusted root's
 /// and the new root's own). Nothing else is checked here: versions and expiry are the trusted
 /// set's business.
-pub fn verify<T: Role>(parsed: Parsed<T>, authorities: &[Authority<'_>]) -> Result<Verified<T>> {
+pub fn verify<T: Document>(
+    parsed: Parsed<T>,
+    authorities: &[Authority<'_>],
+) -> Result<Verified<T>> {
     for authority in authorities {
         check_threshold(authority, &parsed.canonical, &parsed.signatures)?;
     }
@@ -54,7 +57,7 @@ pub fn verify<T: Role>(parsed: Parsed<T>, authorities: &[Authority<'_>]) -> Resu
 
 /// Like [`verify`], and also against an authority the document grants itself (a new root must
 /// be signed by its own root keys as well as by the trusted root's).
-pub fn verify_self_signed<T: Role>(
+pub fn verify_self_signed<T: Document>(
     parsed: Parsed<T>,
     authorities: &[Authority<'_>],
     own: impl Fn(&T) -> Result<Authority<'_>>,

@@ -1,4 +1,4 @@
-use super::Role;
+use super::{Document, Role};
 use crate::{Error, Result};
 use ferry_keys::{cjson, KeyId, Signer};
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ pub struct Signed<T> {
     pub signed: T,
 }
 
-impl<T: Role> Signed<T> {
+impl<T: Document> Signed<T> {
     pub fn new(signed: T) -> Self {
         Signed {
             signatures: Vec::new(),
@@ -30,7 +30,7 @@ impl<T: Role> Signed<T> {
 
     /// The bytes signatures are made over: the canonical JSON of `signed`.
     pub fn canonical_signed(&self) -> Result<Vec<u8>> {
-        cjson::to_vec(&self.signed).map_err(|e| Error::malformed(T::TYPE.name(), e))
+        cjson::to_vec(&self.signed).map_err(|e| Error::malformed(T::kind(), e))
     }
 
     /// Add (or replace) the signature of `signer`.
@@ -65,7 +65,7 @@ impl<T: Role> Signed<T> {
     /// which strict JSON parsers rightly refuse. Signatures cover the canonical form of
     /// `signed`, which any reader recomputes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(|e| Error::malformed(T::TYPE.name(), e))
+        serde_json::to_vec(self).map_err(|e| Error::malformed(T::kind(), e))
     }
 }
 
@@ -85,28 +85,18 @@ struct RawEnvelope {
     signed: serde_json::Value,
 }
 
-impl<T: Role> Parsed<T> {
+impl<T: Document> Parsed<T> {
     /// Parse `bytes` as a `T` document. Signatures are verified over the canonical form of the
     /// `signed` object as received, not over our re-serialisation of it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let role = T::TYPE.name();
+        let role = T::kind();
         let raw: RawEnvelope =
             serde_json::from_slice(bytes).map_err(|e| Error::malformed(role, e))?;
-        let found = raw
-            .signed
-            .get("_type")
-            .and_then(|t| t.as_str())
-            .unwrap_or("");
-        if found != role {
-            return Err(Error::WrongType {
-                expected: role.to_owned(),
-                found: found.to_owned(),
-            });
-        }
+        T::precheck(&raw.signed)?;
         let canonical = cjson::to_vec(&raw.signed).map_err(|e| Error::malformed(role, e))?;
         let signed: T =
             serde_json::from_value(raw.signed).map_err(|e| Error::malformed(role, e))?;
-        check_common(&signed)?;
+        signed.check()?;
         let mut seen = BTreeSet::new();
         for sig in &raw.signatures {
             if !seen.insert(&sig.keyid) {
@@ -124,7 +114,7 @@ impl<T: Role> Parsed<T> {
     }
 }
 
-fn check_common<T: Role>(signed: &T) -> Result<()> {
+pub(super) fn check_common<T: Role>(signed: &T) -> Result<()> {
     let role = T::TYPE.name();
     let major = signed.spec_version().split('.').next().unwrap_or("");
     if major != "1" || signed.spec_version().split('.').count() < 2 {

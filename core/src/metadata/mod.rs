@@ -49,6 +49,41 @@ impl std::fmt::Display for RoleType {
     }
 }
 
+/// Anything Ferry signs in a `{"signed": ..., "signatures": [...]}` envelope: TUF roles and
+/// Uptane manifests. Parsing, canonicalisation and threshold checks are shared by all.
+pub trait Document: Serialize + DeserializeOwned {
+    /// Name used in errors ("timestamp", "vehicle manifest").
+    fn kind() -> &'static str;
+    /// Checks on the raw `signed` value before it is typed (e.g. `_type`).
+    fn precheck(_raw: &serde_json::Value) -> crate::Result<()> {
+        Ok(())
+    }
+    /// Checks on the typed value the schema cannot express.
+    fn check(&self) -> crate::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: Role> Document for T {
+    fn kind() -> &'static str {
+        T::TYPE.name()
+    }
+    fn precheck(raw: &serde_json::Value) -> crate::Result<()> {
+        let expected = T::TYPE.name();
+        let found = raw.get("_type").and_then(|t| t.as_str()).unwrap_or("");
+        if found != expected {
+            return Err(crate::Error::WrongType {
+                expected: expected.to_owned(),
+                found: found.to_owned(),
+            });
+        }
+        Ok(())
+    }
+    fn check(&self) -> crate::Result<()> {
+        envelope::check_common(self)
+    }
+}
+
 /// What every role's `signed` part has in common.
 pub trait Role: Serialize + DeserializeOwned {
     const TYPE: RoleType;

@@ -1,0 +1,173 @@
+//! Vehicle manifest checks (Uptane §5.3.2.1): each refusal names its check.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{expires_in, key};
+use ferry_core::manifest::{
+    check_vehicle_manifest, EcuVersionReport, FileInfo, InstalledImage, RegisteredVehicle,
+    VehicleManifest,
+};
+use ferry_core::metadata::{hashes_of, Signed};
+use ferry_core::Error;
+use ferry_keys::{PrivateKey, Signer};
+use std::collections::BTreeMap;
+
+struct Vehicle {
+    primary: PrivateKey,
+    secondary: PrivateKey,
+    registered: RegisteredVehicle,
+}
+
+fn vehicle() -> Vehicle {
+    let (primary, secondary) = (key(), key());
+    let registered = RegisteredVehicle {
+        vin: "VIN123".into(),
+        primary_ecu_serial: "pri".into(),
+        ecu_keys: [
+            ("pri".to_string(), primary.public_key().clone()),
+            ("sec".to_string(), secondary.public_key().clone()),
+        ]
+        .into(),
+    };
+    Vehicle {
+        primary,
+        secondary,
+        registered,
+    }
+}
+
+fn report(serial: &str, nonce: &str, signer: &PrivateKey) -> Signed<EcuVersionReport> {
+    let mut r = Signed::new(EcuVersionReport {
+        attacks_detected: String::new(),
+        ecu_serial: serial.into(),
+        installed_image: InstalledImage {
+            fileinfo: FileInfo {
+                hashes: hashes_of(b"fw"),
+                length: 2,
+                extra: BTreeMap::new(),
+            },
+            filepath: "fw.bin".into(),
+            extra: BTreeMap::new(),
+        },
+        last_install: None,
+        nonce: nonce.into(),
+        provides: [("rootfs-image.version".to_string(), "1.0".to_string())].into(),
+        time: expires_in(0),
+        extra: BTreeMap::new(),
+    });
+    r.sign(signer as &dyn Signer).unwrap();
+    r
+}
+
+fn manifest(vin: &str, reports: &[Signed<EcuVersionReport>], signer: &PrivateKey) -> Vec<u8> {
+    let mut m = Signed::new(VehicleManifest::new(vin, "pri", reports).unwrap());
+    m.sign(signer as &dyn Signer).unwrap();
+    m.to_bytes().unwrap()
+}
+
+#[test]
+fn a_well_formed_manifest_is_accepted() {
+    let v = vehicle();
+    let bytes = manifest(
+        "VIN123",
+        &[
+            report("pri", "n1", &v.primary),
+            report("sec", "n1", &v.secondary),
+        ],
+        &v.primary,
+    );
+    let checked = check_vehicle_manifest(&bytes, &v.registered).unwrap();
+    assert_eq!(checked.nonce, "n1");
+    assert_eq!(
+        checked.reports["sec"].provides["rootfs-image.version"],
+        "1.0"
+    );
+}
+
+#[test]
+fn each_broken_rule_is_refused() {
+    let v = vehicle();
+    let good = || {
+        vec![
+            report("pri", "n1", &v.primary),
+            report("sec", "n1", &v.secondary),
+        ]
+    };
+
+    // Primary signature by a key that is not the registered primary key.
+    let err = check_vehicle_manifest(&manifest("VIN123", &good(), &v.secondary), &v.registered)
+        .unwrap_err();
+    assert!(matches!(err, Error::Threshold { .. }), "{err}");
+
+    // An ECU report signed by the wrong key.
+    let bad_sec = vec![
+        report("pri", "n1", &v.primary),
+        report("sec", "n1", &v.primary),
+    ];
+    let err = check_vehicle_manifest(&manifest("VIN123", &bad_sec, &v.primary), &v.registered)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Threshold { role, .. } if role.contains("sec")),
+        "{err}"
+    );
+
+    // A missing ECU.
+    let err = check_vehicle_manifest(&manifest("VIN123", &good()[..1], &v.primary), &v.registered)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingEcu { serial } if serial == "sec"),
+        "{err}"
+    );
+
+    // An ECU this vehicle does not have.
+    let stranger = key();
+    let mut extra = good();
+    extra.push(report("ghost", "n1", &stranger));
+    let err =
+        check_vehicle_manifest(&manifest("VIN123", &extra, &v.primary), &v.registered).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownEcu { serial } if serial == "ghost"),
+        "{err}"
+    );
+
+    // Another vehicle's VIN.
+    let err = check_vehicle_manifest(&manifest("VIN999", &good(), &v.primary), &v.registered)
+        .unwrap_err();
+    assert!(matches!(err, Error::ManifestVin { .. }), "{err}");
+
+    // Reports from different cycles.
+    let mixed = vec![
+        report("pri", "n1", &v.primary),
+        report("sec", "n0", &v.secondary),
+    ];
+    let err =
+        check_vehicle_manifest(&manifest("VIN123", &mixed, &v.primary), &v.registered).unwrap_err();
+    assert!(matches!(err, Error::NonceMismatch { .. }), "{err}");
+
+    // A report signed by the primary's key but naming the secondary, filed under the primary.
+    let mut m = Signed::new(VehicleManifest::new("VIN123", "pri", &good()).unwrap());
+    let misfiled = report("sec", "n1", &v.primary);
+    m.signed
+        .ecu_version_manifests
+        .insert("pri".into(), serde_json::to_value(&misfiled).unwrap());
+    m.sign(&v.primary as &dyn Signer).unwrap();
+    let err = check_vehicle_manifest(&m.to_bytes().unwrap(), &v.registered).unwrap_err();
+    assert!(
+        matches!(&err, Error::EcuSerialMismatch { listed, found } if listed == "pri" && found == "sec"),
+        "{err}"
+    );
+
+    // A report altered after its ECU signed it.
+    let mut m = Signed::new(VehicleManifest::new("VIN123", "pri", &good()).unwrap());
+    m.signed.ecu_version_manifests.get_mut("sec").unwrap()["signed"]["attacks_detected"] =
+        "".into();
+    m.signed.ecu_version_manifests.get_mut("sec").unwrap()["signed"]["provides"]
+        ["rootfs-image.version"] = "9.9".into();
+    m.sign(&v.primary as &dyn Signer).unwrap();
+    let err = check_vehicle_manifest(&m.to_bytes().unwrap(), &v.registered).unwrap_err();
+    assert!(
+        matches!(&err, Error::Threshold { role, .. } if role.contains("sec")),
+        "{err}"
+    );
+}
