@@ -6,6 +6,7 @@ mod error;
 pub mod manifest;
 pub mod metadata;
 pub mod paths;
+pub mod provides;
 pub mod search;
 mod target_name;
 pub mod trusted;
