@@ -153,7 +153,7 @@ impl Repository {
     /// Split top-level targets into `count` hashed bins (TAP 15) signed by the online bins key,
     /// moving every top-level target into its bin.
     pub fn make_bins(&mut self, count: u64, key_path: Option<&std::path::Path>) -> Result<()> {
-        if count < 2 || count > 1 << 16 || !count.is_power_of_two() {
+        if !(2..=1 << 16).contains(&count) || !count.is_power_of_two() {
             return Err(Error::Invalid(format!(
                 "bin count {count} must be a power of two from 2 to 65536"
             )));

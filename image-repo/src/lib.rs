@@ -9,6 +9,7 @@ mod init;
 pub mod layout;
 mod maintain;
 mod repo;
+pub mod serve;
 mod targets_edit;
 
 pub use delegation::DelegateOptions;

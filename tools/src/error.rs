@@ -11,6 +11,8 @@ pub enum Error {
     Primary(#[from] ferry_primary::Error),
     #[error(transparent)]
     ImageRepo(#[from] ferry_image_repo::Error),
+    #[error(transparent)]
+    Serve(#[from] ferry_image_repo::serve::ServeError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -14,6 +14,7 @@ mod publish;
 mod refresh;
 mod remove_target;
 mod rotate;
+mod serve;
 mod sign_role;
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +39,8 @@ pub enum Command {
     Refresh(refresh::Args),
     /// Replace a role's keys; the new root is signed by the old and new root keys.
     Rotate(rotate::Args),
+    /// Serve metadata/ and targets/ over HTTP (Range, gzip for metadata, ETag, cache headers).
+    Serve(serve::Args),
 }
 
 pub fn run(cmd: Command) -> Result<()> {
@@ -52,6 +55,7 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Publish(a) => publish::run(a),
         Command::Refresh(a) => refresh::run(a),
         Command::Rotate(a) => rotate::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `ferry repo serve DIR`: serve an Image repository's `metadata/` and `targets/` over HTTP.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use ferry_image_repo::serve::{self, ServeError};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -33,7 +33,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    serve_until_signal(args).map_err(|e| Error::Usage(e.to_string()))
+    Ok(serve_until_signal(args)?)
 }
 
 enum Event {

@@ -1,0 +1,187 @@
+//! The Director's storage, behind a trait so a PostgreSQL backend can serve a fleet that
+//! outgrows one machine (DESIGN.md "Storage"). The trait is object-safe (`Arc<dyn Store>`),
+//! every method takes `&self` and is blocking: call it from `spawn_blocking` in async code.
+//!
+//! Rules every backend enforces (the SQLite one in its schema where it can):
+//! - a VIN is non-empty and URL-path safe; exactly one primary ECU per vehicle; ECU serials
+//!   are unique across the fleet;
+//! - secrets (device and admin tokens) are stored only as SHA-256 and compared in constant time;
+//! - manifests are append-only; an accepted manifest's nonce is never accepted twice for a VIN;
+//!   recording a manifest, its ECU reports and the assignment changes they imply is one
+//!   transaction;
+//! - stored metadata versions only go up; director root versions are stored one after another.
+
+mod sqlite;
+
+pub use sqlite::{Durability, SqliteStore};
+
+use crate::model::{
+    AdminToken, Assignment, ExpiringMetadata, IncomingManifest, ManifestEntry, MetadataRole,
+    NewAssignment, NewVehicle, Scope, StoredMetadata, Vehicle, Verdict,
+};
+use crate::Result;
+use chrono::{DateTime, Utc};
+
+pub trait Store: Send + Sync + std::fmt::Debug {
+    // --- inventory ---
+
+    /// Register a vehicle and its ECUs (all or nothing).
+    fn register_vehicle(&self, vehicle: &NewVehicle) -> Result<Vehicle>;
+    /// The vehicle, its ECUs with their last reports, and its status summary.
+    fn get_vehicle(&self, vin: &str) -> Result<Option<Vehicle>>;
+    /// Every registered VIN, sorted.
+    fn list_vins(&self) -> Result<Vec<String>>;
+
+    // --- per-vehicle device token (loopback deployments without mutual TLS) ---
+
+    /// Make a new device token for `vin`, replacing any previous one. Only its hash is kept:
+    /// the returned secret cannot be read back.
+    fn issue_device_token(&self, vin: &str) -> Result<String>;
+    /// Whether `token` is `vin`'s current device token (false for an unknown VIN or a vehicle
+    /// without a token). The comparison is constant-time.
+    fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool>;
+
+    // --- manifests ---
+
+    /// Store a manifest and, if accepted, apply it, in one transaction: the ECUs' reported
+    /// states, the assignments it completes or fails, the vehicle's last-seen time. An
+    /// accepted manifest whose nonce the vehicle already used fails with
+    /// [`crate::Error::NonceReused`] and writes nothing. A refused manifest is stored and
+    /// changes nothing else. Returns the manifest's id.
+    fn record_manifest(&self, manifest: &IncomingManifest) -> Result<i64>;
+    /// The vehicle's latest manifests, newest first.
+    fn list_manifests(&self, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>>;
+    /// How many manifests are stored for `vin` (with that verdict, if given).
+    fn count_manifests(&self, vin: &str, verdict: Option<Verdict>) -> Result<u64>;
+
+    // --- assignments ---
+
+    /// Assign targets to ECUs of one vehicle, all or nothing. They install after the
+    /// vehicle's existing assignments, in the order given.
+    fn add_assignments(&self, vin: &str, new: &[NewAssignment]) -> Result<Vec<Assignment>>;
+    /// Pending and in-flight assignments, in install order.
+    fn active_assignments(&self, vin: &str) -> Result<Vec<Assignment>>;
+    /// Every assignment of the vehicle (any status), in install order.
+    fn assignments(&self, vin: &str) -> Result<Vec<Assignment>>;
+    /// Cancel every active assignment of `vin`; returns how many were cancelled.
+    fn cancel_assignments(&self, vin: &str, detail: &str) -> Result<u64>;
+    /// Cancel one active assignment.
+    fn cancel_assignment(&self, id: i64, detail: &str) -> Result<Assignment>;
+    /// Mark pending assignments as served to the vehicle; returns how many changed
+    /// (ids already in flight or finished are left alone).
+    fn mark_in_flight(&self, ids: &[i64]) -> Result<u64>;
+
+    // --- signed metadata ---
+
+    /// Store the latest signed `role` metadata of `vin`. `version` must be above the stored one.
+    fn put_vehicle_metadata(
+        &self,
+        vin: &str,
+        role: MetadataRole,
+        version: u64,
+        expires: DateTime<Utc>,
+        bytes: &[u8],
+    ) -> Result<()>;
+    fn get_vehicle_metadata(&self, vin: &str, role: MetadataRole)
+        -> Result<Option<StoredMetadata>>;
+    /// Stored vehicle metadata expiring before `t`, soonest first.
+    fn vehicles_with_metadata_expiring_before(
+        &self,
+        t: DateTime<Utc>,
+    ) -> Result<Vec<ExpiringMetadata>>;
+    /// Store director root `version`, which must be 1 or the latest stored plus one (clients
+    /// walk root versions N+1, N+2, ... so none may be missing or replaced).
+    fn put_root(&self, version: u64, bytes: &[u8]) -> Result<()>;
+    fn get_root(&self, version: u64) -> Result<Option<Vec<u8>>>;
+    fn latest_root(&self) -> Result<Option<(u64, Vec<u8>)>>;
+
+    // --- admin tokens ---
+
+    /// A new admin token: returns its id and its secret (shown once, stored only as a hash).
+    fn create_admin_token(&self, name: &str, scope: Scope) -> Result<(i64, String)>;
+    /// The scope of the unrevoked token with this secret, if any.
+    fn check_admin_token(&self, secret: &str) -> Result<Option<Scope>>;
+    fn revoke_admin_token(&self, id: i64) -> Result<()>;
+    fn list_admin_tokens(&self) -> Result<Vec<AdminToken>>;
+
+    // --- maintenance ---
+
+    /// The backend's own consistency check; Ok only when it finds nothing wrong.
+    fn integrity_check(&self) -> Result<()>;
+}
+
+/// The registration rules a backend checks before touching storage: a valid VIN; each ECU
+/// with a serial, a hardware id and a key of a supported scheme; no serial twice; exactly one
+/// primary. (Serials unique across the fleet is the backend's check.)
+pub(crate) fn check_registration(vehicle: &NewVehicle) -> Result<()> {
+    check_vin(&vehicle.vin)?;
+    let vin = &vehicle.vin;
+    let mut seen = std::collections::BTreeSet::new();
+    for ecu in &vehicle.ecus {
+        let invalid = |reason: String| crate::Error::InvalidEcu {
+            vin: vin.clone(),
+            serial: ecu.serial.clone(),
+            reason,
+        };
+        if ecu.serial.is_empty() || ecu.serial.chars().any(char::is_control) {
+            return Err(invalid(
+                "serial is empty or has control characters; expected a printable serial".into(),
+            ));
+        }
+        if ecu.hardware_id.is_empty() {
+            return Err(invalid(
+                "hardware id is empty; expected the id the Image repository's hardwareIds use"
+                    .into(),
+            ));
+        }
+        if let Err(e) = ecu
+            .public_key
+            .scheme()
+            .and_then(|_| ecu.public_key.key_id())
+        {
+            return Err(invalid(format!(
+                "public key check failed: {e}; expected an ed25519, rsassa-pss-sha256 or ecdsa-sha2-nistp256 key"
+            )));
+        }
+        if !seen.insert(ecu.serial.as_str()) {
+            return Err(crate::Error::SerialRepeated {
+                vin: vin.clone(),
+                serial: ecu.serial.clone(),
+            });
+        }
+    }
+    let primaries = vehicle.ecus.iter().filter(|e| e.primary).count();
+    if primaries != 1 {
+        return Err(crate::Error::PrimaryCount {
+            vin: vin.clone(),
+            found: primaries,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `vin` may be registered: non-empty, at most 64 bytes, and only ASCII letters,
+/// digits, `-`, `_` and `.` (it is a path segment of the device API), not `.` or `..`.
+pub(crate) fn check_vin(vin: &str) -> Result<()> {
+    let reason = if vin.is_empty() {
+        Some("is empty; expected a non-empty VIN")
+    } else if vin.len() > 64 {
+        Some("is longer than 64 bytes; expected at most 64")
+    } else if !vin
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Some("has other characters than expected: only ASCII letters, digits, '-', '_' and '.'")
+    } else if vin == "." || vin == ".." {
+        Some("is a relative path segment; expected a VIN")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(crate::Error::InvalidVin {
+            vin: vin.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,240 @@
+//! Manifests: the append-only log, and what an accepted manifest changes.
+
+use super::{db, from_json, from_ms, inventory, is_unique_violation, ms, to_json};
+use crate::model::{
+    AssignmentStatus, EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, Verdict,
+};
+use crate::{Error, Result};
+use ferry_core::manifest::EcuVersionReport;
+use ferry_core::metadata::TargetFile;
+use rusqlite::{params, Connection};
+
+/// Runs inside the caller's write transaction: any error rolls everything back.
+pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<i64> {
+    if !inventory::exists(conn, &m.vin)? {
+        return Err(Error::UnknownVehicle { vin: m.vin.clone() });
+    }
+    let (verdict, nonce, reason) = match &m.verdict {
+        ManifestVerdict::Accepted { nonce, .. } => (Verdict::Accepted, Some(nonce.as_str()), ""),
+        ManifestVerdict::Refused { nonce, reason } => {
+            (Verdict::Refused, nonce.as_deref(), reason.as_str())
+        }
+    };
+    let received_at = ms(m.received_at);
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO manifests (vin, received_at, nonce, verdict, reason, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                m.vin,
+                received_at,
+                nonce,
+                verdict.as_str(),
+                reason,
+                m.body
+            ])
+        });
+    match inserted {
+        Ok(_) => {}
+        // The only unique index on manifests is the accepted (vin, nonce) one.
+        Err(e) if verdict == Verdict::Accepted && is_unique_violation(&e) => {
+            return Err(Error::NonceReused {
+                vin: m.vin.clone(),
+                nonce: nonce.unwrap_or_default().to_owned(),
+            })
+        }
+        Err(e) => return Err(Error::storage("insert manifest", e)),
+    }
+    let id = conn.last_insert_rowid();
+    let ManifestVerdict::Accepted { reports, .. } = &m.verdict else {
+        return Ok(id);
+    };
+    for (serial, report) in reports {
+        apply_report(conn, m, id, serial, report)?;
+    }
+    conn.prepare_cached(
+        "UPDATE vehicles SET last_seen = max(coalesce(last_seen, ?2), ?2) WHERE vin = ?1",
+    )
+    .and_then(|mut s| s.execute(params![m.vin, received_at]))
+    .map_err(db("update vehicle last_seen"))?;
+    Ok(id)
+}
+
+fn apply_report(
+    conn: &Connection,
+    m: &IncomingManifest,
+    manifest_id: i64,
+    serial: &str,
+    report: &EcuVersionReport,
+) -> Result<()> {
+    let registered = conn
+        .prepare_cached("SELECT 1 FROM ecus WHERE serial = ?1 AND vin = ?2")
+        .and_then(|mut s| s.exists([serial, &m.vin]))
+        .map_err(db("look up reporting ECU"))?;
+    if !registered {
+        return Err(Error::ReportFromUnknownEcu {
+            vin: m.vin.clone(),
+            serial: serial.to_owned(),
+        });
+    }
+    let state = EcuState::from_report(report, m.received_at);
+    let length = i64::try_from(state.installed_image.length).map_err(|_| {
+        Error::corrupt(
+            "ECU report",
+            format!("image length {} too large", state.installed_image.length),
+        )
+    })?;
+    let last_install = state
+        .last_install
+        .as_ref()
+        .map(|l| to_json("last_install", l))
+        .transpose()?;
+    let hashes = to_json("hashes", &state.installed_image.hashes)?;
+    let provides = to_json("provides", &state.provides)?;
+    conn.prepare_cached(
+        "INSERT INTO ecu_reports (serial, manifest_id, filepath, length, hashes, provides,
+                                  attacks_detected, last_install, reported_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (serial) DO UPDATE SET
+            manifest_id = excluded.manifest_id, filepath = excluded.filepath,
+            length = excluded.length, hashes = excluded.hashes, provides = excluded.provides,
+            attacks_detected = excluded.attacks_detected, last_install = excluded.last_install,
+            reported_at = excluded.reported_at",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            serial,
+            manifest_id,
+            state.installed_image.filepath,
+            length,
+            hashes,
+            provides,
+            state.attacks_detected,
+            last_install,
+            ms(m.received_at),
+        ])
+    })
+    .map_err(db("store ECU report"))?;
+    update_assignments(conn, &m.vin, serial, &state, ms(m.received_at))
+}
+
+/// An active assignment becomes installed when the ECU runs its target (name, length and hashes
+/// equal), and failed when it was in flight and the ECU's last install of that target failed.
+/// A pending assignment is not failed by a report: the vehicle has not been offered it yet, so
+/// a failure it reports is from an earlier attempt.
+fn update_assignments(
+    conn: &Connection,
+    vin: &str,
+    serial: &str,
+    state: &EcuState,
+    now: i64,
+) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, target_name, target, status FROM assignments
+             WHERE vin = ?1 AND ecu_serial = ?2 AND status IN ('pending', 'in_flight')",
+        )
+        .map_err(db("read active assignments"))?;
+    let active = stmt
+        .query_map([vin, serial], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(db("read active assignments"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("read active assignments"))?;
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE assignments SET status = ?2, detail = ?3, updated_at = ?4 WHERE id = ?1",
+        )
+        .map_err(db("update assignment"))?;
+    for (id, name, target, status) in active {
+        let target: TargetFile = from_json("assignment target", &target)?;
+        let status: AssignmentStatus = status
+            .parse()
+            .map_err(|e| Error::corrupt("assignment status", e))?;
+        let last = state.last_install.as_ref().filter(|l| l.target == name);
+        let (new, detail) = if state.installed_image.is(&name, &target) {
+            let detail = last.map_or_else(
+                || "ECU reports the target installed".to_owned(),
+                |l| l.detail.clone(),
+            );
+            (AssignmentStatus::Installed, detail)
+        } else if let Some(l) = last.filter(|l| l.failed() && status == AssignmentStatus::InFlight)
+        {
+            (
+                AssignmentStatus::Failed,
+                format!("{}: {}", l.result, l.detail),
+            )
+        } else {
+            continue;
+        };
+        update
+            .execute(params![id, new.as_str(), detail, now])
+            .map_err(db("update assignment"))?;
+    }
+    Ok(())
+}
+
+pub(super) fn list(conn: &Connection, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, received_at, nonce, verdict, reason, body FROM manifests
+             WHERE vin = ?1 ORDER BY id DESC LIMIT ?2",
+        )
+        .map_err(db("list manifests"))?;
+    let rows = stmt
+        .query_map(params![vin, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+            ))
+        })
+        .map_err(db("list manifests"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("list manifests"))?;
+    rows.into_iter()
+        .map(|(id, at, nonce, verdict, reason, body)| {
+            Ok(ManifestEntry {
+                id,
+                vin: vin.to_owned(),
+                received_at: from_ms("manifest received_at", at)?,
+                nonce,
+                verdict: parse_verdict(&verdict)?,
+                reason,
+                body,
+            })
+        })
+        .collect()
+}
+
+fn parse_verdict(s: &str) -> Result<Verdict> {
+    match s {
+        "accepted" => Ok(Verdict::Accepted),
+        "refused" => Ok(Verdict::Refused),
+        _ => Err(Error::corrupt(
+            "manifest verdict",
+            format!("unknown verdict {s:?}"),
+        )),
+    }
+}
+
+pub(super) fn count(conn: &Connection, vin: &str, verdict: Option<Verdict>) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM manifests WHERE vin = ?1 AND (?2 IS NULL OR verdict = ?2)",
+        )
+        .and_then(|mut s| s.query_row(params![vin, verdict.map(Verdict::as_str)], |r| r.get(0)))
+        .map_err(db("count manifests"))?;
+    Ok(n.max(0) as u64)
+}

@@ -1,0 +1,378 @@
+//! The embedded backend: one SQLite file (`director.db`) in WAL mode.
+//!
+//! Durability: `journal_mode=WAL` with `synchronous=NORMAL`. A commit appends the transaction
+//! to the WAL file with write(2) before `commit` returns; the WAL is fsync'ed only at
+//! checkpoints. A kill -9 of the Director therefore loses no committed transaction (the bytes
+//! are in the OS page cache and recovered from the WAL on the next open), so every manifest
+//! acknowledged with a 2xx survives a process crash. Only an OS crash or power loss can lose
+//! the last transactions before a checkpoint; the database itself stays consistent either
+//! way. A deployment that must also survive power loss with no lost acknowledgement opens
+//! with [`Durability::Full`] (`synchronous=FULL`: an fsync of the WAL on every commit).
+
+mod admin;
+mod assignments;
+mod inventory;
+mod manifests;
+mod metadata;
+mod pool;
+mod schema;
+
+use super::Store;
+use crate::model::{
+    AdminToken, Assignment, ExpiringMetadata, IncomingManifest, ManifestEntry, MetadataRole,
+    NewAssignment, NewVehicle, Scope, StoredMetadata, Vehicle, Verdict,
+};
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use pool::Pool;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a connection waits for another process's lock before failing with SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a commit waits for (see the module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: committed transactions survive a process crash.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: committed transactions also survive an OS crash or power loss.
+    Full,
+}
+
+/// The SQLite [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: Pool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    pub const DEFAULT_READERS: usize = 4;
+
+    /// Open (creating it if needed) the database at `path` and migrate it to the latest schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, Self::DEFAULT_READERS, Durability::Normal)
+    }
+
+    /// [`SqliteStore::open`] with `readers` reader connections (at least one).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        readers: usize,
+        durability: Durability,
+    ) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = connect(&path, true, durability)?;
+        schema::migrate_to(&mut writer, schema::latest())?;
+        let readers = (0..readers.max(1))
+            .map(|_| connect(&path, false, durability))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SqliteStore {
+            pool: Pool::new(writer, readers),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open database (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i64> {
+        self.pool
+            .read("schema version", |tx| schema::user_version(tx))
+    }
+
+    /// The schema version this build migrates to.
+    pub fn latest_schema_version() -> i64 {
+        schema::latest()
+    }
+}
+
+/// One connection with the Director's settings. The writer creates the file and switches it to
+/// WAL (a property of the file, so readers opened afterwards see it too).
+fn connect(path: &Path, writer: bool, durability: Durability) -> Result<Connection> {
+    let op = |what: &str| format!("open {}: {what}", path.display());
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    if writer {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| Error::storage(op("connect"), e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| Error::storage(op("busy_timeout"), e))?;
+    if writer {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| Error::storage(op("journal_mode=WAL"), e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::storage(
+                op("journal_mode=WAL"),
+                format!("SQLite kept journal mode {mode:?}; expected \"wal\""),
+            ));
+        }
+    }
+    let synchronous = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(|e| Error::storage(op("synchronous"), e))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| Error::storage(op("foreign_keys=ON"), e))?;
+    if !writer {
+        // Readers never write: a bug that tries is refused by SQLite itself.
+        conn.pragma_update(None, "query_only", "ON")
+            .map_err(|e| Error::storage(op("query_only"), e))?;
+    }
+    Ok(conn)
+}
+
+// --- conversions shared by the table modules ---
+
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(super) fn from_ms(what: &str, v: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(v)
+        .ok_or_else(|| Error::corrupt(what, format!("time {v} ms is out of range")))
+}
+
+pub(super) fn now_ms() -> i64 {
+    ms(Utc::now())
+}
+
+/// A version as SQLite stores it (a signed 64-bit integer).
+pub(super) fn version_to_sql(what: &str, version: u64) -> Result<i64> {
+    i64::try_from(version)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| Error::VersionOutOfRange {
+            what: what.to_owned(),
+            version,
+        })
+}
+
+pub(super) fn version_from_sql(what: &str, v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::corrupt(what, format!("negative version {v}")))
+}
+
+/// `map_err` for a statement that failed.
+pub(super) fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    move |e| Error::storage(op, e)
+}
+
+pub(super) fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::corrupt(what, e))
+}
+
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| Error::corrupt(what, e))
+}
+
+/// Whether `e` says the file is damaged.
+pub(super) fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// Whether `e` is a violation of a UNIQUE or PRIMARY KEY constraint.
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    e.sqlite_error().is_some_and(|f| {
+        f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    })
+}
+
+impl Store for SqliteStore {
+    fn register_vehicle(&self, vehicle: &NewVehicle) -> Result<Vehicle> {
+        super::check_registration(vehicle)?;
+        self.pool.write("register vehicle", |tx| {
+            inventory::register(tx, vehicle)?;
+            inventory::get_vehicle(tx, &vehicle.vin)?.ok_or_else(|| Error::UnknownVehicle {
+                vin: vehicle.vin.clone(),
+            })
+        })
+    }
+
+    fn get_vehicle(&self, vin: &str) -> Result<Option<Vehicle>> {
+        self.pool
+            .read("get vehicle", |tx| inventory::get_vehicle(tx, vin))
+    }
+
+    fn list_vins(&self) -> Result<Vec<String>> {
+        self.pool
+            .read("list vehicles", |tx| inventory::list_vins(tx))
+    }
+
+    fn issue_device_token(&self, vin: &str) -> Result<String> {
+        let secret = crate::secret::generate()?;
+        let hash = crate::secret::hash(&secret);
+        self.pool.write("issue device token", |tx| {
+            inventory::set_device_token_hash(tx, vin, &hash)
+        })?;
+        Ok(secret)
+    }
+
+    fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool> {
+        let presented = crate::secret::hash(token);
+        let stored = self.pool.read("verify device token", |tx| {
+            inventory::device_token_hash(tx, vin)
+        })?;
+        Ok(stored.is_some_and(|h| crate::secret::ct_eq(&h, &presented)))
+    }
+
+    fn record_manifest(&self, manifest: &IncomingManifest) -> Result<i64> {
+        self.pool
+            .write("record manifest", |tx| manifests::record(tx, manifest))
+    }
+
+    fn list_manifests(&self, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>> {
+        self.pool
+            .read("list manifests", |tx| manifests::list(tx, vin, limit))
+    }
+
+    fn count_manifests(&self, vin: &str, verdict: Option<Verdict>) -> Result<u64> {
+        self.pool
+            .read("count manifests", |tx| manifests::count(tx, vin, verdict))
+    }
+
+    fn add_assignments(&self, vin: &str, new: &[NewAssignment]) -> Result<Vec<Assignment>> {
+        self.pool
+            .write("add assignments", |tx| assignments::add(tx, vin, new))
+    }
+
+    fn active_assignments(&self, vin: &str) -> Result<Vec<Assignment>> {
+        self.pool.read("list active assignments", |tx| {
+            assignments::list(tx, vin, true)
+        })
+    }
+
+    fn assignments(&self, vin: &str) -> Result<Vec<Assignment>> {
+        self.pool
+            .read("list assignments", |tx| assignments::list(tx, vin, false))
+    }
+
+    fn cancel_assignments(&self, vin: &str, detail: &str) -> Result<u64> {
+        self.pool.write("cancel assignments", |tx| {
+            assignments::cancel_vehicle(tx, vin, detail)
+        })
+    }
+
+    fn cancel_assignment(&self, id: i64, detail: &str) -> Result<Assignment> {
+        self.pool.write("cancel assignment", |tx| {
+            assignments::cancel_one(tx, id, detail)
+        })
+    }
+
+    fn mark_in_flight(&self, ids: &[i64]) -> Result<u64> {
+        self.pool.write("mark assignments in flight", |tx| {
+            assignments::mark_in_flight(tx, ids)
+        })
+    }
+
+    fn put_vehicle_metadata(
+        &self,
+        vin: &str,
+        role: MetadataRole,
+        version: u64,
+        expires: DateTime<Utc>,
+        bytes: &[u8],
+    ) -> Result<()> {
+        self.pool.write("store vehicle metadata", |tx| {
+            metadata::put(tx, vin, role, version, expires, bytes)
+        })
+    }
+
+    fn get_vehicle_metadata(
+        &self,
+        vin: &str,
+        role: MetadataRole,
+    ) -> Result<Option<StoredMetadata>> {
+        self.pool
+            .read("read vehicle metadata", |tx| metadata::get(tx, vin, role))
+    }
+
+    fn vehicles_with_metadata_expiring_before(
+        &self,
+        t: DateTime<Utc>,
+    ) -> Result<Vec<ExpiringMetadata>> {
+        self.pool.read("list expiring metadata", |tx| {
+            metadata::expiring_before(tx, t)
+        })
+    }
+
+    fn put_root(&self, version: u64, bytes: &[u8]) -> Result<()> {
+        self.pool.write("store director root", |tx| {
+            metadata::put_root(tx, version, bytes)
+        })
+    }
+
+    fn get_root(&self, version: u64) -> Result<Option<Vec<u8>>> {
+        self.pool
+            .read("read director root", |tx| metadata::get_root(tx, version))
+    }
+
+    fn latest_root(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        self.pool
+            .read("read latest director root", |tx| metadata::latest_root(tx))
+    }
+
+    fn create_admin_token(&self, name: &str, scope: Scope) -> Result<(i64, String)> {
+        let secret = crate::secret::generate()?;
+        let hash = crate::secret::hash(&secret);
+        let id = self.pool.write("create admin token", |tx| {
+            admin::create(tx, name, scope, &hash)
+        })?;
+        Ok((id, secret))
+    }
+
+    fn check_admin_token(&self, secret: &str) -> Result<Option<Scope>> {
+        let presented = crate::secret::hash(secret);
+        self.pool
+            .read("check admin token", |tx| admin::check(tx, &presented))
+    }
+
+    fn revoke_admin_token(&self, id: i64) -> Result<()> {
+        self.pool
+            .write("revoke admin token", |tx| admin::revoke(tx, id))
+    }
+
+    fn list_admin_tokens(&self) -> Result<Vec<AdminToken>> {
+        self.pool.read("list admin tokens", |tx| admin::list(tx))
+    }
+
+    fn integrity_check(&self) -> Result<()> {
+        let report = self.pool.read("integrity check", |tx| {
+            let mut stmt = tx
+                .prepare("PRAGMA integrity_check")
+                .map_err(db("integrity check"))?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(db("integrity check"))?;
+            match rows.collect::<rusqlite::Result<Vec<String>>>() {
+                Ok(report) => Ok(report),
+                // Damage bad enough that the check itself cannot walk the file.
+                Err(e) if is_corruption(&e) => Ok(vec![e.to_string()]),
+                Err(e) => Err(Error::storage("integrity check", e)),
+            }
+        })?;
+        if report.len() == 1 && report[0] == "ok" {
+            Ok(())
+        } else {
+            Err(Error::IntegrityCheck {
+                report: report.join("; "),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,231 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use ferry_keys::{PublicKey, Scheme};
+
+fn new_vehicle(vin: &str) -> NewVehicle {
+    NewVehicle {
+        vin: vin.to_owned(),
+        ecus: vec![crate::model::NewEcu {
+            serial: format!("{vin}-primary"),
+            hardware_id: "hw".into(),
+            public_key: PublicKey::new(Scheme::Ed25519, "ab".repeat(32)),
+            primary: true,
+        }],
+    }
+}
+
+/// Every schema object's SQL, sorted: two databases with equal dumps have equal schemas.
+fn schema_dump(conn: &Connection) -> Vec<String> {
+    let mut stmt = conn
+        .prepare("SELECT type, name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(format!(
+            "{} {} {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?
+        ))
+    })
+    .unwrap()
+    .collect::<rusqlite::Result<_>>()
+    .unwrap()
+}
+
+fn raw(path: &Path) -> Connection {
+    Connection::open(path).unwrap()
+}
+
+#[test]
+fn opening_twice_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("director.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.register_vehicle(&new_vehicle("V1")).unwrap();
+    assert_eq!(store.schema_version().unwrap(), schema::latest());
+    drop(store);
+    let before = schema_dump(&raw(&path));
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), schema::latest());
+    assert!(store.get_vehicle("V1").unwrap().is_some());
+    drop(store);
+    assert_eq!(schema_dump(&raw(&path)), before);
+}
+
+#[test]
+fn a_database_at_every_older_version_migrates_to_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh_path = dir.path().join("fresh.db");
+    drop(SqliteStore::open(&fresh_path).unwrap());
+    let fresh = schema_dump(&raw(&fresh_path));
+    assert!(schema::latest() >= 2, "the test needs several migrations");
+
+    for n in 0..schema::latest() {
+        let path = dir.path().join(format!("at-{n}.db"));
+        let mut conn = raw(&path);
+        schema::migrate_to(&mut conn, n).unwrap();
+        assert_eq!(schema::user_version(&conn).unwrap(), n);
+        if n >= 1 {
+            // Data written by the older schema survives the migration.
+            conn.execute(
+                "INSERT INTO vehicles (vin, created_at) VALUES ('OLD', 0)",
+                [],
+            )
+            .unwrap();
+        }
+        drop(conn);
+
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.schema_version().unwrap(),
+            schema::latest(),
+            "from {n}"
+        );
+        assert_eq!(
+            store.list_vins().unwrap().len(),
+            usize::from(n >= 1),
+            "from {n}"
+        );
+        drop(store);
+        assert_eq!(schema_dump(&raw(&path)), fresh, "schema migrated from {n}");
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("director.db");
+    drop(SqliteStore::open(&path).unwrap());
+    raw(&path)
+        .pragma_update(None, "user_version", schema::latest() + 1)
+        .unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, Error::SchemaTooNew { found, .. } if found == schema::latest() + 1));
+}
+
+#[test]
+fn connections_have_the_documented_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("director.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let (mode, sync, fk, query_only): (String, i64, i64, i64) = store
+        .pool
+        .read("pragmas", |tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT (SELECT journal_mode FROM pragma_journal_mode),
+                            (SELECT synchronous FROM pragma_synchronous),
+                            (SELECT foreign_keys FROM pragma_foreign_keys),
+                            (SELECT query_only FROM pragma_query_only)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .unwrap())
+        })
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(sync, 1, "synchronous=NORMAL");
+    assert_eq!(fk, 1);
+    assert_eq!(query_only, 1, "readers cannot write");
+    let (sync, fk): (i64, i64) = store
+        .pool
+        .write("pragmas", |tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT (SELECT synchronous FROM pragma_synchronous),
+                            (SELECT foreign_keys FROM pragma_foreign_keys)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap())
+        })
+        .unwrap();
+    assert_eq!((sync, fk), (1, 1));
+    drop(store);
+
+    let full = SqliteStore::open_with(&path, 1, Durability::Full).unwrap();
+    let sync: i64 = full
+        .pool
+        .write("pragmas", |tx| {
+            Ok(tx
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap())
+        })
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous=FULL");
+}
+
+#[test]
+fn the_manifest_log_refuses_update_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("director.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.register_vehicle(&new_vehicle("V1")).unwrap();
+    store
+        .record_manifest(&IncomingManifest {
+            vin: "V1".into(),
+            received_at: Utc::now(),
+            body: b"{}".to_vec(),
+            verdict: crate::model::ManifestVerdict::Refused {
+                nonce: None,
+                reason: "test".into(),
+            },
+        })
+        .unwrap();
+    let conn = raw(&path);
+    let update = conn.execute("UPDATE manifests SET reason = 'changed'", []);
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = conn.execute("DELETE FROM manifests", []);
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+    assert_eq!(store.count_manifests("V1", None).unwrap(), 1);
+}
+
+#[test]
+fn integrity_check_fails_on_a_damaged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("director.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.register_vehicle(&new_vehicle("V1")).unwrap();
+    for i in 0..300 {
+        store
+            .record_manifest(&IncomingManifest {
+                vin: "V1".into(),
+                received_at: Utc::now(),
+                body: vec![b'x'; 200],
+                verdict: crate::model::ManifestVerdict::Refused {
+                    nonce: Some(format!("nonce-{i}")),
+                    reason: "test".into(),
+                },
+            })
+            .unwrap();
+    }
+    store.integrity_check().unwrap();
+    drop(store);
+    // Fold the WAL into the main file, then overwrite the root page of one index (the schema
+    // stays readable, so the database still opens).
+    let conn = raw(&path);
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let page_size: usize = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let root: usize = conn
+        .query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'manifests_by_vin'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Keep the page header, garble the cells at the end of the page.
+    let start = (root - 1) * page_size;
+    bytes[start + page_size / 2..start + page_size].fill(0xA5);
+    std::fs::write(&path, bytes).unwrap();
+
+    let store = SqliteStore::open(&path).unwrap();
+    let err = store.integrity_check().unwrap_err();
+    assert!(matches!(err, Error::IntegrityCheck { .. }), "{err}");
+}

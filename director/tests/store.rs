@@ -1,0 +1,700 @@
+#![allow(clippy::unwrap_used)]
+//! The Director store's rules, through the `Store` trait, on the SQLite backend.
+
+use chrono::{Duration, Utc};
+use ferry_core::manifest::{
+    check_vehicle_manifest, EcuVersionReport, FileInfo, InstalledImage, LastInstall,
+    VehicleManifest,
+};
+use ferry_core::metadata::{hashes_of, Expires, Signed, TargetFile};
+use ferry_director::model::{
+    AssignmentStatus, IncomingManifest, ManifestVerdict, MetadataRole, NewAssignment, NewEcu,
+    NewVehicle, Scope, Vehicle, VehicleState, Verdict,
+};
+use ferry_director::{Error, Fault, SqliteStore, Store};
+use ferry_keys::{KeyKind, PrivateKey, PublicKey, Scheme};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn open() -> (tempfile::TempDir, PathBuf, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("director.db");
+    let store = SqliteStore::open(&path).unwrap();
+    (dir, path, store)
+}
+
+fn key(seed: u8) -> PublicKey {
+    PublicKey::new(Scheme::Ed25519, hex::encode([seed; 32]))
+}
+
+fn ecu(serial: &str, primary: bool) -> NewEcu {
+    NewEcu {
+        serial: serial.into(),
+        hardware_id: format!("hw-{serial}"),
+        public_key: key(serial.len() as u8),
+        primary,
+    }
+}
+
+/// A vehicle `vin` with primary `{vin}-p` and secondary `{vin}-s`.
+fn register(store: &dyn Store, vin: &str) -> Vehicle {
+    store
+        .register_vehicle(&NewVehicle {
+            vin: vin.into(),
+            ecus: vec![
+                ecu(&format!("{vin}-s"), false),
+                ecu(&format!("{vin}-p"), true),
+            ],
+        })
+        .unwrap()
+}
+
+fn target(data: &[u8]) -> TargetFile {
+    TargetFile {
+        custom: None,
+        hashes: hashes_of(data),
+        length: data.len() as u64,
+        extra: BTreeMap::new(),
+    }
+}
+
+fn report(serial: &str, nonce: &str, image: &str, data: &[u8]) -> EcuVersionReport {
+    EcuVersionReport {
+        attacks_detected: String::new(),
+        ecu_serial: serial.into(),
+        installed_image: InstalledImage {
+            fileinfo: FileInfo {
+                hashes: hashes_of(data),
+                length: data.len() as u64,
+                extra: BTreeMap::new(),
+            },
+            filepath: image.into(),
+            extra: BTreeMap::new(),
+        },
+        last_install: None,
+        nonce: nonce.into(),
+        provides: BTreeMap::from([("rootfs-image.version".into(), image.into())]),
+        time: Expires::after(Utc::now(), Duration::zero()),
+        extra: BTreeMap::new(),
+    }
+}
+
+fn accepted(vin: &str, nonce: &str, reports: Vec<EcuVersionReport>) -> IncomingManifest {
+    IncomingManifest {
+        vin: vin.into(),
+        received_at: Utc::now(),
+        body: format!("manifest {vin} {nonce}").into_bytes(),
+        verdict: ManifestVerdict::Accepted {
+            nonce: nonce.into(),
+            reports: reports
+                .into_iter()
+                .map(|r| (r.ecu_serial.clone(), r))
+                .collect(),
+        },
+    }
+}
+
+/// Both ECUs of `vin` report running `p_image` / `s_image`.
+fn both(vin: &str, nonce: &str, p_image: &str, s_image: &str) -> IncomingManifest {
+    accepted(
+        vin,
+        nonce,
+        vec![
+            report(&format!("{vin}-p"), nonce, p_image, p_image.as_bytes()),
+            report(&format!("{vin}-s"), nonce, s_image, s_image.as_bytes()),
+        ],
+    )
+}
+
+/// The database file and its WAL and shared-memory files, concatenated.
+fn db_bytes(path: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        if let Ok(b) = std::fs::read(PathBuf::from(p)) {
+            all.extend(b);
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn registration_rules() {
+    let (_dir, _path, store) = open();
+    let v = register(&store, "VIN1");
+    assert_eq!(v.ecus.len(), 2);
+    assert_eq!(v.primary().unwrap().serial, "VIN1-p");
+    assert!(v.ecus[0].primary, "primary listed first");
+    assert_eq!(v.status.state, VehicleState::NeverSeen);
+    assert_eq!(v.registered().ecu_keys.len(), 2);
+
+    let refuse = |vin: &str, ecus: Vec<NewEcu>| {
+        store
+            .register_vehicle(&NewVehicle {
+                vin: vin.into(),
+                ecus,
+            })
+            .unwrap_err()
+    };
+    let e = refuse("VIN1", vec![ecu("x", true)]);
+    assert!(matches!(e, Error::VehicleExists { .. }), "{e}");
+    let e = refuse("VIN2", vec![ecu("VIN1-s", false), ecu("new-p", true)]);
+    assert!(
+        matches!(&e, Error::SerialTaken { serial, owner } if serial == "VIN1-s" && owner == "VIN1"),
+        "{e}"
+    );
+    assert_eq!(e.fault(), Fault::Operator);
+    let e = refuse("VIN2", vec![ecu("a", true), ecu("a", false)]);
+    assert!(matches!(e, Error::SerialRepeated { .. }), "{e}");
+    let e = refuse("VIN2", vec![ecu("a", true), ecu("b", true)]);
+    assert!(matches!(e, Error::PrimaryCount { found: 2, .. }), "{e}");
+    assert!(e.to_string().contains("expected exactly one"));
+    let e = refuse("VIN2", vec![ecu("a", false)]);
+    assert!(matches!(e, Error::PrimaryCount { found: 0, .. }), "{e}");
+    let e = refuse("", vec![ecu("a", true)]);
+    assert!(matches!(e, Error::InvalidVin { .. }), "{e}");
+    let e = refuse("../x", vec![ecu("a", true)]);
+    assert!(matches!(e, Error::InvalidVin { .. }), "{e}");
+    let mut no_hw = ecu("a", true);
+    no_hw.hardware_id.clear();
+    let e = refuse("VIN2", vec![no_hw]);
+    assert!(matches!(e, Error::InvalidEcu { .. }), "{e}");
+    let mut bad_key = ecu("a", true);
+    bad_key.public_key.scheme = "rsa-md5".into();
+    let e = refuse("VIN2", vec![bad_key]);
+    assert!(matches!(e, Error::InvalidEcu { .. }), "{e}");
+
+    // Nothing of the refused vehicles was written.
+    assert_eq!(store.list_vins().unwrap(), vec!["VIN1".to_owned()]);
+    assert!(store.get_vehicle("VIN2").unwrap().is_none());
+}
+
+#[test]
+fn device_tokens_are_stored_hashed_and_verified() {
+    let (_dir, path, store) = open();
+    register(&store, "VIN1");
+    register(&store, "VIN2");
+    assert!(
+        !store.verify_device_token("VIN1", "").unwrap(),
+        "no token yet"
+    );
+
+    let token = store.issue_device_token("VIN1").unwrap();
+    assert!(store.verify_device_token("VIN1", &token).unwrap());
+    assert!(!store.verify_device_token("VIN2", &token).unwrap());
+    assert!(!store.verify_device_token("NOPE", &token).unwrap());
+    let mut wrong = token.clone().into_bytes();
+    wrong[63] = if wrong[63] == b'0' { b'1' } else { b'0' };
+    assert!(!store
+        .verify_device_token("VIN1", std::str::from_utf8(&wrong).unwrap())
+        .unwrap());
+
+    let bytes = db_bytes(&path);
+    assert!(contains(&bytes, b"VIN1"), "sanity: the files hold the data");
+    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
+    assert!(contains(&bytes, &digest), "sanity: the hash is stored");
+    assert!(
+        !contains(&bytes, token.as_bytes()),
+        "raw token in the database"
+    );
+    assert!(!contains(&bytes, &hex::decode(&token).unwrap()));
+
+    let rotated = store.issue_device_token("VIN1").unwrap();
+    assert!(store.verify_device_token("VIN1", &rotated).unwrap());
+    assert!(!store.verify_device_token("VIN1", &token).unwrap());
+    assert!(matches!(
+        store.issue_device_token("NOPE"),
+        Err(Error::UnknownVehicle { .. })
+    ));
+}
+
+#[test]
+fn manifests_are_append_only_and_a_nonce_is_accepted_once() {
+    let (_dir, path, store) = open();
+    register(&store, "VIN1");
+    register(&store, "VIN2");
+    let os2 = target(b"os-2");
+    store
+        .add_assignments(
+            "VIN1",
+            &[NewAssignment {
+                ecu_serial: "VIN1-p".into(),
+                target_name: "os-2".into(),
+                target: os2,
+                campaign: None,
+            }],
+        )
+        .unwrap();
+
+    let first = both("VIN1", "n1", "os-1", "app-1");
+    let id = store.record_manifest(&first).unwrap();
+    let after_first = store.get_vehicle("VIN1").unwrap().unwrap();
+    assert!(after_first.last_seen.is_some());
+    assert_eq!(after_first.status.state, VehicleState::Updating);
+    let p = after_first.primary().unwrap().reported.clone().unwrap();
+    assert_eq!(p.installed_image.filepath, "os-1");
+    assert_eq!(p.provides["rootfs-image.version"], "os-1");
+
+    // Replay with the same nonce, now claiming the assigned image: refused, nothing changes.
+    let replay = both("VIN1", "n1", "os-2", "app-1");
+    let e = store.record_manifest(&replay).unwrap_err();
+    assert!(
+        matches!(&e, Error::NonceReused { nonce, .. } if nonce == "n1"),
+        "{e}"
+    );
+    assert_eq!(e.fault(), Fault::Device);
+    assert_eq!(store.count_manifests("VIN1", None).unwrap(), 1);
+    assert_eq!(store.get_vehicle("VIN1").unwrap().unwrap(), after_first);
+    assert_eq!(
+        store.active_assignments("VIN1").unwrap()[0].status,
+        AssignmentStatus::Pending
+    );
+
+    // The same nonce from another vehicle is its own business.
+    store
+        .record_manifest(&both("VIN2", "n1", "os-1", "app-1"))
+        .unwrap();
+
+    // A refused manifest is stored and changes nothing else, whatever its nonce.
+    let refused = IncomingManifest {
+        vin: "VIN1".into(),
+        received_at: Utc::now(),
+        body: b"forged".to_vec(),
+        verdict: ManifestVerdict::Refused {
+            nonce: Some("n1".into()),
+            reason: "signature check failed".into(),
+        },
+    };
+    let refused_id = store.record_manifest(&refused).unwrap();
+    assert!(refused_id > id);
+    assert_eq!(store.get_vehicle("VIN1").unwrap().unwrap(), after_first);
+    assert_eq!(
+        store
+            .count_manifests("VIN1", Some(Verdict::Refused))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_manifests("VIN1", Some(Verdict::Accepted))
+            .unwrap(),
+        1
+    );
+
+    // A report from another vehicle's ECU: refused, nothing written.
+    let mut stray = both("VIN1", "n2", "os-1", "app-1");
+    if let ManifestVerdict::Accepted { reports, .. } = &mut stray.verdict {
+        reports.insert("VIN2-p".into(), report("VIN2-p", "n2", "x", b"x"));
+    }
+    let e = store.record_manifest(&stray).unwrap_err();
+    assert!(matches!(e, Error::ReportFromUnknownEcu { .. }), "{e}");
+    assert_eq!(store.count_manifests("VIN1", None).unwrap(), 2);
+    assert!(matches!(
+        store.record_manifest(&both("NOPE", "n1", "a", "b")),
+        Err(Error::UnknownVehicle { .. })
+    ));
+
+    // Listed newest first, bodies as received; still there after reopening.
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let log = store.list_manifests("VIN1", 10).unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!((log[0].id, log[0].verdict), (refused_id, Verdict::Refused));
+    assert_eq!(log[0].reason, "signature check failed");
+    assert_eq!(log[0].body, b"forged");
+    assert_eq!((log[1].id, log[1].verdict), (id, Verdict::Accepted));
+    assert_eq!(log[1].body, first.body);
+    assert_eq!(log[1].nonce.as_deref(), Some("n1"));
+    assert!(matches!(
+        store.record_manifest(&replay),
+        Err(Error::NonceReused { .. })
+    ));
+}
+
+fn assign(store: &dyn Store, vin: &str, serial: &str, name: &str) -> i64 {
+    store
+        .add_assignments(
+            vin,
+            &[NewAssignment {
+                ecu_serial: serial.into(),
+                target_name: name.into(),
+                target: target(name.as_bytes()),
+                campaign: Some("c1".into()),
+            }],
+        )
+        .unwrap()[0]
+        .id
+}
+
+#[test]
+fn assignments_move_with_reports_and_can_be_cancelled() {
+    let (_dir, _path, store) = open();
+    register(&store, "VIN1");
+    register(&store, "VIN2");
+    let new = |serial: &str, name: &str| NewAssignment {
+        ecu_serial: serial.into(),
+        target_name: name.into(),
+        target: target(name.as_bytes()),
+        campaign: Some("c1".into()),
+    };
+    let added = store
+        .add_assignments("VIN1", &[new("VIN1-p", "os-2"), new("VIN1-s", "app-2")])
+        .unwrap();
+    assert_eq!(added.len(), 2);
+    assert!(added[0].position < added[1].position);
+    assert!(added.iter().all(|a| a.status == AssignmentStatus::Pending));
+    let (os, app) = (added[0].id, added[1].id);
+
+    // Refused additions write nothing, even the valid entries of the batch.
+    let e = store
+        .add_assignments("VIN1", &[new("VIN1-s", "app-9"), new("VIN1-p", "os-2")])
+        .unwrap_err();
+    assert!(matches!(e, Error::AssignmentExists { .. }), "{e}");
+    let e = store
+        .add_assignments("VIN1", &[new("VIN1-s", "app-9"), new("VIN2-p", "os-2")])
+        .unwrap_err();
+    assert!(matches!(e, Error::UnknownEcu { .. }), "{e}");
+    let mut unhashed = new("VIN1-s", "app-9");
+    unhashed.target.hashes.clear();
+    let e = store.add_assignments("VIN1", &[unhashed]).unwrap_err();
+    assert!(matches!(e, Error::InvalidAssignment { .. }), "{e}");
+    assert_eq!(store.assignments("VIN1").unwrap().len(), 2);
+
+    // Right name, wrong content: not installed.
+    let mut wrong = both("VIN1", "n1", "os-1", "app-1");
+    if let ManifestVerdict::Accepted { reports, .. } = &mut wrong.verdict {
+        reports.insert("VIN1-p".into(), report("VIN1-p", "n1", "os-2", b"evil"));
+    }
+    store.record_manifest(&wrong).unwrap();
+    assert_eq!(store.active_assignments("VIN1").unwrap().len(), 2);
+
+    // A failure reported for a pending assignment is from an earlier attempt: ignored.
+    let failed_app = |nonce: &str| {
+        let mut m = both("VIN1", nonce, "os-2", "app-1");
+        if let ManifestVerdict::Accepted { reports, .. } = &mut m.verdict {
+            let s = reports.get_mut("VIN1-s").unwrap();
+            s.last_install = Some(LastInstall {
+                target: "app-2".into(),
+                result: "failure".into(),
+                detail: "hash check failed".into(),
+                extra: BTreeMap::new(),
+            });
+        }
+        m
+    };
+    store.record_manifest(&failed_app("n2")).unwrap();
+    let now = store.assignments("VIN1").unwrap();
+    assert_eq!(now[0].status, AssignmentStatus::Installed, "os-2 now runs");
+    assert_eq!(now[1].status, AssignmentStatus::Pending);
+
+    assert_eq!(
+        store.mark_in_flight(&[os, app]).unwrap(),
+        1,
+        "only pending ones move"
+    );
+    store.record_manifest(&failed_app("n3")).unwrap();
+    let now = store.assignments("VIN1").unwrap();
+    assert_eq!(now[1].status, AssignmentStatus::Failed);
+    assert!(
+        now[1].detail.contains("hash check failed"),
+        "{}",
+        now[1].detail
+    );
+    let v = store.get_vehicle("VIN1").unwrap().unwrap();
+    assert_eq!((v.status.installed, v.status.failed), (1, 1));
+    assert_eq!(v.status.state, VehicleState::UpdateFailed);
+
+    // Cancel one, then all of a vehicle.
+    let retry = assign(&store, "VIN1", "VIN1-s", "app-2");
+    let c = store.cancel_assignment(retry, "operator").unwrap();
+    assert_eq!(
+        (c.status, c.detail.as_str()),
+        (AssignmentStatus::Cancelled, "operator")
+    );
+    assert!(matches!(
+        store.cancel_assignment(retry, "again"),
+        Err(Error::AssignmentNotActive { .. })
+    ));
+    assert!(matches!(
+        store.cancel_assignment(9999, "x"),
+        Err(Error::UnknownAssignment { id: 9999 })
+    ));
+    let a = assign(&store, "VIN1", "VIN1-s", "app-3");
+    let b = assign(&store, "VIN1", "VIN1-p", "os-3");
+    let active = store.active_assignments("VIN1").unwrap();
+    assert_eq!(active.iter().map(|x| x.id).collect::<Vec<_>>(), vec![a, b]);
+    assert_eq!(store.mark_in_flight(&[a]).unwrap(), 1);
+    assert_eq!(
+        store
+            .cancel_assignments("VIN1", "campaign stopped")
+            .unwrap(),
+        2
+    );
+    assert!(store.active_assignments("VIN1").unwrap().is_empty());
+    assert_eq!(store.assignments("VIN1").unwrap().len(), 5);
+    assert_eq!(store.mark_in_flight(&[a, b]).unwrap(), 0);
+}
+
+#[test]
+fn metadata_versions_only_go_up() {
+    let (_dir, _path, store) = open();
+    register(&store, "VIN1");
+    register(&store, "VIN2");
+    let t0 = Utc::now();
+    let put = |vin: &str, role, v, days: i64, body: &str| {
+        store.put_vehicle_metadata(vin, role, v, t0 + Duration::days(days), body.as_bytes())
+    };
+    assert!(store
+        .get_vehicle_metadata("VIN1", MetadataRole::Targets)
+        .unwrap()
+        .is_none());
+    put("VIN1", MetadataRole::Targets, 1, 30, "t1").unwrap();
+    let e = put("VIN1", MetadataRole::Targets, 1, 30, "t1b").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::MetadataVersion {
+                stored: 1,
+                new: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    put("VIN1", MetadataRole::Targets, 3, 30, "t3").unwrap();
+    let e = put("VIN1", MetadataRole::Targets, 2, 30, "t2").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::MetadataVersion {
+                stored: 3,
+                new: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let got = store
+        .get_vehicle_metadata("VIN1", MetadataRole::Targets)
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.version, got.bytes.as_slice()), (3, &b"t3"[..]));
+    assert!(matches!(
+        put("VIN1", MetadataRole::Snapshot, 0, 30, "s0"),
+        Err(Error::VersionOutOfRange { .. })
+    ));
+    assert!(matches!(
+        put("VIN1", MetadataRole::Snapshot, u64::MAX, 30, "s"),
+        Err(Error::VersionOutOfRange { .. })
+    ));
+    assert!(matches!(
+        put("NOPE", MetadataRole::Snapshot, 1, 30, "s"),
+        Err(Error::UnknownVehicle { .. })
+    ));
+
+    put("VIN1", MetadataRole::Timestamp, 1, 1, "ts").unwrap();
+    put("VIN2", MetadataRole::Timestamp, 1, 2, "ts").unwrap();
+    let soon = store
+        .vehicles_with_metadata_expiring_before(t0 + Duration::days(3))
+        .unwrap();
+    let soon: Vec<_> = soon.iter().map(|e| (e.vin.as_str(), e.role)).collect();
+    assert_eq!(
+        soon,
+        vec![
+            ("VIN1", MetadataRole::Timestamp),
+            ("VIN2", MetadataRole::Timestamp)
+        ]
+    );
+
+    assert!(store.latest_root().unwrap().is_none());
+    let e = store.put_root(2, b"r2").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::RootVersion {
+                new: 2,
+                expected: 1
+            }
+        ),
+        "{e}"
+    );
+    store.put_root(1, b"r1").unwrap();
+    assert!(matches!(
+        store.put_root(1, b"r1b"),
+        Err(Error::RootVersion { expected: 2, .. })
+    ));
+    store.put_root(2, b"r2").unwrap();
+    assert_eq!(store.latest_root().unwrap(), Some((2, b"r2".to_vec())));
+    assert_eq!(store.get_root(1).unwrap(), Some(b"r1".to_vec()));
+    assert_eq!(store.get_root(3).unwrap(), None);
+}
+
+#[test]
+fn admin_tokens_have_scopes_and_can_be_revoked() {
+    let (_dir, path, store) = open();
+    let (reader_id, reader) = store.create_admin_token("dashboard", Scope::Read).unwrap();
+    let (_, writer) = store.create_admin_token("ci", Scope::Write).unwrap();
+    assert_eq!(store.check_admin_token(&reader).unwrap(), Some(Scope::Read));
+    assert_eq!(
+        store.check_admin_token(&writer).unwrap(),
+        Some(Scope::Write)
+    );
+    assert_eq!(store.check_admin_token("guess").unwrap(), None);
+    assert!(Scope::Write.allows(Scope::Read) && !Scope::Read.allows(Scope::Write));
+    assert!(!contains(&db_bytes(&path), reader.as_bytes()));
+
+    store.revoke_admin_token(reader_id).unwrap();
+    assert_eq!(store.check_admin_token(&reader).unwrap(), None);
+    assert_eq!(
+        store.check_admin_token(&writer).unwrap(),
+        Some(Scope::Write)
+    );
+    let listed = store.list_admin_tokens().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed[0].revoked_at.is_some() && listed[1].revoked_at.is_none());
+    assert!(matches!(
+        store.revoke_admin_token(42),
+        Err(Error::UnknownAdminToken { id: 42 })
+    ));
+    assert!(matches!(
+        store.create_admin_token(" ", Scope::Read),
+        Err(Error::InvalidTokenName { .. })
+    ));
+}
+
+#[test]
+fn signed_manifests_checked_by_core_then_recorded() {
+    let (_dir, _path, store) = open();
+    let primary = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+    let secondary = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+    let vehicle = store
+        .register_vehicle(&NewVehicle {
+            vin: "VIN1".into(),
+            ecus: vec![
+                NewEcu {
+                    public_key: primary.public_key().clone(),
+                    ..ecu("p", true)
+                },
+                NewEcu {
+                    public_key: secondary.public_key().clone(),
+                    ..ecu("s", false)
+                },
+            ],
+        })
+        .unwrap();
+    let signed = |nonce: &str| {
+        let mut rp = Signed::new(report("p", nonce, "os-1", b"os-1"));
+        rp.sign(&primary).unwrap();
+        let mut rs = Signed::new(report("s", nonce, "app-1", b"app-1"));
+        rs.sign(&secondary).unwrap();
+        let mut m = Signed::new(VehicleManifest::new("VIN1", "p", &[rp, rs]).unwrap());
+        m.sign(&primary).unwrap();
+        m.to_bytes().unwrap()
+    };
+    let record = |body: Vec<u8>| {
+        let checked = check_vehicle_manifest(&body, &vehicle.registered()).unwrap();
+        store.record_manifest(&IncomingManifest {
+            vin: "VIN1".into(),
+            received_at: Utc::now(),
+            body,
+            verdict: ManifestVerdict::Accepted {
+                nonce: checked.nonce,
+                reports: checked.reports,
+            },
+        })
+    };
+    let body = signed("cycle-1");
+    record(body.clone()).unwrap();
+    assert!(matches!(record(body), Err(Error::NonceReused { .. })));
+    record(signed("cycle-2")).unwrap();
+    let v = store.get_vehicle("VIN1").unwrap().unwrap();
+    assert_eq!(v.status.state, VehicleState::UpToDate);
+    assert_eq!(
+        v.ecus[1]
+            .reported
+            .as_ref()
+            .unwrap()
+            .installed_image
+            .filepath,
+        "app-1"
+    );
+}
+
+#[test]
+fn concurrent_writers_and_readers_keep_exact_counts() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 200;
+    let (_dir, _path, store) = open();
+    let store: Arc<dyn Store> = Arc::new(store);
+    for t in 0..THREADS {
+        register(store.as_ref(), &format!("VIN{t}"));
+    }
+    let writers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let vin = format!("VIN{t}");
+                for i in 0..PER_THREAD {
+                    let nonce = format!("{vin}-{i}");
+                    store
+                        .record_manifest(&both(&vin, &nonce, &format!("os-{i}"), "app"))
+                        .unwrap();
+                }
+                // A replay in the middle of the crowd is still refused.
+                let again = both(&vin, &format!("{vin}-0"), "os-x", "app");
+                assert!(matches!(
+                    store.record_manifest(&again),
+                    Err(Error::NonceReused { .. })
+                ));
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let vin = format!("VIN{}", (i + r) % THREADS);
+                    let v = store.get_vehicle(&vin).unwrap().unwrap();
+                    assert_eq!(v.ecus.len(), 2);
+                    store.count_manifests(&vin, None).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in writers.into_iter().chain(readers) {
+        h.join().unwrap();
+    }
+    for t in 0..THREADS {
+        let vin = format!("VIN{t}");
+        assert_eq!(
+            store.count_manifests(&vin, None).unwrap(),
+            PER_THREAD as u64
+        );
+        assert_eq!(
+            store
+                .count_manifests(&vin, Some(Verdict::Accepted))
+                .unwrap(),
+            PER_THREAD as u64
+        );
+        let v = store.get_vehicle(&vin).unwrap().unwrap();
+        let last = format!("os-{}", PER_THREAD - 1);
+        assert_eq!(
+            v.primary()
+                .unwrap()
+                .reported
+                .as_ref()
+                .unwrap()
+                .installed_image
+                .filepath,
+            last
+        );
+    }
+    store.integrity_check().unwrap();
+}
