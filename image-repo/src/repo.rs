@@ -252,29 +252,57 @@ impl Repository {
     }
 
     pub(crate) fn publish_with(&mut self, force: Force) -> Result<PublishReport> {
-        let mut report = PublishReport::default();
-        if self.root_staged {
-            self.publish_root(&mut report)?;
-        }
+        // Phase 1: sign and check every staged role. Nothing is written to metadata/ until all
+        // of them pass, so a refused publish leaves the served repository untouched (and no
+        // stray N.ROLE.json that a later publish would reuse with other content).
+        let root = if self.root_staged {
+            Some(self.prepare_root()?)
+        } else {
+            None
+        };
         let staged: Vec<String> = self
             .layout
             .staged_roles()?
             .into_iter()
             .filter(|r| r != "root")
             .collect();
+        let mut prepared = Vec::with_capacity(staged.len());
+        for role in &staged {
+            prepared.push(self.prepare_targets_role(role)?);
+        }
+
+        // Phase 2: write roles, then root, then snapshot and timestamp that point at them.
+        let mut report = PublishReport::default();
+        let md = self.layout.metadata();
+        std::fs::create_dir_all(&md).map_err(io_at(&md))?;
         let mut snapshot_meta = self
             .snapshot
             .as_ref()
             .map(|s| s.signed.meta.clone())
             .unwrap_or_default();
-        for role in &staged {
-            let version = self.publish_targets_role(role)?;
+        for (role, version, bytes) in &prepared {
+            crate::layout::write_atomic(&self.layout.versioned(role, *version), bytes)?;
             snapshot_meta.insert(
                 format!("{role}.json"),
-                ferry_core::metadata::MetaFile::new(version),
+                ferry_core::metadata::MetaFile::new(*version),
             );
-            report.roles.push((role.clone(), version));
+            if let Some(entry) = self.roles.get_mut(role) {
+                entry.staged = false;
+            }
         }
+        if let Some((version, bytes)) = root {
+            crate::layout::write_atomic(&self.layout.versioned("root", version), &bytes)?;
+            crate::layout::write_atomic(&md.join("root.json"), &bytes)?;
+            self.layout.unstage("root")?;
+            self.published_root = Some(self.root.clone());
+            self.root_staged = false;
+            report.roles.push(("root".into(), version));
+        }
+        report.roles.extend(
+            prepared
+                .iter()
+                .map(|(role, version, _)| (role.clone(), *version)),
+        );
         let new_snapshot = !staged.is_empty() || force.snapshot || self.snapshot.is_none();
         if new_snapshot {
             report.snapshot = Some(self.publish_snapshot(snapshot_meta)?);
@@ -288,7 +316,8 @@ impl Repository {
         Ok(report)
     }
 
-    fn publish_root(&mut self, report: &mut PublishReport) -> Result<()> {
+    /// Sign the staged root with this host's root keys and check both thresholds.
+    fn prepare_root(&mut self) -> Result<(u64, Vec<u8>)> {
         for key in self.config.root.load_keys(self.dir())? {
             if self.root.signed.roles["root"].keyids.contains(key.key_id()) {
                 self.root.sign(&key)?;
@@ -326,20 +355,11 @@ impl Repository {
             });
         }
         checked?;
-        let version = self.root.signed.version;
-        let md = self.layout.metadata();
-        std::fs::create_dir_all(&md).map_err(io_at(&md))?;
-        crate::layout::write_atomic(&self.layout.versioned("root", version), &bytes)?;
-        crate::layout::write_atomic(&md.join("root.json"), &bytes)?;
-        self.layout.unstage("root")?;
-        self.published_root = Some(self.root.clone());
-        self.root_staged = false;
-        report.roles.push(("root".into(), version));
-        Ok(())
+        Ok((self.root.signed.version, bytes))
     }
 
-    /// Sign a staged targets role with the keys this host has for it, check it, write it.
-    fn publish_targets_role(&mut self, role: &str) -> Result<u64> {
+    /// Sign a staged targets role with the keys this host has for it and check it.
+    fn prepare_targets_role(&mut self, role: &str) -> Result<(String, u64, Vec<u8>)> {
         self.load_role(role)?;
         crate::delegation::check_paths(self, role)?;
         let (keyids, threshold, keys) = self.authority_parts(role)?;
@@ -381,15 +401,11 @@ impl Repository {
             }
             other => other?,
         }
-        let version = entry.doc.signed.version;
-        let md = self.layout.metadata();
-        std::fs::create_dir_all(&md).map_err(io_at(&md))?;
-        crate::layout::write_atomic(
-            &self.layout.versioned(role, version),
-            &entry.doc.to_bytes()?,
-        )?;
-        entry.staged = false;
-        Ok(version)
+        Ok((
+            role.to_owned(),
+            entry.doc.signed.version,
+            entry.doc.to_bytes()?,
+        ))
     }
 
     fn publish_snapshot(
