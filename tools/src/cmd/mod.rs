@@ -1,6 +1,7 @@
 use crate::error::Result;
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod key;
 pub mod repo;
 pub mod tuf_client;
@@ -23,6 +24,9 @@ enum Command {
     Repo(repo::Command),
     /// A plain TUF client (tuf-conformance CLI): init, refresh, download.
     TufClient(tuf_client::Args),
+    /// Benchmarks, each printed as a ratio to a baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::Command),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -30,5 +34,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Key(cmd) => key::run(cmd),
         Command::TufClient(args) => tuf_client::run(args),
         Command::Repo(cmd) => repo::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
     }
 }
