@@ -65,7 +65,7 @@ impl Repository {
             let (_, file_name) = name.split_dir();
             file_name.split('.').next().unwrap_or(file_name).to_owned()
         });
-        let custom = ImageCustom {
+        let mut custom = ImageCustom {
             clears_provides: options.clears.clone(),
             depends: options.depends.clone(),
             domain: Some(options.domain.clone().unwrap_or(Domain::App)),
@@ -76,6 +76,10 @@ impl Repository {
             version: options.version.clone(),
             extra: BTreeMap::new(),
         };
+        // Write the domain's defaults out, so every reader (an ECU, the Director, another
+        // vendor's tooling) sees the same provides and clears without knowing our rules.
+        custom.provides = custom.effective_provides();
+        custom.clears_provides = Some(custom.effective_clears());
         let target = TargetFile {
             custom: Some(serde_json::to_value(&custom).map_err(|e| Error::Invalid(e.to_string()))?),
             hashes,

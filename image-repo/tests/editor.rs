@@ -115,9 +115,13 @@ fn a_target_is_stored_at_spec_paths_with_uptane_custom_fields() {
     assert_eq!(found.as_deref(), Some("targets"));
     let custom = target.image_custom(&name).unwrap();
     assert_eq!(custom.hardware_ids, ["ivi-a53"]);
+    // The domain defaults are written out, not left for readers to derive.
+    let written = target.custom.as_ref().unwrap();
+    assert_eq!(written["domain"], "app");
+    assert_eq!(written["provides"]["data-partition.app.version"], "1.0");
     assert_eq!(
-        custom.effective_provides()["data-partition.app.version"],
-        "1.0"
+        written["clearsProvides"],
+        serde_json::json!(["data-partition.app.*"])
     );
 
     // Nothing staged: nothing written, versions unchanged.
