@@ -88,13 +88,26 @@ impl Fetcher for HttpFetcher {
         let start = Instant::now();
         let mut total: u64 = 0;
         let mut attempts = 0;
+        // The first response's strong ETag: a resume asks for the rest of *that* file
+        // (If-Range), so a file replaced between attempts restarts instead of being spliced.
+        let mut etag: Option<reqwest::header::HeaderValue> = None;
         loop {
             let mut request = self.client.get(url);
             if total > 0 {
                 request = request.header(reqwest::header::RANGE, format!("bytes={total}-"));
+                if let Some(tag) = &etag {
+                    request = request.header(reqwest::header::IF_RANGE, tag.clone());
+                }
             }
             let mut response = request.send().map_err(|e| transport(url, e))?;
             let status = response.status();
+            if total == 0 {
+                etag = response
+                    .headers()
+                    .get(reqwest::header::ETAG)
+                    .filter(|t| !t.as_bytes().starts_with(b"W/"))
+                    .cloned();
+            }
             if total > 0 && status != reqwest::StatusCode::PARTIAL_CONTENT {
                 return Err(transport(url, format!("cannot resume at byte {total}: server answered {status} to a Range request")));
             }

@@ -9,8 +9,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+type Heads = Arc<std::sync::Mutex<Vec<String>>>;
+
 /// Serve each connection with `handler(connection index, requested range start, stream)`.
 fn serve(handler: impl Fn(usize, Option<u64>, &mut TcpStream) + Send + Sync + 'static) -> String {
+    serve_recording(handler).0
+}
+
+/// [`serve`], also recording each request's header lines (lowercased).
+fn serve_recording(
+    handler: impl Fn(usize, Option<u64>, &mut TcpStream) + Send + Sync + 'static,
+) -> (String, Heads) {
+    let heads: Heads = Arc::default();
+    let recorded = heads.clone();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let count = Arc::new(AtomicUsize::new(0));
@@ -20,23 +31,27 @@ fn serve(handler: impl Fn(usize, Option<u64>, &mut TcpStream) + Send + Sync + 's
             let Ok(mut stream) = stream else { continue };
             let n = count.fetch_add(1, Ordering::SeqCst);
             let handler = handler.clone();
+            let recorded = recorded.clone();
             std::thread::spawn(move || {
                 let mut range = None;
+                let mut head = String::new();
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                         break;
                     }
+                    head.push_str(&line.to_ascii_lowercase());
                     if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
                         range = v.trim().trim_end_matches('-').parse().ok();
                     }
                 }
+                recorded.lock().unwrap().push(head);
                 handler(n, range, &mut stream);
             });
         }
     });
-    format!("http://{addr}/file")
+    (format!("http://{addr}/file"), heads)
 }
 
 fn policy() -> FetchPolicy {
@@ -177,5 +192,40 @@ fn http_errors_name_the_status() {
     assert!(
         matches!(err, Error::HttpStatus { status: 404, .. }),
         "{err}"
+    );
+}
+
+#[test]
+fn a_resume_asks_for_the_rest_of_the_same_file() {
+    let (url, heads) = serve_recording(|n, range, s| {
+        if n == 0 {
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                BODY.len()
+            );
+            let _ = s.write_all(&BODY[..10]);
+            return;
+        }
+        let start = range.unwrap() as usize;
+        let _ = write!(
+            s,
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            BODY.len() - 1,
+            BODY.len(),
+            BODY.len() - start
+        );
+        let _ = s.write_all(&BODY[start..]);
+    });
+    let body = HttpFetcher::new(policy())
+        .unwrap()
+        .fetch_bytes(&url, 1000)
+        .unwrap();
+    assert_eq!(body, BODY);
+    let heads = heads.lock().unwrap();
+    assert!(heads[1].contains("range: bytes=10-"), "{heads:?}");
+    assert!(
+        heads[1].contains("if-range: \"v1\""),
+        "resume must carry the first ETag: {heads:?}"
     );
 }
