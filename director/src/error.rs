@@ -15,6 +15,9 @@ pub enum Error {
     ReportFromUnknownEcu { vin: String, serial: String },
     #[error(transparent)]
     Manifest(#[from] ferry_core::Error),
+    /// Signing per-vehicle metadata failed: a key or configuration problem on our side.
+    #[error("metadata signing failed: {0}")]
+    Signing(#[source] ferry_core::Error),
 
     // --- the operator asked for something the inventory refuses ---
     #[error("registration check failed: VIN {vin:?} {reason}")]

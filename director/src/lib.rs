@@ -1,11 +1,13 @@
 //! Ferry Director: the vehicle inventory, manifest processing, assignments and per-vehicle
-//! metadata (DESIGN.md). This crate so far holds the storage layer: the [`store::Store`]
-//! trait and its SQLite implementation, [`store::SqliteStore`].
+//! metadata (DESIGN.md). So far: the storage layer (the [`store::Store`] trait and its SQLite
+//! implementation, [`store::SqliteStore`]) and per-vehicle metadata signing
+//! ([`vehicle_metadata`]).
 
 mod error;
 pub mod model;
 pub mod secret;
 pub mod store;
+pub mod vehicle_metadata;
 
 pub use error::{BoxError, Error, Fault, Result};
 pub use store::{SqliteStore, Store};
