@@ -15,6 +15,20 @@ pub enum Error {
     ReportFromUnknownEcu { vin: String, serial: String },
     #[error(transparent)]
     Manifest(#[from] ferry_core::Error),
+    #[error("hardware check failed: target {target} is for hardware ids {allowed:?}; ECU {serial} is {hardware_id:?}")]
+    HardwareMismatch {
+        target: String,
+        serial: String,
+        hardware_id: String,
+        allowed: Vec<String>,
+    },
+    #[error("assignment of {target} to ECU {serial} refused: {source}")]
+    Depends {
+        target: String,
+        serial: String,
+        #[source]
+        source: ferry_core::provides::DependsError,
+    },
     /// Signing per-vehicle metadata failed: a key or configuration problem on our side.
     #[error("metadata signing failed: {0}")]
     Signing(#[source] ferry_core::Error),

@@ -5,6 +5,7 @@
 
 mod error;
 pub mod model;
+pub mod plan;
 pub mod secret;
 pub mod store;
 pub mod vehicle_metadata;
