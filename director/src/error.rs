@@ -29,6 +29,13 @@ pub enum Error {
         #[source]
         source: ferry_core::provides::DependsError,
     },
+    #[error("time check failed: ECU {serial} reports time {reported}, more than {max_skew_secs}s from the Director's clock {now}")]
+    ReportTime {
+        serial: String,
+        reported: String,
+        now: String,
+        max_skew_secs: i64,
+    },
     /// Signing per-vehicle metadata failed: a key or configuration problem on our side.
     #[error("metadata signing failed: {0}")]
     Signing(#[source] ferry_core::Error),
@@ -110,7 +117,9 @@ impl Error {
     pub fn fault(&self) -> Fault {
         use Error::*;
         match self {
-            NonceReused { .. } | ReportFromUnknownEcu { .. } | Manifest(_) => Fault::Device,
+            NonceReused { .. } | ReportFromUnknownEcu { .. } | Manifest(_) | ReportTime { .. } => {
+                Fault::Device
+            }
             Storage { .. } | Corrupt { .. } | IntegrityCheck { .. } | Random(_) => Fault::Storage,
             _ => Fault::Operator,
         }
