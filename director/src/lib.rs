@@ -4,6 +4,7 @@
 //! ([`vehicle_metadata`]).
 
 mod error;
+pub mod http;
 pub mod manifests;
 pub mod model;
 pub mod plan;

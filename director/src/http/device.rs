@@ -1,0 +1,157 @@
+//! The device API: per-vehicle metadata and manifest upload.
+
+use super::errors::ApiError;
+use super::{auth, blocking, AppState};
+use crate::manifests::{process_manifest, DEFAULT_MAX_SKEW};
+use crate::model::{AssignmentStatus, MetadataRole};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use std::collections::BTreeSet;
+
+/// Which metadata file a device asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum File {
+    RootVersion(u64),
+    LatestRoot,
+    Role(MetadataRole),
+}
+
+fn parse_file(file: &str) -> Option<File> {
+    match file {
+        "root.json" => Some(File::LatestRoot),
+        "timestamp.json" => Some(File::Role(MetadataRole::Timestamp)),
+        "snapshot.json" => Some(File::Role(MetadataRole::Snapshot)),
+        "targets.json" => Some(File::Role(MetadataRole::Targets)),
+        _ => {
+            let n = file.strip_suffix(".root.json")?;
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            n.parse().ok().filter(|n| *n >= 1).map(File::RootVersion)
+        }
+    }
+}
+
+/// `(target name, ECU serial)` pairs named by signed Director targets bytes.
+fn served_pairs(bytes: &[u8]) -> BTreeSet<(String, String)> {
+    let mut pairs = BTreeSet::new();
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return pairs;
+    };
+    if let Some(targets) = doc["signed"]["targets"].as_object() {
+        for (name, entry) in targets {
+            if let Some(ecus) = entry["custom"]["ecuIdentifiers"].as_object() {
+                for serial in ecus.keys() {
+                    pairs.insert((name.clone(), serial.clone()));
+                }
+            }
+        }
+    }
+    pairs
+}
+
+/// `GET /api/v1/vehicles/{vin}/metadata/{file}`
+pub async fn metadata(
+    State(state): State<AppState>,
+    Path((vin, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth::device(&state, &headers, &vin).await?;
+    let which = parse_file(&file).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, snapshot.json or targets.json"
+        ))
+    })?;
+    let store = state.store.clone();
+    let bytes = blocking(move || {
+        let bytes = match which {
+            File::RootVersion(n) => store.get_root(n)?,
+            File::LatestRoot => store.latest_root()?.map(|(_, b)| b),
+            File::Role(role) => store.get_vehicle_metadata(&vin, role)?.map(|m| m.bytes),
+        };
+        let Some(bytes) = bytes else {
+            return Err(ApiError::not_found(format!(
+                "metadata check failed: no {file} for vehicle {vin}"
+            )));
+        };
+        if which == File::Role(MetadataRole::Targets) {
+            // Only what these bytes name is now in flight (an assignment added after they
+            // were signed waits for the next signing).
+            let served = served_pairs(&bytes);
+            let ids: Vec<i64> = store
+                .active_assignments(&vin)?
+                .into_iter()
+                .filter(|a| a.status == AssignmentStatus::Pending)
+                .filter(|a| served.contains(&(a.target_name.clone(), a.ecu_serial.clone())))
+                .map(|a| a.id)
+                .collect();
+            if !ids.is_empty() {
+                store.mark_in_flight(&ids)?;
+            }
+        }
+        Ok(bytes)
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `PUT /api/v1/vehicles/{vin}/manifest`
+pub async fn manifest(
+    State(state): State<AppState>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    auth::device(&state, &headers, &vin).await?;
+    let store = state.store.clone();
+    let id = blocking(move || {
+        Ok(process_manifest(
+            store.as_ref(),
+            &vin,
+            &body,
+            chrono::Utc::now(),
+            DEFAULT_MAX_SKEW,
+        )?)
+    })
+    .await?;
+    Ok((
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "id": id })),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_parse() {
+        assert_eq!(parse_file("3.root.json"), Some(File::RootVersion(3)));
+        assert_eq!(parse_file("root.json"), Some(File::LatestRoot));
+        assert_eq!(
+            parse_file("targets.json"),
+            Some(File::Role(MetadataRole::Targets))
+        );
+        for bad in [
+            "0.root.json",
+            "-1.root.json",
+            "+1.root.json",
+            ".root.json",
+            "x.json",
+        ] {
+            assert_eq!(parse_file(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! How a Director [`Error`] becomes an HTTP response: a status from who is at fault
+//! ([`Error::fault`]) and the check that failed, and a plain-text body naming that check.
+//! Storage and signing failures are ours: they are logged in full and answered with a generic
+//! 500 so no internals (paths, SQL, key problems) reach the caller.
+
+use crate::error::{Error, Fault};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// An HTTP refusal: a status and a plain-text message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// A failure on our side: `detail` goes to the log, never to the caller.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "director request failed on the server side");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: the Director could not complete the request; the detail is in its log",
+        )
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match (&e, e.fault()) {
+            (_, Fault::Storage) | (Error::Signing(_), _) | (Error::SchemaTooNew { .. }, _) => {
+                return ApiError::internal(&e)
+            }
+            (Error::NonceReused { .. }, _) => StatusCode::CONFLICT,
+            (_, Fault::Device) => StatusCode::BAD_REQUEST,
+            (
+                Error::UnknownVehicle { .. }
+                | Error::UnknownEcu { .. }
+                | Error::UnknownAssignment { .. }
+                | Error::UnknownAdminToken { .. },
+                _,
+            ) => StatusCode::NOT_FOUND,
+            (
+                Error::VehicleExists { .. }
+                | Error::SerialTaken { .. }
+                | Error::AssignmentExists { .. },
+                _,
+            ) => StatusCode::CONFLICT,
+            (Error::HardwareMismatch { .. } | Error::Depends { .. }, _) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            (_, Fault::Operator) => StatusCode::BAD_REQUEST,
+        };
+        if status.is_client_error() {
+            tracing::info!(status = status.as_u16(), error = %e, "director request refused");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            self.message,
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,118 @@
+//! The Director's HTTP API (DESIGN.md "Servers and ports"): the device API, authenticated by
+//! a per-vehicle bearer token, and the admin API under `/api/v1/admin/`, authenticated by
+//! admin bearer tokens with a read or write scope.
+//!
+//! Device API:
+//! - `GET /api/v1/vehicles/{vin}/metadata/{N.root|root|timestamp|snapshot|targets}.json`
+//! - `PUT /api/v1/vehicles/{vin}/manifest` (body at most [`MAX_MANIFEST_BYTES`])
+//!
+//! Admin API:
+//! - `POST /api/v1/admin/vehicles` (write), `GET /api/v1/admin/vehicles` (read),
+//!   `GET /api/v1/admin/vehicles/{vin}` (read)
+//! - `POST|DELETE /api/v1/admin/vehicles/{vin}/assignments` (write)
+//! - `GET /api/v1/admin/vehicles/{vin}/status` (read)
+//!
+//! Store calls are blocking and run on tokio's blocking pool.
+
+mod admin;
+mod auth;
+mod device;
+mod errors;
+
+pub use auth::device_token;
+pub use errors::ApiError;
+
+use crate::store::Store;
+use crate::vehicle_metadata::{Lifetimes, OnlineKeys};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The largest manifest body accepted (413 above).
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
+/// The largest admin request body accepted (413 above).
+pub const MAX_ADMIN_BYTES: usize = 4 << 20;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub keys: OnlineKeys,
+    pub lifetimes: Lifetimes,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, keys: OnlineKeys, lifetimes: Lifetimes) -> Self {
+        AppState {
+            store,
+            keys,
+            lifetimes,
+        }
+    }
+}
+
+/// The Director's routes.
+pub fn router(state: AppState) -> Router {
+    let device = Router::new()
+        .route(
+            "/api/v1/vehicles/{vin}/metadata/{file}",
+            get(device::metadata),
+        )
+        .route(
+            "/api/v1/vehicles/{vin}/manifest",
+            put(device::manifest).layer(DefaultBodyLimit::max(MAX_MANIFEST_BYTES)),
+        );
+    let admin = Router::new()
+        .route(
+            "/api/v1/admin/vehicles",
+            post(admin::register).get(admin::list),
+        )
+        .route("/api/v1/admin/vehicles/{vin}", get(admin::vehicle))
+        .route(
+            "/api/v1/admin/vehicles/{vin}/assignments",
+            post(admin::assign).delete(admin::cancel),
+        )
+        .route("/api/v1/admin/vehicles/{vin}/status", get(admin::status))
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BYTES));
+    device.merge(admin).fallback(fallback).with_state(state)
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("route check failed: no such route; expected a Director API path")
+}
+
+/// Serve the Director on `listener` until `shutdown` completes and open connections finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving the director");
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Run blocking store work on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?
+}
+
+/// Parse a JSON request body, naming what is wrong with it (400).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "request body check failed: {e}; expected the JSON document this route takes"
+        ))
+    })
+}
