@@ -86,6 +86,19 @@ pub enum Error {
     },
     #[error("version check failed: director root would be stored as version {new}; expected version {expected} (root versions are stored one after another, each exactly once)")]
     RootVersion { new: u64, expected: u64 },
+    #[error("root chain check failed: {0}; expected version 1 signed by its own root threshold, or the next version signed by the previous root's threshold and its own")]
+    RootChain(#[source] ferry_core::Error),
+    #[error("root check failed: {reason}")]
+    RootSpec { reason: String },
+    #[error("root check failed: no director root is stored; expected `ferry director root import` of 1.root.json first")]
+    NoRoot,
+    #[error("online key check failed: {authorised} of the {role} keys given are authorised by director root {root_version}; expected at least its threshold {threshold}")]
+    OnlineKeys {
+        role: &'static str,
+        root_version: u64,
+        authorised: u32,
+        threshold: u32,
+    },
     #[error("version check failed: {what} version {version} does not fit the store; expected 1 to 2^63-1")]
     VersionOutOfRange { what: String, version: u64 },
     #[error("admin token check failed: no admin token {id}; expected the id of an existing token")]

@@ -8,6 +8,7 @@ pub mod http;
 pub mod manifests;
 pub mod model;
 pub mod plan;
+pub mod root;
 pub mod secret;
 pub mod store;
 pub mod vehicle_metadata;

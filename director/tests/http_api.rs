@@ -4,15 +4,15 @@
 //! refusal.
 #![allow(clippy::unwrap_used)]
 
-use chrono::{DateTime, Duration, Utc};
-use ferry_core::manifest::{EcuVersionReport, FileInfo, InstalledImage, VehicleManifest};
-use ferry_core::metadata::{
-    hashes_of, uptane::DirectorCustom, Expires, RoleKeys, Root, Signed, TargetFile, SPEC_VERSION,
-};
+mod common;
+
+use chrono::Utc;
+use ferry_core::manifest::VehicleManifest;
+use ferry_core::metadata::{hashes_of, uptane::DirectorCustom, Signed, TargetFile};
 use ferry_core::TrustedSet;
 use ferry_director::http::{serve, AppState};
 use ferry_director::model::Scope;
-use ferry_director::vehicle_metadata::{Lifetimes, OnlineKeys};
+use ferry_director::vehicle_metadata::Lifetimes;
 use ferry_director::{SqliteStore, Store};
 use ferry_keys::{KeyKind, PrivateKey, Signer};
 use reqwest::blocking::Client;
@@ -42,51 +42,11 @@ impl Drop for Server {
     }
 }
 
-/// The director root (version 1) and the online keys it names.
-fn director_root(store: &dyn Store) -> (Vec<u8>, OnlineKeys) {
-    let gen = || Arc::new(PrivateKey::generate(KeyKind::Ed25519).unwrap());
-    let (root_key, targets, snapshot, timestamp) = (gen(), gen(), gen(), gen());
-    let role = |k: &Arc<PrivateKey>| RoleKeys {
-        keyids: vec![k.key_id().clone()],
-        threshold: 1,
-        extra: BTreeMap::new(),
-    };
-    let root = Root {
-        type_: "root".into(),
-        consistent_snapshot: false,
-        expires: Expires::after(Utc::now(), Duration::days(365)),
-        keys: [&root_key, &targets, &snapshot, &timestamp]
-            .iter()
-            .map(|k| (k.key_id().clone(), k.public_key().clone()))
-            .collect(),
-        roles: [
-            ("root".to_string(), role(&root_key)),
-            ("targets".to_string(), role(&targets)),
-            ("snapshot".to_string(), role(&snapshot)),
-            ("timestamp".to_string(), role(&timestamp)),
-        ]
-        .into(),
-        spec_version: SPEC_VERSION.into(),
-        version: 1,
-        extra: BTreeMap::new(),
-    };
-    let mut signed = Signed::new(root);
-    signed.sign(root_key.as_ref() as &dyn Signer).unwrap();
-    let root = signed.to_bytes().unwrap();
-    store.put_root(1, &root).unwrap();
-    let keys = OnlineKeys {
-        targets: vec![targets],
-        snapshot: vec![snapshot],
-        timestamp: vec![timestamp],
-    };
-    (root, keys)
-}
-
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path().join("director.db")).unwrap());
-        let (root, keys) = director_root(store.as_ref());
+        let (root, keys, _) = common::director_root(store.as_ref(), Utc::now());
         let (_, write) = store.create_admin_token("ops", Scope::Write).unwrap();
         let (_, read) = store.create_admin_token("dashboard", Scope::Read).unwrap();
         let state = AppState::new(store, keys, Lifetimes::default());
@@ -247,40 +207,12 @@ impl Car {
     ) -> Vec<u8> {
         let reports: Vec<_> = reports
             .iter()
-            .map(|(serial, key)| report(serial, nonce, Utc::now(), key))
+            .map(|(serial, key)| common::report(serial, nonce, Utc::now(), key))
             .collect();
         let mut m = Signed::new(VehicleManifest::new(&self.vin, &self.p(), &reports).unwrap());
         m.sign(signer as &dyn Signer).unwrap();
         m.to_bytes().unwrap()
     }
-}
-
-fn report(
-    serial: &str,
-    nonce: &str,
-    at: DateTime<Utc>,
-    key: &PrivateKey,
-) -> Signed<EcuVersionReport> {
-    let mut r = Signed::new(EcuVersionReport {
-        attacks_detected: String::new(),
-        ecu_serial: serial.into(),
-        installed_image: InstalledImage {
-            fileinfo: FileInfo {
-                hashes: hashes_of(b"fw"),
-                length: 2,
-                extra: BTreeMap::new(),
-            },
-            filepath: "fw.bin".into(),
-            extra: BTreeMap::new(),
-        },
-        last_install: None,
-        nonce: nonce.into(),
-        provides: [("rootfs-image.version".to_string(), "1".to_string())].into(),
-        time: Expires::after(at, Duration::zero()),
-        extra: BTreeMap::new(),
-    });
-    r.sign(key as &dyn Signer).unwrap();
-    r
 }
 
 fn target(custom: Value) -> Value {
@@ -631,7 +563,7 @@ fn bad_input_is_refused_without_harm() {
 fn serve_returns_after_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("director.db")).unwrap());
-    let (_, keys) = director_root(store.as_ref());
+    let (_, keys, _) = common::director_root(store.as_ref(), Utc::now());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -2,14 +2,15 @@
 //! replays, bad signatures and insane times are refused, named, and kept for audit.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use chrono::{DateTime, Duration, Utc};
-use ferry_core::manifest::{EcuVersionReport, FileInfo, InstalledImage, VehicleManifest};
-use ferry_core::metadata::{hashes_of, Expires, Signed};
+use ferry_core::manifest::VehicleManifest;
+use ferry_core::metadata::Signed;
 use ferry_director::manifests::{process_manifest, DEFAULT_MAX_SKEW};
 use ferry_director::model::{NewEcu, NewVehicle, Verdict};
 use ferry_director::{Error, SqliteStore, Store};
 use ferry_keys::{KeyKind, PrivateKey, Signer};
-use std::collections::BTreeMap;
 
 fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000, 0).unwrap()
@@ -54,33 +55,7 @@ fn car() -> Car {
     }
 }
 
-fn report(
-    serial: &str,
-    nonce: &str,
-    at: DateTime<Utc>,
-    key: &PrivateKey,
-) -> Signed<EcuVersionReport> {
-    let mut r = Signed::new(EcuVersionReport {
-        attacks_detected: String::new(),
-        ecu_serial: serial.into(),
-        installed_image: InstalledImage {
-            fileinfo: FileInfo {
-                hashes: hashes_of(b"fw"),
-                length: 2,
-                extra: BTreeMap::new(),
-            },
-            filepath: "fw.bin".into(),
-            extra: BTreeMap::new(),
-        },
-        last_install: None,
-        nonce: nonce.into(),
-        provides: [("rootfs-image.version".to_string(), "1".to_string())].into(),
-        time: Expires::after(at, Duration::zero()),
-        extra: BTreeMap::new(),
-    });
-    r.sign(key as &dyn Signer).unwrap();
-    r
-}
+use common::report;
 
 fn manifest(c: &Car, nonce: &str, at: DateTime<Utc>, secondary_key: &PrivateKey) -> Vec<u8> {
     let reports = [

@@ -2,17 +2,16 @@
 //! would: signed by the root's online keys, versions going up, targets naming each ECU.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use chrono::{DateTime, Duration, Utc};
-use ferry_core::metadata::{
-    hashes_of, uptane::DirectorCustom, Expires, RoleKeys, Root, Signed, TargetFile, SPEC_VERSION,
-};
+use ferry_core::metadata::{hashes_of, uptane::DirectorCustom, TargetFile};
 use ferry_core::TrustedSet;
 use ferry_director::model::{MetadataRole, NewAssignment, NewEcu, NewVehicle};
 use ferry_director::vehicle_metadata::{Lifetimes, OnlineKeys, VehicleSigner};
 use ferry_director::{SqliteStore, Store};
-use ferry_keys::{KeyKind, PrivateKey, Signer};
+use ferry_keys::{KeyKind, PrivateKey};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000, 0).unwrap()
@@ -28,41 +27,7 @@ struct Director {
 fn director() -> Director {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("director.db")).unwrap();
-    let gen = || Arc::new(PrivateKey::generate(KeyKind::Ed25519).unwrap());
-    let (root_key, targets, snapshot, timestamp) = (gen(), gen(), gen(), gen());
-    let role = |k: &Arc<PrivateKey>| RoleKeys {
-        keyids: vec![k.key_id().clone()],
-        threshold: 1,
-        extra: BTreeMap::new(),
-    };
-    let root = Root {
-        type_: "root".into(),
-        consistent_snapshot: false,
-        expires: Expires::after(now(), Duration::days(365)),
-        keys: [&root_key, &targets, &snapshot, &timestamp]
-            .iter()
-            .map(|k| (k.key_id().clone(), k.public_key().clone()))
-            .collect(),
-        roles: [
-            ("root".to_string(), role(&root_key)),
-            ("targets".to_string(), role(&targets)),
-            ("snapshot".to_string(), role(&snapshot)),
-            ("timestamp".to_string(), role(&timestamp)),
-        ]
-        .into(),
-        spec_version: SPEC_VERSION.into(),
-        version: 1,
-        extra: BTreeMap::new(),
-    };
-    let mut signed = Signed::new(root);
-    signed.sign(root_key.as_ref() as &dyn Signer).unwrap();
-    let root = signed.to_bytes().unwrap();
-    store.put_root(1, &root).unwrap();
-    let keys = OnlineKeys {
-        targets: vec![targets],
-        snapshot: vec![snapshot],
-        timestamp: vec![timestamp],
-    };
+    let (root, keys, _) = common::director_root(&store, now());
     Director {
         _dir: dir,
         store,
