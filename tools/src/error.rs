@@ -12,6 +12,8 @@ pub enum Error {
     #[error(transparent)]
     ImageRepo(#[from] ferry_image_repo::Error),
     #[error(transparent)]
+    Director(#[from] ferry_director::Error),
+    #[error(transparent)]
     Serve(#[from] ferry_image_repo::serve::ServeError),
     #[error("{path}: {source}")]
     Io {
