@@ -70,6 +70,46 @@ pub enum Error {
     #[error("spec version check failed: {role} has spec_version {found:?}, expected 1.x")]
     SpecVersion { role: String, found: String },
 
+    // --- Uptane: Director targets, and Director against Image repository (uptane_checks) ---
+    #[error("director delegation check failed: Director targets delegate to {roles}; Director targets never delegate")]
+    DirectorDelegates { roles: String },
+    #[error("director ECU check failed: ECU {serial:?} is named by two targets, {first} and {second}; expected at most one target per ECU")]
+    DuplicateEcu {
+        serial: String,
+        first: String,
+        second: String,
+    },
+    #[error("director ECU check failed: target {target} names ECU {serial:?}, which is not part of this vehicle")]
+    EcuNotInVehicle { serial: String, target: String },
+    #[error("image match check failed: target {target} is not listed by the Image repository on its delegation path")]
+    NotInImageRepo { target: String },
+    #[error("image match length check failed: target {target} is {director} bytes in the Director's targets, {image} in the Image repository's")]
+    DirectorImageLength {
+        target: String,
+        director: u64,
+        image: u64,
+    },
+    #[error("image match hash check failed: target {target} {algorithm} is {director} in the Director's targets, expected the Image repository's {image}")]
+    DirectorImageHash {
+        target: String,
+        algorithm: String,
+        director: String,
+        image: String,
+    },
+    #[error("hardwareId check failed: target {target} for ECU {ecu:?} is for {found}, expected hardwareId {expected:?}")]
+    HardwareId {
+        target: String,
+        ecu: String,
+        expected: String,
+        found: String,
+    },
+    #[error("releaseCounter check failed: target {target} has releaseCounter {offered}, lower than the installed {installed}")]
+    ReleaseCounter {
+        target: String,
+        installed: u64,
+        offered: u64,
+    },
+
     #[error("manifest check failed: manifest is for VIN {found:?}, expected {expected:?}")]
     ManifestVin { expected: String, found: String },
     #[error("manifest check failed: primary ECU serial is {found:?}, expected the registered primary {expected:?}")]

@@ -7,9 +7,11 @@ pub mod manifest;
 pub mod metadata;
 pub mod paths;
 pub mod provides;
+pub mod refresh;
 pub mod search;
 mod target_name;
 pub mod trusted;
+pub mod uptane_checks;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -1,0 +1,248 @@
+//! `secondary.toml`: who this ECU is, what it trusts, where it keeps its state. Relative paths
+//! are resolved against the directory of the config file.
+//!
+//! ```toml
+//! serial = "ivi-1"                    # this ECU's serial, as the Director knows it
+//! hardware_id = "ivi-a53"             # its hardwareId
+//! key = "ecu.key.pem"                 # PKCS#8 PEM, unencrypted, mode 0600: signs version reports
+//! listen = "127.0.0.1:9301"           # the daemon's address (port 0: any free port)
+//! data_dir = "/var/lib/ferry/ivi-1"   # state.db and the image staging directory
+//! verification = "full"               # or "partial"
+//! director_root = "director.root.json"   # full: the Director root shipped with the ECU
+//! image_root = "image.root.json"         # full: the Image repository root shipped with the ECU
+//! director_targets_key = "director-targets.pub"  # partial: pinned key (TUF key JSON or SPKI PEM)
+//! apps_dir = "/data/apps"             # the app installer's directory
+//! app_health_check = ["/usr/bin/app-check"]  # optional; run after the swap, non-zero rolls back
+//! max_metadata_bytes = 8388608        # optional cap on a metadata bundle (413 above)
+//!
+//! [initial_provides]                  # optional; seeds provides when state.db is created
+//! "rootfs-image.python.version" = "3.12"
+//! ```
+
+use crate::error::{Error, Result};
+use ferry_keys::{PrivateKey, PublicKey};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The default cap on a metadata bundle: both repositories' roots, timestamps, snapshots and
+/// targets with room for delegations (TUF's default caps add up to about 7.5 MB).
+pub const DEFAULT_MAX_METADATA_BYTES: usize = 8 << 20;
+
+/// How much of the update this ECU verifies itself (Uptane 2.1.0 §5.4.4.1, §5.4.4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verification {
+    /// Both repositories, Director against Image (the default).
+    Full,
+    /// Director targets only, signed by a pinned key.
+    Partial,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Full => "full",
+            Verification::Partial => "partial",
+        }
+    }
+}
+
+fn default_verification() -> Verification {
+    Verification::Full
+}
+
+fn default_max_metadata() -> usize {
+    DEFAULT_MAX_METADATA_BYTES
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub serial: String,
+    pub hardware_id: String,
+    pub key: PathBuf,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    #[serde(default = "default_verification")]
+    pub verification: Verification,
+    #[serde(default)]
+    pub director_root: Option<PathBuf>,
+    #[serde(default)]
+    pub image_root: Option<PathBuf>,
+    #[serde(default)]
+    pub director_targets_key: Option<PathBuf>,
+    pub apps_dir: PathBuf,
+    #[serde(default)]
+    pub app_health_check: Option<Vec<String>>,
+    #[serde(default = "default_max_metadata")]
+    pub max_metadata_bytes: usize,
+    #[serde(default)]
+    pub initial_provides: BTreeMap<String, String>,
+}
+
+/// What the ECU trusts before any metadata arrives, read from the files the config names.
+#[derive(Debug, Clone)]
+pub enum Anchors {
+    Full {
+        director_root: Vec<u8>,
+        image_root: Vec<u8>,
+    },
+    Partial {
+        director_targets_key: PublicKey,
+    },
+}
+
+impl Config {
+    /// Read and check `path`; relative paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.key);
+        fix(&mut self.data_dir);
+        fix(&mut self.apps_dir);
+        for p in [
+            &mut self.director_root,
+            &mut self.image_root,
+            &mut self.director_targets_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+    }
+
+    /// Refuse a config that names the wrong anchors for its verification mode.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        let bad = |reason: String| {
+            Err(Error::Config {
+                path: path.to_owned(),
+                reason,
+            })
+        };
+        if self.serial.is_empty() || self.hardware_id.is_empty() {
+            return bad("serial and hardware_id must not be empty".into());
+        }
+        match self.verification {
+            Verification::Full => {
+                if self.director_root.is_none() || self.image_root.is_none() {
+                    return bad("verification = \"full\" needs director_root and image_root".into());
+                }
+            }
+            Verification::Partial => {
+                if self.director_targets_key.is_none() {
+                    return bad("verification = \"partial\" needs director_targets_key".into());
+                }
+            }
+        }
+        if matches!(&self.app_health_check, Some(argv) if argv.is_empty()) {
+            return bad("app_health_check must name a program".into());
+        }
+        Ok(())
+    }
+
+    pub fn state_db(&self) -> PathBuf {
+        self.data_dir.join("state.db")
+    }
+
+    pub fn staging_dir(&self) -> PathBuf {
+        self.data_dir.join("staging")
+    }
+
+    /// The ECU key. Refused when group or others may read it: a version report is only worth
+    /// something if nobody else can sign one.
+    pub fn read_key(&self) -> Result<PrivateKey> {
+        check_private_mode(&self.key)?;
+        PrivateKey::read_file(&self.key, None).map_err(|source| Error::Key {
+            path: self.key.clone(),
+            source,
+        })
+    }
+
+    pub fn read_anchors(&self) -> Result<Anchors> {
+        let missing = |what: &str| Error::Config {
+            path: self.data_dir.clone(),
+            reason: format!("{what} is not set"),
+        };
+        let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(p, e));
+        match self.verification {
+            Verification::Full => Ok(Anchors::Full {
+                director_root: read(
+                    self.director_root
+                        .as_deref()
+                        .ok_or_else(|| missing("director_root"))?,
+                )?,
+                image_root: read(
+                    self.image_root
+                        .as_deref()
+                        .ok_or_else(|| missing("image_root"))?,
+                )?,
+            }),
+            Verification::Partial => {
+                let path = self
+                    .director_targets_key
+                    .as_deref()
+                    .ok_or_else(|| missing("director_targets_key"))?;
+                Ok(Anchors::Partial {
+                    director_targets_key: read_public_key(path, &read(path)?)?,
+                })
+            }
+        }
+    }
+}
+
+/// A public key file: TUF key JSON, or SPKI PEM.
+fn read_public_key(path: &Path, bytes: &[u8]) -> Result<PublicKey> {
+    if let Ok(key) = serde_json::from_slice::<PublicKey>(bytes) {
+        return Ok(key);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::Config {
+        path: path.to_owned(),
+        reason: "not TUF key JSON nor an SPKI PEM public key".into(),
+    })?;
+    PublicKey::from_spki_pem(text).map_err(|source| Error::Key {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(unix)]
+fn check_private_mode(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Config {
+            path: path.to_owned(),
+            reason: format!(
+                "key file permission check failed: mode is {:o}, expected 600 (owner only)",
+                mode & 0o777
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private_mode(_path: &Path) -> Result<()> {
+    Ok(())
+}

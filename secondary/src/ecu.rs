@@ -1,0 +1,327 @@
+//! One Secondary ECU: the order of an update (metadata, image, install, report) around its
+//! state. Every refusal leaves the trusted metadata, the installed image and provides as they
+//! were, and is recorded for the next version report. Time is always the caller's `now`.
+
+use crate::config::{Anchors, Config};
+use crate::error::{Error, Fault, Result};
+use crate::image::{self, StagedImage};
+use crate::install::app::AppInstaller;
+use crate::install::{self, InstallJob, Installers};
+use crate::report::version_report;
+use crate::state::{InstalledImage, Outcome, State};
+use crate::verify::{verify_bundle, Assignment, Ecu as EcuId};
+use chrono::{DateTime, Utc};
+use ferry_core::manifest::EcuVersionReport;
+use ferry_core::metadata::Signed;
+use ferry_core::provides::{check_depends, merge_provides};
+use ferry_keys::{PrivateKey, PublicKey, Signer};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+/// The domain of a target that names none: partial verification sees only Director targets,
+/// which carry no domain, and an app is the least intrusive thing to install.
+pub const DEFAULT_DOMAIN: &str = "app";
+
+/// `GET /info`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Info {
+    pub serial: String,
+    pub hardware_id: String,
+    pub public_key: PublicKey,
+    pub keyid: String,
+    pub verification: &'static str,
+}
+
+/// `GET /status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub installed: Option<InstalledImage>,
+    pub provides: BTreeMap<String, String>,
+    /// The verified target awaiting its image or install.
+    pub pending: Option<String>,
+    pub image_ready: bool,
+    pub last_install: Option<Outcome>,
+    pub attacks_detected: String,
+    /// RFC 3339: the latest time metadata verified at (never goes backwards).
+    pub verified_time: Option<String>,
+}
+
+/// What receiving an image needs, taken so the ECU is not held while bytes stream in.
+#[derive(Debug, Clone)]
+pub struct ImageTicket {
+    pub assignment: Assignment,
+    pub staging_dir: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct Ecu {
+    config: Config,
+    key: PrivateKey,
+    anchors: Anchors,
+    state: State,
+    installers: Installers,
+    pending: Option<Assignment>,
+    staged: Option<StagedImage>,
+}
+
+impl Ecu {
+    /// Read the key and trust anchors, open state.db, finish any interrupted app swap.
+    pub fn open(config: Config) -> Result<Ecu> {
+        let key = config.read_key()?;
+        let anchors = config.read_anchors()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
+        let state = State::open(&config.state_db(), &config.initial_provides)?;
+        let app = AppInstaller::new(&config.apps_dir, config.app_health_check.clone());
+        app.recover()?;
+        let mut installers = Installers::new();
+        installers.add(Box::new(app));
+        // A staged image does not survive a restart: its assignment lived in memory.
+        image::discard(&config.staging_dir())?;
+        Ok(Ecu {
+            config,
+            key,
+            anchors,
+            state,
+            installers,
+            pending: None,
+            staged: None,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+    pub fn pending(&self) -> Option<&Assignment> {
+        self.pending.as_ref()
+    }
+    /// Add or replace a domain's installer.
+    pub fn installers_mut(&mut self) -> &mut Installers {
+        &mut self.installers
+    }
+
+    pub fn info(&self) -> Info {
+        Info {
+            serial: self.config.serial.clone(),
+            hardware_id: self.config.hardware_id.clone(),
+            public_key: self.key.public_key().clone(),
+            keyid: self.key.key_id().to_string(),
+            verification: self.config.verification.as_str(),
+        }
+    }
+
+    pub fn status(&self) -> Result<Status> {
+        let (last_install, attacks_detected) = self.state.outcome()?;
+        Ok(Status {
+            installed: self.state.installed()?,
+            provides: self.state.provides()?,
+            pending: self.pending.as_ref().map(|a| a.target_name().to_owned()),
+            image_ready: self.staged.is_some(),
+            last_install,
+            attacks_detected,
+            verified_time: self.state.verified_time()?.map(|t| t.to_rfc3339()),
+        })
+    }
+
+    /// Record a refusal for the next report; the refusal itself is what the caller returns.
+    fn refused(&mut self, target: &str, error: Error) -> Error {
+        let fault = error.fault();
+        let outcome = Outcome {
+            target: target.to_owned(),
+            result: "failure".into(),
+            detail: error.to_string(),
+        };
+        tracing::warn!(target, %error, "update refused");
+        if let Err(e) = self.state.record_failure(&outcome, fault == Fault::Attack) {
+            tracing::error!(error = %e, "cannot record the refusal");
+        }
+        error
+    }
+
+    /// Verify a metadata bundle (see [`crate::verify`]); on success keep it as the trusted
+    /// state and return the target this ECU is to install, if any. Depends are checked here,
+    /// before any image is sent.
+    pub fn receive_metadata(
+        &mut self,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<&Assignment>> {
+        self.pending = None;
+        self.staged = None;
+        image::discard(&self.config.staging_dir())?;
+        let ecu = EcuId {
+            serial: &self.config.serial,
+            hardware_id: &self.config.hardware_id,
+        };
+        let verification = match verify_bundle(bytes, &self.state, &self.anchors, ecu, now) {
+            Ok(v) => v,
+            Err(e) => return Err(self.refused("metadata bundle", e)),
+        };
+        let installed = self.state.installed()?;
+        // Already running it: nothing to do (the Director re-sends until it sees the report).
+        let assignment = verification.assignment.filter(|a| {
+            !installed
+                .as_ref()
+                .is_some_and(|i| i.target == a.target_name() && i.hashes == a.target().hashes)
+        });
+        if let Some(a) = &assignment {
+            if let Err(e) = self.acceptable(a) {
+                return Err(self.refused(a.target_name(), e));
+            }
+        }
+        let changes: Vec<_> = verification.changes.iter().map(|(r, c)| (*r, c)).collect();
+        self.state
+            .commit_metadata(&changes, verification.verified_at)?;
+        self.pending = assignment;
+        if let Some(a) = &self.pending {
+            tracing::info!(target = a.target_name(), "update verified");
+        }
+        Ok(self.pending.as_ref())
+    }
+
+    /// Checks that need no image: an installer for the domain, depends met.
+    fn acceptable(&mut self, a: &Assignment) -> Result<()> {
+        let domain = domain_of(a);
+        self.installers.get(a.target_name(), &domain)?;
+        check_depends(&a.custom().depends, &self.state.provides()?)?;
+        Ok(())
+    }
+
+    /// What an image upload needs; refused when no verified target awaits one.
+    pub fn image_ticket(&self) -> Result<ImageTicket> {
+        let assignment = self.pending.clone().ok_or(Error::Order(
+            "no verified target awaits an image; send metadata first",
+        ))?;
+        Ok(ImageTicket {
+            assignment,
+            staging_dir: self.config.staging_dir(),
+        })
+    }
+
+    /// Take the outcome of receiving an image against `ticket`.
+    pub fn accept_image(
+        &mut self,
+        ticket: &ImageTicket,
+        received: Result<StagedImage>,
+    ) -> Result<()> {
+        let same = self.pending.as_ref().is_some_and(|a| {
+            a.target_name() == ticket.assignment.target_name()
+                && a.target().length == ticket.assignment.target().length
+                && a.target().hashes == ticket.assignment.target().hashes
+        });
+        if !same {
+            // New metadata arrived while the image streamed: this image is for nothing.
+            if let Ok(staged) = &received {
+                image::remove(staged)?;
+            }
+            return Err(Error::Order(
+                "the verified target changed while its image was received",
+            ));
+        }
+        match received {
+            Ok(staged) => {
+                if let Some(old) = self.staged.replace(staged) {
+                    image::remove(&old)?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.staged = None;
+                Err(self.refused(ticket.assignment.target_name(), e))
+            }
+        }
+    }
+
+    /// Receive the image of the pending target from `reader` (what `PUT /image` does, without
+    /// the HTTP streaming).
+    pub fn receive_image(&mut self, reader: &mut dyn Read) -> Result<()> {
+        let ticket = self.image_ticket()?;
+        let received = image::receive(reader, &ticket.staging_dir, &ticket.assignment);
+        self.accept_image(&ticket, received)
+    }
+
+    /// Install the received image through its domain's installer; on success the installed
+    /// image, provides and release counters change in one transaction.
+    pub fn install(&mut self, now: DateTime<Utc>) -> Result<InstalledImage> {
+        let (Some(assignment), Some(staged)) = (self.pending.clone(), self.staged.clone()) else {
+            return Err(Error::Order(
+                "no verified image is ready; send metadata and the image first",
+            ));
+        };
+        let name = assignment.target_name().to_owned();
+        let custom = assignment.custom();
+        let job = InstallJob {
+            target_name: &name,
+            custom,
+            image: &staged.path,
+        };
+        let domain = domain_of(&assignment);
+        let state = &self.state;
+        let result = match self.installers.get(&name, &domain) {
+            Ok(installer) => install::run(installer.as_mut(), &job, &mut |step| {
+                state.journal(step, &name, now)
+            }),
+            Err(e) => Err(e),
+        };
+        self.pending = None;
+        self.staged = None;
+        image::remove(&staged)?;
+        if let Err(e) = result {
+            let restored =
+                matches!(&e, Error::InstallFailed { outcome, .. } if *outcome == install::RESTORED);
+            let outcome = Outcome {
+                target: name.clone(),
+                result: if restored { "rolled-back" } else { "failure" }.into(),
+                detail: e.to_string(),
+            };
+            self.state.record_failure(&outcome, false)?;
+            return Err(e);
+        }
+        let image = InstalledImage {
+            target: name.clone(),
+            length: assignment.target().length,
+            hashes: assignment.target().hashes.clone(),
+            custom: assignment
+                .target()
+                .custom
+                .clone()
+                .unwrap_or(serde_json::Value::Null),
+        };
+        let provides = merge_provides(
+            &self.state.provides()?,
+            &custom.effective_clears(),
+            &custom.effective_provides(),
+        );
+        self.state.record_install(
+            &image,
+            &provides,
+            &assignment.counter_keys(),
+            custom.release_counter,
+            &format!("installed {name}"),
+        )?;
+        tracing::info!(target = %name, "update installed");
+        Ok(image)
+    }
+
+    /// The signed version report for the Primary's `nonce`.
+    pub fn report(&self, nonce: &str, now: DateTime<Utc>) -> Result<Signed<EcuVersionReport>> {
+        version_report(&self.config.serial, &self.state, nonce, now, &self.key)
+    }
+
+    pub fn signer(&self) -> &dyn Signer {
+        &self.key
+    }
+}
+
+fn domain_of(a: &Assignment) -> String {
+    a.custom()
+        .domain
+        .as_ref()
+        .map_or(DEFAULT_DOMAIN, |d| d.as_str())
+        .to_owned()
+}

@@ -1,0 +1,118 @@
+//! Everything the Secondary refuses or fails at, grouped by who is at fault. Each message names
+//! the check that failed and what was expected.
+
+use ferry_core::provides::DependsError;
+use std::path::PathBuf;
+
+/// Who is at fault: decides what the version report records and which HTTP status answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Metadata or image failed a security check: reported in `attacks_detected`.
+    Attack,
+    /// A valid update this ECU does not accept (depends not met, wrong order of requests).
+    Refused,
+    /// The request itself is too large.
+    TooLarge,
+    /// Configuration or local state.
+    Local,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // --- bad metadata, a bad image, or an attack ---
+    #[error(transparent)]
+    Metadata(#[from] ferry_core::Error),
+    #[error("bundle format check failed: {0}")]
+    Bundle(String),
+    #[error("bundle check failed: {repo} {role} is not in the metadata bundle")]
+    NotInBundle { repo: &'static str, role: String },
+    #[error("bundle size check failed: {repo} {role} is longer than the {limit} bytes allowed")]
+    MetadataTooLong {
+        repo: &'static str,
+        role: String,
+        limit: u64,
+    },
+    #[error("image length check failed: image for {target} is longer than the {limit} bytes signed (endless data)")]
+    EndlessData { target: String, limit: u64 },
+
+    // --- a valid update this ECU will not take now ---
+    #[error(transparent)]
+    Depends(#[from] DependsError),
+    #[error("request order check failed: {0}")]
+    Order(&'static str),
+    #[error("domain check failed: target {target} is for domain {domain:?}; this ECU installs: {installed}")]
+    NoInstaller {
+        target: String,
+        domain: String,
+        installed: String,
+    },
+    #[error("app health check failed: {program} {status}, expected exit status 0")]
+    HealthCheck { program: String, status: String },
+    #[error("install of {target} failed at {step}: {detail}; {outcome}")]
+    InstallFailed {
+        target: String,
+        step: &'static str,
+        detail: String,
+        outcome: &'static str,
+    },
+
+    // --- too large a request ---
+    #[error("request size check failed: {what} is longer than the {limit} bytes allowed")]
+    TooLarge { what: &'static str, limit: u64 },
+
+    // --- misconfiguration or local I/O ---
+    #[error("configuration check failed: {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("key check failed: {path}: {source}")]
+    Key {
+        path: PathBuf,
+        source: ferry_keys::Error,
+    },
+    #[error("state database {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("state database {path}: stored {what} is unreadable: {reason}")]
+    StateCorrupt {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn fault(&self) -> Fault {
+        match self {
+            Error::Metadata(ferry_core::Error::Order(_)) => Fault::Local,
+            Error::Metadata(_)
+            | Error::Bundle(_)
+            | Error::NotInBundle { .. }
+            | Error::MetadataTooLong { .. }
+            | Error::EndlessData { .. } => Fault::Attack,
+            Error::Depends(_) | Error::Order(_) | Error::NoInstaller { .. } => Fault::Refused,
+            Error::TooLarge { .. } => Fault::TooLarge,
+            Error::InstallFailed { .. }
+            | Error::HealthCheck { .. }
+            | Error::Config { .. }
+            | Error::Key { .. }
+            | Error::State { .. }
+            | Error::StateCorrupt { .. }
+            | Error::Io { .. } => Fault::Local,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The Secondary's HTTP API (DESIGN.md "Servers and ports"), spoken by the Primary:
+//!
+//! - `GET /info`: serial, hardwareId, public key (TUF key JSON), key id, verification mode
+//! - `PUT /metadata`: a metadata bundle ([`crate::verify`]); at most `max_metadata_bytes` (413
+//!   above); answers `{"target": name | null, "length", "hashes"}`
+//! - `PUT /image`: the pending target's image, streamed (never buffered whole), refused as soon
+//!   as it runs past the signed length (413)
+//! - `POST /install`: install the received image; answers the installed image
+//! - `GET /status`: installed image, provides, pending target, last install, verified time
+//! - `GET /report?nonce=N`: the signed ECU version report carrying nonce N
+//!
+//! Refusals answer plain text naming the failed check: 422 for a failed security check, 409 for
+//! a valid update this ECU will not take (depends, order of requests), 413 for too large a
+//! body, 500 for a local failure. The ECU's work (SQLite, file I/O) runs on the blocking pool.
+
+mod errors;
+mod handlers;
+
+pub use errors::ApiError;
+
+use crate::ecu::Ecu;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+/// Where handlers read the time: the system clock in the daemon, a fixed one in tests.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub ecu: Arc<Mutex<Ecu>>,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(ecu: Ecu, clock: Clock) -> Self {
+        AppState {
+            ecu: Arc::new(Mutex::new(ecu)),
+            clock,
+        }
+    }
+
+    /// The system clock.
+    pub fn system_clock() -> Clock {
+        Arc::new(Utc::now)
+    }
+}
+
+/// The Secondary's routes. `max_metadata_bytes` caps `PUT /metadata`.
+pub fn router(state: AppState, max_metadata_bytes: usize) -> Router {
+    Router::new()
+        .route("/info", get(handlers::info))
+        .route(
+            "/metadata",
+            put(handlers::metadata).layer(DefaultBodyLimit::max(max_metadata_bytes)),
+        )
+        // The image is bounded by its signed length as it streams, not by a fixed cap.
+        .route(
+            "/image",
+            put(handlers::image).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/install", post(handlers::install))
+        .route("/status", get(handlers::status))
+        .route("/report", get(handlers::report))
+        .with_state(state)
+}
+
+/// Serve on `listener` until `shutdown` completes; requests in flight finish first.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    max_metadata_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state, max_metadata_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,205 @@
+//! The `app` domain: an application as a directory under the apps directory.
+//!
+//! The image is a single file, installed as `<apps_dir>/<name>/<file>`: `name` is the target's
+//! `custom.name` (else the file name up to its first dot), `file` the last segment of the
+//! target name. Archives are not unpacked. The new copy is prepared in `.<name>.new` beside the
+//! live one; install renames the live directory to `.<name>.backup` and the new one into place,
+//! so the swap is two renames on one file system. A crash between them leaves a backup and no
+//! live copy, which [`AppInstaller::recover`] restores at start.
+
+use super::{InstallJob, Installer};
+use crate::error::{Error, Result};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, Clone)]
+pub struct AppInstaller {
+    apps_dir: PathBuf,
+    /// Run after the swap with `FERRY_APP_NAME` and `FERRY_APP_DIR` set; non-zero rolls back.
+    health_check: Option<Vec<String>>,
+}
+
+/// The paths of one app.
+#[derive(Debug)]
+struct AppPaths {
+    name: String,
+    file: String,
+    live: PathBuf,
+    new: PathBuf,
+    backup: PathBuf,
+}
+
+fn invalid(what: &str, reason: String) -> Error {
+    Error::InstallFailed {
+        target: what.to_owned(),
+        step: "prepare",
+        detail: reason,
+        outcome: "nothing was changed",
+    }
+}
+
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+fn remove_dir(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to)
+        .map_err(|e| Error::io(format!("{} -> {}", from.display(), to.display()), e))
+}
+
+/// Make renames and creations in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+impl AppInstaller {
+    pub fn new(apps_dir: impl Into<PathBuf>, health_check: Option<Vec<String>>) -> Self {
+        AppInstaller {
+            apps_dir: apps_dir.into(),
+            health_check,
+        }
+    }
+
+    fn paths(&self, job: &InstallJob<'_>) -> Result<AppPaths> {
+        let target = ferry_core::TargetName::new(job.target_name)?;
+        let (_, file) = target.split_dir();
+        let name = match &job.custom.name {
+            Some(name) => name.clone(),
+            None => file.split('.').next().unwrap_or(file).to_owned(),
+        };
+        // One plain path segment, and never a hidden one: those are this installer's own.
+        let safe = !name.is_empty()
+            && !name.starts_with('.')
+            && !name.contains(['/', '\\', '\0'])
+            && !name.chars().any(char::is_control);
+        if !safe {
+            return Err(invalid(
+                job.target_name,
+                format!("app name check failed: {name:?} is not a plain directory name"),
+            ));
+        }
+        Ok(AppPaths {
+            live: self.apps_dir.join(&name),
+            new: self.apps_dir.join(format!(".{name}.new")),
+            backup: self.apps_dir.join(format!(".{name}.backup")),
+            file: file.to_owned(),
+            name,
+        })
+    }
+
+    /// Restore apps whose swap a crash interrupted: a backup with no live copy.
+    pub fn recover(&self) -> Result<()> {
+        let entries = match fs::read_dir(&self.apps_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&self.apps_dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.apps_dir, e))?;
+            let file_name = entry.file_name();
+            let Some(name) = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix('.'))
+                .and_then(|n| n.strip_suffix(".backup"))
+            else {
+                continue;
+            };
+            let live = self.apps_dir.join(name);
+            if !exists(&live) {
+                tracing::warn!(app = name, "restoring the backup of an interrupted swap");
+                rename(&entry.path(), &live)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Installer for AppInstaller {
+    fn domain(&self) -> &'static str {
+        "app"
+    }
+
+    fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let p = self.paths(job)?;
+        fs::create_dir_all(&self.apps_dir).map_err(|e| Error::io(&self.apps_dir, e))?;
+        remove_dir(&p.new)?;
+        fs::create_dir(&p.new).map_err(|e| Error::io(&p.new, e))?;
+        let dest = p.new.join(&p.file);
+        fs::copy(job.image, &dest).map_err(|e| Error::io(&dest, e))?;
+        fs::File::open(&dest)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(&dest, e))?;
+        sync_dir(&p.new)?;
+        sync_dir(&self.apps_dir)
+    }
+
+    fn install(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let p = self.paths(job)?;
+        if exists(&p.live) {
+            // A backup left by an earlier, finished update is stale: the live copy is newer.
+            remove_dir(&p.backup)?;
+            rename(&p.live, &p.backup)?;
+        }
+        rename(&p.new, &p.live)?;
+        sync_dir(&self.apps_dir)
+    }
+
+    fn verify(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let Some(argv) = &self.health_check else {
+            return Ok(());
+        };
+        let p = self.paths(job)?;
+        let Some((program, args)) = argv.split_first() else {
+            return Ok(());
+        };
+        let status = Command::new(program)
+            .args(args)
+            .env("FERRY_APP_NAME", &p.name)
+            .env("FERRY_APP_DIR", &p.live)
+            .status()
+            .map_err(|e| Error::io(program, e))?;
+        if !status.success() {
+            return Err(Error::HealthCheck {
+                program: program.clone(),
+                status: status.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let p = self.paths(job)?;
+        remove_dir(&p.backup)?;
+        sync_dir(&self.apps_dir)
+    }
+
+    fn rollback(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let p = self.paths(job)?;
+        if exists(&p.backup) {
+            remove_dir(&p.live)?;
+            rename(&p.backup, &p.live)?;
+        } else if !exists(&p.new) {
+            // First install of this app: the previous state is no app at all. (If the new
+            // copy is still staged, the swap never happened and the live copy is untouched.)
+            remove_dir(&p.live)?;
+        }
+        sync_dir(&self.apps_dir)
+    }
+
+    fn cleanup(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let p = self.paths(job)?;
+        remove_dir(&p.new)
+    }
+}

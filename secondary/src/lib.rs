@@ -1,0 +1,23 @@
+//! Ferry Secondary ECU (DESIGN.md): receives a metadata bundle from the Primary and verifies
+//! it, fully (both repositories, the default) or partially (Director targets by a pinned key);
+//! receives the image streamed and checked against the verified target; installs it through
+//! its domain's installer; keeps its trusted metadata, release counters, installed image and
+//! provides in its own SQLite state; signs version reports carrying the Primary's nonce.
+//! The same library runs in the `ferry-secondary` daemon ([`http`]) and in-process in the
+//! Primary for its own ECU.
+
+pub mod config;
+pub mod ecu;
+mod error;
+pub mod http;
+pub mod image;
+pub mod install;
+pub mod report;
+pub mod state;
+pub mod verify;
+
+pub use config::{Config, Verification as VerificationMode};
+pub use ecu::{Ecu, ImageTicket, Info, Status};
+pub use error::{Error, Fault, Result};
+pub use install::{InstallJob, Installer, Installers};
+pub use verify::{Assignment, Bundle, RepoBundle};

@@ -1,0 +1,386 @@
+//! The ECU's `state.db` (SQLite, WAL): trusted metadata exactly as received, release counters,
+//! the installed image and provides, the last install's outcome, the latest verified time and
+//! the install journal. Whatever must change together changes in one transaction: new trusted
+//! metadata with the verified time; the installed image with provides and release counters.
+//!
+//! Schema (version 1, `PRAGMA user_version`):
+//! - `roots(repo, version, bytes)`: every root accepted, per repository (`director`, `image`)
+//! - `metadata(repo, role, bytes)`: the trusted timestamp, snapshot, targets and delegated roles
+//! - `clock(id = 1, max_time)`: the latest time metadata was verified at (unix seconds)
+//! - `release_counters(image, counter)`: highest releaseCounter installed, per image key
+//! - `installed(id = 1, target, length, hashes, custom)`: the image this ECU runs
+//! - `provides(key, value)`
+//! - `outcome(id = 1, target, result, detail, attacks_detected)`: the last install and the
+//!   failed check of the last refused update
+//! - `journal(id, state, target, started_at)`: install transitions, each written before it runs
+
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use ferry_core::metadata::Hashes;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The two repositories whose metadata an ECU keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repo {
+    Director,
+    Image,
+}
+
+impl Repo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Repo::Director => "director",
+            Repo::Image => "image",
+        }
+    }
+}
+
+/// New trusted metadata of one repository, committed only once the whole bundle verified.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataChanges {
+    pub roots: Vec<(u64, Vec<u8>)>,
+    pub put: BTreeMap<String, Vec<u8>>,
+    pub removed: Vec<String>,
+}
+
+/// The image this ECU runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledImage {
+    pub target: String,
+    pub length: u64,
+    pub hashes: Hashes,
+    /// The Image repository's custom metadata of the target, as JSON.
+    pub custom: serde_json::Value,
+}
+
+/// How the last update ended ("success", "failure", "rolled-back").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub target: String,
+    pub result: String,
+    pub detail: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS roots (repo TEXT NOT NULL, version INTEGER NOT NULL,
+    bytes BLOB NOT NULL, PRIMARY KEY (repo, version));
+CREATE TABLE IF NOT EXISTS metadata (repo TEXT NOT NULL, role TEXT NOT NULL,
+    bytes BLOB NOT NULL, PRIMARY KEY (repo, role));
+CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1),
+    max_time INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS release_counters (image TEXT PRIMARY KEY,
+    counter INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS installed (id INTEGER PRIMARY KEY CHECK (id = 1),
+    target TEXT NOT NULL, length INTEGER NOT NULL, hashes TEXT NOT NULL, custom TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS provides (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outcome (id INTEGER PRIMARY KEY CHECK (id = 1),
+    target TEXT, result TEXT, detail TEXT, attacks_detected TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    state TEXT NOT NULL, target TEXT NOT NULL, started_at INTEGER NOT NULL);
+INSERT OR IGNORE INTO outcome (id, attacks_detected) VALUES (1, '');
+";
+
+#[derive(Debug)]
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl State {
+    /// Open (creating if needed) `path`. A new database gets `initial_provides`.
+    pub fn open(path: &Path, initial_provides: &BTreeMap<String, String>) -> Result<State> {
+        let conn = Connection::open(path).map_err(|source| Error::State {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut state = State {
+            conn,
+            path: path.to_owned(),
+        };
+        state.init(initial_provides)?;
+        Ok(state)
+    }
+
+    fn db(&self) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+        move |source| Error::State {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, what: &'static str, reason: impl ToString) -> Error {
+        Error::StateCorrupt {
+            path: self.path.clone(),
+            what,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn init(&mut self, initial_provides: &BTreeMap<String, String>) -> Result<()> {
+        let path = self.path.clone();
+        let db = move |source| Error::State { path, source };
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(db.clone())?;
+        // Durability over speed: a power cut must not lose an install record.
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(db.clone())?;
+        let tx = self.conn.transaction().map_err(db.clone())?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db.clone())?;
+        if version == 0 {
+            tx.execute_batch(SCHEMA).map_err(db.clone())?;
+            for (k, v) in initial_provides {
+                tx.execute("INSERT INTO provides (key, value) VALUES (?1, ?2)", [k, v])
+                    .map_err(db.clone())?;
+            }
+            tx.execute_batch("PRAGMA user_version = 1")
+                .map_err(db.clone())?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The newest trusted root of `repo`.
+    pub fn root(&self, repo: Repo) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row(
+                "SELECT bytes FROM roots WHERE repo = ?1 ORDER BY version DESC LIMIT 1",
+                [repo.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db())
+    }
+
+    pub fn metadata(&self, repo: Repo, role: &str) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row(
+                "SELECT bytes FROM metadata WHERE repo = ?1 AND role = ?2",
+                [repo.as_str(), role],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db())
+    }
+
+    /// The latest time metadata was verified at.
+    pub fn verified_time(&self) -> Result<Option<DateTime<Utc>>> {
+        let secs: Option<i64> = self
+            .conn
+            .query_row("SELECT max_time FROM clock WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(self.db())?;
+        secs.map(|s| DateTime::from_timestamp(s, 0).ok_or_else(|| self.corrupt("verified time", s)))
+            .transpose()
+    }
+
+    /// Keep new trusted metadata of both repositories and the time it verified at, all or
+    /// nothing. The stored time only moves forward.
+    pub fn commit_metadata(
+        &mut self,
+        changes: &[(Repo, &MetadataChanges)],
+        verified_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let db = move |source| Error::State { path, source };
+        let tx = self.conn.transaction().map_err(db.clone())?;
+        for (repo, change) in changes {
+            let repo = repo.as_str();
+            for (version, bytes) in &change.roots {
+                tx.execute(
+                    "INSERT OR REPLACE INTO roots (repo, version, bytes) VALUES (?1, ?2, ?3)",
+                    params![repo, *version as i64, bytes],
+                )
+                .map_err(db.clone())?;
+            }
+            for role in &change.removed {
+                tx.execute(
+                    "DELETE FROM metadata WHERE repo = ?1 AND role = ?2",
+                    [repo, role],
+                )
+                .map_err(db.clone())?;
+            }
+            for (role, bytes) in &change.put {
+                tx.execute(
+                    "INSERT OR REPLACE INTO metadata (repo, role, bytes) VALUES (?1, ?2, ?3)",
+                    params![repo, role, bytes],
+                )
+                .map_err(db.clone())?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO clock (id, max_time) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET max_time = MAX(max_time, excluded.max_time)",
+            [verified_at.timestamp()],
+        )
+        .map_err(db.clone())?;
+        tx.commit().map_err(db)
+    }
+
+    /// The highest releaseCounter installed under any of `keys` (0 if none).
+    pub fn release_counter(&self, keys: &[String]) -> Result<u64> {
+        let mut max = 0u64;
+        for key in keys {
+            let counter: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT counter FROM release_counters WHERE image = ?1",
+                    [key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(self.db())?;
+            max = max.max(counter.unwrap_or(0).max(0) as u64);
+        }
+        Ok(max)
+    }
+
+    pub fn installed(&self) -> Result<Option<InstalledImage>> {
+        let row: Option<(String, i64, String, String)> = self
+            .conn
+            .query_row(
+                "SELECT target, length, hashes, custom FROM installed WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(self.db())?;
+        let Some((target, length, hashes, custom)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(InstalledImage {
+            target,
+            length: length.max(0) as u64,
+            hashes: serde_json::from_str(&hashes)
+                .map_err(|e| self.corrupt("installed image hashes", e))?,
+            custom: serde_json::from_str(&custom)
+                .map_err(|e| self.corrupt("installed image custom", e))?,
+        }))
+    }
+
+    pub fn provides(&self) -> Result<BTreeMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM provides ORDER BY key")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.db())?;
+        rows.collect::<rusqlite::Result<BTreeMap<String, String>>>()
+            .map_err(self.db())
+    }
+
+    /// A successful install: the installed image, the merged provides, the release counters
+    /// and the outcome, in one transaction (DESIGN.md: provides update with the install state).
+    pub fn record_install(
+        &mut self,
+        image: &InstalledImage,
+        provides: &BTreeMap<String, String>,
+        counter_keys: &[String],
+        counter: u64,
+        detail: &str,
+    ) -> Result<()> {
+        let hashes = serde_json::to_string(&image.hashes)
+            .map_err(|e| self.corrupt("installed image hashes", e))?;
+        let custom = serde_json::to_string(&image.custom)
+            .map_err(|e| self.corrupt("installed image custom", e))?;
+        let path = self.path.clone();
+        let db = move |source| Error::State { path, source };
+        let tx = self.conn.transaction().map_err(db.clone())?;
+        tx.execute(
+            "INSERT OR REPLACE INTO installed (id, target, length, hashes, custom)
+             VALUES (1, ?1, ?2, ?3, ?4)",
+            params![image.target, image.length as i64, hashes, custom],
+        )
+        .map_err(db.clone())?;
+        tx.execute("DELETE FROM provides", []).map_err(db.clone())?;
+        for (k, v) in provides {
+            tx.execute("INSERT INTO provides (key, value) VALUES (?1, ?2)", [k, v])
+                .map_err(db.clone())?;
+        }
+        for key in counter_keys {
+            tx.execute(
+                "INSERT INTO release_counters (image, counter) VALUES (?1, ?2)
+                 ON CONFLICT (image) DO UPDATE SET counter = MAX(counter, excluded.counter)",
+                params![key, counter as i64],
+            )
+            .map_err(db.clone())?;
+        }
+        tx.execute(
+            "UPDATE outcome SET target = ?1, result = 'success', detail = ?2 WHERE id = 1",
+            [&image.target, detail],
+        )
+        .map_err(db.clone())?;
+        tx.commit().map_err(db)
+    }
+
+    /// A refused or failed update. `attack` also records the failed check as the report's
+    /// `attacks_detected`; anything else clears it.
+    pub fn record_failure(&mut self, outcome: &Outcome, attack: bool) -> Result<()> {
+        let attacks = if attack { outcome.detail.as_str() } else { "" };
+        self.conn
+            .execute(
+                "UPDATE outcome SET target = ?1, result = ?2, detail = ?3, attacks_detected = ?4
+                 WHERE id = 1",
+                [&outcome.target, &outcome.result, &outcome.detail, attacks],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// The last install's outcome, and the failed check of the last refused update ("" if
+    /// the last update was not refused as an attack).
+    pub fn outcome(&self) -> Result<(Option<Outcome>, String)> {
+        let (target, result, detail, attacks): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+        ) = self
+            .conn
+            .query_row(
+                "SELECT target, result, detail, attacks_detected FROM outcome WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .map_err(self.db())?;
+        let outcome = match (target, result, detail) {
+            (Some(target), Some(result), Some(detail)) => Some(Outcome {
+                target,
+                result,
+                detail,
+            }),
+            _ => None,
+        };
+        Ok((outcome, attacks))
+    }
+
+    /// Journal an install transition before it runs.
+    pub fn journal(&self, state: &str, target: &str, at: DateTime<Utc>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO journal (state, target, started_at) VALUES (?1, ?2, ?3)",
+                params![state, target, at.timestamp()],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// The journal, oldest first: (state, target).
+    pub fn journal_entries(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, target FROM journal ORDER BY id")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.db())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.db())
+    }
+}
