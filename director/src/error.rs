@@ -40,7 +40,21 @@ pub enum Error {
     #[error("metadata signing failed: {0}")]
     Signing(#[source] ferry_core::Error),
 
+    // --- the Image repository is at fault (or unreachable, or an attacker speaks for it);
+    //     the admin API answers these with 502 (see http/admin.rs) ---
+    #[error("image repository check failed: {source}; expected metadata that verifies against the pinned Image repository root")]
+    ImageRepoMetadata {
+        #[source]
+        source: ferry_core::Error,
+    },
+    #[error("image repository check failed: fetching {url}: {reason}; expected the Image repository to serve it")]
+    ImageRepoFetch { url: String, reason: String },
+
     // --- the operator asked for something the inventory refuses ---
+    #[error("image repository check failed: target {target} is not in the Image repository's signed metadata; expected a target published there")]
+    TargetNotPublished { target: String },
+    #[error("image repository check failed: {reason}")]
+    ImageRepoConfig { reason: String },
     #[error("registration check failed: VIN {vin:?} {reason}")]
     InvalidVin { vin: String, reason: &'static str },
     #[error("registration check failed: vehicle {vin} is already registered; expected a new VIN")]
@@ -86,6 +100,11 @@ pub enum Error {
     },
     #[error("version check failed: director root would be stored as version {new}; expected version {expected} (root versions are stored one after another, each exactly once)")]
     RootVersion { new: u64, expected: u64 },
+    #[error("config check failed: {path}: {reason}")]
+    Config {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("root chain check failed: {0}; expected version 1 signed by its own root threshold, or the next version signed by the previous root's threshold and its own")]
     RootChain(#[source] ferry_core::Error),
     #[error("root check failed: {reason}")]
@@ -107,6 +126,17 @@ pub enum Error {
     InvalidTokenName { name: String, reason: &'static str },
     #[error("schema check failed: the database is at schema version {found}, newer than the {supported} this build knows; expected a Director at least as new as the one that last wrote it")]
     SchemaTooNew { found: i64, supported: i64 },
+
+    // --- the fleet CA, certificates and TLS material the operator supplied ---
+    #[error("fleet CA check failed: {reason}")]
+    FleetCa { reason: String },
+    #[error("certificate check failed: {reason}")]
+    Certificate { reason: String },
+    #[error("TLS check failed: {reason}")]
+    Tls { reason: String },
+    /// Reading, decrypting or writing a private key file (ferry-keys names the check).
+    #[error(transparent)]
+    KeyFile(ferry_keys::Error),
 
     // --- the storage underneath is at fault ---
     #[error("storage check failed: {op}: {source}")]

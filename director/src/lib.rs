@@ -3,11 +3,16 @@
 //! implementation, [`store::SqliteStore`]) and per-vehicle metadata signing
 //! ([`vehicle_metadata`]).
 
+pub mod config;
+pub mod daemon;
 mod error;
+pub mod fleet_ca;
 pub mod http;
+pub mod image_repo;
 pub mod manifests;
 pub mod model;
 pub mod plan;
+pub mod refresher;
 pub mod root;
 pub mod secret;
 pub mod store;

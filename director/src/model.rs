@@ -52,6 +52,13 @@ pub struct Ecu {
     pub reported: Option<EcuState>,
 }
 
+/// Where an ECU is: its vehicle and serial (what a campaign selects).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EcuRef {
+    pub vin: String,
+    pub serial: String,
+}
+
 /// An ECU's state as of its last accepted version report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EcuState {

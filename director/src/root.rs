@@ -157,3 +157,40 @@ pub fn check_online_keys(store: &dyn Store, keys: &OnlineKeys, now: DateTime<Utc
     }
     Ok(())
 }
+
+/// The roles of `root` as a spec: a rotation starts from the previous root and changes only
+/// what the operator names.
+pub fn spec_of(root: &Root) -> Result<RootSpec> {
+    let role = |name: RoleType| -> Result<RoleSpec> {
+        let authority = root.authority(name).map_err(Error::RootChain)?;
+        let keys = authority
+            .keyids
+            .iter()
+            .map(|id| {
+                root.keys.get(id).cloned().ok_or_else(|| Error::RootSpec {
+                    reason: format!(
+                        "{} key {id} is not in the root's keys; expected every role key listed",
+                        name.name()
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RoleSpec {
+            keys,
+            threshold: authority.threshold,
+        })
+    };
+    Ok(RootSpec {
+        root: role(RoleType::Root)?,
+        targets: role(RoleType::Targets)?,
+        snapshot: role(RoleType::Snapshot)?,
+        timestamp: role(RoleType::Timestamp)?,
+    })
+}
+
+/// Parse and verify a root file by its own signatures only (for offline tools that hold the
+/// previous root as a file, not a store).
+pub fn read_root_file(bytes: &[u8], now: DateTime<Utc>) -> Result<Root> {
+    let trusted = TrustedSet::new(bytes, now).map_err(Error::RootChain)?;
+    Ok(trusted.root().signed().clone())
+}

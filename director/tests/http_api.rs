@@ -1,16 +1,19 @@
 //! The Director's HTTP API over real HTTP on 127.0.0.1: the server runs in-process on its own
-//! tokio runtime, the client is reqwest's blocking one with bounded timeouts. One happy path
-//! (register, assign, fetch and verify metadata as a primary would, report) and one test per
-//! refusal.
+//! tokio runtime, the client is reqwest's blocking one with bounded timeouts. Assignments read
+//! a real Image repository (ferry-image-repo's editor and static server, hashed bins) whose
+//! root the Director pins. One happy path (register, assign, fetch and verify metadata as a
+//! primary would, report) and one test per refusal.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use chrono::Utc;
+use common::{image, image_repo, ImageRepo};
 use ferry_core::manifest::VehicleManifest;
-use ferry_core::metadata::{hashes_of, uptane::DirectorCustom, Signed, TargetFile};
+use ferry_core::metadata::{uptane::DirectorCustom, Signed, TargetFile};
 use ferry_core::TrustedSet;
 use ferry_director::http::{serve, AppState};
+use ferry_director::image_repo::{ImageRepoClient, ImageRepoSettings, TargetSource};
 use ferry_director::model::Scope;
 use ferry_director::vehicle_metadata::Lifetimes;
 use ferry_director::{SqliteStore, Store};
@@ -18,15 +21,58 @@ use ferry_keys::{KeyKind, PrivateKey, Signer};
 use reqwest::blocking::Client;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
+const OS: &str = "os/rootfs-2.img";
+const NAV: &str = "apps/nav-3.tar";
+const ML: &str = "apps/ml.tar";
+const TCU: &str = "tcu/fw-7.bin";
+
+/// The Image repository most tests assign from: an OS providing python 3.12, an app that
+/// depends on it, an app whose depends nothing provides, and TCU firmware.
+fn catalogue() -> ImageRepo {
+    image_repo(&[
+        image(
+            OS,
+            &["ivi"],
+            "os",
+            "2",
+            &[("rootfs-image.python.version", "3.12")],
+            &[],
+        ),
+        image(
+            NAV,
+            &["ivi"],
+            "app",
+            "3",
+            &[],
+            &[("rootfs-image.python.version", "3.12")],
+        ),
+        image(
+            ML,
+            &["ivi"],
+            "app",
+            "1",
+            &[],
+            &[("rootfs-image.cuda.version", "11.8")],
+        ),
+        image(TCU, &["tcu"], "os", "7", &[], &[]),
+    ])
+}
+
+fn client_of(repo: &ImageRepo) -> Arc<dyn TargetSource> {
+    Arc::new(
+        ImageRepoClient::new(ImageRepoSettings::with_root(&repo.url, repo.root.clone())).unwrap(),
+    )
+}
+
 struct Server {
     addr: SocketAddr,
     runtime: Option<tokio::runtime::Runtime>,
+    repo: ImageRepo,
     _dir: tempfile::TempDir,
     root: Vec<u8>,
     write: String,
@@ -44,12 +90,16 @@ impl Drop for Server {
 
 impl Server {
     fn start() -> Server {
+        Server::with_repo(catalogue())
+    }
+
+    fn with_repo(repo: ImageRepo) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path().join("director.db")).unwrap());
         let (root, keys, _) = common::director_root(store.as_ref(), Utc::now());
         let (_, write) = store.create_admin_token("ops", Scope::Write).unwrap();
         let (_, read) = store.create_admin_token("dashboard", Scope::Read).unwrap();
-        let state = AppState::new(store, keys, Lifetimes::default());
+        let state = AppState::new(store, keys, Lifetimes::default(), client_of(&repo));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -63,6 +113,7 @@ impl Server {
         Server {
             addr,
             runtime: Some(runtime),
+            repo,
             _dir: dir,
             root,
             write,
@@ -215,16 +266,6 @@ impl Car {
     }
 }
 
-fn target(custom: Value) -> Value {
-    serde_json::to_value(TargetFile {
-        custom: Some(custom),
-        hashes: hashes_of(b"os image 2"),
-        length: 10,
-        extra: BTreeMap::new(),
-    })
-    .unwrap()
-}
-
 fn assign(server: &Server, vin: &str, targets: Value) -> (StatusCode, String) {
     server.admin(
         Method::POST,
@@ -234,24 +275,47 @@ fn assign(server: &Server, vin: &str, targets: Value) -> (StatusCode, String) {
     )
 }
 
+/// `target_name` for ECU `serial`, as the admin names it.
+fn named(serial: &str, target_name: &str) -> Value {
+    json!({ "ecu_serial": serial, "target_name": target_name })
+}
+
+/// The vehicle's current Director targets, fetched and verified as its primary would.
+fn director_targets(server: &Server, car: &Car) -> ferry_core::metadata::Targets {
+    let fetch = |file: &str| {
+        let (status, body) = server.metadata(&car.vin, file, &car.token);
+        assert_eq!(status, StatusCode::OK, "{file}");
+        body
+    };
+    let mut set = TrustedSet::new(&server.root, Utc::now()).unwrap();
+    set.update_timestamp(&fetch("timestamp.json")).unwrap();
+    set.update_snapshot(&fetch("snapshot.json"), false).unwrap();
+    set.update_targets(&fetch("targets.json"), "targets", "root")
+        .unwrap()
+        .signed()
+        .clone()
+}
+
 #[test]
 fn register_assign_fetch_verified_metadata_and_report() {
     let server = Server::start();
     let car = server.register("VIN-HAPPY");
     assert!(car.token.starts_with("VIN-HAPPY."), "{}", car.token);
 
-    let (status, text) = assign(
-        &server,
-        &car.vin,
-        json!([{ "ecu_serial": car.p(), "target_name": "os/rootfs-2.img",
-                 "target": target(json!({"hardwareIds": ["ivi"], "domain": "os",
-                                         "name": "rootfs", "version": "2"})) }]),
-    );
+    let (status, text) = assign(&server, &car.vin, json!([named(&car.p(), OS)]));
     assert_eq!(status, StatusCode::CREATED, "{text}");
     let planned: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(planned[0]["target_name"], "os/rootfs-2.img");
+    assert_eq!(planned[0]["target_name"], OS);
     assert_eq!(planned[0]["status"], "pending");
     assert_eq!(planned[0]["campaign"], "spring");
+    // Length, hashes and custom exactly as the Image repository signed them.
+    let published = &server.repo.published[OS];
+    let stored: TargetFile = serde_json::from_value(planned[0]["target"].clone()).unwrap();
+    assert_eq!(&stored, published);
+    assert_eq!(
+        stored.custom.as_ref().unwrap()["provides"]["rootfs-image.python.version"],
+        "3.12"
+    );
 
     // The device walks the roots until 404, then fetches and verifies its metadata.
     let (status, root1) = server.metadata(&car.vin, "1.root.json", &car.token);
@@ -275,7 +339,15 @@ fn register_assign_fetch_verified_metadata_and_report() {
         .signed()
         .clone();
     assert_eq!(targets.extra["custom"]["vin"], "VIN-HAPPY");
-    let entry = &targets.targets["os/rootfs-2.img"];
+    let entry = &targets.targets[OS];
+    assert_eq!(entry.length, published.length);
+    assert_eq!(entry.hashes, published.hashes);
+    assert_eq!(
+        entry.hashes.len(),
+        2,
+        "sha256 and sha512: {:?}",
+        entry.hashes
+    );
     let custom: DirectorCustom = serde_json::from_value(entry.custom.clone().unwrap()).unwrap();
     assert_eq!(custom.ecu_identifiers[&car.p()].hardware_id, "ivi");
 
@@ -494,12 +566,7 @@ fn admin_calls_need_a_token_and_writes_need_write_scope() {
 fn a_target_for_other_hardware_is_unprocessable() {
     let server = Server::start();
     let car = server.register("VIN-HW");
-    let (code, text) = assign(
-        &server,
-        &car.vin,
-        json!([{ "ecu_serial": car.p(), "target_name": "tcu-fw.bin",
-                 "target": target(json!({"hardwareIds": ["tcu"]})) }]),
-    );
+    let (code, text) = assign(&server, &car.vin, json!([named(&car.p(), TCU)]));
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
     assert!(text.contains("hardware check failed"), "{text}");
     assert_eq!(server.status(&car.vin)["assignments"], json!([]));
@@ -509,13 +576,7 @@ fn a_target_for_other_hardware_is_unprocessable() {
 fn an_unmet_depends_is_unprocessable_in_menders_words() {
     let server = Server::start();
     let car = server.register("VIN-DEP");
-    let (code, text) = assign(
-        &server,
-        &car.vin,
-        json!([{ "ecu_serial": car.p(), "target_name": "apps/ml.tar",
-                 "target": target(json!({"hardwareIds": ["ivi"], "domain": "app", "name": "ml",
-                                         "depends": {"rootfs-image.cuda.version": "11.8"}})) }]),
-    );
+    let (code, text) = assign(&server, &car.vin, json!([named(&car.p(), ML)]));
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
     assert!(text.contains("Missing '"), "{text}");
     assert!(text.contains("System not modified"), "{text}");
@@ -537,13 +598,12 @@ fn bad_input_is_refused_without_harm() {
     assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("request body check failed"), "{text}");
     // An unknown ECU in an assignment is a 404.
-    let (code, text) = assign(
-        &server,
-        &car.vin,
-        json!([{ "ecu_serial": "ghost", "target_name": "x",
-                 "target": target(json!({"hardwareIds": ["ivi"]})) }]),
-    );
+    let (code, text) = assign(&server, &car.vin, json!([named("ghost", OS)]));
     assert_eq!(code, StatusCode::NOT_FOUND, "{text}");
+    // Unsafe target names are refused before anything is fetched.
+    let (code, text) = assign(&server, &car.vin, json!([named(&car.p(), "../x")]));
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("target path check failed"), "{text}");
     // Garbage and oversized manifests.
     let (code, text) = server.put_manifest(&car.vin, &car.token, b"not json".to_vec());
     assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
@@ -573,7 +633,8 @@ fn serve_returns_after_shutdown() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(store, keys, Lifetimes::default());
+    let repo = catalogue();
+    let state = AppState::new(store, keys, Lifetimes::default(), client_of(&repo));
     let task = runtime.spawn(serve(listener, state, async {
         let _ = stopped.await;
     }));
@@ -583,4 +644,372 @@ fn serve_returns_after_shutdown() {
         .expect("serve did not return after shutdown")
         .unwrap();
     assert!(result.is_ok(), "{result:?}");
+}
+
+/// The vehicle's assignments as the status route lists them.
+fn assignments(server: &Server, vin: &str) -> Vec<Value> {
+    server.status(vin)["assignments"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn an_admin_supplied_target_is_refused() {
+    let server = Server::start();
+    let car = server.register("VIN-FORGE");
+    // The admin may not say what a target is, even repeating the Image repository's words.
+    let forged = serde_json::to_value(&server.repo.published[OS]).unwrap();
+    let (code, text) = assign(
+        &server,
+        &car.vin,
+        json!([{ "ecu_serial": car.p(), "target_name": OS, "target": forged }]),
+    );
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("unknown field `target`"), "{text}");
+    assert_eq!(assignments(&server, &car.vin), Vec::<Value>::new());
+}
+
+#[test]
+fn a_target_the_image_repository_did_not_publish_is_refused() {
+    let server = Server::start();
+    let car = server.register("VIN-ABSENT");
+    let (code, text) = assign(
+        &server,
+        &car.vin,
+        json!([named(&car.p(), OS), named(&car.p(), "os/rootfs-9.img")]),
+    );
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    assert!(text.contains("image repository check failed"), "{text}");
+    assert!(
+        text.contains("target os/rootfs-9.img is not in the Image repository's signed metadata"),
+        "{text}"
+    );
+    // All or nothing: the published one was not assigned either.
+    assert_eq!(assignments(&server, &car.vin), Vec::<Value>::new());
+}
+
+#[test]
+fn an_os_and_an_app_depending_on_it_are_ordered_os_first() {
+    let server = Server::start();
+    let car = server.register("VIN-ORDER");
+    // The app is named first; it depends on what the OS provides.
+    let (code, text) = assign(
+        &server,
+        &car.vin,
+        json!([named(&car.p(), NAV), named(&car.p(), OS)]),
+    );
+    assert_eq!(code, StatusCode::CREATED, "{text}");
+    let planned: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let order: Vec<&str> = planned
+        .iter()
+        .map(|a| a["target_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, [OS, NAV]);
+    assert!(planned[0]["position"].as_i64() < planned[1]["position"].as_i64());
+    let signed = director_targets(&server, &car);
+    assert_eq!(signed.targets.len(), 2);
+    assert_eq!(
+        signed.targets[NAV].hashes,
+        server.repo.published[NAV].hashes
+    );
+}
+
+/// Register a vehicle whose only ECU is a gateway (hardware "gw").
+fn register_gateway(server: &Server, vin: &str) {
+    let key = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+    let body = json!({"vin": vin, "ecus": [
+        {"serial": format!("{vin}-gw"), "hardware_id": "gw",
+         "public_key": key.public_key(), "primary": true}]});
+    let (status, text) = server.admin(Method::POST, "/vehicles", Some(&server.write), Some(body));
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+}
+
+fn campaign(server: &Server, body: Value) -> (StatusCode, Value) {
+    let (code, text) = server.admin(Method::POST, "/campaigns", Some(&server.write), Some(body));
+    let reply = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (code, reply)
+}
+
+#[test]
+fn a_campaign_assigns_each_vehicle_on_its_own() {
+    let server = Server::start();
+    let a = server.register("VIN-CA");
+    let b = server.register("VIN-CB");
+    register_gateway(&server, "VIN-CC");
+    // B already has the OS pending: its part of the campaign is refused.
+    let (code, text) = assign(&server, &b.vin, json!([named(&b.p(), OS)]));
+    assert_eq!(code, StatusCode::CREATED, "{text}");
+
+    let (code, reply) = campaign(
+        &server,
+        json!({"name": "os-2", "target_name": OS, "hardware_id": "ivi",
+               "vins": ["VIN-CA", "VIN-CB", "VIN-CC"]}),
+    );
+    assert_eq!(code, StatusCode::CREATED, "{reply}");
+    assert_eq!(reply["assigned"], 1, "{reply}");
+    assert_eq!(reply["refused"], 2, "{reply}");
+    let results = reply["vehicles"].as_array().unwrap();
+    let by_vin = |vin: &str| results.iter().find(|r| r["vin"] == vin).unwrap().clone();
+    let ra = by_vin("VIN-CA");
+    assert_eq!(ra["result"], "assigned", "{ra}");
+    let id = ra["assignments"][0].as_i64().unwrap();
+    let rb = by_vin("VIN-CB");
+    assert_eq!(rb["result"], "refused", "{rb}");
+    assert!(
+        rb["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already has an active assignment"),
+        "{rb}"
+    );
+    let rc = by_vin("VIN-CC");
+    assert_eq!(rc["result"], "refused", "{rc}");
+    assert!(
+        rc["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has no ECU with hardware id ivi"),
+        "{rc}"
+    );
+
+    // A's assignment is stored under the campaign and signed into its targets.
+    let listed = assignments(&server, &a.vin);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["campaign"], "os-2");
+    assert_eq!(listed[0]["ecu_serial"], a.p());
+    let signed = director_targets(&server, &a);
+    assert_eq!(signed.targets[OS].length, server.repo.published[OS].length);
+    // B still has just its own assignment.
+    assert_eq!(assignments(&server, &b.vin).len(), 1);
+
+    // Fleet-wide, every vehicle refused (nothing provides cuda): 422, each reason in
+    // Mender's words; a target the Image repository lacks refuses the whole campaign.
+    let (code, reply) = campaign(
+        &server,
+        json!({"name": "ml", "target_name": ML, "hardware_id": "ivi"}),
+    );
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert_eq!(reply["assigned"], 0, "{reply}");
+    assert_eq!(reply["vehicles"].as_array().unwrap().len(), 2, "{reply}");
+    for r in reply["vehicles"].as_array().unwrap() {
+        assert!(r["reason"].as_str().unwrap().contains("Missing '"), "{r}");
+    }
+    let (code, reply) = campaign(
+        &server,
+        json!({"name": "x", "target_name": "nope.bin", "hardware_id": "ivi"}),
+    );
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert!(reply
+        .as_str()
+        .unwrap()
+        .contains("image repository check failed"));
+    // A target for other hardware is refused ECU by ECU with the hardware check.
+    let (code, reply) = campaign(
+        &server,
+        json!({"name": "t", "target_name": TCU, "hardware_id": "ivi", "vins": ["VIN-CA"]}),
+    );
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert!(
+        reply["vehicles"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("hardware check failed"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn one_assignment_is_cancelled_and_the_vehicle_resigned() {
+    let server = Server::start();
+    let car = server.register("VIN-CANCEL");
+    let (code, text) = assign(
+        &server,
+        &car.vin,
+        json!([named(&car.p(), OS), named(&car.s(), TCU)]),
+    );
+    assert_eq!(code, StatusCode::CREATED, "{text}");
+    let planned: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let os_id = planned.iter().find(|a| a["target_name"] == OS).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let version = director_targets(&server, &car).version;
+
+    let path = format!("/assignments/{os_id}");
+    let (code, _) = server.admin(Method::DELETE, &path, Some(&server.read), None);
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, text) = server.admin(Method::DELETE, &path, Some(&server.write), None);
+    assert_eq!(code, StatusCode::OK, "{text}");
+    let cancelled: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    let signed = director_targets(&server, &car);
+    assert_eq!(signed.version, version + 1);
+    assert!(!signed.targets.contains_key(OS));
+    assert!(signed.targets.contains_key(TCU));
+
+    let (code, text) = server.admin(Method::DELETE, &path, Some(&server.write), None);
+    assert_eq!(code, StatusCode::CONFLICT, "{text}");
+    assert!(text.contains("expected pending or in_flight"), "{text}");
+    let (code, _) = server.admin(
+        Method::DELETE,
+        "/assignments/999999",
+        Some(&server.write),
+        None,
+    );
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, text) = server.admin(
+        Method::DELETE,
+        "/assignments/abc",
+        Some(&server.write),
+        None,
+    );
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
+}
+
+#[test]
+fn vehicles_are_listed_a_page_at_a_time() {
+    let server = Server::start();
+    for vin in ["VIN-P3", "VIN-P1", "VIN-P5", "VIN-P2", "VIN-P4"] {
+        server.register(vin);
+    }
+    let page = |query: &str| {
+        let (code, headers, body) = server.request(
+            Method::GET,
+            &format!("/api/v1/admin/vehicles{query}"),
+            Some(&server.read),
+            None,
+        );
+        let text = String::from_utf8(body).unwrap();
+        let link = headers.get("link").map(|l| l.to_str().unwrap().to_owned());
+        (code, text, link)
+    };
+    let vins = |text: &str| -> Vec<String> {
+        serde_json::from_str::<Vec<Value>>(text)
+            .unwrap()
+            .iter()
+            .map(|v| v["vin"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (code, text, link) = page("?limit=2");
+    assert_eq!(code, StatusCode::OK, "{text}");
+    assert_eq!(vins(&text), ["VIN-P1", "VIN-P2"]);
+    let link = link.unwrap();
+    assert_eq!(
+        link,
+        "</api/v1/admin/vehicles?after=VIN-P2&limit=2>; rel=\"next\""
+    );
+    // Each vehicle comes with its ECUs.
+    let first: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(first[0]["ecus"].as_array().unwrap().len(), 2);
+    let (_, text, link) = page("?after=VIN-P2&limit=2");
+    assert_eq!(vins(&text), ["VIN-P3", "VIN-P4"]);
+    assert!(link.is_some());
+    let (_, text, link) = page("?after=VIN-P4&limit=2");
+    assert_eq!(vins(&text), ["VIN-P5"]);
+    assert_eq!(link, None, "a short page is the last");
+    let (_, text, _) = page("");
+    assert_eq!(vins(&text).len(), 5, "default page size covers them");
+
+    for bad in ["?limit=0", "?limit=1001", "?limit=x", "?page=2"] {
+        let (code, text, _) = page(bad);
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {text}");
+        assert!(text.contains("check failed"), "{bad}: {text}");
+    }
+    let (code, _, _) = page("?limit=1000");
+    assert_eq!(code, StatusCode::OK);
+}
+
+#[test]
+fn stored_manifests_are_listed_newest_first_with_their_verdict() {
+    let server = Server::start();
+    let car = server.register("VIN-MAN");
+    let (code, text) = server.put_manifest(&car.vin, &car.token, car.manifest("n1"));
+    assert_eq!(code, StatusCode::OK, "{text}");
+    let forger = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+    let forged = car.manifest_with(
+        "n2",
+        &[(&car.p(), &car.primary), (&car.s(), &car.secondary)],
+        &forger,
+    );
+    let (code, _) = server.put_manifest(&car.vin, &car.token, forged);
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+
+    let path = format!("/vehicles/{}/manifests?limit=10", car.vin);
+    let (code, text) = server.admin(Method::GET, &path, Some(&server.read), None);
+    assert_eq!(code, StatusCode::OK, "{text}");
+    let listed: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed.len(), 2, "{text}");
+    assert_eq!(listed[0]["verdict"], "refused");
+    assert!(
+        listed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("signature threshold check failed"),
+        "{text}"
+    );
+    assert!(listed[0]["received_at"].is_string());
+    assert_eq!(listed[1]["verdict"], "accepted");
+    assert_eq!(listed[1]["nonce"], "n1");
+    assert!(listed[1]["size"].as_u64().unwrap() > 0);
+    assert!(listed[0].get("body").is_none(), "bodies are not listed");
+
+    let path = format!("/vehicles/{}/manifests?limit=1", car.vin);
+    let (_, text) = server.admin(Method::GET, &path, Some(&server.read), None);
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&text).unwrap().len(), 1);
+    let (code, _) = server.admin(
+        Method::GET,
+        "/vehicles/NOPE/manifests",
+        Some(&server.read),
+        None,
+    );
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn a_tampered_image_repository_fails_closed() {
+    let repo = catalogue();
+    // Someone with write access to the file server, but no keys, makes every image look
+    // one byte longer.
+    repo.tamper_targets(|doc| {
+        if let Some(targets) = doc["signed"]["targets"].as_object_mut() {
+            for target in targets.values_mut() {
+                let length = target["length"].as_u64().unwrap();
+                target["length"] = json!(length + 1);
+            }
+        }
+    });
+    let server = Server::with_repo(repo);
+    let car = server.register("VIN-TAMPER");
+    let (code, text) = assign(&server, &car.vin, json!([named(&car.p(), OS)]));
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{text}");
+    assert!(text.contains("image repository check failed"), "{text}");
+    assert!(text.contains("signature threshold check failed"), "{text}");
+    assert_eq!(assignments(&server, &car.vin), Vec::<Value>::new());
+    assert!(director_targets(&server, &car).targets.is_empty());
+}
+
+#[test]
+fn a_director_pinning_another_root_trusts_nothing_from_the_repository() {
+    let repo = catalogue();
+    let other = image_repo(&[]);
+    // The Director was given another repository's root.
+    let source =
+        ImageRepoClient::new(ImageRepoSettings::with_root(&repo.url, other.root.clone())).unwrap();
+    let err = source.target(OS).unwrap_err();
+    assert!(
+        err.to_string().contains("image repository check failed"),
+        "{err}"
+    );
+    // And the right root finds it, through its hashed bin.
+    let source =
+        ImageRepoClient::new(ImageRepoSettings::with_root(&repo.url, repo.root.clone())).unwrap();
+    assert_eq!(&source.target(OS).unwrap(), &repo.published[OS]);
+    // A root that does not verify is refused up front.
+    let err =
+        ImageRepoClient::new(ImageRepoSettings::with_root(&repo.url, b"{}".to_vec())).unwrap_err();
+    assert!(
+        err.to_string().contains("pinned root does not verify"),
+        "{err}"
+    );
 }

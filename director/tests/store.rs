@@ -698,3 +698,121 @@ fn concurrent_writers_and_readers_keep_exact_counts() {
     }
     store.integrity_check().unwrap();
 }
+
+#[test]
+fn vehicles_page_by_vin_with_their_ecus_and_status() {
+    let (_dir, _path, store) = open();
+    for vin in ["V3", "V1", "V5", "V2", "V4"] {
+        register(&store, vin);
+    }
+    assign(&store, "V2", "V2-s", "fw.bin");
+    store.record_manifest(&both("V4", "n1", "a", "b")).unwrap();
+
+    let first = store.list_vehicles(None, 2).unwrap();
+    let vins: Vec<&str> = first.iter().map(|v| v.vin.as_str()).collect();
+    assert_eq!(vins, ["V1", "V2"]);
+    let second = store.list_vehicles(Some("V2"), 2).unwrap();
+    let vins: Vec<&str> = second.iter().map(|v| v.vin.as_str()).collect();
+    assert_eq!(vins, ["V3", "V4"]);
+    let last = store.list_vehicles(Some("V4"), 2).unwrap();
+    assert_eq!(last.len(), 1);
+    assert!(store.list_vehicles(Some("V5"), 2).unwrap().is_empty());
+    // Between two VINs, and before the first.
+    assert_eq!(store.list_vehicles(Some("V0"), 1).unwrap()[0].vin, "V1");
+    assert_eq!(store.list_vehicles(Some("V25"), 1).unwrap()[0].vin, "V3");
+
+    // Each listed vehicle is exactly what get_vehicle shows: its own ECUs, primary first,
+    // reports and status counts.
+    for v in first.iter().chain(&second).chain(&last) {
+        assert_eq!(
+            Some(v),
+            store.get_vehicle(&v.vin).unwrap().as_ref(),
+            "{}",
+            v.vin
+        );
+        assert_eq!(v.ecus.len(), 2, "{}", v.vin);
+        assert!(v.ecus[0].primary);
+        assert!(v.ecus.iter().all(|e| e.serial.starts_with(&v.vin)));
+    }
+    assert_eq!(first[1].status.pending, 1);
+    assert_eq!(first[1].status.state, VehicleState::NeverSeen);
+    assert!(second[1].ecus.iter().all(|e| e.reported.is_some()));
+    assert_eq!(second[1].status.state, VehicleState::UpToDate);
+}
+
+#[test]
+fn ecus_are_selected_by_hardware_id_fleet_wide_or_in_listed_vehicles() {
+    let (_dir, _path, store) = open();
+    let car = |vin: &str, ecus: &[(&str, &str, bool)]| {
+        store
+            .register_vehicle(&NewVehicle {
+                vin: vin.into(),
+                ecus: ecus
+                    .iter()
+                    .map(|(serial, hw, primary)| NewEcu {
+                        serial: (*serial).into(),
+                        hardware_id: (*hw).into(),
+                        public_key: key(serial.len() as u8),
+                        primary: *primary,
+                    })
+                    .collect(),
+            })
+            .unwrap();
+    };
+    car(
+        "B",
+        &[
+            ("b-1", "ivi", true),
+            ("b-2", "tcu", false),
+            ("b-0", "ivi", false),
+        ],
+    );
+    car("A", &[("a-1", "ivi", true)]);
+    car("C", &[("c-1", "tcu", true)]);
+    let refs = |hw: &str, vins: Option<&[String]>| -> Vec<(String, String)> {
+        store
+            .ecus_with_hardware_id(hw, vins)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.vin, e.serial))
+            .collect()
+    };
+    let pair = |v: &str, s: &str| (v.to_owned(), s.to_owned());
+    assert_eq!(
+        refs("ivi", None),
+        [pair("A", "a-1"), pair("B", "b-0"), pair("B", "b-1")]
+    );
+    let only = ["B".to_owned(), "C".to_owned(), "NOPE".to_owned()];
+    assert_eq!(
+        refs("ivi", Some(&only)),
+        [pair("B", "b-0"), pair("B", "b-1")]
+    );
+    assert_eq!(
+        refs("tcu", Some(&only)),
+        [pair("B", "b-2"), pair("C", "c-1")]
+    );
+    assert!(refs("ivi", Some(&[])).is_empty());
+    assert!(refs("none", None).is_empty());
+    // A VIN that looks like SQL or JSON is just a value.
+    assert!(refs("ivi", Some(&["A' OR 1=1 --".to_owned(), "\"]".to_owned()])).is_empty());
+}
+
+#[test]
+fn vehicles_missing_signed_metadata_are_listed_until_all_roles_are_stored() {
+    let (_dir, _path, store) = open();
+    register(&store, "V1");
+    register(&store, "V2");
+    assert_eq!(store.vins_without_metadata().unwrap(), ["V1", "V2"]);
+    let expires = Utc::now() + Duration::days(1);
+    store
+        .put_vehicle_metadata("V1", MetadataRole::Targets, 1, expires, b"t")
+        .unwrap();
+    // Targets alone (signing stopped half way) still needs healing.
+    assert_eq!(store.vins_without_metadata().unwrap(), ["V1", "V2"]);
+    for role in [MetadataRole::Snapshot, MetadataRole::Timestamp] {
+        store
+            .put_vehicle_metadata("V1", role, 1, expires, b"x")
+            .unwrap();
+    }
+    assert_eq!(store.vins_without_metadata().unwrap(), ["V2"]);
+}

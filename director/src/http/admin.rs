@@ -1,36 +1,22 @@
-//! The admin API: inventory, assignments and status, behind admin bearer tokens.
+//! The admin API's inventory routes: vehicles, their status and manifests, behind admin
+//! bearer tokens. (Assignments and campaigns: `assignments.rs`.)
 
 use super::errors::ApiError;
 use super::{auth, blocking, parse_json, AppState};
 use crate::error::Error;
-use crate::model::{NewVehicle, Scope};
-use crate::plan::{plan, Requested};
+use crate::model::{NewVehicle, Scope, Verdict};
 use crate::vehicle_metadata::VehicleSigner;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ferry_core::metadata::TargetFile;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// `POST /api/v1/admin/vehicles/{vin}/assignments` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AssignRequest {
-    #[serde(default)]
-    campaign: Option<String>,
-    targets: Vec<AssignTarget>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AssignTarget {
-    ecu_serial: String,
-    target_name: String,
-    /// As the Image repository signed it, with its Uptane custom (hardwareIds, depends, ...).
-    target: TargetFile,
-}
+/// Page size of the listings when the query names none, and the most one may ask for.
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1000;
 
 fn unknown_vehicle(vin: &str) -> ApiError {
     Error::UnknownVehicle {
@@ -63,21 +49,64 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(token)).into_response())
 }
 
-/// `GET /api/v1/admin/vehicles`
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    auth::admin(&state, &headers, Scope::Read).await?;
-    let vehicles = blocking(move || {
-        let store = state.store.as_ref();
-        let mut vehicles = Vec::new();
-        for vin in store.list_vins()? {
-            if let Some(v) = store.get_vehicle(&vin)? {
-                vehicles.push(v);
-            }
+/// `?after=&limit=` of the paged listings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+impl Page {
+    /// The page size: [`DEFAULT_PAGE`] if not given, refused outside 1..=[`MAX_PAGE`].
+    fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::bad_request(format!(
+                "paging check failed: limit {n}; expected 1 to {MAX_PAGE}"
+            ))),
         }
-        Ok(vehicles)
+    }
+}
+
+/// The query string, or a 400 naming what is wrong with it.
+fn page(query: Result<Query<Page>, QueryRejection>) -> Result<Page, ApiError> {
+    query.map(|Query(p)| p).map_err(|e| {
+        ApiError::bad_request(format!(
+            "query check failed: {e}; expected at most after=VIN and limit=N"
+        ))
     })
-    .await?;
-    Ok(Json(vehicles).into_response())
+}
+
+/// `GET /api/v1/admin/vehicles?after=VIN&limit=N`: vehicles by VIN, a page at a time. A full
+/// page carries a `Link: <...?after=LAST&limit=N>; rel="next"` header (RFC 8288); the body
+/// stays a plain array of vehicles.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Page>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    auth::admin(&state, &headers, Scope::Read).await?;
+    let page = page(query)?;
+    let limit = page.limit()?;
+    let vehicles =
+        blocking(move || Ok(state.store.list_vehicles(page.after.as_deref(), limit)?)).await?;
+    let next = (vehicles.len() == limit as usize)
+        .then(|| vehicles.last())
+        .flatten()
+        .map(|last| {
+            // VINs are URL-path safe (registration checks them), so they need no escaping.
+            format!(
+                "</api/v1/admin/vehicles?after={}&limit={limit}>; rel=\"next\"",
+                last.vin
+            )
+        });
+    let mut response = Json(vehicles).into_response();
+    if let Some(link) = next.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 /// `GET /api/v1/admin/vehicles/{vin}`
@@ -97,77 +126,6 @@ pub async fn vehicle(
     Ok(Json(vehicle).into_response())
 }
 
-/// `POST /api/v1/admin/vehicles/{vin}/assignments`
-pub async fn assign(
-    State(state): State<AppState>,
-    Path(vin): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    auth::admin(&state, &headers, Scope::Write).await?;
-    let request: AssignRequest = parse_json(&body)?;
-    if request.targets.is_empty() {
-        return Err(ApiError::bad_request(
-            "assignment check failed: no targets; expected at least one target",
-        ));
-    }
-    let requested: Vec<Requested> = request
-        .targets
-        .into_iter()
-        .map(|t| Requested {
-            ecu_serial: t.ecu_serial,
-            target_name: t.target_name,
-            target: t.target,
-        })
-        .collect();
-    let assignments = blocking(move || {
-        let store = state.store.as_ref();
-        let vehicle = store
-            .get_vehicle(&vin)?
-            .ok_or_else(|| unknown_vehicle(&vin))?;
-        let planned = match plan(&vehicle, &requested, request.campaign.as_deref()) {
-            Ok(p) => p,
-            // A target whose custom metadata cannot be read is the operator's refusal too.
-            Err(e @ Error::Manifest(_)) => {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    e.to_string(),
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let added = store.add_assignments(&vin, &planned)?;
-        VehicleSigner::new(store, &state.keys, state.lifetimes)
-            .sign_vehicle(&vin, chrono::Utc::now())?;
-        tracing::info!(%vin, count = added.len(), "assignments added");
-        Ok(added)
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(assignments)).into_response())
-}
-
-/// `DELETE /api/v1/admin/vehicles/{vin}/assignments`
-pub async fn cancel(
-    State(state): State<AppState>,
-    Path(vin): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    auth::admin(&state, &headers, Scope::Write).await?;
-    let cancelled = blocking(move || {
-        let store = state.store.as_ref();
-        if store.get_vehicle(&vin)?.is_none() {
-            return Err(unknown_vehicle(&vin));
-        }
-        let cancelled = store.cancel_assignments(&vin, "cancelled by the operator")?;
-        VehicleSigner::new(store, &state.keys, state.lifetimes)
-            .sign_vehicle(&vin, chrono::Utc::now())?;
-        tracing::info!(%vin, cancelled, "assignments cancelled");
-        Ok(cancelled)
-    })
-    .await?;
-    Ok(Json(serde_json::json!({ "cancelled": cancelled })).into_response())
-}
-
 /// `GET /api/v1/admin/vehicles/{vin}/status`
 pub async fn status(
     State(state): State<AppState>,
@@ -185,4 +143,53 @@ pub async fn status(
     })
     .await?;
     Ok(Json(status).into_response())
+}
+
+/// A stored manifest as listed: its verdict and why, without the body.
+#[derive(Debug, Serialize)]
+struct ManifestSummary {
+    id: i64,
+    received_at: chrono::DateTime<chrono::Utc>,
+    nonce: Option<String>,
+    verdict: Verdict,
+    reason: String,
+    /// The body's size in bytes.
+    size: usize,
+}
+
+/// `GET /api/v1/admin/vehicles/{vin}/manifests?limit=N`: the latest manifests, newest first.
+pub async fn manifests(
+    State(state): State<AppState>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<Page>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    auth::admin(&state, &headers, Scope::Read).await?;
+    let page = page(query)?;
+    if page.after.is_some() {
+        return Err(ApiError::bad_request(
+            "query check failed: after is not supported here; expected only limit=N",
+        ));
+    }
+    let limit = page.limit()?;
+    let manifests = blocking(move || {
+        let store = state.store.as_ref();
+        if store.get_vehicle(&vin)?.is_none() {
+            return Err(unknown_vehicle(&vin));
+        }
+        Ok(store
+            .list_manifests(&vin, limit)?
+            .into_iter()
+            .map(|m| ManifestSummary {
+                id: m.id,
+                received_at: m.received_at,
+                nonce: m.nonce,
+                verdict: m.verdict,
+                reason: m.reason,
+                size: m.body.len(),
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(Json(manifests).into_response())
 }

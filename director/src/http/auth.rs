@@ -1,4 +1,8 @@
-//! Bearer-token checks for the device and admin APIs.
+//! Who may call the device and admin APIs.
+//!
+//! On a mutual-TLS connection the device is its certificate ([`ClientIdentity`]) and nothing
+//! else: a bearer token there is ignored, so a leaked token is worthless without the vehicle's
+//! key. Over plain HTTP (loopback only) the device presents a bearer token:
 //!
 //! Device tokens handed out by the admin API have the form `<vin>.<secret>`: the VIN lets the
 //! Director tell a token of another vehicle (403) from a wrong or missing one (401) without
@@ -7,7 +11,7 @@
 //! the store) is accepted too, checked against the VIN in the path.
 
 use super::errors::ApiError;
-use super::{blocking, AppState};
+use super::{blocking, AppState, ClientIdentity};
 use crate::error::Error;
 use crate::model::Scope;
 use axum::http::{header, HeaderMap};
@@ -42,9 +46,54 @@ fn split_device_token(token: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// Allow the request only with `vin`'s own device token: none → 401; a path VIN that is not
-/// registered → 404; a valid token of another vehicle → 403; any other token → 401.
-pub async fn device(state: &AppState, headers: &HeaderMap, vin: &str) -> Result<(), ApiError> {
+/// Allow a device request for vehicle `vin`. With a TLS client `identity`: a path VIN that is
+/// not registered → 404; a certificate that does not name `vin` → 403. Otherwise by token:
+/// none → 401; a path VIN that is not registered → 404; a valid token of another vehicle →
+/// 403; any other token → 401.
+pub async fn device(
+    state: &AppState,
+    identity: Option<&ClientIdentity>,
+    headers: &HeaderMap,
+    vin: &str,
+) -> Result<(), ApiError> {
+    match identity {
+        Some(identity) => device_certificate(state, identity, vin).await,
+        None => device_token_check(state, headers, vin).await,
+    }
+}
+
+async fn device_certificate(
+    state: &AppState,
+    identity: &ClientIdentity,
+    vin: &str,
+) -> Result<(), ApiError> {
+    let store = state.store.clone();
+    let path_vin = vin.to_owned();
+    // Registered first, as with tokens: an unknown VIN is a 404 whoever asks.
+    blocking(move || match store.get_vehicle(&path_vin)? {
+        Some(_) => Ok(()),
+        None => Err(Error::UnknownVehicle { vin: path_vin }.into()),
+    })
+    .await?;
+    if identity.names(vin) {
+        return Ok(());
+    }
+    tracing::warn!(path_vin = %vin, cert_vins = ?identity.vins, "device certificate of another vehicle refused");
+    let holder = match identity.vins.as_slice() {
+        [] => "names no vehicle".to_owned(),
+        [one] => format!("is vehicle {one}'s"),
+        many => format!("is for vehicles {}", many.join(", ")),
+    };
+    Err(ApiError::forbidden(format!(
+        "device certificate check failed: the certificate {holder}; expected the certificate of vehicle {vin}, named in the path"
+    )))
+}
+
+async fn device_token_check(
+    state: &AppState,
+    headers: &HeaderMap,
+    vin: &str,
+) -> Result<(), ApiError> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError::unauthorized(
             "device token check failed: no bearer token; expected `Authorization: Bearer <device token>`",

@@ -1,13 +1,14 @@
 //! The device API: per-vehicle metadata and manifest upload.
 
 use super::errors::ApiError;
-use super::{auth, blocking, AppState};
+use super::{auth, blocking, AppState, ClientIdentity};
 use crate::manifests::{process_manifest, DEFAULT_MAX_SKEW};
 use crate::model::{AssignmentStatus, MetadataRole};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use std::collections::BTreeSet;
 
@@ -57,9 +58,10 @@ fn served_pairs(bytes: &[u8]) -> BTreeSet<(String, String)> {
 pub async fn metadata(
     State(state): State<AppState>,
     Path((vin, file)): Path<(String, String)>,
+    identity: Option<Extension<ClientIdentity>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    auth::device(&state, &headers, &vin).await?;
+    auth::device(&state, identity.as_deref(), &headers, &vin).await?;
     let which = parse_file(&file).ok_or_else(|| {
         ApiError::not_found(format!(
             "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, snapshot.json or targets.json"
@@ -109,10 +111,11 @@ pub async fn metadata(
 pub async fn manifest(
     State(state): State<AppState>,
     Path(vin): Path<String>,
+    identity: Option<Extension<ClientIdentity>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    auth::device(&state, &headers, &vin).await?;
+    auth::device(&state, identity.as_deref(), &headers, &vin).await?;
     let store = state.store.clone();
     let id = blocking(move || {
         Ok(process_manifest(

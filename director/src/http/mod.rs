@@ -1,6 +1,7 @@
 //! The Director's HTTP API (DESIGN.md "Servers and ports"): the device API, authenticated by
-//! a per-vehicle bearer token, and the admin API under `/api/v1/admin/`, authenticated by
-//! admin bearer tokens with a read or write scope.
+//! the device certificate over mutual TLS ([`serve_tls`]) or, over plain HTTP on loopback
+//! ([`serve`]), by a per-vehicle bearer token; and the admin API under `/api/v1/admin/`,
+//! authenticated by admin bearer tokens with a read or write scope on either transport.
 //!
 //! Device API:
 //! - `GET /api/v1/vehicles/{vin}/metadata/{N.root|root|timestamp|snapshot|targets}.json`
@@ -9,19 +10,26 @@
 //! Admin API:
 //! - `POST /api/v1/admin/vehicles` (write), `GET /api/v1/admin/vehicles` (read),
 //!   `GET /api/v1/admin/vehicles/{vin}` (read)
-//! - `POST|DELETE /api/v1/admin/vehicles/{vin}/assignments` (write)
-//! - `GET /api/v1/admin/vehicles/{vin}/status` (read)
+//! - `POST|DELETE /api/v1/admin/vehicles/{vin}/assignments` (write): targets named by the
+//!   admin, looked up in the Image repository ([`AppState::targets`])
+//! - `POST /api/v1/admin/campaigns` (write), `DELETE /api/v1/admin/assignments/{id}` (write)
+//! - `GET /api/v1/admin/vehicles/{vin}/status` (read),
+//!   `GET /api/v1/admin/vehicles/{vin}/manifests` (read)
 //!
 //! Store calls are blocking and run on tokio's blocking pool.
 
 mod admin;
+mod assignments;
 mod auth;
 mod device;
 mod errors;
+mod tls;
 
 pub use auth::device_token;
 pub use errors::ApiError;
+pub use tls::{serve_tls, ClientIdentity, TlsSettings, HANDSHAKE_TIMEOUT};
 
+use crate::image_repo::TargetSource;
 use crate::store::Store;
 use crate::vehicle_metadata::{Lifetimes, OnlineKeys};
 use axum::extract::DefaultBodyLimit;
@@ -43,14 +51,22 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub keys: OnlineKeys,
     pub lifetimes: Lifetimes,
+    /// Where assignments get length, hashes and custom metadata: the Image repository.
+    pub targets: Arc<dyn TargetSource>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, keys: OnlineKeys, lifetimes: Lifetimes) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: OnlineKeys,
+        lifetimes: Lifetimes,
+        targets: Arc<dyn TargetSource>,
+    ) -> Self {
         AppState {
             store,
             keys,
             lifetimes,
+            targets,
         }
     }
 }
@@ -74,9 +90,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/admin/vehicles/{vin}", get(admin::vehicle))
         .route(
             "/api/v1/admin/vehicles/{vin}/assignments",
-            post(admin::assign).delete(admin::cancel),
+            post(assignments::assign).delete(assignments::cancel),
         )
         .route("/api/v1/admin/vehicles/{vin}/status", get(admin::status))
+        .route(
+            "/api/v1/admin/vehicles/{vin}/manifests",
+            get(admin::manifests),
+        )
+        .route("/api/v1/admin/campaigns", post(assignments::campaign))
+        .route(
+            "/api/v1/admin/assignments/{id}",
+            axum::routing::delete(assignments::cancel_one),
+        )
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BYTES));
     device.merge(admin).fallback(fallback).with_state(state)
 }

@@ -16,8 +16,8 @@ mod sqlite;
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::model::{
-    AdminToken, Assignment, ExpiringMetadata, IncomingManifest, ManifestEntry, MetadataRole,
-    NewAssignment, NewVehicle, Scope, StoredMetadata, Vehicle, Verdict,
+    AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
+    MetadataRole, NewAssignment, NewVehicle, Scope, StoredMetadata, Vehicle, Verdict,
 };
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -31,6 +31,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn get_vehicle(&self, vin: &str) -> Result<Option<Vehicle>>;
     /// Every registered VIN, sorted.
     fn list_vins(&self) -> Result<Vec<String>>;
+    /// One page of the fleet: at most `limit` vehicles whose VIN sorts after `after` (from the
+    /// first if `None`), by VIN, each as [`Store::get_vehicle`] shows it. A fixed number of
+    /// queries whatever the page size, never one per vehicle.
+    fn list_vehicles(&self, after: Option<&str>, limit: u32) -> Result<Vec<Vehicle>>;
+    /// The ECUs whose hardware id is `hardware_id`, in the vehicles `vins` (across the fleet
+    /// if `None`; unknown VINs select nothing), sorted by VIN then serial.
+    fn ecus_with_hardware_id(
+        &self,
+        hardware_id: &str,
+        vins: Option<&[String]>,
+    ) -> Result<Vec<EcuRef>>;
+    /// Registered vehicles missing some of their signed metadata (targets, snapshot or
+    /// timestamp), sorted: a registration whose first signing failed, to be signed again.
+    fn vins_without_metadata(&self) -> Result<Vec<String>>;
 
     // --- per-vehicle device token (loopback deployments without mutual TLS) ---
 

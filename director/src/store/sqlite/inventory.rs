@@ -2,11 +2,12 @@
 
 use super::{db, from_json, from_ms, now_ms, to_json};
 use crate::model::{
-    AssignmentStatus, Ecu, EcuState, InstalledImage, NewVehicle, StatusSummary, Vehicle,
+    AssignmentStatus, Ecu, EcuRef, EcuState, InstalledImage, NewVehicle, StatusSummary, Vehicle,
     VehicleState,
 };
 use crate::{Error, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::HashMap;
 
 pub(super) fn register(conn: &Connection, vehicle: &NewVehicle) -> Result<()> {
     let vin = &vehicle.vin;
@@ -43,32 +44,105 @@ pub(super) fn register(conn: &Connection, vehicle: &NewVehicle) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn get_vehicle(conn: &Connection, vin: &str) -> Result<Option<Vehicle>> {
-    let row: Option<(i64, Option<i64>)> = conn
-        .prepare_cached("SELECT created_at, last_seen FROM vehicles WHERE vin = ?1")
-        .and_then(|mut s| {
-            s.query_row([vin], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
+/// A vehicle with its status counts, one row per vehicle: the counts and the last finished
+/// assignment are correlated subqueries (each an index lookup on the vehicle's assignments),
+/// so a page of vehicles is one query.
+const VEHICLE_SELECT: &str = "SELECT v.vin, v.created_at, v.last_seen,
+    (SELECT count(*) FROM assignments a WHERE a.vin = v.vin AND a.status = 'pending'),
+    (SELECT count(*) FROM assignments a WHERE a.vin = v.vin AND a.status = 'in_flight'),
+    (SELECT count(*) FROM assignments a WHERE a.vin = v.vin AND a.status = 'installed'),
+    (SELECT count(*) FROM assignments a WHERE a.vin = v.vin AND a.status = 'failed'),
+    (SELECT count(*) FROM assignments a WHERE a.vin = v.vin AND a.status = 'cancelled'),
+    (SELECT a.status FROM assignments a
+        WHERE a.vin = v.vin AND a.status IN ('installed', 'failed')
+        ORDER BY a.updated_at DESC, a.id DESC LIMIT 1)
+    FROM vehicles v";
+
+struct VehicleRow {
+    vin: String,
+    created_at: i64,
+    last_seen: Option<i64>,
+    /// pending, in_flight, installed, failed, cancelled
+    counts: [i64; 5],
+    last_finished: Option<String>,
+}
+
+fn vehicle_row(r: &Row<'_>) -> rusqlite::Result<VehicleRow> {
+    Ok(VehicleRow {
+        vin: r.get(0)?,
+        created_at: r.get(1)?,
+        last_seen: r.get(2)?,
+        counts: [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
+        last_finished: r.get(8)?,
+    })
+}
+
+impl VehicleRow {
+    fn into_vehicle(self, ecus: Vec<Ecu>) -> Result<Vehicle> {
+        let last_seen = self
+            .last_seen
+            .map(|t| from_ms("vehicle last_seen", t))
+            .transpose()?;
+        let status = summary(
+            &self.counts,
+            self.last_finished.as_deref(),
+            last_seen.is_some(),
+            &ecus,
+        );
+        Ok(Vehicle {
+            created_at: from_ms("vehicle created_at", self.created_at)?,
+            vin: self.vin,
+            ecus,
+            last_seen,
+            status,
         })
+    }
+}
+
+pub(super) fn get_vehicle(conn: &Connection, vin: &str) -> Result<Option<Vehicle>> {
+    let row = conn
+        .prepare_cached(&format!("{VEHICLE_SELECT} WHERE v.vin = ?1"))
+        .and_then(|mut s| s.query_row([vin], vehicle_row).optional())
         .map_err(db("read vehicle"))?;
-    let Some((created_at, last_seen)) = row else {
+    let Some(row) = row else {
         return Ok(None);
     };
-    let ecus = ecus(conn, vin)?;
-    let last_seen = last_seen
-        .map(|t| from_ms("vehicle last_seen", t))
-        .transpose()?;
-    let status = summary(conn, vin, last_seen.is_some(), &ecus)?;
-    Ok(Some(Vehicle {
-        vin: vin.to_owned(),
-        ecus,
-        created_at: from_ms("vehicle created_at", created_at)?,
-        last_seen,
-        status,
-    }))
+    let mut ecus = ecus(conn, "e.vin = ?1", params![vin])?;
+    let own = ecus.remove(vin).unwrap_or_default();
+    row.into_vehicle(own).map(Some)
+}
+
+pub(super) fn list_vehicles(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Vehicle>> {
+    // VINs are never empty, so "" sorts before every one.
+    let after = after.unwrap_or("");
+    let rows = conn
+        .prepare_cached(&format!(
+            "{VEHICLE_SELECT} WHERE v.vin > ?1 ORDER BY v.vin LIMIT ?2"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![after, limit], vehicle_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("list vehicles"))?;
+    let Some(last) = rows.last() else {
+        return Ok(Vec::new());
+    };
+    // The page's ECUs in one range query over the same VINs.
+    let mut ecus = ecus(conn, "e.vin > ?1 AND e.vin <= ?2", params![after, last.vin])?;
+    rows.into_iter()
+        .map(|row| {
+            let own = ecus.remove(&row.vin).unwrap_or_default();
+            row.into_vehicle(own)
+        })
+        .collect()
 }
 
 type EcuRow = (
+    String,
     String,
     String,
     String,
@@ -76,90 +150,98 @@ type EcuRow = (
     Option<(String, i64, String, String, String, Option<String>, i64)>,
 );
 
-fn ecus(conn: &Connection, vin: &str) -> Result<Vec<Ecu>> {
+/// The ECUs of the vehicles `filter` selects (an SQL condition on `e`), by VIN; each
+/// vehicle's primary first, then its secondaries by serial.
+fn ecus(
+    conn: &Connection,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> Result<HashMap<String, Vec<Ecu>>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT e.serial, e.hardware_id, e.public_key, e.is_primary,
+        .prepare_cached(&format!(
+            "SELECT e.vin, e.serial, e.hardware_id, e.public_key, e.is_primary,
                     r.filepath, r.length, r.hashes, r.provides, r.attacks_detected,
                     r.last_install, r.reported_at
              FROM ecus e LEFT JOIN ecu_reports r ON r.serial = e.serial
-             WHERE e.vin = ?1 ORDER BY e.is_primary DESC, e.serial",
-        )
+             WHERE {filter} ORDER BY e.vin, e.is_primary DESC, e.serial"
+        ))
         .map_err(db("read ECUs"))?;
     let rows = stmt
-        .query_map([vin], |r| {
-            let report = match r.get::<_, Option<String>>(4)? {
+        .query_map(params, |r| {
+            let report = match r.get::<_, Option<String>>(5)? {
                 None => None,
                 Some(filepath) => Some((
                     filepath,
-                    r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
                     r.get(8)?,
                     r.get(9)?,
                     r.get(10)?,
+                    r.get(11)?,
                 )),
             };
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, report))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                report,
+            ))
         })
         .map_err(db("read ECUs"))?
         .collect::<rusqlite::Result<Vec<EcuRow>>>()
         .map_err(db("read ECUs"))?;
-    rows.into_iter()
-        .map(|(serial, hardware_id, key, primary, report)| {
-            let reported = report
-                .map(|(filepath, length, hashes, provides, attacks, last, at)| {
-                    Ok::<_, Error>(EcuState {
-                        installed_image: InstalledImage {
-                            filepath,
-                            length: u64::try_from(length).map_err(|_| {
-                                Error::corrupt("ECU report", format!("negative length {length}"))
-                            })?,
-                            hashes: from_json("ECU report hashes", &hashes)?,
-                        },
-                        provides: from_json("ECU report provides", &provides)?,
-                        attacks_detected: attacks,
-                        last_install: last
-                            .map(|l| from_json("ECU report last_install", &l))
-                            .transpose()?,
-                        reported_at: from_ms("ECU report time", at)?,
-                    })
+    let mut by_vin: HashMap<String, Vec<Ecu>> = HashMap::new();
+    for (vin, serial, hardware_id, key, primary, report) in rows {
+        let reported = report
+            .map(|(filepath, length, hashes, provides, attacks, last, at)| {
+                Ok::<_, Error>(EcuState {
+                    installed_image: InstalledImage {
+                        filepath,
+                        length: u64::try_from(length).map_err(|_| {
+                            Error::corrupt("ECU report", format!("negative length {length}"))
+                        })?,
+                        hashes: from_json("ECU report hashes", &hashes)?,
+                    },
+                    provides: from_json("ECU report provides", &provides)?,
+                    attacks_detected: attacks,
+                    last_install: last
+                        .map(|l| from_json("ECU report last_install", &l))
+                        .transpose()?,
+                    reported_at: from_ms("ECU report time", at)?,
                 })
-                .transpose()?;
-            Ok(Ecu {
-                public_key: from_json("ECU public key", &key)?,
-                serial,
-                hardware_id,
-                primary,
-                reported,
             })
-        })
-        .collect()
+            .transpose()?;
+        by_vin.entry(vin).or_default().push(Ecu {
+            public_key: from_json("ECU public key", &key)?,
+            serial,
+            hardware_id,
+            primary,
+            reported,
+        });
+    }
+    Ok(by_vin)
 }
 
-fn summary(conn: &Connection, vin: &str, seen: bool, ecus: &[Ecu]) -> Result<StatusSummary> {
-    let mut s = StatusSummary::default();
-    let mut stmt = conn
-        .prepare_cached("SELECT status, count(*) FROM assignments WHERE vin = ?1 GROUP BY status")
-        .map_err(db("count assignments"))?;
-    let counts = stmt
-        .query_map([vin], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .map_err(db("count assignments"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db("count assignments"))?;
-    for (status, n) in counts {
-        let n = n.max(0) as u64;
-        match status
-            .parse::<AssignmentStatus>()
-            .map_err(|e| Error::corrupt("assignment status", e))?
-        {
-            AssignmentStatus::Pending => s.pending = n,
-            AssignmentStatus::InFlight => s.in_flight = n,
-            AssignmentStatus::Installed => s.installed = n,
-            AssignmentStatus::Failed => s.failed = n,
-            AssignmentStatus::Cancelled => s.cancelled = n,
-        }
-    }
+/// The status summary from a vehicle's assignment counts (pending, in flight, installed,
+/// failed, cancelled), the status of its most recently finished assignment, whether it was
+/// ever seen, and its ECUs' reports.
+fn summary(
+    counts: &[i64; 5],
+    last_finished: Option<&str>,
+    seen: bool,
+    ecus: &[Ecu],
+) -> StatusSummary {
+    let n = |i: usize| u64::try_from(counts[i]).unwrap_or(0);
+    let mut s = StatusSummary {
+        pending: n(0),
+        in_flight: n(1),
+        installed: n(2),
+        failed: n(3),
+        cancelled: n(4),
+        ..StatusSummary::default()
+    };
     s.attacks_reported_by = ecus
         .iter()
         .filter(|e| {
@@ -169,25 +251,62 @@ fn summary(conn: &Connection, vin: &str, seen: bool, ecus: &[Ecu]) -> Result<Sta
         })
         .map(|e| e.serial.clone())
         .collect();
-    let last_finished: Option<String> = conn
-        .prepare_cached(
-            "SELECT status FROM assignments WHERE vin = ?1 AND status IN ('installed', 'failed')
-             ORDER BY updated_at DESC, id DESC LIMIT 1",
-        )
-        .and_then(|mut st| st.query_row([vin], |r| r.get(0)).optional())
-        .map_err(db("read last finished assignment"))?;
     s.state = if !s.attacks_reported_by.is_empty() {
         VehicleState::AttackReported
     } else if !seen {
         VehicleState::NeverSeen
     } else if s.pending + s.in_flight > 0 {
         VehicleState::Updating
-    } else if last_finished.as_deref() == Some("failed") {
+    } else if last_finished == Some(AssignmentStatus::Failed.as_str()) {
         VehicleState::UpdateFailed
     } else {
         VehicleState::UpToDate
     };
-    Ok(s)
+    s
+}
+
+pub(super) fn ecus_with_hardware_id(
+    conn: &Connection,
+    hardware_id: &str,
+    vins: Option<&[String]>,
+) -> Result<Vec<EcuRef>> {
+    // The VIN list travels as one JSON array parameter (json_each), so any length is one query.
+    let vins = vins.map(|v| to_json("campaign VINs", &v)).transpose()?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT vin, serial FROM ecus
+             WHERE hardware_id = ?1
+               AND (?2 IS NULL OR vin IN (SELECT value FROM json_each(?2)))
+             ORDER BY vin, serial",
+        )
+        .map_err(db("select ECUs by hardware id"))?;
+    let refs = stmt
+        .query_map(params![hardware_id, vins], |r| {
+            Ok(EcuRef {
+                vin: r.get(0)?,
+                serial: r.get(1)?,
+            })
+        })
+        .map_err(db("select ECUs by hardware id"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("select ECUs by hardware id"));
+    refs
+}
+
+pub(super) fn vins_without_metadata(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT v.vin FROM vehicles v
+             WHERE (SELECT count(*) FROM vehicle_metadata m WHERE m.vin = v.vin) < 3
+             ORDER BY v.vin",
+        )
+        .map_err(db("list vehicles without metadata"))?;
+    let vins = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(db("list vehicles without metadata"))?
+        .collect::<rusqlite::Result<Vec<String>>>()
+        .map_err(db("list vehicles without metadata"));
+    vins
 }
 
 pub(super) fn list_vins(conn: &Connection) -> Result<Vec<String>> {

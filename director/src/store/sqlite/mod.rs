@@ -19,8 +19,8 @@ mod schema;
 
 use super::Store;
 use crate::model::{
-    AdminToken, Assignment, ExpiringMetadata, IncomingManifest, ManifestEntry, MetadataRole,
-    NewAssignment, NewVehicle, Scope, StoredMetadata, Vehicle, Verdict,
+    AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
+    MetadataRole, NewAssignment, NewVehicle, Scope, StoredMetadata, Vehicle, Verdict,
 };
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -210,6 +210,28 @@ impl Store for SqliteStore {
     fn list_vins(&self) -> Result<Vec<String>> {
         self.pool
             .read("list vehicles", |tx| inventory::list_vins(tx))
+    }
+
+    fn list_vehicles(&self, after: Option<&str>, limit: u32) -> Result<Vec<Vehicle>> {
+        self.pool.read("list vehicles", |tx| {
+            inventory::list_vehicles(tx, after, limit)
+        })
+    }
+
+    fn ecus_with_hardware_id(
+        &self,
+        hardware_id: &str,
+        vins: Option<&[String]>,
+    ) -> Result<Vec<EcuRef>> {
+        self.pool.read("select ECUs by hardware id", |tx| {
+            inventory::ecus_with_hardware_id(tx, hardware_id, vins)
+        })
+    }
+
+    fn vins_without_metadata(&self) -> Result<Vec<String>> {
+        self.pool.read("list vehicles without metadata", |tx| {
+            inventory::vins_without_metadata(tx)
+        })
     }
 
     fn issue_device_token(&self, vin: &str) -> Result<String> {

@@ -1,0 +1,296 @@
+//! `director.toml`: where the Director keeps its data, which online keys it signs with, how
+//! long what it signs stays valid, where it listens, and (optionally) its TLS material and the
+//! Image repository it copies targets from. Relative paths are relative to the config file.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8000"
+//! data_dir = "data"          # director.db
+//! roots_dir = "roots"        # 1.root.json, 2.root.json, ... signed offline
+//!
+//! [keys]
+//! targets = ["keys/targets.pem"]
+//! snapshot = ["keys/snapshot.pem"]
+//! timestamp = ["keys/timestamp.pem"]
+//!
+//! [lifetimes]
+//! targets = "30d"
+//! snapshot = "7d"
+//! timestamp = "1d"
+//! refresh_before = "6h"      # re-sign what expires within this
+//! refresh_interval = "1m"    # how often the refresher looks
+//! ```
+
+use crate::error::{Error, Result};
+use crate::vehicle_metadata::{Lifetimes, OnlineKeys};
+use ferry_keys::{PrivateKey, Signer};
+use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The file name `ferry director init` writes.
+pub const CONFIG_FILE: &str = "director.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorConfig {
+    /// Address of the device and admin API. Without `[tls]` it must be a loopback address:
+    /// device tokens are bearer secrets and must not cross a network in the clear.
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub roots_dir: PathBuf,
+    pub keys: KeyFiles,
+    #[serde(default)]
+    pub lifetimes: LifetimeConfig,
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    #[serde(default)]
+    pub image_repo: Option<ImageRepoConfig>,
+}
+
+/// Online key files per role (PKCS#8 PEM, mode 0600; a passphrase-encrypted key needs
+/// `passphrase_file`, which is read once at start).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFiles {
+    pub targets: Vec<PathBuf>,
+    pub snapshot: Vec<PathBuf>,
+    pub timestamp: Vec<PathBuf>,
+    #[serde(default)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifetimeConfig {
+    #[serde(deserialize_with = "duration")]
+    pub targets: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub snapshot: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub timestamp: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub refresh_before: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub refresh_interval: Duration,
+}
+
+impl Default for LifetimeConfig {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        LifetimeConfig {
+            targets: Duration::from_secs(30 * DAY),
+            snapshot: Duration::from_secs(7 * DAY),
+            timestamp: Duration::from_secs(DAY),
+            refresh_before: Duration::from_secs(6 * 3600),
+            refresh_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The Director's TLS server certificate and the fleet CA that issued the device
+/// certificates it accepts (mutual TLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The Image repository whose signed targets assignments copy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRepoConfig {
+    /// Base URL serving `metadata/` and `targets/` (as `ferry repo serve` does).
+    pub url: String,
+    /// The Image repository's root.json, pinned by the operator.
+    pub root: PathBuf,
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "duration {text:?}: {e}; expected e.g. \"30d\", \"6h\", \"90s\""
+        ))
+    })
+}
+
+impl DirectorConfig {
+    /// Read `path` and resolve its relative paths against the file's directory.
+    pub fn load(path: &Path) -> Result<DirectorConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            reason: format!("cannot be read: {e}"),
+        })?;
+        let mut config: DirectorConfig = toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve(base);
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        let at = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        at(&mut self.data_dir);
+        at(&mut self.roots_dir);
+        for p in self
+            .keys
+            .targets
+            .iter_mut()
+            .chain(self.keys.snapshot.iter_mut())
+            .chain(self.keys.timestamp.iter_mut())
+            .chain(self.keys.passphrase_file.iter_mut())
+        {
+            at(p);
+        }
+        if let Some(tls) = &mut self.tls {
+            at(&mut tls.ca_cert);
+            at(&mut tls.cert);
+            at(&mut tls.key);
+        }
+        if let Some(repo) = &mut self.image_repo {
+            at(&mut repo.root);
+        }
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let bad = |reason: String| Error::Config {
+            path: path.to_owned(),
+            reason,
+        };
+        if self.tls.is_none() && !self.listen.ip().is_loopback() {
+            return Err(bad(format!(
+                "listen = {} without [tls]; expected a loopback address, or a [tls] section (device tokens must not cross a network in the clear)",
+                self.listen
+            )));
+        }
+        for (role, files) in [
+            ("targets", &self.keys.targets),
+            ("snapshot", &self.keys.snapshot),
+            ("timestamp", &self.keys.timestamp),
+        ] {
+            if files.is_empty() {
+                return Err(bad(format!(
+                    "keys.{role} is empty; expected at least one key file"
+                )));
+            }
+        }
+        let l = &self.lifetimes;
+        if l.refresh_before >= l.timestamp {
+            return Err(bad(format!(
+                "lifetimes.refresh_before ({}) is not shorter than lifetimes.timestamp ({}); expected the refresher to re-sign before expiry, not on every pass",
+                humantime::format_duration(l.refresh_before),
+                humantime::format_duration(l.timestamp)
+            )));
+        }
+        if l.refresh_interval.is_zero() || l.refresh_interval >= l.refresh_before {
+            return Err(bad(format!(
+                "lifetimes.refresh_interval ({}) must be above zero and below refresh_before ({}); expected a timestamp never to expire between two passes",
+                humantime::format_duration(l.refresh_interval),
+                humantime::format_duration(l.refresh_before)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The SQLite database file.
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join("director.db")
+    }
+
+    pub fn lifetimes(&self) -> Result<Lifetimes> {
+        let d = |what: &str, v: Duration| {
+            chrono::Duration::from_std(v).map_err(|e| Error::Config {
+                path: PathBuf::from(CONFIG_FILE),
+                reason: format!("lifetimes.{what}: {e}"),
+            })
+        };
+        Ok(Lifetimes {
+            targets: d("targets", self.lifetimes.targets)?,
+            snapshot: d("snapshot", self.lifetimes.snapshot)?,
+            timestamp: d("timestamp", self.lifetimes.timestamp)?,
+        })
+    }
+
+    /// Read the online keys. A key file readable by group or others is refused: these keys
+    /// sign what every vehicle installs.
+    pub fn online_keys(&self) -> Result<OnlineKeys> {
+        let passphrase = match &self.keys.passphrase_file {
+            Some(p) => Some(zeroize::Zeroizing::new(std::fs::read(p).map_err(|e| {
+                Error::Config {
+                    path: p.clone(),
+                    reason: format!("passphrase file cannot be read: {e}"),
+                }
+            })?)),
+            None => None,
+        };
+        let passphrase = passphrase.as_ref().map(|p| trim_newline(p));
+        let load = |files: &[PathBuf]| -> Result<Vec<Arc<dyn Signer>>> {
+            files
+                .iter()
+                .map(|f| read_private_key(f, passphrase).map(|k| Arc::new(k) as Arc<dyn Signer>))
+                .collect()
+        };
+        Ok(OnlineKeys {
+            targets: load(&self.keys.targets)?,
+            snapshot: load(&self.keys.snapshot)?,
+            timestamp: load(&self.keys.timestamp)?,
+        })
+    }
+}
+
+fn trim_newline(p: &[u8]) -> &[u8] {
+    let p = p.strip_suffix(b"\n").unwrap_or(p);
+    p.strip_suffix(b"\r").unwrap_or(p)
+}
+
+/// A private key file that only its owner can read.
+pub fn read_private_key(path: &Path, passphrase: Option<&[u8]>) -> Result<PrivateKey> {
+    check_owner_only(path)?;
+    let text =
+        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            reason: format!("key file cannot be read: {e}"),
+        })?);
+    PrivateKey::from_pkcs8_pem(&text, passphrase).map_err(|e| Error::Config {
+        path: path.to_owned(),
+        reason: format!("key check failed: {e}; expected a PKCS#8 PEM private key"),
+    })
+}
+
+#[cfg(unix)]
+fn check_owner_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| Error::Config {
+            path: path.to_owned(),
+            reason: format!("key file cannot be read: {e}"),
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Config {
+            path: path.to_owned(),
+            reason: format!(
+                "key file mode check failed: mode is {:o}; expected 600 (readable by its owner only)",
+                mode & 0o777
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_owner_only(_path: &Path) -> Result<()> {
+    Ok(())
+}
