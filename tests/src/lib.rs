@@ -1,6 +1,7 @@
 //! Support for Ferry's end-to-end and interop tests: locating binaries, a python-tuf
 //! virtualenv, and local servers on 127.0.0.1.
 
+pub mod daemon;
 pub mod process;
 pub mod python;
 
@@ -18,3 +19,10 @@ pub fn target_dir() -> PathBuf {
 }
 
 pub mod repo_writer;
+pub mod vehicle_sim;
+
+/// SHA-256 of `data`, lower-case hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}

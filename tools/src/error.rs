@@ -20,8 +20,17 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("admin API {path}{}: {reason}", status.map(|s| format!(" answered {s}")).unwrap_or_default())]
+    Admin {
+        path: String,
+        status: Option<u16>,
+        reason: String,
+    },
     #[error("usage: {0}")]
     Usage(String),
+    /// A benchmark that could not measure what it set out to (the message names the check).
+    #[error("bench: {0}")]
+    Bench(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -9,13 +9,10 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -54,24 +51,7 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
-    // No sha2 dev-dependency in ferry-tools: openssl is on every test host (DESIGN.md uses it
-    // for hashing baselines), and a wrong hash here fails the test, never passes it.
-    let tmp = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(tmp.path(), data).expect("write temp file");
-    let out = run_bounded(
-        Command::new("openssl")
-            .args(["dgst", "-sha256", "-r"])
-            .arg(tmp.path()),
-        CLI_TIMEOUT,
-    );
-    assert_eq!(out.code, 0, "openssl dgst failed:\n{out}");
-    out.stdout
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
+pub use ferry_tests::sha256_hex;
 
 // ------------------------------------------------------------------------------ repository
 
@@ -304,60 +284,20 @@ pub fn assert_same_tree(
 /// `ferry repo serve DIR --listen 127.0.0.1:0`, killed on drop.
 #[derive(Debug)]
 pub struct Server {
-    child: Child,
+    daemon: ferry_tests::daemon::Daemon,
     pub addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
 }
 
 impl Server {
     pub fn start(dir: &Path) -> Server {
-        let mut child = Command::new(ferry_bin())
-            .args(["repo", "serve"])
+        let mut cmd = Command::new(ferry_bin());
+        cmd.args(["repo", "serve"])
             .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start ferry repo serve: {e}"));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        let err = child.stderr.take().expect("stderr");
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut s = sink.lock().expect("stderr buffer");
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        // The first stdout line is `serving DIR on http://ADDR`; keep reading (and dropping)
-        // the rest so the server never blocks on a full pipe.
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let first = rx.recv_timeout(SERVER_START_TIMEOUT);
-        let addr = first.as_ref().ok().and_then(|line| {
-            line.rsplit_once("http://")
-                .and_then(|(_, a)| a.trim().trim_end_matches('/').parse().ok())
-        });
-        let Some(addr) = addr else {
-            let _ = child.kill();
-            let status = child.wait();
-            thread::sleep(Duration::from_millis(100));
-            panic!(
-                "ferry repo serve did not print `serving DIR on http://ADDR` within \
-                 {SERVER_START_TIMEOUT:?}: first line {first:?}, status {status:?}\n--- stderr\n{}",
-                stderr.lock().expect("stderr buffer")
-            );
-        };
+            .args(["--listen", "127.0.0.1:0"]);
+        let daemon = ferry_tests::daemon::Daemon::start(cmd);
         Server {
-            child,
-            addr,
-            stderr,
+            addr: daemon.addr,
+            daemon,
         }
     }
 
@@ -399,14 +339,7 @@ impl Server {
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().expect("stderr buffer").clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.daemon.stderr()
     }
 }
 

@@ -1,0 +1,50 @@
+//! `ferry admin assign`: name Image repository targets for ECUs of one vehicle. The Director
+//! copies length, hashes and custom fields from the Image repository's signed metadata and
+//! refuses a target whose hardwareIds or depends do not fit the ECU.
+
+use super::client::{from_value, print_json, AdminClient};
+use crate::error::{Error, Result};
+use ferry_director::model::Assignment;
+
+const EXAMPLE: &str = "Example:
+  ferry admin assign WVW1 --target ivi-1=os/rootfs-2.0.img --target ivi-1=apps/nav-3.1.tar \\
+      --campaign spring-2027
+  ferry admin assign WVW1 --target tcu-1=tcu/fw-7.bin --json";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLE)]
+pub struct Args {
+    vin: String,
+    /// ECU_SERIAL=TARGET_NAME; repeatable. Targets one ECU depends on may come in any order:
+    /// the Director orders them (an os before the app that depends on it).
+    #[arg(long = "target", value_name = "ECU=TARGET", required = true)]
+    targets: Vec<String>,
+    /// A campaign name to group assignments by.
+    #[arg(long)]
+    campaign: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(client: &AdminClient, a: Args) -> Result<()> {
+    let mut targets = Vec::new();
+    for t in &a.targets {
+        let (ecu, name) = t
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("--target {t:?}: expected ECU_SERIAL=TARGET_NAME")))?;
+        targets.push(serde_json::json!({"ecu_serial": ecu, "target_name": name}));
+    }
+    let mut body = serde_json::json!({ "targets": targets });
+    if let Some(c) = &a.campaign {
+        body["campaign"] = c.clone().into();
+    }
+    let path = format!("/vehicles/{}/assignments", a.vin);
+    let reply = client.post(&path, &body)?;
+    if a.json {
+        return print_json(&reply);
+    }
+    let assignments: Vec<Assignment> = from_value(reply, &path)?;
+    println!("{} assignment(s) added to {}, in install order:", assignments.len(), a.vin);
+    super::status::print_assignments(&assignments);
+    Ok(())
+}

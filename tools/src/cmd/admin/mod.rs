@@ -1,0 +1,48 @@
+//! `ferry admin`: the Director's admin API from a terminal: inventory, assignments,
+//! cancellations and status, as tables or `--json`.
+
+use crate::error::Result;
+use clap::Subcommand;
+
+mod assign;
+mod campaign;
+mod cancel;
+mod client;
+mod status;
+mod vehicle;
+
+pub use client::Connection;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register, list and show vehicles.
+    #[command(subcommand)]
+    Vehicle(vehicle::Command),
+    /// Assign Image repository targets to ECUs of a vehicle.
+    Assign(assign::Args),
+    /// Assign one target to every ECU of a hardware id, fleet-wide or in listed vehicles.
+    Campaign(campaign::Args),
+    /// Cancel a vehicle's active assignments, or one assignment by id.
+    Cancel(cancel::Args),
+    /// A vehicle's assignments and each ECU's last report.
+    Status(status::Args),
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let client = client::AdminClient::connect(&args.connection)?;
+    match args.command {
+        Command::Vehicle(c) => vehicle::run(&client, c),
+        Command::Assign(a) => assign::run(&client, a),
+        Command::Campaign(a) => campaign::run(&client, a),
+        Command::Cancel(a) => cancel::run(&client, a),
+        Command::Status(a) => status::run(&client, a),
+    }
+}

@@ -1,0 +1,50 @@
+//! `ferry admin status VIN`: the vehicle's ECUs and every assignment with its status.
+
+use super::client::{from_value, print_json, table, AdminClient};
+use crate::error::Result;
+use ferry_director::model::{Assignment, Vehicle};
+
+const EXAMPLE: &str = "Example:
+  ferry admin status WVW1
+  ferry admin status WVW1 --json | jq '.assignments[] | select(.status == \"failed\")'";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLE)]
+pub struct Args {
+    vin: String,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(client: &AdminClient, a: Args) -> Result<()> {
+    let path = format!("/vehicles/{}/status", a.vin);
+    let reply = client.get(&path)?;
+    if a.json {
+        return print_json(&reply);
+    }
+    let vehicle: Vehicle = from_value(reply["vehicle"].clone(), &path)?;
+    let assignments: Vec<Assignment> = from_value(reply["assignments"].clone(), &path)?;
+    super::vehicle::print_vehicle(&vehicle);
+    print_assignments(&assignments);
+    Ok(())
+}
+
+/// The assignment table `assign` and `status` print.
+pub fn print_assignments(assignments: &[Assignment]) {
+    let mut t = table(&["id", "ecu", "target", "status", "campaign", "detail"]);
+    for x in assignments {
+        let status = serde_json::to_value(x.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        t.add_row([
+            x.id.to_string(),
+            x.ecu_serial.clone(),
+            x.target_name.clone(),
+            status,
+            x.campaign.clone().unwrap_or_default(),
+            x.detail.clone(),
+        ]);
+    }
+    println!("{t}");
+}

@@ -1,0 +1,50 @@
+//! `ferry director`: set up, run and operate a Director (DESIGN.md "Servers and ports").
+
+use crate::error::Result;
+use clap::Subcommand;
+
+mod ca;
+mod init;
+mod issue_cert;
+mod root;
+mod serve;
+mod token;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a Director directory: online keys, director.toml, data and roots folders.
+    Init(init::Args),
+    /// Make, rotate and import the director root (signed offline with `ferry key` files).
+    #[command(subcommand)]
+    Root(root::Command),
+    /// Run the Director: device API, admin API, and the metadata refresher.
+    Serve(serve::Args),
+    /// Make the fleet CA and the Director's TLS server certificate.
+    #[command(subcommand)]
+    Ca(ca::Command),
+    /// Issue a device certificate for a registered vehicle (or an operator certificate).
+    IssueCert(issue_cert::Args),
+    /// Create, list and revoke admin API tokens (run on the Director's host).
+    #[command(subcommand)]
+    Token(token::Command),
+}
+
+pub fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Init(a) => init::run(a),
+        Command::Root(c) => root::run(c),
+        Command::Serve(a) => serve::run(a),
+        Command::Token(c) => token::run(c),
+        Command::Ca(c) => ca::run(c),
+        Command::IssueCert(a) => issue_cert::run(a),
+    }
+}
+
+/// Open the store named by a director config.
+fn open_store(config: &std::path::Path) -> Result<(ferry_director::config::DirectorConfig, ferry_director::SqliteStore)> {
+    let config = ferry_director::config::DirectorConfig::load(config)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(crate::error::io_at(&config.data_dir))?;
+    let store = ferry_director::SqliteStore::open(config.database())?;
+    Ok((config, store))
+}
