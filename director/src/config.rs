@@ -256,41 +256,8 @@ fn trim_newline(p: &[u8]) -> &[u8] {
 
 /// A private key file that only its owner can read.
 pub fn read_private_key(path: &Path, passphrase: Option<&[u8]>) -> Result<PrivateKey> {
-    check_owner_only(path)?;
-    let text =
-        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::Config {
-            path: path.to_owned(),
-            reason: format!("key file cannot be read: {e}"),
-        })?);
-    PrivateKey::from_pkcs8_pem(&text, passphrase).map_err(|e| Error::Config {
+    PrivateKey::read_file_owner_only(path, passphrase).map_err(|e| Error::Config {
         path: path.to_owned(),
-        reason: format!("key check failed: {e}; expected a PKCS#8 PEM private key"),
+        reason: format!("online key: {e}"),
     })
-}
-
-#[cfg(unix)]
-fn check_owner_only(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| Error::Config {
-            path: path.to_owned(),
-            reason: format!("key file cannot be read: {e}"),
-        })?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(Error::Config {
-            path: path.to_owned(),
-            reason: format!(
-                "key file mode check failed: mode is {:o}; expected 600 (readable by its owner only)",
-                mode & 0o777
-            ),
-        });
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_owner_only(_path: &Path) -> Result<()> {
-    Ok(())
 }

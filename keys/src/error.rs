@@ -41,6 +41,10 @@ pub enum Error {
     #[error("signing failed with key {keyid}: {reason}")]
     Signing { keyid: String, reason: String },
 
+    // --- misconfiguration ---
+    #[error("key file mode check failed: {path} has mode {mode:o}; expected 600 (readable by its owner only)")]
+    KeyFileMode { path: std::path::PathBuf, mode: u32 },
+
     // --- I/O ---
     #[error("{path}: {source}")]
     Io {

@@ -21,3 +21,4 @@ pub use signer::Signer;
 
 pub use cert::{certificate_info, certificate_info_der, CertificateInfo};
 pub use private::{KeyKind, PrivateKey};
+pub use private_pem::check_owner_only;

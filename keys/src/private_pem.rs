@@ -163,6 +163,16 @@ impl PrivateKey {
         Ok(())
     }
 
+    /// [`PrivateKey::read_file`] for a key that signs on a server or an ECU: refused unless
+    /// only its owner can read the file (the mode [`PrivateKey::write_file`] gives it).
+    pub fn read_file_owner_only(
+        path: impl AsRef<Path>,
+        passphrase: Option<&[u8]>,
+    ) -> Result<PrivateKey> {
+        check_owner_only(path.as_ref())?;
+        Self::read_file(path, passphrase)
+    }
+
     /// Read a PKCS#8 PEM key file (see [`PrivateKey::from_pkcs8_pem`]).
     pub fn read_file(path: impl AsRef<Path>, passphrase: Option<&[u8]>) -> Result<PrivateKey> {
         let path = path.as_ref();
@@ -283,4 +293,30 @@ fn check_kdf_cost(scheme: &EncryptionScheme<'_>) -> Result<()> {
         ))),
         None => Ok(()),
     }
+}
+
+/// Refuse a key file that group or others may read or write.
+#[cfg(unix)]
+pub fn check_owner_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::KeyFileMode {
+            path: path.to_owned(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
+}
+
+/// Refuse a key file that group or others may read or write (no modes to check here).
+#[cfg(not(unix))]
+pub fn check_owner_only(_path: &Path) -> Result<()> {
+    Ok(())
 }

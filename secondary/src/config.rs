@@ -223,26 +223,9 @@ fn read_public_key(path: &Path, bytes: &[u8]) -> Result<PublicKey> {
     })
 }
 
-#[cfg(unix)]
 fn check_private_mode(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(Error::Config {
-            path: path.to_owned(),
-            reason: format!(
-                "key file permission check failed: mode is {:o}, expected 600 (owner only)",
-                mode & 0o777
-            ),
-        });
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private_mode(_path: &Path) -> Result<()> {
-    Ok(())
+    ferry_keys::check_owner_only(path).map_err(|e| Error::Config {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
 }
