@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-/// Errors of the Primary's fetching and updating, grouped by who is at fault.
+/// Errors of the Primary, grouped by who is at fault. Each names the check that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     // --- the repository or the network path is at fault (or hostile) ---
@@ -26,6 +26,50 @@ pub enum Error {
     #[error("root rotation check failed: more than {0} root versions in one update")]
     TooManyRootRotations(u64),
 
+    // --- a valid update an ECU of this vehicle does not take ---
+    #[error("{0}")]
+    Depends(#[from] ferry_core::provides::DependsError),
+
+    // --- an ECU refused or failed ---
+    /// The primary's own ECU (the Secondary library in-process).
+    #[error("ECU {serial}: {source}")]
+    OwnEcu {
+        serial: String,
+        source: Box<ferry_secondary::Error>,
+    },
+    /// A Secondary answered with an error status; `reason` is its text, naming the check.
+    #[error("ECU {serial}: {step} refused (HTTP {status}): {reason}")]
+    Secondary {
+        serial: String,
+        step: &'static str,
+        status: u16,
+        reason: String,
+    },
+    #[error("ECU {serial}: {step} failed: {reason}")]
+    SecondaryTransport {
+        serial: String,
+        step: &'static str,
+        reason: String,
+    },
+    #[error("ECU identity check failed: {url} says it is {found:?}; expected ECU {expected:?}")]
+    SecondaryIdentity {
+        url: String,
+        expected: String,
+        found: String,
+    },
+    #[error("partial bundle check failed: ECU {failed} is not ready ({reason}); no ECU installs")]
+    NotAllReady { failed: String, reason: String },
+    #[error("install check failed: {0}")]
+    InstallsFailed(String),
+
+    // --- the Director refused the vehicle manifest ---
+    #[error("manifest upload failed: {url} answered HTTP {status}: {reason}")]
+    ManifestRefused {
+        url: String,
+        status: u16,
+        reason: String,
+    },
+
     // --- local state or configuration is at fault ---
     #[error("trusted metadata check failed: no trusted root in {0} (run init first)")]
     NoTrustedRoot(PathBuf),
@@ -43,4 +87,32 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |source| Error::Io { path, source }
+}
+
+impl Error {
+    /// The own ECU's error, boxed (the Secondary's errors are large).
+    pub fn own_ecu(serial: &str, source: ferry_secondary::Error) -> Error {
+        Error::OwnEcu {
+            serial: serial.to_owned(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Whether the error is a failed security check on metadata or an image (what a version
+    /// report lists in `attacks_detected`), as opposed to an unmet depends, a network
+    /// failure or a local fault.
+    pub fn is_attack(&self) -> bool {
+        match self {
+            Error::Metadata(ferry_core::Error::Order(_)) => false,
+            // Slow retrieval is an attack on freshness (TUF), not only a bad network.
+            Error::Metadata(_)
+            | Error::TooLarge { .. }
+            | Error::TooSlow { .. }
+            | Error::TargetNotFound(_) => true,
+            Error::OwnEcu { source, .. } => source.fault() == ferry_secondary::Fault::Attack,
+            // 422: the Secondary's answer for a failed security check.
+            Error::Secondary { status, .. } => *status == 422,
+            _ => false,
+        }
+    }
 }

@@ -61,13 +61,24 @@ pub struct HttpFetcher {
 
 impl HttpFetcher {
     pub fn new(policy: FetchPolicy) -> Result<Self> {
-        let client = reqwest::blocking::Client::builder()
-            .connect_timeout(policy.connect_timeout)
-            .timeout(policy.read_timeout)
-            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+        let client = Self::client_builder(&policy)
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(HttpFetcher { client, policy })
+    }
+
+    /// The client settings `policy` asks for, to which a caller adds what its server needs
+    /// (a bearer token as a default header, a client certificate, a private CA).
+    pub fn client_builder(policy: &FetchPolicy) -> reqwest::blocking::ClientBuilder {
+        reqwest::blocking::Client::builder()
+            .connect_timeout(policy.connect_timeout)
+            .timeout(policy.read_timeout)
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+    }
+
+    /// A fetcher over a client built from [`HttpFetcher::client_builder`].
+    pub fn with_client(client: reqwest::blocking::Client, policy: FetchPolicy) -> Self {
+        HttpFetcher { client, policy }
     }
 }
 

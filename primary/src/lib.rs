@@ -1,12 +1,22 @@
-//! Ferry Primary ECU client. For now: a single-repository TUF updater (fetch with bounds,
-//! verify through ferry-core, persist what was received, download targets with streaming
-//! hash checks). The Uptane cycle over Director and Image repositories builds on it.
+//! Ferry Primary ECU: the Uptane update cycle over the Director and the Image repository
+//! ([`cycle`]), built on a single-repository TUF updater (fetch with bounds, verify through
+//! ferry-core, persist what was received, download targets with streaming hash checks). The
+//! primary's own ECU runs the Secondary library in-process ([`own_ecu`]); Secondaries are
+//! reached over HTTP ([`distribute`]).
 
+pub mod config;
+pub mod cycle;
+pub mod distribute;
 mod error;
 pub mod fetch;
+pub mod own_ecu;
+pub mod repos;
+pub mod status;
 pub mod store;
 pub mod updater;
 
+pub use config::Config;
+pub use cycle::{run_cycle, CycleReport};
 pub use error::{Error, Result};
 pub use fetch::{FetchPolicy, Fetcher, HttpFetcher};
 pub use store::MetadataStore;

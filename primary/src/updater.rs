@@ -1,39 +1,18 @@
-//! A single-repository TUF updater: the fetching half of the client workflow around
-//! ferry-core's [`TrustedSet`]. Local metadata is tried first and network copies replace it only
-//! when they verify; everything persisted is exactly the bytes received.
+//! A single-repository TUF updater: ferry-core's client workflow ([`Workflow`]) fed by a
+//! [`Fetcher`] and a [`MetadataStore`]. Local metadata is tried first and network copies
+//! replace it only when they verify; everything persisted is exactly the bytes received.
 
 use crate::error::{io_at, Error, Result};
 use crate::fetch::Fetcher;
 use crate::store::{quote, quote_path, write_atomic, MetadataStore};
 use chrono::{DateTime, Utc};
 use ferry_core::metadata::HashCheck;
-use ferry_core::{find_target, FoundTarget, TargetName, TimestampUpdate, TrustedSet};
+use ferry_core::refresh::{MetadataFile, MetadataSource, Workflow};
+use ferry_core::{FoundTarget, TargetName, TrustedSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Size caps for metadata whose length is not pinned by a role above it (the TUF reference
-/// client's defaults).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub root_max: u64,
-    pub timestamp_max: u64,
-    pub snapshot_max: u64,
-    pub targets_max: u64,
-    /// Most root versions walked in one refresh.
-    pub max_root_rotations: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            root_max: 512_000,
-            timestamp_max: 16_384,
-            snapshot_max: 2_000_000,
-            targets_max: 5_000_000,
-            max_root_rotations: 256,
-        }
-    }
-}
+pub use ferry_core::refresh::Limits;
 
 #[derive(Debug)]
 pub struct Updater<F: Fetcher> {
@@ -43,11 +22,89 @@ pub struct Updater<F: Fetcher> {
     limits: Limits,
     now: DateTime<Utc>,
     set: Option<TrustedSet>,
+    /// Targets roles the workflow used (kept or fetched), in order: what a Secondary
+    /// verifying the same target needs from this repository.
+    used_roles: Vec<String>,
 }
 
 /// `base` with exactly one trailing slash.
 fn base_url(base: &str) -> String {
     format!("{}/", base.trim_end_matches('/'))
+}
+
+/// The workflow's view of one repository: HTTP through the fetcher, kept bytes on disk.
+struct Source<'a, F: Fetcher> {
+    fetcher: &'a F,
+    store: &'a MetadataStore,
+    metadata_url: &'a str,
+    used_roles: &'a mut Vec<String>,
+}
+
+impl<F: Fetcher> Source<'_, F> {
+    fn used(&mut self, role: &str) {
+        if !matches!(role, "root" | "timestamp" | "snapshot")
+            && !self.used_roles.iter().any(|r| r == role)
+        {
+            self.used_roles.push(role.to_owned());
+        }
+    }
+}
+
+/// The store's name for root version `version`: every accepted root is kept, so a Secondary
+/// whose root is older can be sent the whole chain.
+pub fn versioned_root(version: u64) -> String {
+    format!("{version}.root")
+}
+
+fn root_version(bytes: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    v.get("signed")?.get("version")?.as_u64()
+}
+
+impl<F: Fetcher> MetadataSource for Source<'_, F> {
+    type Error = Error;
+
+    fn fetch(&mut self, file: MetadataFile<'_>, max_len: u64) -> Result<Vec<u8>> {
+        let url = format!("{}{}", self.metadata_url, file.file_name());
+        self.fetcher.fetch_bytes(&url, max_len)
+    }
+
+    fn is_not_found(error: &Error) -> bool {
+        matches!(
+            error,
+            Error::HttpStatus {
+                status: 403 | 404,
+                ..
+            }
+        )
+    }
+
+    fn load(&mut self, role: &str) -> Result<Option<Vec<u8>>> {
+        let kept = self.store.load(role)?;
+        if kept.is_some() {
+            self.used(role);
+        }
+        Ok(kept)
+    }
+
+    fn persist(&mut self, role: &str, bytes: &[u8]) -> Result<()> {
+        if role == "root" {
+            tracing::info!("root rotated");
+            if let Some(version) = root_version(bytes) {
+                self.store.persist(&versioned_root(version), bytes)?;
+            }
+        }
+        self.used(role);
+        self.store.persist(role, bytes)
+    }
+
+    fn remove(&mut self, role: &str) -> Result<()> {
+        tracing::info!(
+            role,
+            "discarding trusted metadata (timestamp or snapshot keys rotated)"
+        );
+        self.store.remove(role)
+    }
 }
 
 impl<F: Fetcher> Updater<F> {
@@ -59,7 +116,18 @@ impl<F: Fetcher> Updater<F> {
             limits: Limits::default(),
             now,
             set: None,
+            used_roles: Vec::new(),
         }
+    }
+
+    /// The metadata store of this repository.
+    pub fn store(&self) -> &MetadataStore {
+        &self.store
+    }
+
+    /// Targets roles used so far (top-level targets and the delegations resolved on demand).
+    pub fn used_roles(&self) -> &[String] {
+        &self.used_roles
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -79,113 +147,15 @@ impl<F: Fetcher> Updater<F> {
             .store
             .load("root")?
             .ok_or_else(|| Error::NoTrustedRoot(self.store.dir().to_owned()))?;
-        let mut set = TrustedSet::new(&root, self.now)?;
-        let before = online_role_keys(set.root());
-        self.load_root(&mut set)?;
-        if online_role_keys(set.root()) != before {
-            // TUF 5.3.11 (fast-forward attack recovery): once the timestamp or snapshot keys
-            // change, the old timestamp and snapshot no longer protect anything; their
-            // possibly attacker-inflated versions must not block the new keys' metadata.
-            tracing::info!(
-                "timestamp or snapshot keys rotated: discarding trusted timestamp and snapshot"
-            );
-            self.store.remove("timestamp")?;
-            self.store.remove("snapshot")?;
-        }
-        self.load_timestamp(&mut set)?;
-        self.load_snapshot(&mut set)?;
-        self.load_targets(&mut set, "targets", "root")?;
+        self.used_roles.clear();
+        let mut source = Source {
+            fetcher: &self.fetcher,
+            store: &self.store,
+            metadata_url: &self.metadata_url,
+            used_roles: &mut self.used_roles,
+        };
+        let set = Workflow::new(&mut source, &self.limits).refresh(&root, self.now)?;
         self.set = Some(set);
-        Ok(())
-    }
-
-    fn load_root(&self, set: &mut TrustedSet) -> Result<()> {
-        let first = set.root().version + 1;
-        for version in first..first + self.limits.max_root_rotations {
-            let url = format!("{}{version}.root.json", self.metadata_url);
-            match self.fetcher.fetch_bytes(&url, self.limits.root_max) {
-                Ok(bytes) => {
-                    set.update_root(&bytes)?;
-                    self.store.persist("root", &bytes)?;
-                    tracing::info!(version, "root rotated");
-                }
-                Err(Error::HttpStatus {
-                    status: 403 | 404, ..
-                }) => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    fn load_timestamp(&self, set: &mut TrustedSet) -> Result<()> {
-        if let Some(local) = self.store.load("timestamp")? {
-            // A local timestamp that no longer verifies (expired, or its keys were rotated away:
-            // fast-forward recovery) is dropped; one that does guards against rollback.
-            if let Err(e) = set.update_timestamp(&local) {
-                tracing::debug!(%e, "local timestamp not usable");
-            }
-        }
-        let url = format!("{}timestamp.json", self.metadata_url);
-        let bytes = self.fetcher.fetch_bytes(&url, self.limits.timestamp_max)?;
-        if set.update_timestamp(&bytes)? == TimestampUpdate::Updated {
-            self.store.persist("timestamp", &bytes)?;
-        }
-        Ok(())
-    }
-
-    fn load_snapshot(&self, set: &mut TrustedSet) -> Result<()> {
-        if let Some(local) = self.store.load("snapshot")? {
-            match set.update_snapshot(&local, true) {
-                Ok(()) => return Ok(()),
-                Err(e) => tracing::debug!(%e, "local snapshot not usable"),
-            }
-        }
-        let ts = set
-            .timestamp()
-            .ok_or(ferry_core::Error::Order("snapshot before timestamp"))?;
-        let meta = ts.snapshot_meta()?;
-        let max = meta.length.unwrap_or(self.limits.snapshot_max);
-        let name = if set.root().consistent_snapshot {
-            format!("{}.snapshot.json", meta.version)
-        } else {
-            "snapshot.json".to_owned()
-        };
-        let bytes = self
-            .fetcher
-            .fetch_bytes(&format!("{}{name}", self.metadata_url), max)?;
-        set.update_snapshot(&bytes, false)?;
-        self.store.persist("snapshot", &bytes)?;
-        Ok(())
-    }
-
-    fn load_targets(&self, set: &mut TrustedSet, role: &str, delegator: &str) -> Result<()> {
-        if set.targets(role).is_some() {
-            return Ok(());
-        }
-        if let Some(local) = self.store.load(role)? {
-            match set.update_targets(&local, role, delegator) {
-                Ok(_) => return Ok(()),
-                Err(e) => tracing::debug!(role, %e, "local targets not usable"),
-            }
-        }
-        let snapshot = set
-            .snapshot()
-            .ok_or(ferry_core::Error::Order("targets before snapshot"))?;
-        let meta = snapshot
-            .role_meta(role)
-            .ok_or_else(|| ferry_core::Error::NotInSnapshot { role: role.into() })?;
-        let max = meta.length.unwrap_or(self.limits.targets_max);
-        let name = if set.root().consistent_snapshot {
-            format!("{}.{}.json", meta.version, quote(role))
-        } else {
-            format!("{}.json", quote(role))
-        };
-        let bytes = self
-            .fetcher
-            .fetch_bytes(&format!("{}{name}", self.metadata_url), max)?;
-        set.update_targets(&bytes, role, delegator)?;
-        self.store.persist(role, &bytes)?;
         Ok(())
     }
 
@@ -195,9 +165,13 @@ impl<F: Fetcher> Updater<F> {
             .set
             .take()
             .ok_or(ferry_core::Error::Order("target lookup before refresh"))?;
-        let found = find_target(&mut set, target, &mut |set, role, parent| {
-            self.load_targets(set, role, parent)
-        });
+        let mut source = Source {
+            fetcher: &self.fetcher,
+            store: &self.store,
+            metadata_url: &self.metadata_url,
+            used_roles: &mut self.used_roles,
+        };
+        let found = Workflow::new(&mut source, &self.limits).find_target(&mut set, target);
         self.set = Some(set);
         found?.ok_or_else(|| Error::TargetNotFound(target.to_owned()))
     }
@@ -245,8 +219,10 @@ impl<F: Fetcher> Updater<F> {
             .tempfile_in(dir)
             .map_err(io_at(dir))?;
         let tmp_path = tmp.path().to_owned();
+        let mut progress = Progress::new(name.as_str(), info.length);
         self.fetcher.fetch(&url, info.length, &mut |chunk| {
             check.update(chunk)?;
+            progress.advance(chunk.len() as u64);
             tmp.write_all(chunk).map_err(io_at(&tmp_path))
         })?;
         check.finish()?;
@@ -282,18 +258,44 @@ impl<F: Fetcher> Updater<F> {
     }
 }
 
-/// The key ids and thresholds of the timestamp and snapshot roles.
-fn online_role_keys(
-    root: &ferry_core::metadata::Root,
-) -> Vec<Option<ferry_core::metadata::RoleKeys>> {
-    ["timestamp", "snapshot"]
-        .iter()
-        .map(|r| root.roles.get(*r).cloned())
-        .collect()
-}
-
 /// Write the trusted root a client starts from (the `init` step): no checks, no network.
 pub fn init_trusted_root(store: &MetadataStore, root_bytes: &[u8]) -> Result<()> {
     std::fs::create_dir_all(store.dir()).map_err(io_at(store.dir()))?;
     write_atomic(&store.dir().join("root.json"), root_bytes)
+}
+
+/// Download progress in the log: one line per tenth of the image, so a long download shows
+/// it is moving without flooding the log.
+struct Progress<'a> {
+    name: &'a str,
+    total: u64,
+    done: u64,
+    next_tenth: u64,
+}
+
+impl<'a> Progress<'a> {
+    fn new(name: &'a str, total: u64) -> Self {
+        tracing::info!(target = name, bytes = total, "download started");
+        Progress {
+            name,
+            total,
+            done: 0,
+            next_tenth: 1,
+        }
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.done += n;
+        let total = self.total.max(1);
+        if self.next_tenth <= 10 && self.done * 10 >= self.next_tenth * total {
+            self.next_tenth = self.done * 10 / total + 1;
+            tracing::info!(
+                target = self.name,
+                done = self.done,
+                total = self.total,
+                percent = self.done * 100 / total,
+                "downloading"
+            );
+        }
+    }
 }

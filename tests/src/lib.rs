@@ -1,6 +1,7 @@
 //! Support for Ferry's end-to-end and interop tests: locating binaries, a python-tuf
 //! virtualenv, and local servers on 127.0.0.1.
 
+pub mod bins;
 pub mod daemon;
 pub mod process;
 pub mod python;

@@ -1,0 +1,412 @@
+//! One update cycle (DESIGN.md "Verification", Uptane 2.1.0 §5.4.4.2): Director metadata,
+//! Director targets checks, Image repository metadata, every Director target matched with the
+//! Image repository's and its depends met — all before one byte of an image is downloaded;
+//! then each image downloaded once into staging (streamed, bounded, resumable), distributed
+//! to every ECU it is for, installed only once every ECU is ready, and finally every ECU's
+//! signed report sent to the Director in the signed vehicle manifest. A refusal is recorded
+//! in the own ECU's report, naming the check, and the manifest is sent all the same.
+
+use crate::config::Config;
+use crate::distribute::{EcuLink, EcuStatus, SecondaryClient};
+use crate::error::{Error, Result};
+use crate::own_ecu::OwnEcu;
+use crate::repos;
+use chrono::{DateTime, Utc};
+use ferry_core::manifest::{EcuVersionReport, VehicleManifest};
+use ferry_core::metadata::uptane::ImageCustom;
+use ferry_core::metadata::Signed;
+use ferry_core::provides::check_depends;
+use ferry_core::uptane_checks::{
+    director_assignments, match_image_target, EcuAssignment, MatchedTarget, VehicleEcus,
+};
+use ferry_core::FoundTarget;
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// The time source: the system clock in the binary, a fixed one in tests.
+pub type Clock<'a> = &'a dyn Fn() -> DateTime<Utc>;
+
+/// What a cycle did, kept in `last_cycle.json` for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CycleReport {
+    /// RFC 3339.
+    pub time: String,
+    /// "updated", "up-to-date", "refused" or "failed".
+    pub result: String,
+    pub detail: String,
+    /// ECU serial → target installed in this cycle.
+    pub installed: BTreeMap<String, String>,
+    pub nonce: String,
+    pub manifest_sent: bool,
+}
+
+/// What a refusal in the metadata phases is recorded against.
+const DIRECTOR: &str = "director metadata";
+const IMAGE_REPO: &str = "image repository metadata";
+
+/// Why the update part of a cycle stopped: the target it concerned, and the error.
+struct Stop {
+    target: String,
+    error: Box<Error>,
+}
+
+fn stop(target: &str) -> impl FnOnce(Error) -> Stop + '_ {
+    move |error| Stop {
+        target: target.to_owned(),
+        error: Box::new(error),
+    }
+}
+
+/// Run one cycle. Returns the report, or the first error after the manifest was (tried to
+/// be) sent: the update's refusal takes precedence over a manifest failure.
+pub fn run_cycle(config: &Config, clock: Clock<'_>) -> Result<CycleReport> {
+    let mut own = OwnEcu::open(config.own_ecu_config()?)?;
+    let policy = config.fetch_policy();
+    let mut secondaries = Vec::new();
+    for s in &config.secondaries {
+        secondaries.push(SecondaryClient::new(
+            &s.serial,
+            &s.url,
+            policy.read_timeout,
+            policy.min_bytes_per_sec,
+        )?);
+    }
+    let update = {
+        let mut ecus: Vec<&mut dyn EcuLink> = vec![&mut own];
+        ecus.extend(secondaries.iter_mut().map(|s| s as &mut dyn EcuLink));
+        update(config, &mut ecus, clock)
+    };
+    let (result, detail, installed, failure) = match update {
+        Ok(installed) if installed.is_empty() => ("up-to-date", String::new(), installed, None),
+        Ok(installed) => ("updated", String::new(), installed, None),
+        Err(Stop { target, error }) => {
+            let error = *error;
+            tracing::warn!(%target, %error, "update refused");
+            // The own ECU already recorded its own refusal, with its own words. A repository
+            // out of reach is no update's result: the last install's result stays.
+            let unreachable =
+                matches!(target.as_str(), DIRECTOR | IMAGE_REPO) && !error.is_attack();
+            if !matches!(error, Error::OwnEcu { .. }) && !unreachable {
+                if let Err(e) = own.record_refusal(&target, &error) {
+                    tracing::error!(error = %e, "cannot record the refusal");
+                }
+            }
+            let result = if error.is_attack() || matches!(error, Error::Depends(_)) {
+                "refused"
+            } else {
+                "failed"
+            };
+            (result, error.to_string(), BTreeMap::new(), Some(error))
+        }
+    };
+    let nonce = fresh_nonce();
+    let sent = collect_reports(&mut own, &mut secondaries, &nonce, clock)
+        .and_then(|reports| send_manifest(config, &own, &reports));
+    if let Err(e) = &sent {
+        tracing::error!(error = %e, "vehicle manifest not accepted");
+    }
+    let report = CycleReport {
+        time: clock().to_rfc3339(),
+        result: result.into(),
+        detail,
+        installed,
+        nonce,
+        manifest_sent: sent.is_ok(),
+    };
+    if let Ok(json) = serde_json::to_vec_pretty(&report) {
+        crate::store::write_atomic(&config.last_cycle_file(), &json)?;
+    }
+    match (failure, sent) {
+        (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(())) => Ok(report),
+    }
+}
+
+/// Every ECU's signed version report for this cycle's `nonce`.
+fn collect_reports(
+    own: &mut OwnEcu,
+    secondaries: &mut [SecondaryClient],
+    nonce: &str,
+    clock: Clock<'_>,
+) -> Result<Vec<Signed<EcuVersionReport>>> {
+    let mut reports = vec![own.report(nonce, clock())?];
+    for s in secondaries {
+        reports.push(s.report(nonce, clock())?);
+    }
+    Ok(reports)
+}
+
+/// Sign the vehicle manifest with the primary's key and PUT it to the Director.
+fn send_manifest(
+    config: &Config,
+    own: &OwnEcu,
+    reports: &[Signed<EcuVersionReport>],
+) -> Result<()> {
+    let mut manifest = Signed::new(VehicleManifest::new(&config.vin, own.serial(), reports)?);
+    manifest.sign(own.signer())?;
+    let body = manifest.to_bytes()?;
+    let url = repos::director_manifest_url(config);
+    let client = repos::director_client(config)?;
+    let transport = |e: reqwest::Error| Error::Transport {
+        url: url.clone(),
+        reason: e.to_string(),
+    };
+    let response = client
+        .put(&url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .map_err(transport)?;
+    let status = response.status();
+    if !status.is_success() {
+        let reason = response.text().unwrap_or_default().trim().to_owned();
+        return Err(Error::ManifestRefused {
+            url,
+            status: status.as_u16(),
+            reason,
+        });
+    }
+    tracing::info!("vehicle manifest accepted by the Director");
+    Ok(())
+}
+
+fn fresh_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Whether an ECU already runs `a`'s image: same name, length, and every hash the Director
+/// lists equal.
+fn runs(status: &EcuStatus, a: &EcuAssignment) -> bool {
+    status.installed.as_ref().is_some_and(|i| {
+        i.target == a.target_name
+            && i.length == a.target.length
+            && a.target
+                .hashes
+                .iter()
+                .all(|(alg, h)| i.hashes.get(alg).is_some_and(|x| x.eq_ignore_ascii_case(h)))
+    })
+}
+
+/// The releaseCounter an offered image may not go below: the installed image's, when it is the
+/// same image (same target name, or same domain and software name), else 0. The ECU checks
+/// its exact counters again itself; this refuses before anything is downloaded.
+fn release_floor(status: &EcuStatus, target: &str, offered: &ImageCustom) -> u64 {
+    let Some(installed) = &status.installed else {
+        return 0;
+    };
+    let Ok(custom) = serde_json::from_value::<ImageCustom>(installed.custom.clone()) else {
+        return 0;
+    };
+    let same_image = custom.name.is_some()
+        && custom.name == offered.name
+        && custom.domain.as_ref().map(|d| d.as_str())
+            == offered.domain.as_ref().map(|d| d.as_str());
+    if installed.target == target || same_image {
+        custom.release_counter
+    } else {
+        0
+    }
+}
+
+/// One ECU's part of the update, checked and ready to download.
+struct Planned {
+    ecu: usize,
+    matched: MatchedTarget,
+    found: FoundTarget,
+}
+
+/// Verify, check, download, distribute and install. Returns serial → installed target.
+fn update(
+    config: &Config,
+    ecus: &mut [&mut dyn EcuLink],
+    clock: Clock<'_>,
+) -> std::result::Result<BTreeMap<String, String>, Stop> {
+    let now = clock();
+    let mut director = repos::director_updater(config, now).map_err(stop(DIRECTOR))?;
+    director.refresh().map_err(stop(DIRECTOR))?;
+    let targets = director
+        .trusted()
+        .and_then(|t| t.targets("targets"))
+        .ok_or(ferry_core::Error::Order("director targets not loaded"))
+        .map_err(|e| stop(DIRECTOR)(e.into()))?;
+    let serials: BTreeSet<String> = config.serials().into_iter().collect();
+    let assignments = director_assignments(targets, VehicleEcus::Known(&serials))
+        .map_err(|e| stop("director targets")(e.into()))?;
+
+    let mut statuses = Vec::new();
+    for ecu in ecus.iter_mut() {
+        let serial = ecu.serial().to_owned();
+        statuses.push(ecu.status().map_err(stop(&serial))?);
+    }
+    let index = |serial: &str| ecus.iter().position(|e| e.serial() == serial);
+    // Director snapshot and targets unchanged in effect: every ECU already runs its target.
+    let todo: Vec<(usize, &EcuAssignment)> = assignments
+        .values()
+        .filter_map(|a| index(&a.ecu_serial).map(|i| (i, a)))
+        .filter(|(i, a)| !runs(&statuses[*i], a))
+        .collect();
+    if todo.is_empty() {
+        tracing::info!("no update: every ECU runs what the Director assigns");
+        return Ok(BTreeMap::new());
+    }
+
+    let mut image = repos::image_updater(config, now).map_err(stop(IMAGE_REPO))?;
+    image.refresh().map_err(stop(IMAGE_REPO))?;
+    let mut plan = Vec::new();
+    for (i, a) in todo {
+        let name = a.target_name.as_str();
+        let found = image.target_info(name).map_err(|e| match e {
+            Error::TargetNotFound(target) => {
+                stop(name)(ferry_core::Error::NotInImageRepo { target }.into())
+            }
+            other => stop(name)(other),
+        })?;
+        let hardware_id = ecus[i].hardware_id().map_err(stop(name))?;
+        let offered = found
+            .target
+            .image_custom(name)
+            .map_err(|e| stop(name)(e.into()))?;
+        let floor = release_floor(&statuses[i], name, &offered);
+        let matched =
+            match_image_target(a, &found, &hardware_id, floor).map_err(|e| stop(name)(e.into()))?;
+        if matched.target.length > config.download.max_image_bytes {
+            return Err(stop(name)(Error::TooLarge {
+                url: name.to_owned(),
+                limit: config.download.max_image_bytes,
+            }));
+        }
+        check_depends(&matched.custom.depends, &statuses[i].provides)
+            .map_err(|e| stop(name)(e.into()))?;
+        plan.push(Planned {
+            ecu: i,
+            matched,
+            found,
+        });
+    }
+
+    // Each image once, whatever the number of ECUs it is for.
+    let staging = config.staging_dir();
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| stop("staging")(crate::error::io_at(&staging)(e)))?;
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for p in &plan {
+        let name = &p.matched.assignment.target_name;
+        if !files.contains_key(name) {
+            let path = image
+                .download_target(&p.found, name, &repos::image_targets_url(config), &staging)
+                .map_err(stop(name))?;
+            files.insert(name.clone(), path);
+        }
+    }
+
+    let bundle = repos::bundle(&director, &image).map_err(stop("metadata bundle"))?;
+    for p in &plan {
+        let name = &p.matched.assignment.target_name;
+        let ecu = &mut ecus[p.ecu];
+        let serial = ecu.serial().to_owned();
+        let not_ready = |error: Error| match error {
+            // The own ECU's refusal is recorded by the ECU itself, in its own words.
+            own @ Error::OwnEcu { .. } => stop(name)(own),
+            error => stop(name)(Error::NotAllReady {
+                failed: serial.clone(),
+                reason: error.to_string(),
+            }),
+        };
+        let pending = ecu.send_metadata(&bundle, clock()).map_err(not_ready)?;
+        if pending.as_deref() != Some(name.as_str()) {
+            return Err(not_ready(Error::Config(format!(
+                "the ECU would install {pending:?}, expected {name}"
+            ))));
+        }
+        let path = files.get(name).cloned().unwrap_or_default();
+        ecu.send_image(&path, p.matched.target.length)
+            .map_err(not_ready)?;
+        tracing::info!(%serial, target = %name, "ECU ready");
+    }
+
+    // Every ECU is ready: install. A failure is the failing ECU's (its report says so).
+    let mut installed = BTreeMap::new();
+    let mut failed = Vec::new();
+    for p in &plan {
+        let name = &p.matched.assignment.target_name;
+        let ecu = &mut ecus[p.ecu];
+        let serial = ecu.serial().to_owned();
+        match ecu.install(clock()) {
+            Ok(()) => {
+                installed.insert(serial, name.clone());
+            }
+            Err(e) => failed.push(format!("ECU {serial}: {e}")),
+        }
+    }
+    for path in files.values() {
+        let _ = std::fs::remove_file(path);
+    }
+    if !failed.is_empty() {
+        return Err(stop("install")(Error::InstallsFailed(failed.join("; "))));
+    }
+    Ok(installed)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ferry_secondary::state::InstalledImage;
+
+    fn status(target: &str, custom: serde_json::Value) -> EcuStatus {
+        EcuStatus {
+            installed: Some(InstalledImage {
+                target: target.into(),
+                length: 3,
+                hashes: [("sha256".to_string(), "AB".to_string())].into(),
+                custom,
+            }),
+            ..EcuStatus::default()
+        }
+    }
+
+    fn custom(v: serde_json::Value) -> ImageCustom {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_release_floor_is_the_installed_counter_of_the_same_image_only() {
+        let installed = status(
+            "apps/demo-2.tar",
+            serde_json::json!({"hardwareIds": ["ivi"], "releaseCounter": 5, "domain": "app", "name": "demo"}),
+        );
+        let same_name =
+            custom(serde_json::json!({"hardwareIds": ["ivi"], "domain": "app", "name": "demo"}));
+        let other =
+            custom(serde_json::json!({"hardwareIds": ["ivi"], "domain": "app", "name": "maps"}));
+        assert_eq!(release_floor(&installed, "apps/demo-1.tar", &same_name), 5);
+        assert_eq!(release_floor(&installed, "apps/demo-2.tar", &other), 5);
+        assert_eq!(release_floor(&installed, "apps/maps.tar", &other), 0);
+        assert_eq!(
+            release_floor(&EcuStatus::default(), "apps/demo-1.tar", &same_name),
+            0
+        );
+    }
+
+    #[test]
+    fn an_ecu_runs_a_target_only_with_the_same_name_length_and_hashes() {
+        let installed = status("a.bin", serde_json::Value::Null);
+        let assignment = |name: &str, length: u64, hash: &str| EcuAssignment {
+            ecu_serial: "e".into(),
+            hardware_id: "h".into(),
+            target_name: name.into(),
+            target: serde_json::from_value(serde_json::json!({
+                "length": length, "hashes": {"sha256": hash}
+            }))
+            .unwrap(),
+        };
+        assert!(runs(&installed, &assignment("a.bin", 3, "ab")));
+        assert!(!runs(&installed, &assignment("a.bin", 3, "cd")));
+        assert!(!runs(&installed, &assignment("a.bin", 4, "ab")));
+        assert!(!runs(&installed, &assignment("b.bin", 3, "ab")));
+    }
+}

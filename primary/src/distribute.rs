@@ -1,0 +1,167 @@
+//! The ECUs of the vehicle as the cycle sees them: one interface for the primary's own ECU
+//! (in-process, [`crate::own_ecu`]) and for each Secondary daemon (HTTP, [`SecondaryClient`]).
+//! The order of calls is the Secondary's: metadata, image, install, report.
+
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use ferry_core::manifest::EcuVersionReport;
+use ferry_core::metadata::Signed;
+use ferry_secondary::state::{InstalledImage, Outcome};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// What an ECU says about itself (`GET /status`, or the own ECU's state).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EcuStatus {
+    #[serde(default)]
+    pub installed: Option<InstalledImage>,
+    #[serde(default)]
+    pub provides: BTreeMap<String, String>,
+    #[serde(default)]
+    pub last_install: Option<Outcome>,
+    #[serde(default)]
+    pub attacks_detected: String,
+}
+
+/// One ECU of the vehicle.
+pub trait EcuLink: std::fmt::Debug {
+    fn serial(&self) -> &str;
+    /// The ECU's hardwareId, as it states it.
+    fn hardware_id(&mut self) -> Result<String>;
+    fn status(&mut self) -> Result<EcuStatus>;
+    /// Send a metadata bundle; the ECU verifies it and answers the target it will install.
+    fn send_metadata(&mut self, bundle: &[u8], now: DateTime<Utc>) -> Result<Option<String>>;
+    /// Stream the verified image of the pending target.
+    fn send_image(&mut self, path: &Path, length: u64) -> Result<()>;
+    fn install(&mut self, now: DateTime<Utc>) -> Result<()>;
+    fn report(&mut self, nonce: &str, now: DateTime<Utc>) -> Result<Signed<EcuVersionReport>>;
+}
+
+/// A Secondary daemon over HTTP (see ferry-secondary's `http` module for the routes).
+#[derive(Debug)]
+pub struct SecondaryClient {
+    serial: String,
+    url: String,
+    http: reqwest::blocking::Client,
+    /// Images stream at no less than this rate, so a stuck Secondary cannot hold the cycle.
+    min_bytes_per_sec: u64,
+    grace: Duration,
+}
+
+impl SecondaryClient {
+    pub fn new(serial: &str, url: &str, timeout: Duration, min_bytes_per_sec: u64) -> Result<Self> {
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client for ECU {serial}: {e}")))?;
+        Ok(SecondaryClient {
+            serial: serial.to_owned(),
+            url: url.trim_end_matches('/').to_owned(),
+            http,
+            min_bytes_per_sec: min_bytes_per_sec.max(1),
+            grace: timeout,
+        })
+    }
+
+    fn transport(&self, step: &'static str, e: impl std::fmt::Display) -> Error {
+        Error::SecondaryTransport {
+            serial: self.serial.clone(),
+            step,
+            reason: e.to_string(),
+        }
+    }
+
+    /// Send `request`; a non-2xx answer becomes [`Error::Secondary`] with the ECU's text,
+    /// which names the check that failed.
+    fn call(
+        &self,
+        step: &'static str,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> Result<serde_json::Value> {
+        let response = request.send().map_err(|e| self.transport(step, e))?;
+        let status = response.status();
+        let body = response.bytes().map_err(|e| self.transport(step, e))?;
+        if !status.is_success() {
+            return Err(Error::Secondary {
+                serial: self.serial.clone(),
+                step,
+                status: status.as_u16(),
+                reason: String::from_utf8_lossy(&body).trim().to_owned(),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| self.transport(step, format!("bad JSON: {e}")))
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        step: &'static str,
+        value: serde_json::Value,
+    ) -> Result<T> {
+        serde_json::from_value(value).map_err(|e| self.transport(step, format!("bad answer: {e}")))
+    }
+}
+
+impl EcuLink for SecondaryClient {
+    fn serial(&self) -> &str {
+        &self.serial
+    }
+
+    fn hardware_id(&mut self) -> Result<String> {
+        let url = format!("{}/info", self.url);
+        let info = self.call("info", self.http.get(&url))?;
+        let serial = info["serial"].as_str().unwrap_or_default();
+        if serial != self.serial {
+            // A config pointing at the wrong daemon must not install another ECU's image.
+            return Err(Error::SecondaryIdentity {
+                url,
+                expected: self.serial.clone(),
+                found: serial.to_owned(),
+            });
+        }
+        Ok(info["hardwareId"].as_str().unwrap_or_default().to_owned())
+    }
+
+    fn status(&mut self) -> Result<EcuStatus> {
+        let value = self.call("status", self.http.get(format!("{}/status", self.url)))?;
+        self.parse("status", value)
+    }
+
+    fn send_metadata(&mut self, bundle: &[u8], _now: DateTime<Utc>) -> Result<Option<String>> {
+        let request = self
+            .http
+            .put(format!("{}/metadata", self.url))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bundle.to_vec());
+        let answer = self.call("metadata", request)?;
+        Ok(answer["target"].as_str().map(str::to_owned))
+    }
+
+    fn send_image(&mut self, path: &Path, length: u64) -> Result<()> {
+        let file = std::fs::File::open(path).map_err(crate::error::io_at(path))?;
+        let budget = self.grace + Duration::from_secs(length / self.min_bytes_per_sec);
+        let request = self
+            .http
+            .put(format!("{}/image", self.url))
+            .timeout(budget)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(reqwest::blocking::Body::sized(file, length));
+        self.call("image", request).map(|_| ())
+    }
+
+    fn install(&mut self, _now: DateTime<Utc>) -> Result<()> {
+        self.call("install", self.http.post(format!("{}/install", self.url)))
+            .map(|_| ())
+    }
+
+    fn report(&mut self, nonce: &str, _now: DateTime<Utc>) -> Result<Signed<EcuVersionReport>> {
+        let request = self
+            .http
+            .get(format!("{}/report", self.url))
+            .query(&[("nonce", nonce)]);
+        let value = self.call("report", request)?;
+        self.parse("report", value)
+    }
+}

@@ -1,0 +1,106 @@
+//! The primary's own ECU: the Secondary library in-process, so it verifies, installs and
+//! reports exactly as a Secondary does. It also carries the refusals only the primary sees
+//! (a check between the repositories, a download, a sibling ECU not ready), so the vehicle
+//! manifest names them.
+
+use crate::distribute::{EcuLink, EcuStatus};
+use crate::error::{io_at, Error, Result};
+use chrono::{DateTime, Utc};
+use ferry_core::manifest::EcuVersionReport;
+use ferry_core::metadata::Signed;
+use ferry_keys::Signer;
+use ferry_secondary::state::Outcome;
+use ferry_secondary::Ecu;
+use std::path::Path;
+
+#[derive(Debug)]
+pub struct OwnEcu {
+    serial: String,
+    ecu: Ecu,
+}
+
+impl OwnEcu {
+    pub fn open(config: ferry_secondary::Config) -> Result<Self> {
+        let serial = config.serial.clone();
+        let ecu = Ecu::open(config).map_err(|source| Error::own_ecu(&serial, source))?;
+        Ok(OwnEcu { serial, ecu })
+    }
+
+    fn wrap(&self) -> impl FnOnce(ferry_secondary::Error) -> Error + '_ {
+        move |source| Error::own_ecu(&self.serial, source)
+    }
+
+    /// The key that signs the vehicle manifest: the primary ECU's, as registered.
+    pub fn signer(&self) -> &dyn Signer {
+        self.ecu.signer()
+    }
+
+    /// Record a refusal the primary made for the vehicle: in `attacks_detected` when it was
+    /// a failed security check, always as the last install's result.
+    pub fn record_refusal(&mut self, target: &str, error: &Error) -> Result<()> {
+        let outcome = Outcome {
+            target: target.to_owned(),
+            result: "failure".into(),
+            detail: error.to_string(),
+        };
+        let serial = self.serial.clone();
+        // The state handle is only lent immutably by the library; reopening is cheap and
+        // shares the same SQLite file (WAL).
+        let path = self.ecu.config().state_db();
+        let mut state =
+            ferry_secondary::state::State::open(&path, &self.ecu.config().initial_provides)
+                .map_err(|source| Error::own_ecu(&serial, source))?;
+        state
+            .record_failure(&outcome, error.is_attack())
+            .map_err(self.wrap())
+    }
+}
+
+impl EcuLink for OwnEcu {
+    fn serial(&self) -> &str {
+        &self.serial
+    }
+
+    fn hardware_id(&mut self) -> Result<String> {
+        Ok(self.ecu.info().hardware_id)
+    }
+
+    fn status(&mut self) -> Result<EcuStatus> {
+        let s = self.ecu.status().map_err(self.wrap())?;
+        Ok(EcuStatus {
+            installed: s.installed,
+            provides: s.provides,
+            last_install: s.last_install,
+            attacks_detected: s.attacks_detected,
+        })
+    }
+
+    fn send_metadata(&mut self, bundle: &[u8], now: DateTime<Utc>) -> Result<Option<String>> {
+        let serial = self.serial.clone();
+        let pending = self
+            .ecu
+            .receive_metadata(bundle, now)
+            .map_err(|source| Error::own_ecu(&serial, source))?;
+        Ok(pending.map(|a| a.target_name().to_owned()))
+    }
+
+    fn send_image(&mut self, path: &Path, _length: u64) -> Result<()> {
+        let mut file = std::fs::File::open(path).map_err(io_at(path))?;
+        let serial = self.serial.clone();
+        self.ecu
+            .receive_image(&mut file)
+            .map_err(|source| Error::own_ecu(&serial, source))
+    }
+
+    fn install(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let serial = self.serial.clone();
+        self.ecu
+            .install(now)
+            .map(|_| ())
+            .map_err(|source| Error::own_ecu(&serial, source))
+    }
+
+    fn report(&mut self, nonce: &str, now: DateTime<Utc>) -> Result<Signed<EcuVersionReport>> {
+        self.ecu.report(nonce, now).map_err(self.wrap())
+    }
+}

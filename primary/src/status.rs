@@ -1,0 +1,109 @@
+//! `ferry-primary status`: each ECU's installed image, provides and last result, and what the
+//! last cycle did. The own ECU's state is read straight from its state.db (never through
+//! `Ecu::open`, which would discard a staged image of a cycle running in another process).
+
+use crate::config::Config;
+use crate::cycle::CycleReport;
+use crate::distribute::{EcuLink, EcuStatus, SecondaryClient};
+use crate::error::{Error, Result};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EcuEntry {
+    pub serial: String,
+    pub primary: bool,
+    /// `None` when the ECU could not be reached; `error` says why.
+    pub status: Option<EcuStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VehicleStatus {
+    pub vin: String,
+    pub ecus: Vec<EcuEntry>,
+    pub last_cycle: Option<CycleReport>,
+}
+
+fn own_status(config: &Config) -> Result<EcuStatus> {
+    let ecu = config.own_ecu_config()?;
+    let wrap = |source| Error::own_ecu(&ecu.serial, source);
+    if !ecu.state_db().exists() {
+        return Ok(EcuStatus::default());
+    }
+    let state = ferry_secondary::state::State::open(&ecu.state_db(), &ecu.initial_provides)
+        .map_err(wrap)?;
+    let (last_install, attacks_detected) = state.outcome().map_err(wrap)?;
+    Ok(EcuStatus {
+        installed: state.installed().map_err(wrap)?,
+        provides: state.provides().map_err(wrap)?,
+        last_install,
+        attacks_detected,
+    })
+}
+
+/// Gather the status of every ECU; an unreachable Secondary is listed with its error.
+pub fn vehicle_status(config: &Config) -> Result<VehicleStatus> {
+    let mut ecus = vec![EcuEntry {
+        serial: config.ecu.serial.clone(),
+        primary: true,
+        status: Some(own_status(config)?),
+        error: None,
+    }];
+    let policy = config.fetch_policy();
+    for s in &config.secondaries {
+        let mut client = SecondaryClient::new(
+            &s.serial,
+            &s.url,
+            policy.read_timeout,
+            policy.min_bytes_per_sec,
+        )?;
+        let (status, error) = match client.status() {
+            Ok(st) => (Some(st), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        ecus.push(EcuEntry {
+            serial: s.serial.clone(),
+            primary: false,
+            status,
+            error,
+        });
+    }
+    let last_cycle = std::fs::read(config.last_cycle_file())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    Ok(VehicleStatus {
+        vin: config.vin.clone(),
+        ecus,
+        last_cycle,
+    })
+}
+
+/// The human-readable form.
+pub fn print(status: &VehicleStatus) {
+    println!("vehicle {}", status.vin);
+    for e in &status.ecus {
+        let role = if e.primary { " (primary)" } else { "" };
+        println!("ECU {}{role}", e.serial);
+        let Some(s) = &e.status else {
+            println!("  unreachable: {}", e.error.as_deref().unwrap_or(""));
+            continue;
+        };
+        match &s.installed {
+            Some(i) => println!("  installed: {} ({} bytes)", i.target, i.length),
+            None => println!("  installed: (nothing)"),
+        }
+        for (k, v) in &s.provides {
+            println!("  provides: {k}={v}");
+        }
+        if let Some(o) = &s.last_install {
+            println!("  last result: {} {}: {}", o.result, o.target, o.detail);
+        }
+        if !s.attacks_detected.is_empty() {
+            println!("  attacks detected: {}", s.attacks_detected);
+        }
+    }
+    if let Some(c) = &status.last_cycle {
+        println!("last cycle {}: {} {}", c.time, c.result, c.detail);
+    }
+}
