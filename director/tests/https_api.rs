@@ -1,243 +1,31 @@
-//! The Director's API over mutual TLS on 127.0.0.1: the server runs in-process on its own tokio
-//! runtime with a fleet CA made per test; clients are reqwest's blocking one, each with its own
-//! certificate. A device is its certificate here: one happy path, then one test per refusal.
+//! The Director's API over mutual TLS on 127.0.0.1 (common::tls): a device is its certificate
+//! here. One happy path, then one test per refusal.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use chrono::Utc;
-use ferry_core::manifest::VehicleManifest;
-use ferry_core::metadata::Signed;
-use ferry_core::TrustedSet;
+use common::car::verified_targets;
+use common::server::{assert_returns_after_shutdown, Transport, WAIT};
+use common::tls::{
+    assert_refused, client, device, fleet_ca, get, get_result, no_images, put, server_cert, start,
+    start_with, tls_settings, YEAR,
+};
 use ferry_director::fleet_ca::{FleetCa, IssuedCert};
-use ferry_director::http::{serve_tls, AppState, TlsSettings, HANDSHAKE_TIMEOUT};
-use ferry_director::image_repo::{TargetSource, Unconfigured};
-use ferry_director::model::Scope;
-use ferry_director::vehicle_metadata::Lifetimes;
-use ferry_director::{SqliteStore, Store};
-use ferry_keys::{KeyKind, PrivateKey, Signer};
-use reqwest::blocking::Client;
+use ferry_director::http::TlsSettings;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::net::TcpStream;
 use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(20);
-const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// No assignments are made here, so no Image repository is needed.
-fn no_images() -> Arc<dyn TargetSource> {
-    Arc::new(Unconfigured)
-}
-
-fn fleet_ca() -> FleetCa {
-    FleetCa::generate("Ferry test fleet CA", Utc::now(), 10 * YEAR).unwrap()
-}
-
-struct Server {
-    addr: SocketAddr,
-    runtime: Option<tokio::runtime::Runtime>,
-    _dir: tempfile::TempDir,
-    store: Arc<SqliteStore>,
-    root: Vec<u8>,
-    /// The CA clients trust for the server certificate (the fleet CA).
-    ca_pem: String,
-    write: String,
-    /// A client with an operator certificate (it names no vehicle), for the admin API.
-    admin: Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(5));
-        }
-    }
-}
-
-impl Server {
-    /// A Director whose device certificates and server certificate come from `ca`.
-    fn start(ca: &FleetCa) -> Server {
-        Self::start_with(ca, HANDSHAKE_TIMEOUT)
-    }
-
-    fn start_with(ca: &FleetCa, handshake_timeout: Duration) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path().join("director.db")).unwrap());
-        let (root, keys, _) = common::director_root(store.as_ref(), Utc::now());
-        let (_, write) = store.create_admin_token("ops", Scope::Write).unwrap();
-        let state = AppState::new(store.clone(), keys, Lifetimes::default(), no_images());
-        let names = ["localhost".to_string(), "127.0.0.1".to_string()];
-        let server_cert = ca.issue_server_cert(&names, Utc::now(), YEAR).unwrap();
-        let tls = TlsSettings::from_pem(
-            server_cert.cert_pem.as_bytes(),
-            server_cert.key_pem.as_bytes(),
-            ca.cert_pem().as_bytes(),
-        )
-        .unwrap()
-        .with_handshake_timeout(handshake_timeout);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(serve_tls(listener, state, tls, std::future::pending()));
-        let ca_pem = ca.cert_pem().to_owned();
-        let ops = ca
-            .issue_operator_cert("ops-console", Utc::now(), YEAR)
-            .unwrap();
-        Server {
-            addr,
-            runtime: Some(runtime),
-            _dir: dir,
-            store,
-            root,
-            admin: client(&ca_pem, Some(&ops)),
-            ca_pem,
-            write,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.addr.port())
-    }
-
-    fn client(&self, identity: Option<&IssuedCert>) -> Client {
-        client(&self.ca_pem, identity)
-    }
-
-    /// Register a vehicle with a primary (`{vin}-p`) and a secondary (`{vin}-s`).
-    fn register(&self, vin: &str) -> Car {
-        let primary = PrivateKey::generate(KeyKind::Ed25519).unwrap();
-        let secondary = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
-        let body = json!({
-            "vin": vin,
-            "ecus": [
-                {"serial": format!("{vin}-p"), "hardware_id": "ivi",
-                 "public_key": primary.public_key(), "primary": true},
-                {"serial": format!("{vin}-s"), "hardware_id": "tcu",
-                 "public_key": secondary.public_key(), "primary": false},
-            ]
-        });
-        let response = self
-            .admin
-            .post(self.url("/api/v1/admin/vehicles"))
-            .bearer_auth(&self.write)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(&body).unwrap())
-            .send()
-            .unwrap();
-        let status = response.status();
-        let text = response.text().unwrap();
-        assert_eq!(status, StatusCode::CREATED, "{text}");
-        let reply: Value = serde_json::from_str(&text).unwrap();
-        Car {
-            vin: vin.into(),
-            token: reply["device_token"].as_str().unwrap().to_owned(),
-            primary,
-            secondary,
-        }
-    }
-
-    fn manifests(&self, vin: &str) -> u64 {
-        self.store.count_manifests(vin, None).unwrap()
-    }
-}
-
-fn client(ca_pem: &str, identity: Option<&IssuedCert>) -> Client {
-    let mut builder = Client::builder()
-        .timeout(WAIT)
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap());
-    if let Some(issued) = identity {
-        let pem = format!("{}{}", issued.cert_pem, issued.key_pem.as_str());
-        builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
-    }
-    builder.build().unwrap()
-}
-
-/// A device request: method, path under `/api/v1/vehicles/{vin}/`, optional bearer token
-/// and body. The response's status and body, or the transport error (a refused handshake).
-fn device(
-    server: &Server,
-    client: &Client,
-    method: Method,
-    vin: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Vec<u8>>,
-) -> Result<(StatusCode, Vec<u8>), reqwest::Error> {
-    let mut request = client.request(
-        method,
-        server.url(&format!("/api/v1/vehicles/{vin}/{path}")),
-    );
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-    }
-    let response = request.send()?;
-    let status = response.status();
-    Ok((status, response.bytes()?.to_vec()))
-}
-
-fn get(server: &Server, client: &Client, vin: &str, file: &str) -> (StatusCode, Vec<u8>) {
-    let path = format!("metadata/{file}");
-    device(server, client, Method::GET, vin, &path, None, None).unwrap()
-}
-
-fn put(server: &Server, client: &Client, vin: &str, body: Vec<u8>) -> (StatusCode, String) {
-    let (status, body) = device(
-        server,
-        client,
-        Method::PUT,
-        vin,
-        "manifest",
-        None,
-        Some(body),
-    )
-    .unwrap();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-struct Car {
-    vin: String,
-    token: String,
-    primary: PrivateKey,
-    secondary: PrivateKey,
-}
-
-impl Car {
-    /// A manifest of both ECUs, each report signed by its own key, signed by the primary.
-    fn manifest(&self, nonce: &str) -> Vec<u8> {
-        let p = format!("{}-p", self.vin);
-        let s = format!("{}-s", self.vin);
-        let reports = [
-            common::report(&p, nonce, Utc::now(), &self.primary),
-            common::report(&s, nonce, Utc::now(), &self.secondary),
-        ];
-        let mut m = Signed::new(VehicleManifest::new(&self.vin, &p, &reports).unwrap());
-        m.sign(&self.primary as &dyn Signer).unwrap();
-        m.to_bytes().unwrap()
-    }
-}
 
 #[test]
 fn a_device_fetches_verified_metadata_and_reports_with_its_certificate() {
     let ca = fleet_ca();
-    let server = Server::start(&ca);
+    let server = start(&ca);
     let car = server.register("VIN-HAPPY");
     let cert = ca.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
-    let device = server.client(Some(&cert));
+    let device = client(&ca, Some(&cert));
 
     // No bearer token anywhere: the certificate is the device's credential.
     let (status, root1) = get(&server, &device, &car.vin, "1.root.json");
@@ -253,14 +41,7 @@ fn a_device_fetches_verified_metadata_and_reports_with_its_certificate() {
         );
         body
     };
-    let mut set = TrustedSet::new(&root1, Utc::now()).unwrap();
-    set.update_timestamp(&fetch("timestamp.json")).unwrap();
-    set.update_snapshot(&fetch("snapshot.json"), false).unwrap();
-    let targets = set
-        .update_targets(&fetch("targets.json"), "targets", "root")
-        .unwrap()
-        .signed()
-        .clone();
+    let targets = verified_targets(&root1, fetch);
     assert_eq!(targets.extra["custom"]["vin"], "VIN-HAPPY");
 
     let (status, text) = put(&server, &device, &car.vin, car.manifest("nonce-1"));
@@ -273,11 +54,11 @@ fn a_device_fetches_verified_metadata_and_reports_with_its_certificate() {
 #[test]
 fn another_vehicles_certificate_is_forbidden_and_writes_nothing() {
     let ca = fleet_ca();
-    let server = Server::start(&ca);
+    let server = start(&ca);
     let a = server.register("VIN-A");
     let b = server.register("VIN-B");
     let b_cert = ca.issue_device_cert(&b.vin, Utc::now(), YEAR).unwrap();
-    let b_client = server.client(Some(&b_cert));
+    let b_client = client(&ca, Some(&b_cert));
 
     let (status, body) = get(&server, &b_client, &a.vin, "targets.json");
     let text = String::from_utf8_lossy(&body);
@@ -324,9 +105,9 @@ fn another_vehicles_certificate_is_forbidden_and_writes_nothing() {
 #[test]
 fn a_device_token_without_a_certificate_is_refused_at_the_handshake() {
     let ca = fleet_ca();
-    let server = Server::start(&ca);
+    let server = start(&ca);
     let car = server.register("VIN-TOKEN");
-    let anonymous = server.client(None);
+    let anonymous = client(&ca, None);
     let path = "metadata/timestamp.json";
     let result = device(
         &server,
@@ -357,13 +138,13 @@ fn a_device_token_without_a_certificate_is_refused_at_the_handshake() {
 #[test]
 fn certificates_the_fleet_ca_did_not_issue_for_devices_are_refused() {
     let ca = fleet_ca();
-    let server = Server::start(&ca);
+    let server = start(&ca);
     let car = server.register("VIN-FOREIGN");
 
     // Same VIN, another CA.
     let other = fleet_ca();
     let foreign = other.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
-    let result = get_result(&server, &server.client(Some(&foreign)), &car.vin);
+    let result = get_result(&server, &client(&ca, Some(&foreign)), &car.vin);
     // Same CA name, another key: the signature does not verify.
     let why = assert_refused(result, "another CA's certificate was accepted");
     assert!(why.contains("fatal alert"), "{why}");
@@ -371,7 +152,7 @@ fn certificates_the_fleet_ca_did_not_issue_for_devices_are_refused() {
     // The fleet CA's server certificate is for server authentication only.
     let names = [car.vin.clone()];
     let server_cert = ca.issue_server_cert(&names, Utc::now(), YEAR).unwrap();
-    let result = get_result(&server, &server.client(Some(&server_cert)), &car.vin);
+    let result = get_result(&server, &client(&ca, Some(&server_cert)), &car.vin);
     let why = assert_refused(result, "a server certificate passed as a device's");
     assert!(why.contains("fatal alert"), "{why}");
 
@@ -380,50 +161,14 @@ fn certificates_the_fleet_ca_did_not_issue_for_devices_are_refused() {
         cert_pem: ca.cert_pem().to_owned(),
         key_pem: ca.key_pem(),
     };
-    let result = get_result(&server, &server.client(Some(&ca_as_client)), &car.vin);
+    let result = get_result(&server, &client(&ca, Some(&ca_as_client)), &car.vin);
     let why = assert_refused(result, "the CA certificate passed as a device's");
     assert!(why.contains("fatal alert"), "{why}");
 
     // The vehicle's own certificate works.
     let own = ca.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
-    let (status, _) = get_result(&server, &server.client(Some(&own)), &car.vin).unwrap();
+    let (status, _) = get_result(&server, &client(&ca, Some(&own)), &car.vin).unwrap();
     assert_eq!(status, StatusCode::OK);
-}
-
-/// The request got no HTTP answer: the TLS layer refused the client. Returns the error chain.
-fn assert_refused(result: Result<(StatusCode, Vec<u8>), reqwest::Error>, what: &str) -> String {
-    match result {
-        Ok((status, body)) => panic!(
-            "{what}: answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        ),
-        Err(e) => {
-            assert!(!e.is_timeout(), "{what}: timed out, not refused: {e:?}");
-            let mut chain = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                chain.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            chain
-        }
-    }
-}
-
-fn get_result(
-    server: &Server,
-    client: &Client,
-    vin: &str,
-) -> Result<(StatusCode, Vec<u8>), reqwest::Error> {
-    device(
-        server,
-        client,
-        Method::GET,
-        vin,
-        "metadata/timestamp.json",
-        None,
-        None,
-    )
 }
 
 #[test]
@@ -445,7 +190,7 @@ fn a_vin_only_in_the_san_is_accepted() {
     let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let ca = FleetCa::from_pem(&ca_cert.pem(), &ca_key.serialize_pem(), None).unwrap();
-    let server = Server::start(&ca);
+    let server = start(&ca);
     let car = server.register("VIN-SAN");
 
     // CN is an ECU serial; the VIN is only in the URI SAN.
@@ -468,7 +213,7 @@ fn a_vin_only_in_the_san_is_accepted() {
     let info = ferry_keys::certificate_info(san_only.cert_pem.as_bytes()).unwrap();
     assert_eq!(info.subject_cn.as_deref(), Some("tcu-serial-42"));
 
-    let device = server.client(Some(&san_only));
+    let device = client(&ca, Some(&san_only));
     let (status, body) = get(&server, &device, &car.vin, "timestamp.json");
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     let (status, text) = put(&server, &device, &car.vin, car.manifest("n1"));
@@ -479,7 +224,7 @@ fn a_vin_only_in_the_san_is_accepted() {
     let issued = ca.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
     let (status, _) = get(
         &server,
-        &server.client(Some(&issued)),
+        &client(&ca, Some(&issued)),
         &car.vin,
         "targets.json",
     );
@@ -489,10 +234,10 @@ fn a_vin_only_in_the_san_is_accepted() {
 #[test]
 fn an_unregistered_vin_is_not_found() {
     let ca = fleet_ca();
-    let server = Server::start(&ca);
+    let server = start(&ca);
     let car = server.register("VIN-REAL");
     let cert = ca.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
-    let device = server.client(Some(&cert));
+    let device = client(&ca, Some(&cert));
     let (status, body) = get(&server, &device, "VIN-NONE", "targets.json");
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
@@ -500,7 +245,7 @@ fn an_unregistered_vin_is_not_found() {
 
     // A valid certificate for a VIN never registered: 404 on its own path, nothing stored.
     let ghost = ca.issue_device_cert("VIN-GHOST", Utc::now(), YEAR).unwrap();
-    let ghost_client = server.client(Some(&ghost));
+    let ghost_client = client(&ca, Some(&ghost));
     let (status, text) = put(&server, &ghost_client, "VIN-GHOST", car.manifest("n1"));
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
     assert!(
@@ -514,7 +259,7 @@ fn an_unregistered_vin_is_not_found() {
 fn garbage_and_silent_clients_do_not_stop_the_server() {
     let ca = fleet_ca();
     // Short enough to see the silent client dropped, long enough for any real handshake.
-    let server = Server::start_with(&ca, Duration::from_secs(2));
+    let server = start_with(&ca, Duration::from_secs(2));
     let car = server.register("VIN-JUNK");
     let cert = ca.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
 
@@ -528,7 +273,7 @@ fn garbage_and_silent_clients_do_not_stop_the_server() {
 
     let (status, _) = get(
         &server,
-        &server.client(Some(&cert)),
+        &client(&ca, Some(&cert)),
         &car.vin,
         "timestamp.json",
     );
@@ -553,7 +298,7 @@ fn garbage_and_silent_clients_do_not_stop_the_server() {
     // And the server keeps serving.
     let (status, _) = get(
         &server,
-        &server.client(Some(&cert)),
+        &client(&ca, Some(&cert)),
         &car.vin,
         "snapshot.json",
     );
@@ -563,48 +308,15 @@ fn garbage_and_silent_clients_do_not_stop_the_server() {
 #[test]
 fn serve_tls_returns_after_shutdown() {
     let ca = fleet_ca();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("director.db")).unwrap());
-    let (_, keys, _) = common::director_root(store.as_ref(), Utc::now());
-    let server_cert = ca
-        .issue_server_cert(&["localhost".into()], Utc::now(), YEAR)
-        .unwrap();
-    let tls = TlsSettings::from_pem(
-        server_cert.cert_pem.as_bytes(),
-        server_cert.key_pem.as_bytes(),
-        ca.cert_pem().as_bytes(),
-    )
-    .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(store, keys, Lifetimes::default(), no_images());
-    let task = runtime.spawn(serve_tls(listener, state, tls, async {
-        let _ = stopped.await;
-    }));
-    stop.send(()).unwrap();
-    let result = runtime
-        .block_on(async { tokio::time::timeout(WAIT, task).await })
-        .expect("serve_tls did not return after shutdown")
-        .unwrap();
-    assert!(result.is_ok(), "{result:?}");
+    let tls = tls_settings(&ca, &server_cert(&ca, &["localhost"]));
+    assert_returns_after_shutdown("serve_tls", Transport::Tls(tls), no_images());
 }
 
 #[test]
 fn tls_settings_refuse_mismatched_or_missing_material() {
     let ca = fleet_ca();
-    let a = ca
-        .issue_server_cert(&["localhost".into()], Utc::now(), YEAR)
-        .unwrap();
-    let b = ca
-        .issue_server_cert(&["localhost".into()], Utc::now(), YEAR)
-        .unwrap();
+    let a = server_cert(&ca, &["localhost"]);
+    let b = server_cert(&ca, &["localhost"]);
     let ca_pem = ca.cert_pem().as_bytes();
     let err = TlsSettings::from_pem(a.cert_pem.as_bytes(), b.key_pem.as_bytes(), ca_pem)
         .unwrap_err()

@@ -4,16 +4,13 @@
 
 mod common;
 
-use common::{image, image_repo};
+use common::image_repo::{image, image_repo, OS};
 use ferry_director::image_repo::{ImageRepoClient, ImageRepoSettings, TargetSource, Unconfigured};
-
-const OS: &str = "os/rootfs-2.img";
 
 #[test]
 fn a_new_timestamp_brings_new_targets_and_an_unchanged_one_reuses_the_trusted_set() {
     let repo = image_repo(&[image(OS, &["ivi"], "os", "2", &[], &[])]);
-    let client =
-        ImageRepoClient::new(ImageRepoSettings::with_root(&repo.url, repo.root.clone())).unwrap();
+    let client = repo.client();
     assert_eq!(client.target(OS).unwrap(), repo.published[OS]);
     let err = client.target("apps/new.tar").unwrap_err();
     assert!(
@@ -42,8 +39,7 @@ fn a_new_timestamp_brings_new_targets_and_an_unchanged_one_reuses_the_trusted_se
     repo.tamper_targets(|doc| doc["signed"]["targets"] = serde_json::json!({}));
     assert_eq!(client.target(OS).unwrap(), repo.published[OS]);
     // A fresh client reads them, and refuses them.
-    let fresh =
-        ImageRepoClient::new(ImageRepoSettings::with_root(&repo.url, repo.root.clone())).unwrap();
+    let fresh = repo.client();
     let err = fresh.target(OS).unwrap_err();
     assert!(
         err.to_string().contains("signature threshold check failed"),
