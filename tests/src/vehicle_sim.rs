@@ -70,7 +70,8 @@ impl SimVehicle {
         let mut m = Signed::new(
             VehicleManifest::new(&self.vin, &self.ecus[0].serial, &reports).expect("manifest"),
         );
-        m.sign(&self.ecus[0].key as &dyn Signer).expect("sign manifest");
+        m.sign(&self.ecus[0].key as &dyn Signer)
+            .expect("sign manifest");
         m.to_bytes().expect("manifest bytes")
     }
 }

@@ -23,7 +23,13 @@ fn write_pub(dir: &Path, name: &str, key: &ferry_keys::PrivateKey) -> String {
 fn admin(dir: &DirectorDir, url: &str, token: &str, args: &[&str]) -> director_common::Output {
     let token_file = dir.base.join(format!("{}.token", &token[..8]));
     std::fs::write(&token_file, token).unwrap();
-    let mut full = vec!["admin", "--url", url, "--token-file", token_file.to_str().unwrap()];
+    let mut full = vec![
+        "admin",
+        "--url",
+        url,
+        "--token-file",
+        token_file.to_str().unwrap(),
+    ];
     full.extend_from_slice(args);
     ferry_in(&dir.base, &full)
 }
@@ -39,12 +45,31 @@ fn an_operator_registers_lists_shows_and_reads_status_through_ferry_admin() {
     let secondary = format!("{}:tcu:{s}", v.ecus[1].serial);
 
     // A read-only token cannot register.
-    let out = admin(&dir, &director.url, &dir.read_token, &["vehicle", "add", "--vin", &v.vin, "--primary", &primary]);
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.read_token,
+        &["vehicle", "add", "--vin", &v.vin, "--primary", &primary],
+    );
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("answered 403"), "{out}");
     assert!(out.stderr.contains("admin token check failed"), "{out}");
 
-    let out = admin(&dir, &director.url, &dir.write_token, &["vehicle", "add", "--vin", &v.vin, "--primary", &primary, "--secondary", &secondary]);
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.write_token,
+        &[
+            "vehicle",
+            "add",
+            "--vin",
+            &v.vin,
+            "--primary",
+            &primary,
+            "--secondary",
+            &secondary,
+        ],
+    );
     assert_eq!(out.code, 0, "{out}");
     let device_token = out.stdout.trim().to_owned();
     assert!(device_token.starts_with("WVW-CLI-1."), "{out}");
@@ -52,10 +77,17 @@ fn an_operator_registers_lists_shows_and_reads_status_through_ferry_admin() {
     // The device token works on the device API; the vehicle reports once.
     let (status, _) = director.metadata(&v.vin, "timestamp.json", &device_token);
     assert_eq!(status, StatusCode::OK);
-    let status = director.put_manifest(&v.vin, &device_token, v.manifest("n-1")).unwrap();
+    let status = director
+        .put_manifest(&v.vin, &device_token, v.manifest("n-1"))
+        .unwrap();
     assert!(status.is_success(), "{status}");
 
-    let out = admin(&dir, &director.url, &dir.read_token, &["vehicle", "list", "--json"]);
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.read_token,
+        &["vehicle", "list", "--json"],
+    );
     assert_eq!(out.code, 0, "{out}");
     let list: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(list[0]["vin"], v.vin, "{list}");
@@ -64,18 +96,41 @@ fn an_operator_registers_lists_shows_and_reads_status_through_ferry_admin() {
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stdout.contains("WVW-CLI-1"), "{out}");
 
-    let out = admin(&dir, &director.url, &dir.read_token, &["vehicle", "show", &v.vin]);
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.read_token,
+        &["vehicle", "show", &v.vin],
+    );
     assert_eq!(out.code, 0, "{out}");
-    for needle in [v.ecus[0].serial.as_str(), v.ecus[1].serial.as_str(), "factory.img", "rootfs-image.version=1.0"] {
+    for needle in [
+        v.ecus[0].serial.as_str(),
+        v.ecus[1].serial.as_str(),
+        "factory.img",
+        "rootfs-image.version=1.0",
+    ] {
         assert!(out.stdout.contains(needle), "missing {needle}: {out}");
     }
 
-    let out = admin(&dir, &director.url, &dir.read_token, &["status", &v.vin, "--json"]);
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.read_token,
+        &["status", &v.vin, "--json"],
+    );
     assert_eq!(out.code, 0, "{out}");
     let status: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(status["vehicle"]["status"]["state"], "up_to_date", "{status}");
+    assert_eq!(
+        status["vehicle"]["status"]["state"], "up_to_date",
+        "{status}"
+    );
 
-    let out = admin(&dir, &director.url, &dir.read_token, &["vehicle", "show", "NO-SUCH-VIN"]);
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.read_token,
+        &["vehicle", "show", "NO-SUCH-VIN"],
+    );
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("answered 404"), "{out}");
 }
@@ -91,22 +146,95 @@ fn a_root_rotation_with_a_new_timestamp_key_is_followed_by_the_vehicle() {
     let root1 = std::fs::read(dir.base.join("d/roots/1.root.json")).unwrap();
 
     // Offline: a new root key and a new timestamp key; version 2 signed by old and new.
-    ferry_ok(&dir.base, &["key", "gen", "--type", "ed25519", "--out", "root2.key", "--insecure-plaintext"]);
-    ferry_ok(&dir.base, &["key", "gen", "--type", "ecdsa-p256", "--out", "ts2.pem", "--insecure-plaintext"]);
+    ferry_ok(
+        &dir.base,
+        &[
+            "key",
+            "gen",
+            "--type",
+            "ed25519",
+            "--out",
+            "root2.key",
+            "--insecure-plaintext",
+        ],
+    );
+    ferry_ok(
+        &dir.base,
+        &[
+            "key",
+            "gen",
+            "--type",
+            "ecdsa-p256",
+            "--out",
+            "ts2.pem",
+            "--insecure-plaintext",
+        ],
+    );
     // Signed by the new root key alone: refused before anything is written.
-    let out = ferry_in(&dir.base, &["director", "root", "rotate", "--previous", "d/roots/1.root.json", "--sign-key", "root2.key", "--root-key", "root2.key", "--timestamp-key", "ts2.pem", "--out", "bad.root.json"]);
+    let out = ferry_in(
+        &dir.base,
+        &[
+            "director",
+            "root",
+            "rotate",
+            "--previous",
+            "d/roots/1.root.json",
+            "--sign-key",
+            "root2.key",
+            "--root-key",
+            "root2.key",
+            "--timestamp-key",
+            "ts2.pem",
+            "--out",
+            "bad.root.json",
+        ],
+    );
     assert_ne!(out.code, 0, "{out}");
     assert!(!dir.base.join("bad.root.json").exists());
-    ferry_ok(&dir.base, &["director", "root", "rotate", "--previous", "d/roots/1.root.json", "--sign-key", "root.key", "--root-key", "root2.key", "--timestamp-key", "ts2.pem", "--out", "2.root.json"]);
-    ferry_ok(&dir.base, &["director", "root", "import", "--config", "d/director.toml", "2.root.json"]);
+    ferry_ok(
+        &dir.base,
+        &[
+            "director",
+            "root",
+            "rotate",
+            "--previous",
+            "d/roots/1.root.json",
+            "--sign-key",
+            "root.key",
+            "--root-key",
+            "root2.key",
+            "--timestamp-key",
+            "ts2.pem",
+            "--out",
+            "2.root.json",
+        ],
+    );
+    ferry_ok(
+        &dir.base,
+        &[
+            "director",
+            "root",
+            "import",
+            "--config",
+            "d/director.toml",
+            "2.root.json",
+        ],
+    );
 
     // The old timestamp key is no longer authorised: serve refuses to start.
-    let out = ferry_in(&dir.base, &["director", "serve", "--config", "d/director.toml"]);
+    let out = ferry_in(
+        &dir.base,
+        &["director", "serve", "--config", "d/director.toml"],
+    );
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("online key check failed"), "{out}");
 
     // Swap the key in the config (file mode stays 0600), restart: everything is re-signed.
-    std::fs::rename(dir.base.join("ts2.pem"), dir.base.join("d/keys/timestamp.pem")).unwrap();
+    std::fs::rename(
+        dir.base.join("ts2.pem"),
+        dir.base.join("d/keys/timestamp.pem"),
+    )
+    .unwrap();
     let director = dir.serve();
     let (status, root2) = director.metadata(&v.vin, "2.root.json", &token);
     assert_eq!(status, StatusCode::OK);
@@ -128,7 +256,10 @@ fn serve_refuses_a_readable_key_file_and_a_public_address_without_tls() {
     let mut perms = std::fs::metadata(&key).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
     std::fs::set_permissions(&key, perms.clone()).unwrap();
-    let out = ferry_in(&dir.base, &["director", "serve", "--config", "d/director.toml"]);
+    let out = ferry_in(
+        &dir.base,
+        &["director", "serve", "--config", "d/director.toml"],
+    );
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("key file mode check failed"), "{out}");
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
@@ -136,7 +267,10 @@ fn serve_refuses_a_readable_key_file_and_a_public_address_without_tls() {
 
     let config = std::fs::read_to_string(&dir.config).unwrap();
     std::fs::write(&dir.config, config.replace("127.0.0.1:0", "0.0.0.0:0")).unwrap();
-    let out = ferry_in(&dir.base, &["director", "serve", "--config", "d/director.toml"]);
+    let out = ferry_in(
+        &dir.base,
+        &["director", "serve", "--config", "d/director.toml"],
+    );
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("without [tls]"), "{out}");
 }
@@ -150,9 +284,39 @@ fn image_repo(dir: &DirectorDir) -> ferry_tests::daemon::Daemon {
     std::fs::write(base.join("nav.tar"), b"navigation 3.0").unwrap();
     std::fs::write(base.join("fw.bin"), b"tcu firmware 7").unwrap();
     for args in [
-        &["os.img", "--name", "os/rootfs-2.img", "--hardware-id", "ivi", "--domain", "os", "--version", "2.0"][..],
-        &["nav.tar", "--name", "apps/nav-3.tar", "--hardware-id", "ivi", "--domain", "app", "--version", "3.0", "--depends", "rootfs-image.version=2.0"][..],
-        &["fw.bin", "--name", "tcu/fw-7.bin", "--hardware-id", "tcu", "--version", "7"][..],
+        &[
+            "os.img",
+            "--name",
+            "os/rootfs-2.img",
+            "--hardware-id",
+            "ivi",
+            "--domain",
+            "os",
+            "--version",
+            "2.0",
+        ][..],
+        &[
+            "nav.tar",
+            "--name",
+            "apps/nav-3.tar",
+            "--hardware-id",
+            "ivi",
+            "--domain",
+            "app",
+            "--version",
+            "3.0",
+            "--depends",
+            "rootfs-image.version=2.0",
+        ][..],
+        &[
+            "fw.bin",
+            "--name",
+            "tcu/fw-7.bin",
+            "--hardware-id",
+            "tcu",
+            "--version",
+            "7",
+        ][..],
     ] {
         let mut full = vec!["repo", "add-target", "img"];
         full.extend_from_slice(args);
@@ -160,7 +324,9 @@ fn image_repo(dir: &DirectorDir) -> ferry_tests::daemon::Daemon {
     }
     ferry_ok(base, &["repo", "publish", "img"]);
     let mut cmd = std::process::Command::new(director_common::ferry_bin());
-    cmd.args(["repo", "serve"]).arg(base.join("img")).args(["--listen", "127.0.0.1:0"]);
+    cmd.args(["repo", "serve"])
+        .arg(base.join("img"))
+        .args(["--listen", "127.0.0.1:0"]);
     let server = ferry_tests::daemon::Daemon::start(cmd);
     let mut config = std::fs::read_to_string(&dir.config).unwrap();
     config.push_str(&format!(
@@ -176,7 +342,9 @@ fn an_operator_assigns_runs_a_campaign_and_cancels_through_ferry_admin() {
     let dir = DirectorDir::init();
     let _repo = image_repo(&dir);
     let director = dir.serve();
-    let cars: Vec<SimVehicle> = (1..=3).map(|i| SimVehicle::new(&format!("CAMP{i}"), 1)).collect();
+    let cars: Vec<SimVehicle> = (1..=3)
+        .map(|i| SimVehicle::new(&format!("CAMP{i}"), 1))
+        .collect();
     for car in &cars {
         director.register(&dir.write_token, &car.registration());
     }
@@ -186,14 +354,30 @@ fn an_operator_assigns_runs_a_campaign_and_cancels_through_ferry_admin() {
 
     // The app comes first in the request; the Director orders the os it depends on first and
     // copies length and hashes from the Image repository's signed metadata.
-    let out = admin(&dir, url, w, &["assign", &cars[0].vin, "--target", &p1, "--target", &o1, "--json"]);
+    let out = admin(
+        &dir,
+        url,
+        w,
+        &[
+            "assign",
+            &cars[0].vin,
+            "--target",
+            &p1,
+            "--target",
+            &o1,
+            "--json",
+        ],
+    );
     assert_eq!(out.code, 0, "{out}");
     let planned: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(planned[0]["target_name"], "os/rootfs-2.img", "{planned}");
     assert_eq!(planned[1]["target_name"], "apps/nav-3.tar", "{planned}");
     assert_eq!(planned[0]["target"]["length"], 4096, "{planned}");
     let os_sha = director_common::sha256_hex(&vec![7u8; 4096]);
-    assert_eq!(planned[0]["target"]["hashes"]["sha256"], os_sha, "{planned}");
+    assert_eq!(
+        planned[0]["target"]["hashes"]["sha256"], os_sha,
+        "{planned}"
+    );
     let app_id = planned[1]["id"].as_i64().unwrap();
 
     // Refusals name their check.
@@ -202,15 +386,35 @@ fn an_operator_assigns_runs_a_campaign_and_cancels_through_ferry_admin() {
     for (target, needle) in [
         (format!("{p2}=apps/nav-3.tar"), "required by target depends"),
         (format!("{s2}=os/rootfs-2.img"), "hardware check failed"),
-        (format!("{p2}=os/no-such.img"), "not in the Image repository"),
+        (
+            format!("{p2}=os/no-such.img"),
+            "not in the Image repository",
+        ),
     ] {
         let out = admin(&dir, url, w, &["assign", &cars[1].vin, "--target", &target]);
         assert_ne!(out.code, 0, "{target}: {out}");
-        assert!(out.stderr.contains(needle), "{target}: expected {needle:?}: {out}");
+        assert!(
+            out.stderr.contains(needle),
+            "{target}: expected {needle:?}: {out}"
+        );
     }
 
     // A campaign over every tcu of the fleet.
-    let out = admin(&dir, url, w, &["campaign", "--name", "tcu7", "--target", "tcu/fw-7.bin", "--hardware-id", "tcu", "--json"]);
+    let out = admin(
+        &dir,
+        url,
+        w,
+        &[
+            "campaign",
+            "--name",
+            "tcu7",
+            "--target",
+            "tcu/fw-7.bin",
+            "--hardware-id",
+            "tcu",
+            "--json",
+        ],
+    );
     assert_eq!(out.code, 0, "{out}");
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["assigned"], 3, "{report}");
@@ -218,7 +422,12 @@ fn an_operator_assigns_runs_a_campaign_and_cancels_through_ferry_admin() {
     // Cancel one assignment, then all of a vehicle's.
     let out = admin(&dir, url, w, &["cancel", "--id", &app_id.to_string()]);
     assert_eq!(out.code, 0, "{out}");
-    let out = admin(&dir, url, &dir.read_token, &["status", &cars[0].vin, "--json"]);
+    let out = admin(
+        &dir,
+        url,
+        &dir.read_token,
+        &["status", &cars[0].vin, "--json"],
+    );
     let status: Value = serde_json::from_str(&out.stdout).unwrap();
     let app = status["assignments"]
         .as_array()
@@ -233,7 +442,10 @@ fn an_operator_assigns_runs_a_campaign_and_cancels_through_ferry_admin() {
     assert_eq!(reply["cancelled"], 1, "{reply}");
     let out = admin(&dir, url, &dir.read_token, &["status", &cars[0].vin]);
     assert_eq!(out.code, 0, "{out}");
-    assert!(out.stdout.contains("cancelled") && out.stdout.contains("tcu7"), "{out}");
+    assert!(
+        out.stdout.contains("cancelled") && out.stdout.contains("tcu7"),
+        "{out}"
+    );
 }
 
 /// `[tls]` in director.toml, with a fleet CA, a server certificate and device and operator
@@ -242,18 +454,46 @@ fn an_operator_assigns_runs_a_campaign_and_cancels_through_ferry_admin() {
 fn over_mutual_tls_a_vehicle_uses_its_certificate_and_not_another_vehicles() {
     let dir = DirectorDir::init();
     let b = &dir.base;
-    ferry_ok(b, &["director", "ca", "init", "--out-cert", "ca.pem", "--out-key", "ca.key", "--insecure-plaintext"]);
+    ferry_ok(
+        b,
+        &[
+            "director",
+            "ca",
+            "init",
+            "--out-cert",
+            "ca.pem",
+            "--out-key",
+            "ca.key",
+            "--insecure-plaintext",
+        ],
+    );
     let ca = ["--ca-cert", "ca.pem", "--ca-key", "ca.key"];
     let mut args = vec!["director", "ca", "server-cert"];
     args.extend(ca);
-    args.extend(["--name", "127.0.0.1", "--out-cert", "d/server.pem", "--out-key", "d/server.key"]);
+    args.extend([
+        "--name",
+        "127.0.0.1",
+        "--out-cert",
+        "d/server.pem",
+        "--out-key",
+        "d/server.key",
+    ]);
     ferry_ok(b, &args);
     let mut config = std::fs::read_to_string(&dir.config).unwrap();
-    config.push_str("\n[tls]\nca_cert = \"../ca.pem\"\ncert = \"server.pem\"\nkey = \"server.key\"\n");
+    config.push_str(
+        "\n[tls]\nca_cert = \"../ca.pem\"\ncert = \"server.pem\"\nkey = \"server.key\"\n",
+    );
     std::fs::write(&dir.config, config).unwrap();
 
     // Register two vehicles over HTTPS with an operator certificate and ferry admin.
-    let mut args = vec!["director", "issue-cert", "--operator", "ops", "--out-dir", "op"];
+    let mut args = vec![
+        "director",
+        "issue-cert",
+        "--operator",
+        "ops",
+        "--out-dir",
+        "op",
+    ];
     args.extend(ca);
     ferry_ok(b, &args);
     let director = dir.serve();
@@ -262,16 +502,56 @@ fn over_mutual_tls_a_vehicle_uses_its_certificate_and_not_another_vehicles() {
     for car in &cars {
         let p = write_pub(b, &format!("{}.pub", car.vin), &car.ecus[0].key);
         let primary = format!("{}:ivi:{p}", car.ecus[0].serial);
-        let out = admin(&dir, &url, &dir.write_token, &["--ca-cert", "ca.pem", "--client-cert", "op/cert.pem", "--client-key", "op/key.pem", "vehicle", "add", "--vin", &car.vin, "--primary", &primary]);
+        let out = admin(
+            &dir,
+            &url,
+            &dir.write_token,
+            &[
+                "--ca-cert",
+                "ca.pem",
+                "--client-cert",
+                "op/cert.pem",
+                "--client-key",
+                "op/key.pem",
+                "vehicle",
+                "add",
+                "--vin",
+                &car.vin,
+                "--primary",
+                &primary,
+            ],
+        );
         assert_eq!(out.code, 0, "{out}");
     }
     // A certificate for an unregistered VIN is not issued.
-    let mut args = vec!["director", "issue-cert", "--config", "d/director.toml", "--vin", "NOT-REGISTERED", "--out-dir", "x"];
+    let mut args = vec![
+        "director",
+        "issue-cert",
+        "--config",
+        "d/director.toml",
+        "--vin",
+        "NOT-REGISTERED",
+        "--out-dir",
+        "x",
+    ];
     args.extend(ca);
     let out = ferry_in(b, &args);
     assert_ne!(out.code, 0, "{out}");
-    assert!(out.stderr.contains("no vehicle NOT-REGISTERED is registered"), "{out}");
-    let mut args = vec!["director", "issue-cert", "--config", "d/director.toml", "--vin", "TLS-A", "--out-dir", "a"];
+    assert!(
+        out.stderr
+            .contains("no vehicle NOT-REGISTERED is registered"),
+        "{out}"
+    );
+    let mut args = vec![
+        "director",
+        "issue-cert",
+        "--config",
+        "d/director.toml",
+        "--vin",
+        "TLS-A",
+        "--out-dir",
+        "a",
+    ];
     args.extend(ca);
     ferry_ok(b, &args);
 
@@ -279,7 +559,9 @@ fn over_mutual_tls_a_vehicle_uses_its_certificate_and_not_another_vehicles() {
         let mut pem = std::fs::read(b.join(cert_dir).join("cert.pem")).unwrap();
         pem.extend(std::fs::read(b.join(cert_dir).join("key.pem")).unwrap());
         reqwest::blocking::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(b.join("ca.pem")).unwrap()).unwrap())
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&std::fs::read(b.join("ca.pem")).unwrap()).unwrap(),
+            )
             .identity(reqwest::Identity::from_pem(&pem).unwrap())
             .timeout(std::time::Duration::from_secs(20))
             .build()
@@ -287,14 +569,19 @@ fn over_mutual_tls_a_vehicle_uses_its_certificate_and_not_another_vehicles() {
     };
     let a = client("a");
     let get = |vin: &str| {
-        a.get(format!("{url}/api/v1/vehicles/{vin}/metadata/timestamp.json"))
-            .send()
-            .unwrap()
+        a.get(format!(
+            "{url}/api/v1/vehicles/{vin}/metadata/timestamp.json"
+        ))
+        .send()
+        .unwrap()
     };
     assert_eq!(get("TLS-A").status(), StatusCode::OK);
     let other = get("TLS-B");
     assert_eq!(other.status(), StatusCode::FORBIDDEN);
-    assert!(other.text().unwrap().contains("device certificate check failed"));
+    assert!(other
+        .text()
+        .unwrap()
+        .contains("device certificate check failed"));
     let put = a
         .put(format!("{url}/api/v1/vehicles/TLS-B/manifest"))
         .header("content-type", "application/json")
@@ -311,11 +598,15 @@ fn over_mutual_tls_a_vehicle_uses_its_certificate_and_not_another_vehicles() {
     assert!(put.status().is_success(), "{}", put.status());
     // Without a client certificate there is no TLS session at all.
     let anonymous = reqwest::blocking::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(b.join("ca.pem")).unwrap()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(b.join("ca.pem")).unwrap()).unwrap(),
+        )
         .build()
         .unwrap();
     assert!(anonymous
-        .get(format!("{url}/api/v1/vehicles/TLS-A/metadata/timestamp.json"))
+        .get(format!(
+            "{url}/api/v1/vehicles/TLS-A/metadata/timestamp.json"
+        ))
         .bearer_auth("TLS-A.0000")
         .send()
         .is_err());

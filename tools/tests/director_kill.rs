@@ -37,7 +37,8 @@ fn acknowledged_manifests_survive_a_kill_9_and_the_database_passes_integrity_che
     let threads: Vec<_> = vehicles
         .into_iter()
         .map(|(v, token)| {
-            let (acked, count, stop, url) = (acked.clone(), count.clone(), stop.clone(), url.clone());
+            let (acked, count, stop, url) =
+                (acked.clone(), count.clone(), stop.clone(), url.clone());
             std::thread::spawn(move || {
                 let http = reqwest::blocking::Client::builder()
                     .timeout(Duration::from_secs(10))

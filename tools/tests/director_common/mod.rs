@@ -3,8 +3,8 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use ferry_tests::daemon::Daemon;
-pub use ferry_tests::process::Output;
 use ferry_tests::process::run_bounded;
+pub use ferry_tests::process::Output;
 use reqwest::blocking::Client;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -51,21 +51,50 @@ impl DirectorDir {
         ferry_ok(&base, &["director", "init", "d", "--listen", "127.0.0.1:0"]);
         ferry_ok(
             &base,
-            &["key", "gen", "--type", "ed25519", "--out", "root.key", "--insecure-plaintext"],
+            &[
+                "key",
+                "gen",
+                "--type",
+                "ed25519",
+                "--out",
+                "root.key",
+                "--insecure-plaintext",
+            ],
         );
         ferry_ok(
             &base,
             &[
-                "director", "root", "init", "--root-key", "root.key",
-                "--targets-key", "d/keys/targets.pem", "--snapshot-key", "d/keys/snapshot.pem",
-                "--timestamp-key", "d/keys/timestamp.pem", "--out", "d/roots/1.root.json",
+                "director",
+                "root",
+                "init",
+                "--root-key",
+                "root.key",
+                "--targets-key",
+                "d/keys/targets.pem",
+                "--snapshot-key",
+                "d/keys/snapshot.pem",
+                "--timestamp-key",
+                "d/keys/timestamp.pem",
+                "--out",
+                "d/roots/1.root.json",
             ],
         );
         let config = base.join("d/director.toml");
         let token = |name: &str, scope: &str| {
             let out = ferry_ok(
                 &base,
-                &["director", "token", "create", "--config", "d/director.toml", "--name", name, "--scope", scope, "--json"],
+                &[
+                    "director",
+                    "token",
+                    "create",
+                    "--config",
+                    "d/director.toml",
+                    "--name",
+                    name,
+                    "--scope",
+                    scope,
+                    "--json",
+                ],
             );
             let v: Value = serde_json::from_str(&out.stdout).unwrap();
             v["token"].as_str().unwrap().to_owned()
@@ -83,7 +112,9 @@ impl DirectorDir {
 
     pub fn serve(&self) -> Director {
         let mut cmd = Command::new(ferry_bin());
-        cmd.args(["director", "serve", "--config"]).arg(&self.config).arg("--json");
+        cmd.args(["director", "serve", "--config"])
+            .arg(&self.config)
+            .arg("--json");
         let daemon = Daemon::start(cmd);
         Director {
             url: format!("http://{}", daemon.addr),
@@ -140,7 +171,12 @@ impl Director {
                 Some(serde_json::to_vec(body).unwrap()),
             )
             .unwrap();
-        assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply));
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
         let v: Value = serde_json::from_slice(&reply).unwrap();
         v["device_token"].as_str().unwrap().to_owned()
     }
@@ -155,7 +191,12 @@ impl Director {
         .unwrap()
     }
 
-    pub fn put_manifest(&self, vin: &str, token: &str, body: Vec<u8>) -> reqwest::Result<StatusCode> {
+    pub fn put_manifest(
+        &self,
+        vin: &str,
+        token: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Result<StatusCode> {
         self.request(
             Method::PUT,
             &format!("/api/v1/vehicles/{vin}/manifest"),

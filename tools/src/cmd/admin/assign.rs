@@ -29,9 +29,9 @@ pub struct Args {
 pub fn run(client: &AdminClient, a: Args) -> Result<()> {
     let mut targets = Vec::new();
     for t in &a.targets {
-        let (ecu, name) = t
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("--target {t:?}: expected ECU_SERIAL=TARGET_NAME")))?;
+        let (ecu, name) = t.split_once('=').ok_or_else(|| {
+            Error::Usage(format!("--target {t:?}: expected ECU_SERIAL=TARGET_NAME"))
+        })?;
         targets.push(serde_json::json!({"ecu_serial": ecu, "target_name": name}));
     }
     let mut body = serde_json::json!({ "targets": targets });
@@ -44,7 +44,11 @@ pub fn run(client: &AdminClient, a: Args) -> Result<()> {
         return print_json(&reply);
     }
     let assignments: Vec<Assignment> = from_value(reply, &path)?;
-    println!("{} assignment(s) added to {}, in install order:", assignments.len(), a.vin);
+    println!(
+        "{} assignment(s) added to {}, in install order:",
+        assignments.len(),
+        a.vin
+    );
     super::status::print_assignments(&assignments);
     Ok(())
 }

@@ -39,7 +39,11 @@ pub fn run(client: &AdminClient, a: Args) -> Result<()> {
     // A campaign that refuses every vehicle answers 422 with the same per-vehicle report.
     let reply = match client.post("/campaigns", &body) {
         Ok(r) => r,
-        Err(Error::Admin { status: Some(422), reason, .. }) => serde_json::from_str(&reason)
+        Err(Error::Admin {
+            status: Some(422),
+            reason,
+            ..
+        }) => serde_json::from_str(&reason)
             .map_err(|_| Error::Usage(format!("campaign refused: {reason}")))?,
         Err(e) => return Err(e),
     };
@@ -57,12 +61,20 @@ pub fn run(client: &AdminClient, a: Args) -> Result<()> {
                 serde_json::Value::Null => String::new(),
                 other => other.to_string(),
             };
-            t.add_row([text("vin"), text("result"), text("assignments"), text("reason")]);
+            t.add_row([
+                text("vin"),
+                text("result"),
+                text("assignments"),
+                text("reason"),
+            ]);
         }
         println!("{t}");
     }
     if reply["assigned"].as_u64() == Some(0) {
-        return Err(Error::Usage(format!("campaign {} assigned nothing", a.name)));
+        return Err(Error::Usage(format!(
+            "campaign {} assigned nothing",
+            a.name
+        )));
     }
     Ok(())
 }

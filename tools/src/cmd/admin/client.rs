@@ -11,7 +11,11 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct Connection {
     /// The Director's base URL.
-    #[arg(long, env = "FERRY_DIRECTOR_URL", default_value = "http://127.0.0.1:8000")]
+    #[arg(
+        long,
+        env = "FERRY_DIRECTOR_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
     url: String,
     /// File holding an admin token (`ferry director token create`); or set FERRY_ADMIN_TOKEN.
     #[arg(long, value_name = "FILE")]
@@ -47,16 +51,23 @@ impl AdminClient {
         let mut builder = Client::builder().timeout(std::time::Duration::from_secs(60));
         if let Some(ca) = &c.ca_cert {
             let pem = std::fs::read(ca).map_err(io_at(ca))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| Error::Usage(format!("{}: not a PEM certificate: {e}", ca.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                Error::Usage(format!("{}: not a PEM certificate: {e}", ca.display()))
+            })?;
             builder = builder.add_root_certificate(cert);
         }
         if let (Some(cert), Some(key)) = (&c.client_cert, &c.client_key) {
             // The key bytes are wiped once reqwest has its copy.
             let mut pem = zeroize::Zeroizing::new(std::fs::read(cert).map_err(io_at(cert))?);
-            pem.extend_from_slice(&zeroize::Zeroizing::new(std::fs::read(key).map_err(io_at(key))?));
+            pem.extend_from_slice(&zeroize::Zeroizing::new(
+                std::fs::read(key).map_err(io_at(key))?,
+            ));
             let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                Error::Usage(format!("{} / {}: not a PEM certificate and key: {e}", cert.display(), key.display()))
+                Error::Usage(format!(
+                    "{} / {}: not a PEM certificate and key: {e}",
+                    cert.display(),
+                    key.display()
+                ))
             })?;
             builder = builder.identity(identity);
         }

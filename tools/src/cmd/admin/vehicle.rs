@@ -61,7 +61,9 @@ fn ecu(spec: &str, primary: bool) -> Result<NewEcu> {
     };
     let path = PathBuf::from(file);
     if !path.exists() {
-        return Err(io_at(&path)(std::io::Error::from(std::io::ErrorKind::NotFound)));
+        return Err(io_at(&path)(std::io::Error::from(
+            std::io::ErrorKind::NotFound,
+        )));
     }
     Ok(NewEcu {
         serial: serial.to_owned(),
@@ -95,7 +97,16 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
                 return print_json(&reply);
             }
             let vehicles: Vec<Vehicle> = from_value(reply, "/vehicles")?;
-            let mut t = table(&["vin", "ecus", "state", "pending", "in flight", "installed", "failed", "last seen"]);
+            let mut t = table(&[
+                "vin",
+                "ecus",
+                "state",
+                "pending",
+                "in flight",
+                "installed",
+                "failed",
+                "last seen",
+            ]);
             for v in vehicles {
                 let s = &v.status;
                 t.add_row([
@@ -106,7 +117,9 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
                     s.in_flight.to_string(),
                     s.installed.to_string(),
                     s.failed.to_string(),
-                    v.last_seen.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into()),
+                    v.last_seen
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "never".into()),
                 ]);
             }
             println!("{t}");
@@ -133,9 +146,16 @@ fn all_vehicles(client: &AdminClient) -> Result<serde_json::Value> {
     loop {
         let page = match client.get(&path)? {
             serde_json::Value::Array(page) => page,
-            other => return Err(Error::Usage(format!("/vehicles: expected a list, got {other}"))),
+            other => {
+                return Err(Error::Usage(format!(
+                    "/vehicles: expected a list, got {other}"
+                )))
+            }
         };
-        let last = page.last().and_then(|v| v["vin"].as_str()).map(str::to_owned);
+        let last = page
+            .last()
+            .and_then(|v| v["vin"].as_str())
+            .map(str::to_owned);
         let full = page.len() == PAGE;
         all.extend(page);
         match last {
@@ -151,9 +171,20 @@ pub fn print_vehicle(v: &Vehicle) {
         "{}: {:?}, last seen {}",
         v.vin,
         v.status.state,
-        v.last_seen.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
+        v.last_seen
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "never".into())
     );
-    let mut t = table(&["ecu", "hardware", "role", "installed", "provides", "attacks", "last install", "reported"]);
+    let mut t = table(&[
+        "ecu",
+        "hardware",
+        "role",
+        "installed",
+        "provides",
+        "attacks",
+        "last install",
+        "reported",
+    ]);
     for e in &v.ecus {
         let role = if e.primary { "primary" } else { "secondary" };
         let (installed, provides, attacks, last, at) = match &e.reported {
@@ -173,7 +204,16 @@ pub fn print_vehicle(v: &Vehicle) {
                 r.reported_at.to_rfc3339(),
             ),
         };
-        t.add_row([e.serial.clone(), e.hardware_id.clone(), role.into(), installed, provides, attacks, last, at]);
+        t.add_row([
+            e.serial.clone(),
+            e.hardware_id.clone(),
+            role.into(),
+            installed,
+            provides,
+            attacks,
+            last,
+            at,
+        ]);
     }
     println!("{t}");
 }

@@ -40,7 +40,11 @@ pub struct InitArgs {
     #[arg(long, value_name = "FILE")]
     out_key: PathBuf,
     /// Encrypt the CA key with this passphrase (recommended); or --insecure-plaintext.
-    #[arg(long, value_name = "FILE", required_unless_present = "insecure_plaintext")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "insecure_plaintext"
+    )]
     passphrase_file: Option<PathBuf>,
     #[arg(long)]
     insecure_plaintext: bool,
@@ -82,7 +86,11 @@ impl CaFiles {
 
 pub fn load_ca(cert: &Path, key: &Path, passphrase_file: Option<&Path>) -> Result<FleetCa> {
     let pass = passphrase_file.map(read_passphrase).transpose()?;
-    Ok(FleetCa::read_files(cert, key, pass.as_ref().map(|p| p.as_slice()))?)
+    Ok(FleetCa::read_files(
+        cert,
+        key,
+        pass.as_ref().map(|p| p.as_slice()),
+    )?)
 }
 
 pub fn write_cert(path: &Path, pem: &str) -> Result<()> {
@@ -105,10 +113,22 @@ pub fn run(cmd: Command) -> Result<()> {
                 ));
             }
             let ca = FleetCa::generate(&a.name, now, a.valid_for)?;
-            let pass = a.passphrase_file.as_deref().map(read_passphrase).transpose()?;
-            write_private_pem(&a.out_key, &ca.key_pem(), pass.as_ref().map(|p| p.as_slice()))?;
+            let pass = a
+                .passphrase_file
+                .as_deref()
+                .map(read_passphrase)
+                .transpose()?;
+            write_private_pem(
+                &a.out_key,
+                &ca.key_pem(),
+                pass.as_ref().map(|p| p.as_slice()),
+            )?;
             write_cert(&a.out_cert, ca.cert_pem())?;
-            println!("fleet CA {:?} written to {}", ca.subject(), a.out_cert.display());
+            println!(
+                "fleet CA {:?} written to {}",
+                ca.subject(),
+                a.out_cert.display()
+            );
             Ok(())
         }
         Command::ServerCert(a) => {
@@ -116,7 +136,11 @@ pub fn run(cmd: Command) -> Result<()> {
             let issued = ca.issue_server_cert(&a.names, now, a.valid_for)?;
             write_private_pem(&a.out_key, &issued.key_pem, None)?;
             write_cert(&a.out_cert, &issued.cert_pem)?;
-            println!("server certificate for {:?} written to {}", a.names, a.out_cert.display());
+            println!(
+                "server certificate for {:?} written to {}",
+                a.names,
+                a.out_cert.display()
+            );
             Ok(())
         }
     }

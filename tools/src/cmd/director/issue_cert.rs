@@ -24,7 +24,11 @@ pub struct Args {
     #[command(flatten)]
     ca: CaFiles,
     /// The vehicle to certify.
-    #[arg(long, conflicts_with = "operator", required_unless_present = "operator")]
+    #[arg(
+        long,
+        conflicts_with = "operator",
+        required_unless_present = "operator"
+    )]
     vin: Option<String>,
     /// An operator (admin API client) to certify instead.
     #[arg(long)]
@@ -62,7 +66,11 @@ pub fn run(a: Args) -> Result<()> {
     if a.json {
         println!("{}", serde_json::json!({"cert": cert, "key": key}));
     } else {
-        println!("certificate {} and key {} written", cert.display(), key.display());
+        println!(
+            "certificate {} and key {} written",
+            cert.display(),
+            key.display()
+        );
     }
     Ok(())
 }

@@ -41,10 +41,14 @@ pub fn run(cmd: Command) -> Result<()> {
 }
 
 /// Open the store named by a director config.
-fn open_store(config: &std::path::Path) -> Result<(ferry_director::config::DirectorConfig, ferry_director::SqliteStore)> {
+fn open_store(
+    config: &std::path::Path,
+) -> Result<(
+    ferry_director::config::DirectorConfig,
+    ferry_director::SqliteStore,
+)> {
     let config = ferry_director::config::DirectorConfig::load(config)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(crate::error::io_at(&config.data_dir))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(crate::error::io_at(&config.data_dir))?;
     let store = ferry_director::SqliteStore::open(config.database())?;
     Ok((config, store))
 }

@@ -5,9 +5,7 @@ use crate::error::{io_at, Error, Result};
 use crate::keyfile;
 use chrono::Utc;
 use ferry_core::metadata::Expires;
-use ferry_director::root::{
-    build_root, read_root_file, sign_root, spec_of, RoleSpec, RootSpec,
-};
+use ferry_director::root::{build_root, read_root_file, sign_root, spec_of, RoleSpec, RootSpec};
 use ferry_keys::{PrivateKey, Signer};
 use std::path::{Path, PathBuf};
 
@@ -112,16 +110,15 @@ pub fn run(cmd: Command) -> Result<()> {
 
 fn role(files: &[PathBuf], passphrase: Option<&Path>, what: &str) -> Result<RoleSpec> {
     if files.is_empty() {
-        return Err(Error::Usage(format!("--{what}-key: expected at least one key file")));
+        return Err(Error::Usage(format!(
+            "--{what}-key: expected at least one key file"
+        )));
     }
     let keys = files
         .iter()
         .map(|f| keyfile::public_key(f, passphrase))
         .collect::<Result<Vec<_>>>()?;
-    Ok(RoleSpec {
-        threshold: 1,
-        keys,
-    })
+    Ok(RoleSpec { threshold: 1, keys })
 }
 
 fn private_keys(files: &[PathBuf], passphrase: Option<&Path>) -> Result<Vec<PrivateKey>> {
@@ -132,8 +129,7 @@ fn private_keys(files: &[PathBuf], passphrase: Option<&Path>) -> Result<Vec<Priv
 }
 
 fn expires(d: std::time::Duration) -> Result<Expires> {
-    let d = chrono::Duration::from_std(d)
-        .map_err(|e| Error::Usage(format!("--expires: {e}")))?;
+    let d = chrono::Duration::from_std(d).map_err(|e| Error::Usage(format!("--expires: {e}")))?;
     Ok(Expires::after(Utc::now(), d))
 }
 
@@ -203,7 +199,10 @@ fn rotate(a: RotateArgs) -> Result<()> {
     let mut trusted = ferry_core::TrustedSet::new(&previous_bytes, Utc::now())?;
     trusted.update_root(&bytes)?;
     write_new(&a.out, &bytes)?;
-    println!("wrote director root version {version} to {}", a.out.display());
+    println!(
+        "wrote director root version {version} to {}",
+        a.out.display()
+    );
     Ok(())
 }
 

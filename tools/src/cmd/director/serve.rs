@@ -40,7 +40,11 @@ pub fn run(args: Args) -> Result<()> {
         if args.json {
             println!("{}", serde_json::json!({"listening": addr.to_string()}));
         } else {
-            let scheme = if director.tls.is_some() { "https" } else { "http" };
+            let scheme = if director.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             println!("director listening on {scheme}://{addr}");
         }
         director.serve(listener, shutdown_signal()).await?;

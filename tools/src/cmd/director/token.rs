@@ -69,7 +69,10 @@ pub fn run(cmd: Command) -> Result<()> {
                 let out = serde_json::json!({"id": id, "name": a.name, "scope": a.scope, "token": secret});
                 println!("{out}");
             } else {
-                eprintln!("token {id} ({}, {}); the secret is shown once:", a.name, a.scope);
+                eprintln!(
+                    "token {id} ({}, {}); the secret is shown once:",
+                    a.name, a.scope
+                );
                 println!("{secret}");
             }
             Ok(())
@@ -94,7 +97,13 @@ pub fn run(cmd: Command) -> Result<()> {
                     serde_json::Value::Null => String::new(),
                     v => v.to_string(),
                 };
-                table.add_row([cell("id"), cell("name"), cell("scope"), cell("created_at"), cell("revoked_at")]);
+                table.add_row([
+                    cell("id"),
+                    cell("name"),
+                    cell("scope"),
+                    cell("created_at"),
+                    cell("revoked_at"),
+                ]);
             }
             println!("{table}");
             Ok(())
