@@ -4,18 +4,29 @@
 use crate::error::Result;
 use clap::Subcommand;
 
+mod director;
+mod install;
 mod python;
 mod repo;
+mod report;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Edit-and-publish and client verification on a 100,000-target repository with hashed
     /// bins, against python-tuf 7.0.1 on a flat repository.
     Repo(repo::Args),
+    /// Director check-ins per second of simulated vehicles over HTTP on loopback, against
+    /// the ceiling its per-check-in signature verifications allow on this machine.
+    Director(director::Args),
+    /// Verify, download and install of a 1 GiB image to a Secondary over loopback, against
+    /// max(sha256, a durable copy) of the same bytes; and the peak RSS of both processes.
+    Install(install::Args),
 }
 
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Repo(a) => repo::run(a),
+        Command::Director(a) => director::run(a),
+        Command::Install(a) => install::run(a),
     }
 }

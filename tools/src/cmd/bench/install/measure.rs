@@ -1,0 +1,113 @@
+//! What `ferry bench install` measures besides the install itself: the image (streamed to
+//! disk), the baselines on the same bytes, and the resident memory of a process.
+
+use crate::error::{io_at, Error, Result};
+use crate::progress::bytes_bar;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const CHUNK: usize = 1 << 20;
+
+/// Write `size` pseudo-random bytes (xorshift64*, fixed seed) to `path`, 1 MiB at a time.
+pub fn write_image(path: &Path, size: u64) -> Result<()> {
+    let file = std::fs::File::create(path).map_err(io_at(path))?;
+    let mut out = std::io::BufWriter::with_capacity(CHUNK, file);
+    let bar = bytes_bar(size, "generating the image");
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = size;
+    while left > 0 {
+        for word in buf.chunks_exact_mut(8) {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            word.copy_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+        }
+        let n = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
+        out.write_all(&buf[..n]).map_err(io_at(path))?;
+        left -= n as u64;
+        bar.inc(n as u64);
+    }
+    out.flush().map_err(io_at(path))?;
+    out.into_inner()
+        .map_err(|e| Error::Bench(format!("{}: flush failed: {e}", path.display())))?
+        .sync_all()
+        .map_err(io_at(path))?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// How long `program args` takes; it must exit 0.
+pub fn time_command(program: &str, args: &[&str]) -> Result<Duration> {
+    let start = Instant::now();
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Bench(format!("running {program} failed (is it installed?): {e}")))?;
+    let took = start.elapsed();
+    if !out.status.success() {
+        return Err(Error::Bench(format!(
+            "{program} {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(took)
+}
+
+/// The baselines on the image's bytes: `openssl dgst -sha256` and a `dd` copy with
+/// `conv=fdatasync` (its copy is removed afterwards).
+pub fn baselines(image: &Path, copy: &Path) -> Result<(Duration, Duration)> {
+    let image_s = image.to_string_lossy();
+    let sha = time_command("openssl", &["dgst", "-sha256", &image_s])?;
+    let dd = time_command(
+        "dd",
+        &[
+            &format!("if={image_s}"),
+            &format!("of={}", copy.to_string_lossy()),
+            "bs=4M",
+            "conv=fdatasync",
+            "status=none",
+        ],
+    )?;
+    std::fs::remove_file(copy).map_err(io_at(copy))?;
+    Ok((sha, dd))
+}
+
+/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`), if the process still exists.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..]
+        .trim_start_matches(':')
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Wait for `child`, sampling its memory every 20 ms; its exit status, the time from
+/// `start`, and the peak RSS seen in KiB (VmHWM while it lives, so nothing between samples
+/// is missed but its last 20 ms).
+pub fn wait_sampling(child: &mut Child, start: Instant) -> Result<(ExitStatus, Duration, u64)> {
+    let pid = child.id();
+    let mut peak = 0;
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Error::Bench(format!("waiting for ferry-primary failed: {e}")))?
+        {
+            return Ok((status, start.elapsed(), peak));
+        }
+        for field in ["VmHWM", "VmRSS"] {
+            if let Some(kib) = status_kib(pid, field) {
+                peak = peak.max(kib);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
