@@ -81,12 +81,7 @@ pub fn director_updater(config: &Config, now: DateTime<Utc>) -> Result<Updater<H
     let store = MetadataStore::new(config.director_store());
     ensure_root(&store, &config.director.root)?;
     let fetcher = HttpFetcher::with_client(director_client(config)?, config.fetch_policy());
-    Ok(Updater::new(
-        fetcher,
-        store,
-        &director_metadata_url(config),
-        now,
-    ))
+    Ok(Updater::new(fetcher, store, &director_metadata_url(config), now).keeping_root_chain())
 }
 
 pub fn image_updater(config: &Config, now: DateTime<Utc>) -> Result<Updater<HttpFetcher>> {
@@ -94,7 +89,7 @@ pub fn image_updater(config: &Config, now: DateTime<Utc>) -> Result<Updater<Http
     ensure_root(&store, &config.image_repo.root)?;
     let fetcher = HttpFetcher::new(config.fetch_policy())?;
     let url = format!("{}/metadata/", config.image_repo.url.trim_end_matches('/'));
-    Ok(Updater::new(fetcher, store, &url, now))
+    Ok(Updater::new(fetcher, store, &url, now).keeping_root_chain())
 }
 
 fn text(store: &MetadataStore, role: &str) -> Result<Option<String>> {

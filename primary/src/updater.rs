@@ -25,6 +25,9 @@ pub struct Updater<F: Fetcher> {
     /// Targets roles the workflow used (kept or fetched), in order: what a Secondary
     /// verifying the same target needs from this repository.
     used_roles: Vec<String>,
+    /// Keep every accepted root as `N.root` too (a Primary sends the chain to Secondaries);
+    /// off for a plain TUF client, whose metadata directory holds only the spec's files.
+    keep_root_chain: bool,
 }
 
 /// `base` with exactly one trailing slash.
@@ -38,6 +41,7 @@ struct Source<'a, F: Fetcher> {
     store: &'a MetadataStore,
     metadata_url: &'a str,
     used_roles: &'a mut Vec<String>,
+    keep_root_chain: bool,
 }
 
 impl<F: Fetcher> Source<'_, F> {
@@ -90,7 +94,7 @@ impl<F: Fetcher> MetadataSource for Source<'_, F> {
     fn persist(&mut self, role: &str, bytes: &[u8]) -> Result<()> {
         if role == "root" {
             tracing::info!("root rotated");
-            if let Some(version) = root_version(bytes) {
+            if let Some(version) = root_version(bytes).filter(|_| self.keep_root_chain) {
                 self.store.persist(&versioned_root(version), bytes)?;
             }
         }
@@ -117,7 +121,14 @@ impl<F: Fetcher> Updater<F> {
             now,
             set: None,
             used_roles: Vec::new(),
+            keep_root_chain: false,
         }
+    }
+
+    /// Also keep every accepted root as `N.root` ([`versioned_root`]).
+    pub fn keeping_root_chain(mut self) -> Self {
+        self.keep_root_chain = true;
+        self
     }
 
     /// The metadata store of this repository.
@@ -153,6 +164,7 @@ impl<F: Fetcher> Updater<F> {
             store: &self.store,
             metadata_url: &self.metadata_url,
             used_roles: &mut self.used_roles,
+            keep_root_chain: self.keep_root_chain,
         };
         let set = Workflow::new(&mut source, &self.limits).refresh(&root, self.now)?;
         self.set = Some(set);
@@ -170,6 +182,7 @@ impl<F: Fetcher> Updater<F> {
             store: &self.store,
             metadata_url: &self.metadata_url,
             used_roles: &mut self.used_roles,
+            keep_root_chain: self.keep_root_chain,
         };
         let found = Workflow::new(&mut source, &self.limits).find_target(&mut set, target);
         self.set = Some(set);
