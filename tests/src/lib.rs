@@ -3,6 +3,8 @@
 
 pub mod bins;
 pub mod daemon;
+pub mod forge;
+pub mod http;
 pub mod process;
 pub mod python;
 

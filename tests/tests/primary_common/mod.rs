@@ -4,6 +4,9 @@
 //! `ferry-secondary` daemons (one full, one partial verification) and `ferry-primary`.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod attack;
+pub mod forged;
+pub mod mitm;
 pub mod proxy;
 
 use ferry_tests::bins::binary;
@@ -56,6 +59,20 @@ pub struct Options {
     /// Serve the Director over mutual TLS: the vehicle authenticates with a device
     /// certificate from the fleet CA, the operator with an operator certificate.
     pub tls: bool,
+    /// Sign the Image repository's targets role with two keys, threshold two (`t1.pem`,
+    /// `t2.pem` in the base directory), so one stolen key is not enough.
+    pub image_targets_threshold_2: bool,
+}
+
+/// Where the Primary reaches each party, and its download limits.
+#[derive(Debug, Clone, Copy)]
+pub struct PrimaryLinks<'a> {
+    pub image_url: &'a str,
+    pub director_url: &'a str,
+    /// The full and the partial Secondary.
+    pub secondary_urls: [&'a str; 2],
+    /// The `[download]` section's lines.
+    pub download: &'a str,
 }
 
 #[derive(Debug)]
@@ -78,7 +95,16 @@ impl World {
         let b = base.as_path();
 
         // The Image repository, with the primary's app and the TCUs' firmware.
-        ferry_ok(b, &["repo", "init", "img"]);
+        let mut init = vec!["repo", "init", "img"];
+        if options.image_targets_threshold_2 {
+            for key in ["t1.pem", "t2.pem"] {
+                let gen = ["key", "gen", "--type", "ed25519", "--out", key];
+                ferry_ok(b, &[&gen[..], &["--insecure-plaintext"]].concat());
+            }
+            init.extend(["--key", "targets=t1.pem", "--key", "targets=t2.pem"]);
+            init.extend(["--threshold", "targets=2"]);
+        }
+        ferry_ok(b, &init);
         std::fs::write(b.join("demo.tar"), app_bytes()).unwrap();
         std::fs::write(b.join("fw.bin"), b"tcu firmware 2").unwrap();
         add_target(
@@ -277,20 +303,40 @@ impl World {
 
     /// primary.toml, with the Image repository at `image_url` (a proxy, in some tests).
     pub fn write_primary_config(&self, image_url: &str) {
+        let secondaries = [
+            format!("http://{}", self.secondaries[0].addr),
+            format!("http://{}", self.secondaries[1].addr),
+        ];
+        self.write_primary_config_with(PrimaryLinks {
+            image_url,
+            director_url: &self.director_url,
+            secondary_urls: [&secondaries[0], &secondaries[1]],
+            download: "min_bytes_per_sec = 1\nspeed_grace = \"60s\"\n",
+        });
+    }
+
+    /// primary.toml with every link given (a man in the middle on any of them, in attack
+    /// tests) and the `[download]` section's body.
+    pub fn write_primary_config_with(&self, links: PrimaryLinks<'_>) {
         let auth = if self.tls {
             "ca_cert = \"ca.pem\"\ncert = \"vehicle-cert/cert.pem\"\nkey = \"vehicle-cert/key.pem\"\n"
         } else {
             "token_file = \"device.token\"\n"
         };
+        let PrimaryLinks {
+            image_url,
+            director_url,
+            secondary_urls: [full, partial],
+            download,
+        } = links;
         let toml = format!(
             "vin = \"{VIN}\"\ndata_dir = \"primary-state\"\npoll_interval = \"1s\"\n\
-             [director]\nurl = \"{}\"\nroot = \"d/roots/1.root.json\"\n{auth}\
+             [director]\nurl = \"{director_url}\"\nroot = \"d/roots/1.root.json\"\n{auth}\
              [image_repo]\nurl = \"{image_url}\"\nroot = \"img/metadata/1.root.json\"\n\
              [ecu]\nserial = \"{PRIMARY}\"\nhardware_id = \"ivi\"\nkey = \"{PRIMARY}.key\"\napps_dir = \"{PRIMARY}-apps\"\n\
-             [[secondaries]]\nserial = \"{FULL}\"\nurl = \"http://{}\"\n\
-             [[secondaries]]\nserial = \"{PARTIAL}\"\nurl = \"http://{}\"\n\
-             [download]\nmin_bytes_per_sec = 1\nspeed_grace = \"60s\"\n",
-            self.director_url, self.secondaries[0].addr, self.secondaries[1].addr
+             [[secondaries]]\nserial = \"{FULL}\"\nurl = \"{full}\"\n\
+             [[secondaries]]\nserial = \"{PARTIAL}\"\nurl = \"{partial}\"\n\
+             [download]\n{download}",
         );
         std::fs::write(self.base.join("primary.toml"), toml).unwrap();
     }

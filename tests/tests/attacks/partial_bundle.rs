@@ -1,0 +1,37 @@
+//! Partial bundle installation attack (§4.3): a man in the middle on the in-vehicle network
+//! tampers with the image one Secondary receives, hoping the others install theirs and the
+//! vehicle ends up half updated. That Secondary refuses the image by its hash check, and the
+//! Primary then installs on no ECU: the partial bundle check.
+
+use crate::primary_common::attack::*;
+use crate::primary_common::mitm::{Act, Mitm};
+use crate::primary_common::{Options, World, FULL};
+
+#[test]
+fn partial_bundle_one_secondary_tampered_installs_nowhere() {
+    let world = World::start(Options::default());
+    let v1 = install_v1(&world);
+    let link = Mitm::start(world.secondaries[0].addr, |line| {
+        if line.starts_with("PUT /image") {
+            Act::FlipRequestByte(5)
+        } else {
+            Act::Forward
+        }
+    });
+    route_primary(
+        &world,
+        Via {
+            full_secondary: Some(link.addr),
+            ..Via::default()
+        },
+    );
+    publish_v2(&world);
+    assign_v2(&world);
+    assert_attack_refused(&world, "partial bundle check failed: ECU tcu-full", &v1);
+    // The tampered Secondary's own signed report names the check that caught the bytes.
+    assert_reported(&world, FULL, "hash check failed");
+    assert!(
+        !link.bodies("PUT /image").is_empty(),
+        "the image went through the link"
+    );
+}
