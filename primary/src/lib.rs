@@ -4,6 +4,7 @@
 //! primary's own ECU runs the Secondary library in-process ([`own_ecu`]); Secondaries are
 //! reached over HTTP ([`distribute`]).
 
+pub mod cli;
 pub mod config;
 pub mod cycle;
 pub mod distribute;

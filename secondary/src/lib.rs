@@ -6,6 +6,7 @@
 //! The same library runs in the `ferry-secondary` daemon ([`http`]) and in-process in the
 //! Primary for its own ECU.
 
+pub mod cli;
 pub mod config;
 pub mod ecu;
 mod error;

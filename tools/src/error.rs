@@ -31,6 +31,10 @@ pub enum Error {
     /// A benchmark that could not measure what it set out to (the message names the check).
     #[error("bench: {0}")]
     Bench(String),
+    /// A check of `ferry demo` or its world that failed: the message names the check and
+    /// what was expected.
+    #[error("{0}")]
+    Check(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -5,15 +5,20 @@ mod cmd;
 mod error;
 mod keyfile;
 mod progress;
+mod world;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cmd::Cli::parse();
-    init_logging();
+    // A child of `ferry demo` exits with its parent (see world::procs).
+    world::procs::exit_with_parent_if_asked();
+    if !cli.runs_daemon() {
+        init_logging();
+    }
     match cmd::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

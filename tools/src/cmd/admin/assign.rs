@@ -27,19 +27,15 @@ pub struct Args {
 }
 
 pub fn run(client: &AdminClient, a: Args) -> Result<()> {
-    let mut targets = Vec::new();
+    let mut pairs = Vec::new();
     for t in &a.targets {
         let (ecu, name) = t.split_once('=').ok_or_else(|| {
             Error::Usage(format!("--target {t:?}: expected ECU_SERIAL=TARGET_NAME"))
         })?;
-        targets.push(serde_json::json!({"ecu_serial": ecu, "target_name": name}));
-    }
-    let mut body = serde_json::json!({ "targets": targets });
-    if let Some(c) = &a.campaign {
-        body["campaign"] = c.clone().into();
+        pairs.push((ecu, name));
     }
     let path = format!("/vehicles/{}/assignments", a.vin);
-    let reply = client.post(&path, &body)?;
+    let reply = assign(client, &a.vin, &pairs, a.campaign.as_deref())?;
     if a.json {
         return print_json(&reply);
     }
@@ -51,4 +47,23 @@ pub fn run(client: &AdminClient, a: Args) -> Result<()> {
     );
     super::status::print_assignments(&assignments);
     Ok(())
+}
+
+/// Assign (ECU serial, target name) pairs to vehicle `vin`: the Director's reply (the
+/// assignments in install order), or its refusal naming the failed check.
+pub fn assign(
+    client: &AdminClient,
+    vin: &str,
+    pairs: &[(&str, &str)],
+    campaign: Option<&str>,
+) -> Result<serde_json::Value> {
+    let targets: Vec<serde_json::Value> = pairs
+        .iter()
+        .map(|(ecu, name)| serde_json::json!({"ecu_serial": ecu, "target_name": name}))
+        .collect();
+    let mut body = serde_json::json!({ "targets": targets });
+    if let Some(c) = campaign {
+        body["campaign"] = c.into();
+    }
+    client.post(&format!("/vehicles/{vin}/assignments"), &body)
 }

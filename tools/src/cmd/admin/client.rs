@@ -81,6 +81,19 @@ impl AdminClient {
         })
     }
 
+    /// A client of a plain-HTTP (loopback) Director at `url` with the admin token `token`.
+    pub fn plain(url: &str, token: &str) -> Result<AdminClient> {
+        let http = Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+        Ok(AdminClient {
+            base: format!("{}/api/v1/admin", url.trim_end_matches('/')),
+            token: token.trim().to_owned(),
+            http,
+        })
+    }
+
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))

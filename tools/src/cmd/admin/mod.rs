@@ -4,12 +4,13 @@
 use crate::error::Result;
 use clap::Subcommand;
 
-mod assign;
+// assign, client, status and vehicle are also steps of the demo's world (crate::world).
+pub(crate) mod assign;
 mod campaign;
 mod cancel;
-mod client;
-mod status;
-mod vehicle;
+pub(crate) mod client;
+pub(crate) mod status;
+pub(crate) mod vehicle;
 
 pub use client::Connection;
 

@@ -18,7 +18,7 @@ pub struct Args {
 
 pub fn run(client: &AdminClient, a: Args) -> Result<()> {
     let path = format!("/vehicles/{}/status", a.vin);
-    let reply = client.get(&path)?;
+    let reply = status(client, &a.vin)?;
     if a.json {
         return print_json(&reply);
     }
@@ -27,6 +27,12 @@ pub fn run(client: &AdminClient, a: Args) -> Result<()> {
     super::vehicle::print_vehicle(&vehicle);
     print_assignments(&assignments);
     Ok(())
+}
+
+/// The Director's view of vehicle `vin`: `vehicle` (ECUs with their last reports) and
+/// `assignments`.
+pub fn status(client: &AdminClient, vin: &str) -> Result<serde_json::Value> {
+    client.get(&format!("/vehicles/{vin}/status"))
 }
 
 /// The assignment table `assign` and `status` print.

@@ -81,9 +81,7 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
                 ecus.push(ecu(s, false)?);
             }
             let vehicle = NewVehicle { vin: a.vin, ecus };
-            let body = serde_json::to_value(&vehicle)
-                .map_err(|e| Error::Usage(format!("cannot encode the vehicle: {e}")))?;
-            let reply = client.post("/vehicles", &body)?;
+            let reply = add(client, &vehicle)?;
             if a.json {
                 return print_json(&reply);
             }
@@ -136,6 +134,13 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Register `vehicle`; the Director's reply holds its `device_token` (shown once).
+pub fn add(client: &AdminClient, vehicle: &NewVehicle) -> Result<serde_json::Value> {
+    let body = serde_json::to_value(vehicle)
+        .map_err(|e| Error::Usage(format!("cannot encode the vehicle: {e}")))?;
+    client.post("/vehicles", &body)
 }
 
 /// Every vehicle, page by page (the API pages by VIN).

@@ -4,7 +4,7 @@
 use crate::error::{io_at, Error, Result};
 use ferry_director::config::CONFIG_FILE;
 use ferry_keys::{KeyKind, PrivateKey};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const EXAMPLE: &str = "Example:
   ferry director init ./director --listen 127.0.0.1:8000
@@ -26,16 +26,21 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let config = args.dir.join(CONFIG_FILE);
+/// Create the Director directory `dir` listening on `listen`: online keys (0600), data/,
+/// roots/ and director.toml. Returns the config's path and each online key's id.
+pub fn create(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+) -> Result<(PathBuf, serde_json::Map<String, serde_json::Value>)> {
+    let config = dir.join(CONFIG_FILE);
     if config.exists() {
         return Err(Error::Usage(format!(
             "{} exists; expected a directory without a Director",
             config.display()
         )));
     }
-    let keys = args.dir.join("keys");
-    for d in [&keys, &args.dir.join("data"), &args.dir.join("roots")] {
+    let keys = dir.join("keys");
+    for d in [&keys, &dir.join("data"), &dir.join("roots")] {
         std::fs::create_dir_all(d).map_err(io_at(d))?;
     }
     let mut key_ids = serde_json::Map::new();
@@ -60,9 +65,14 @@ pub fn run(args: Args) -> Result<()> {
          timestamp = \"1d\"\n\
          refresh_before = \"6h\"\n\
          refresh_interval = \"1m\"\n",
-        args.listen
+        listen
     );
     std::fs::write(&config, text).map_err(io_at(&config))?;
+    Ok((config, key_ids))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let (config, key_ids) = create(&args.dir, args.listen)?;
     if args.json {
         let out = serde_json::json!({"config": config, "keys": key_ids});
         println!("{out}");

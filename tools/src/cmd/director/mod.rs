@@ -4,11 +4,12 @@ use crate::error::Result;
 use clap::Subcommand;
 
 mod ca;
-mod init;
+// init, root and token are also steps of the demo's world (crate::world).
+pub(crate) mod init;
 mod issue_cert;
-mod root;
+pub(crate) mod root;
 mod serve;
-mod token;
+pub(crate) mod token;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -133,7 +133,7 @@ fn expires(d: std::time::Duration) -> Result<Expires> {
     Ok(Expires::after(Utc::now(), d))
 }
 
-fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -147,20 +147,38 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 fn init(a: InitArgs) -> Result<()> {
     let pass = a.passphrase_file.as_deref();
     let root_keys = private_keys(&a.root_keys, pass)?;
+    let online = [
+        role(&a.online.targets, pass, "targets")?,
+        role(&a.online.snapshot, pass, "snapshot")?,
+        role(&a.online.timestamp, pass, "timestamp")?,
+    ];
+    let bytes = first_root(&root_keys, a.root_threshold, online, a.expires)?;
+    write_new(&a.out, &bytes)?;
+    println!("wrote director root version 1 to {}", a.out.display());
+    Ok(())
+}
+
+/// Root version 1, signed by every one of `root_keys`; `online` are the targets, snapshot
+/// and timestamp roles. The threshold defaults to all root keys.
+pub fn first_root(
+    root_keys: &[PrivateKey],
+    threshold: Option<u32>,
+    online: [RoleSpec; 3],
+    lifetime: std::time::Duration,
+) -> Result<Vec<u8>> {
+    let [targets, snapshot, timestamp] = online;
     let spec = RootSpec {
         root: RoleSpec {
             keys: root_keys.iter().map(|k| k.public_key().clone()).collect(),
-            threshold: a.root_threshold.unwrap_or(root_keys.len() as u32),
+            threshold: threshold.unwrap_or(root_keys.len() as u32),
         },
-        targets: role(&a.online.targets, pass, "targets")?,
-        snapshot: role(&a.online.snapshot, pass, "snapshot")?,
-        timestamp: role(&a.online.timestamp, pass, "timestamp")?,
+        targets,
+        snapshot,
+        timestamp,
     };
-    let root = build_root(&spec, 1, expires(a.expires)?)?;
+    let root = build_root(&spec, 1, expires(lifetime)?)?;
     let signers: Vec<&dyn Signer> = root_keys.iter().map(|k| k as &dyn Signer).collect();
-    write_new(&a.out, &sign_root(root, &signers)?)?;
-    println!("wrote director root version 1 to {}", a.out.display());
-    Ok(())
+    Ok(sign_root(root, &signers)?)
 }
 
 fn rotate(a: RotateArgs) -> Result<()> {

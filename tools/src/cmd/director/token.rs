@@ -60,11 +60,16 @@ fn parse_scope(s: &str) -> std::result::Result<Scope, String> {
     }
 }
 
+/// Create an admin token in the store of the Director at `config`: its id and secret.
+pub fn create(config: &std::path::Path, name: &str, scope: Scope) -> Result<(i64, String)> {
+    let (_, store) = open_store(config)?;
+    Ok(store.create_admin_token(name, scope)?)
+}
+
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Create(a) => {
-            let (_, store) = open_store(&a.config)?;
-            let (id, secret) = store.create_admin_token(&a.name, a.scope)?;
+            let (id, secret) = create(&a.config, &a.name, a.scope)?;
             if a.json {
                 let out = serde_json::json!({"id": id, "name": a.name, "scope": a.scope, "token": secret});
                 println!("{out}");

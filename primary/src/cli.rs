@@ -1,0 +1,149 @@
+//! `ferry-primary --config primary.toml {run|check|status}`: the vehicle's Primary ECU.
+//! Its `main` lives here, in the library, so the `ferry` tool can run it as a subcommand.
+
+use crate::{run_cycle, status, Config};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXAMPLE: &str = "\
+Examples:
+  ferry-primary --config primary.toml check          # one cycle; non-zero exit on failure
+  ferry-primary --config primary.toml check --json   # the cycle's report as JSON
+  ferry-primary --config primary.toml run            # poll every poll_interval
+  ferry-primary --config primary.toml status --json  # each ECU's image, provides, last result
+
+Example primary.toml (relative paths are relative to the file):
+
+  vin = \"WVW1\"
+  data_dir = \"state\"
+  poll_interval = \"5m\"
+  [director]
+  url = \"http://127.0.0.1:8000\"
+  root = \"director.root.json\"
+  token_file = \"device.token\"      # or ca_cert, cert, key for mutual TLS
+  [image_repo]
+  url = \"http://127.0.0.1:8080\"
+  root = \"image.root.json\"
+  [ecu]
+  serial = \"ivi-1\"
+  hardware_id = \"ivi-a53\"
+  key = \"ecu.key.pem\"              # PKCS#8 PEM, mode 0600
+  [[secondaries]]
+  serial = \"tcu-1\"
+  url = \"http://127.0.0.1:9301\"
+
+Logs go to stderr; RUST_LOG sets the level (default info).";
+
+/// A Ferry Primary ECU: verifies the Director and the Image repository, downloads images,
+/// distributes them to the vehicle's ECUs and reports the signed vehicle manifest.
+#[derive(Debug, Parser)]
+#[command(name = "ferry-primary", version, after_help = EXAMPLE)]
+struct Args {
+    /// The primary's configuration file.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Poll: one cycle every poll_interval until stopped.
+    Run,
+    /// Run one cycle and exit; non-zero if anything was refused or failed.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Each ECU's installed image, provides and last result.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The daemon's entry point, for its own binary and for `ferry primary` (one executable for
+/// the demo): parse `args` (the first is the program name), log to stderr, run.
+pub fn main_with_args<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = match Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            // --help and --version print and succeed; a usage error prints and fails.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        // A host program (`ferry`) may have set its own subscriber already: keep that one.
+        .try_init();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferry-primary: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let config = Config::load(&args.config)?;
+    let clock = chrono::Utc::now;
+    match &args.command {
+        Command::Check { json } => match run_cycle(&config, &clock) {
+            Ok(report) => {
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    println!(
+                        "{}: {} ECU(s) updated",
+                        report.result,
+                        report.installed.len()
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "result": "failed", "detail": e.to_string() })
+                    );
+                }
+                eprintln!("ferry-primary: cycle failed: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Run => loop {
+            // A failed cycle is logged and retried at the next poll: a vehicle never stops
+            // asking for updates because one cycle failed.
+            match run_cycle(&config, &clock) {
+                Ok(report) => tracing::info!(result = %report.result, "cycle done"),
+                Err(e) => tracing::error!(error = %e, "cycle failed"),
+            }
+            std::thread::sleep(config.poll_interval);
+        },
+        Command::Status { json } => {
+            let s = status::vehicle_status(&config)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                status::print(&s);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `ferry-secondary --config secondary.toml`: one Secondary ECU serving the Primary over HTTP.
+//! Its `main` lives here, in the library, so the `ferry` tool can run it as a subcommand.
+
+use crate::http::{serve, AppState};
+use crate::{Config, Ecu};
+use clap::Parser;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXAMPLE: &str = "\
+Example secondary.toml (relative paths are relative to the file):
+
+  serial = \"ivi-1\"
+  hardware_id = \"ivi-a53\"
+  key = \"ecu.key.pem\"               # PKCS#8 PEM, mode 0600
+  listen = \"127.0.0.1:9301\"
+  data_dir = \"state\"
+  verification = \"full\"             # or \"partial\" with director_targets_key
+  director_root = \"director.root.json\"
+  image_root = \"image.root.json\"
+  apps_dir = \"apps\"
+
+The first line on stdout is {\"listening\":\"ADDR\"}. Logs go to stderr; RUST_LOG sets the level
+(default info). SIGTERM or SIGINT stops it after requests in flight.";
+
+/// A Ferry Secondary ECU: verifies metadata from the Primary (full or partial verification),
+/// receives and installs images, and signs version reports.
+#[derive(Debug, Parser)]
+#[command(name = "ferry-secondary", version, after_help = EXAMPLE)]
+struct Args {
+    /// The ECU's configuration file.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+}
+
+/// The daemon's entry point, for its own binary and for `ferry secondary` (one executable for
+/// the demo): parse `args` (the first is the program name), log to stderr, run.
+pub fn main_with_args<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = match Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            // --help and --version print and succeed; a usage error prints and fails.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        // A host program (`ferry`) may have set its own subscriber already: keep that one.
+        .try_init();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry-secondary: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::load(&args.config)?;
+    let listen = config.listen;
+    let max_metadata = config.max_metadata_bytes;
+    let ecu = Ecu::open(config)?;
+    let info = ecu.info();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("listen = {listen}: cannot bind: {e}"))?;
+        let addr = listener.local_addr()?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", serde_json::json!({ "listening": addr.to_string() }))?;
+        out.flush()?;
+        drop(out);
+        tracing::info!(%addr, serial = %info.serial, verification = info.verification, "secondary serving");
+        let state = AppState::new(ecu, AppState::system_clock());
+        serve(listener, state, max_metadata, shutdown_signal()).await?;
+        tracing::info!("secondary stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
