@@ -5,6 +5,7 @@
 //! vin = "WVW1"
 //! data_dir = "state"                  # trusted metadata, staging, the own ECU's state.db
 //! poll_interval = "5m"                # `run` waits this long between cycles
+//! reboot_wait = "10m"                 # how long a Secondary may take to reboot into an update
 //!
 //! [director]
 //! url = "http://127.0.0.1:8000"       # the Director's base URL
@@ -21,6 +22,7 @@
 //! hardware_id = "ivi-a53"
 //! key = "ecu.key.pem"                 # PKCS#8 PEM, mode 0600: signs reports and the manifest
 //! apps_dir = "apps"                   # optional (default DATA_DIR/apps)
+//! # [ecu.os]: the own ECU's A/B slots, as a Secondary's [os] (absolute paths)
 //!
 //! [[secondaries]]
 //! serial = "tcu-1"
@@ -55,6 +57,9 @@ pub struct Config {
     pub secondaries: Vec<SecondaryConfig>,
     #[serde(default)]
     pub download: DownloadConfig,
+    /// The bound on waiting for a Secondary that answered its install with a pending reboot.
+    #[serde(default = "default_reboot_wait", with = "humantime_serde_compat")]
+    pub reboot_wait: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +96,8 @@ pub struct OwnEcuConfig {
     pub app_health_check: Option<Vec<String>>,
     #[serde(default)]
     pub initial_provides: BTreeMap<String, String>,
+    #[serde(default)]
+    pub os: Option<ferry_secondary::config::OsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +134,9 @@ impl Default for DownloadConfig {
     }
 }
 
+fn default_reboot_wait() -> Duration {
+    Duration::from_secs(600)
+}
 fn default_poll() -> Duration {
     Duration::from_secs(300)
 }
@@ -283,6 +293,9 @@ impl Config {
             app_health_check: self.ecu.app_health_check.clone(),
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             initial_provides: self.ecu.initial_provides.clone(),
+            container: Default::default(),
+            modules: Default::default(),
+            os: self.ecu.os.clone(),
         })
     }
 }

@@ -72,6 +72,9 @@ pub fn run_cycle(config: &Config, clock: Clock<'_>) -> Result<CycleReport> {
             policy.read_timeout,
             policy.min_bytes_per_sec,
         )?);
+        if let Some(s) = secondaries.last_mut() {
+            s.reboot_wait = config.reboot_wait;
+        }
     }
     let update = {
         let mut ecus: Vec<&mut dyn EcuLink> = vec![&mut own];
@@ -181,14 +184,23 @@ fn fresh_nonce() -> String {
 /// Whether an ECU already runs `a`'s image: same name, length, and every hash the Director
 /// lists equal.
 fn runs(status: &EcuStatus, a: &EcuAssignment) -> bool {
-    status.installed.as_ref().is_some_and(|i| {
-        i.target == a.target_name
-            && i.length == a.target.length
+    let same = |target: &str, length: u64, hashes: &ferry_core::metadata::Hashes| {
+        target == a.target_name
+            && length == a.target.length
             && a.target
                 .hashes
                 .iter()
-                .all(|(alg, h)| i.hashes.get(alg).is_some_and(|x| x.eq_ignore_ascii_case(h)))
-    })
+                .all(|(alg, h)| hashes.get(alg).is_some_and(|x| x.eq_ignore_ascii_case(h)))
+    };
+    // The latest install, or what any domain runs (an app assigned again after an OS update).
+    status
+        .installed
+        .as_ref()
+        .is_some_and(|i| same(&i.target, i.length, &i.hashes))
+        || status
+            .installed_domains
+            .values()
+            .any(|d| same(&d.target, d.length, &d.hashes))
 }
 
 /// The releaseCounter an offered image may not go below: the installed image's, when it is the

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::Signed;
+use ferry_secondary::report::DomainImage;
 use ferry_secondary::state::{InstalledImage, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,6 +24,12 @@ pub struct EcuStatus {
     pub last_install: Option<Outcome>,
     #[serde(default)]
     pub attacks_detected: String,
+    /// What each domain runs (Secondaries that predate domains send none).
+    #[serde(default)]
+    pub installed_domains: BTreeMap<String, DomainImage>,
+    /// An install still in flight, by its journaled state (`reboot` while rebooting).
+    #[serde(default)]
+    pub in_flight: Option<String>,
 }
 
 /// One ECU of the vehicle.
@@ -48,6 +55,8 @@ pub struct SecondaryClient {
     /// Images stream at no less than this rate, so a stuck Secondary cannot hold the cycle.
     min_bytes_per_sec: u64,
     grace: Duration,
+    /// See [`crate::reboot_wait`].
+    pub reboot_wait: Duration,
 }
 
 impl SecondaryClient {
@@ -63,6 +72,7 @@ impl SecondaryClient {
             http,
             min_bytes_per_sec: min_bytes_per_sec.max(1),
             grace: timeout,
+            reboot_wait: crate::reboot_wait::DEFAULT,
         })
     }
 
@@ -152,8 +162,13 @@ impl EcuLink for SecondaryClient {
     }
 
     fn install(&mut self, _now: DateTime<Utc>) -> Result<()> {
-        self.call("install", self.http.post(format!("{}/install", self.url)))
-            .map(|_| ())
+        let answer = self.call("install", self.http.post(format!("{}/install", self.url)))?;
+        if answer["rebootPending"] == true {
+            let target = answer["target"].as_str().unwrap_or_default().to_owned();
+            let budget = self.reboot_wait;
+            return crate::reboot_wait::wait(self, &target, budget);
+        }
+        Ok(())
     }
 
     fn report(&mut self, nonce: &str, _now: DateTime<Utc>) -> Result<Signed<EcuVersionReport>> {

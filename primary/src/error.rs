@@ -45,6 +45,14 @@ pub enum Error {
         status: u16,
         reason: String,
     },
+    /// A Secondary rebooting to finish an install did not come back with it installed.
+    #[error("ECU {serial}: reboot check failed for {target}: {found}; expected {expected}")]
+    Reboot {
+        serial: String,
+        target: String,
+        found: String,
+        expected: String,
+    },
     #[error("ECU {serial}: {step} failed: {reason}")]
     SecondaryTransport {
         serial: String,

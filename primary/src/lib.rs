@@ -11,6 +11,7 @@ pub mod distribute;
 mod error;
 pub mod fetch;
 pub mod own_ecu;
+pub mod reboot_wait;
 pub mod repos;
 pub mod status;
 pub mod store;

@@ -72,6 +72,8 @@ impl EcuLink for OwnEcu {
             provides: s.provides,
             last_install: s.last_install,
             attacks_detected: s.attacks_detected,
+            installed_domains: s.installed_domains,
+            in_flight: s.in_flight,
         })
     }
 

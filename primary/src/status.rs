@@ -39,6 +39,13 @@ fn own_status(config: &Config) -> Result<EcuStatus> {
         provides: state.provides().map_err(wrap)?,
         last_install,
         attacks_detected,
+        installed_domains: state
+            .installed_domains()
+            .map_err(wrap)?
+            .iter()
+            .map(|(d, i)| (d.clone(), i.into()))
+            .collect(),
+        in_flight: state.in_flight().map_err(wrap)?.map(|f| f.state),
     })
 }
 
@@ -92,6 +99,16 @@ pub fn print(status: &VehicleStatus) {
         match &s.installed {
             Some(i) => println!("  installed: {} ({} bytes)", i.target, i.length),
             None => println!("  installed: (nothing)"),
+        }
+        for (domain, d) in &s.installed_domains {
+            let version = d.version.as_deref().unwrap_or("-");
+            println!(
+                "  {domain}: {} version {version} ({} bytes)",
+                d.target, d.length
+            );
+        }
+        if let Some(state) = &s.in_flight {
+            println!("  install in flight: {state}");
         }
         for (k, v) in &s.provides {
             println!("  provides: {k}={v}");

@@ -17,6 +17,30 @@
 //!
 //! [initial_provides]                  # optional; seeds provides when state.db is created
 //! "rootfs-image.python.version" = "3.12"
+//!
+//! [os]                                # optional; the os domain's A/B slots (install::os)
+//! slots = ["slot-a.img", "slot-b.img"]   # image files or block devices
+//! boot = "file"                       # or "uboot" (fw_printenv/fw_setenv), "grub" (grub-editenv)
+//! boot_env = "bootenv"                # file: the environment file (default DATA_DIR/bootenv);
+//!                                     # grub: the grubenv file (required)
+//! bootlimit = 3                       # boots on trial before the bootloader falls back
+//! health_check = ["/usr/bin/os-check"]   # optional; after the reboot, non-zero rolls back
+//! reboot_command = ["systemctl", "reboot"]  # optional; none: the reboot is simulated in-process
+//! fw_printenv = "fw_printenv"         # uboot tools and grub-editenv, as programs to run
+//! fw_setenv = "fw_setenv"
+//! grub_editenv = "grub-editenv"
+//!
+//! [container]                         # optional; the container domain (install::container)
+//! store_dir = "/data/containers"      # default DATA_DIR/containers
+//! hook = [["sh", "-c", "tar -C \"$FERRY_OCI_LAYOUT\" -c . | docker load"],
+//!         ["docker", "compose", "-f", "/etc/app/compose.yml", "up", "-d"]]
+//! health_check = ["/usr/bin/stack-check"]   # optional; non-zero restores the previous image
+//!
+//! [modules]                           # optional; Mender Update Module v3 domains (install::module)
+//! dir = "/usr/share/mender/modules/v3"   # the default; one executable per domain
+//! work_dir = "/data/ferry/modules"    # default DATA_DIR/modules
+//! device_type = "ivi-a53"             # current_device_type; default hardware_id
+//! reboot_command = ["systemctl", "reboot"]  # for modules answering NeedsArtifactReboot: Automatic
 //! ```
 
 use crate::error::{Error, Result};
@@ -80,6 +104,61 @@ pub struct Config {
     pub max_metadata_bytes: usize,
     #[serde(default)]
     pub initial_provides: BTreeMap<String, String>,
+    /// The os domain; absent: this ECU installs no OS images.
+    #[serde(default)]
+    pub os: Option<OsConfig>,
+    /// `[container]`: the container domain's store, runtime hook and health check.
+    #[serde(default)]
+    pub container: crate::install::container::ContainerSettings,
+    /// `[modules]`: where update modules and their file trees live.
+    #[serde(default)]
+    pub modules: crate::install::module::ModuleSettings,
+}
+
+/// Which boot environment the os domain switches slots in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootBackend {
+    #[default]
+    File,
+    Uboot,
+    Grub,
+}
+
+/// `[os]`: see the example at the top of this module.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsConfig {
+    pub slots: Vec<PathBuf>,
+    #[serde(default)]
+    pub boot: BootBackend,
+    #[serde(default)]
+    pub boot_env: Option<PathBuf>,
+    #[serde(default = "default_bootlimit")]
+    pub bootlimit: u32,
+    #[serde(default)]
+    pub health_check: Option<Vec<String>>,
+    #[serde(default)]
+    pub reboot_command: Option<Vec<String>>,
+    #[serde(default = "default_fw_printenv")]
+    pub fw_printenv: PathBuf,
+    #[serde(default = "default_fw_setenv")]
+    pub fw_setenv: PathBuf,
+    #[serde(default = "default_grub_editenv")]
+    pub grub_editenv: PathBuf,
+}
+
+fn default_bootlimit() -> u32 {
+    3
+}
+fn default_fw_printenv() -> PathBuf {
+    "fw_printenv".into()
+}
+fn default_fw_setenv() -> PathBuf {
+    "fw_setenv".into()
+}
+fn default_grub_editenv() -> PathBuf {
+    "grub-editenv".into()
 }
 
 /// What the ECU trusts before any metadata arrives, read from the files the config names.
@@ -117,6 +196,20 @@ impl Config {
         fix(&mut self.key);
         fix(&mut self.data_dir);
         fix(&mut self.apps_dir);
+        self.container.resolve_paths(base);
+        self.modules.resolve_paths(base);
+        if let Some(os) = &mut self.os {
+            os.slots.iter_mut().for_each(fix);
+            if let Some(env) = &mut os.boot_env {
+                fix(env);
+            }
+            // A bare program name is looked up in PATH; a path is relative to the file.
+            for program in [&mut os.fw_printenv, &mut os.fw_setenv, &mut os.grub_editenv] {
+                if program.components().count() > 1 {
+                    fix(program);
+                }
+            }
+        }
         for p in [
             &mut self.director_root,
             &mut self.image_root,
@@ -154,6 +247,25 @@ impl Config {
         }
         if matches!(&self.app_health_check, Some(argv) if argv.is_empty()) {
             return bad("app_health_check must name a program".into());
+        }
+        if let Some(problem) = self.container.problem().or(self.modules.problem()) {
+            return bad(problem.into());
+        }
+        if let Some(os) = &self.os {
+            if os.slots.len() != 2 || os.slots[0] == os.slots[1] {
+                return bad("[os] slots must name two different slots (A and B)".into());
+            }
+            if os.boot == BootBackend::Grub && os.boot_env.is_none() {
+                return bad("[os] boot = \"grub\" needs boot_env, the grubenv file".into());
+            }
+            for (key, argv) in [
+                ("health_check", &os.health_check),
+                ("reboot_command", &os.reboot_command),
+            ] {
+                if matches!(argv, Some(argv) if argv.is_empty()) {
+                    return bad(format!("[os] {key} must name a program"));
+                }
+            }
         }
         Ok(())
     }

@@ -6,14 +6,19 @@ use crate::config::{Anchors, Config};
 use crate::error::{Error, Fault, Result};
 use crate::image::{self, StagedImage};
 use crate::install::app::AppInstaller;
-use crate::install::{self, InstallJob, Installers};
-use crate::report::version_report;
+use crate::install::container::ContainerInstaller;
+use crate::install::module::ModuleInstaller;
+use crate::install::os::OsInstaller;
+use crate::install::resume::{resume, StateJournal};
+use crate::install::{drive, pause, Finish, InstallJob, Installers, Step};
+use crate::journal::JobRecord;
+use crate::report::{version_report, DomainImage};
 use crate::state::{InstalledImage, Outcome, State};
 use crate::verify::{verify_bundle, Assignment, Ecu as EcuId};
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::Signed;
-use ferry_core::provides::{check_depends, merge_provides};
+use ferry_core::provides::check_depends;
 use ferry_keys::{PrivateKey, PublicKey, Signer};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -38,7 +43,12 @@ pub struct Info {
 /// `GET /status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
+    /// The latest target installed (the report's `installed_image`).
     pub installed: Option<InstalledImage>,
+    /// What each domain runs, by domain.
+    pub installed_domains: BTreeMap<String, DomainImage>,
+    /// The state of an install still in flight (`reboot` while a real reboot is pending).
+    pub in_flight: Option<String>,
     pub provides: BTreeMap<String, String>,
     /// The verified target awaiting its image or install.
     pub pending: Option<String>,
@@ -47,6 +57,20 @@ pub struct Status {
     pub attacks_detected: String,
     /// RFC 3339: the latest time metadata verified at (never goes backwards).
     pub verified_time: Option<String>,
+}
+
+/// How `install` ended without error.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Installed {
+    /// Committed: the image now installed.
+    Done(InstalledImage),
+    /// A real reboot is under way; the outcome is in `/status` once the ECU is back.
+    #[serde(rename_all = "camelCase")]
+    RebootPending {
+        target: String,
+        reboot_pending: bool,
+    },
 }
 
 /// What receiving an image needs, taken so the ECU is not held while bytes stream in.
@@ -68,16 +92,42 @@ pub struct Ecu {
 }
 
 impl Ecu {
-    /// Read the key and trust anchors, open state.db, finish any interrupted app swap.
+    /// Read the key and trust anchors, open state.db, finish any interrupted app swap, then
+    /// resume or roll back an install a restart cut short ([`resume`]).
     pub fn open(config: Config) -> Result<Ecu> {
+        Ecu::open_at(config, Utc::now())
+    }
+
+    /// [`Ecu::open`] at `now` (the time the resumed steps are journaled at).
+    pub fn open_at(config: Config, now: DateTime<Utc>) -> Result<Ecu> {
         let key = config.read_key()?;
         let anchors = config.read_anchors()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
-        let state = State::open(&config.state_db(), &config.initial_provides)?;
+        let mut state = State::open(&config.state_db(), &config.initial_provides)?;
         let app = AppInstaller::new(&config.apps_dir, config.app_health_check.clone());
         app.recover()?;
         let mut installers = Installers::new();
         installers.add(Box::new(app));
+        if let Some(os) = &config.os {
+            installers.add(Box::new(OsInstaller::from_config(os, &config.data_dir)?));
+        }
+        installers.add(Box::new(ContainerInstaller::new(
+            &config.container,
+            &config.data_dir,
+        )));
+        let modules =
+            ModuleInstaller::discover(&config.modules, &config.data_dir, &config.hardware_id)?;
+        for module in modules {
+            installers.add(Box::new(module));
+        }
+        match resume(&mut state, &mut installers, now) {
+            Ok(None | Some(Ok(_))) => {}
+            // Recorded for the next report; the ECU runs the old copy and serves on.
+            Ok(Some(Err(e))) => tracing::warn!(error = %e, "interrupted install not completed"),
+            // Still in flight (new installs are refused until it finishes): the ECU serves on
+            // so its status says so, and the next start tries again.
+            Err(e) => tracing::error!(error = %e, "cannot resume the interrupted install"),
+        }
         // A staged image does not survive a restart: its assignment lived in memory.
         image::discard(&config.staging_dir())?;
         Ok(Ecu {
@@ -117,8 +167,16 @@ impl Ecu {
 
     pub fn status(&self) -> Result<Status> {
         let (last_install, attacks_detected) = self.state.outcome()?;
+        let in_flight = self.state.in_flight()?.map(|f| f.state);
         Ok(Status {
             installed: self.state.installed()?,
+            installed_domains: self
+                .state
+                .installed_domains()?
+                .iter()
+                .map(|(d, i)| (d.clone(), DomainImage::from(i)))
+                .collect(),
+            in_flight,
             provides: self.state.provides()?,
             pending: self.pending.as_ref().map(|a| a.target_name().to_owned()),
             image_ready: self.staged.is_some(),
@@ -162,12 +220,14 @@ impl Ecu {
             Ok(v) => v,
             Err(e) => return Err(self.refused("metadata bundle", e)),
         };
-        let installed = self.state.installed()?;
+        let mut installed: Vec<InstalledImage> =
+            self.state.installed_domains()?.into_values().collect();
+        installed.extend(self.state.installed()?);
         // Already running it: nothing to do (the Director re-sends until it sees the report).
         let assignment = verification.assignment.filter(|a| {
             !installed
-                .as_ref()
-                .is_some_and(|i| i.target == a.target_name() && i.hashes == a.target().hashes)
+                .iter()
+                .any(|i| i.target == a.target_name() && i.hashes == a.target().hashes)
         });
         if let Some(a) = &assignment {
             if let Err(e) = self.acceptable(a) {
@@ -245,9 +305,10 @@ impl Ecu {
         self.accept_image(&ticket, received)
     }
 
-    /// Install the received image through its domain's installer; on success the installed
-    /// image, provides and release counters change in one transaction.
-    pub fn install(&mut self, now: DateTime<Utc>) -> Result<InstalledImage> {
+    /// Install the received image through its domain's installer, every state journaled
+    /// ([`crate::install`]); on success the installed image, provides and release counters
+    /// change in one transaction. A failure is recorded as the last install's outcome.
+    pub fn install(&mut self, now: DateTime<Utc>) -> Result<Installed> {
         let (Some(assignment), Some(staged)) = (self.pending.clone(), self.staged.clone()) else {
             return Err(Error::Order(
                 "no verified image is ready; send metadata and the image first",
@@ -255,35 +316,10 @@ impl Ecu {
         };
         let name = assignment.target_name().to_owned();
         let custom = assignment.custom();
-        let job = InstallJob {
-            target_name: &name,
-            custom,
-            image: &staged.path,
-        };
         let domain = domain_of(&assignment);
-        let state = &self.state;
-        let result = match self.installers.get(&name, &domain) {
-            Ok(installer) => install::run(installer.as_mut(), &job, &mut |step| {
-                state.journal(step, &name, now)
-            }),
-            Err(e) => Err(e),
-        };
-        self.pending = None;
-        self.staged = None;
-        image::remove(&staged)?;
-        if let Err(e) = result {
-            let restored =
-                matches!(&e, Error::InstallFailed { outcome, .. } if *outcome == install::RESTORED);
-            let outcome = Outcome {
-                target: name.clone(),
-                result: if restored { "rolled-back" } else { "failure" }.into(),
-                detail: e.to_string(),
-            };
-            self.state.record_failure(&outcome, false)?;
-            return Err(e);
-        }
-        let image = InstalledImage {
+        let record = JobRecord {
             target: name.clone(),
+            domain: domain.clone(),
             length: assignment.target().length,
             hashes: assignment.target().hashes.clone(),
             custom: assignment
@@ -291,21 +327,66 @@ impl Ecu {
                 .custom
                 .clone()
                 .unwrap_or(serde_json::Value::Null),
+            counter_keys: assignment.counter_keys(),
+            release_counter: custom.release_counter,
+            image: staged.path.clone(),
         };
-        let provides = merge_provides(
-            &self.state.provides()?,
-            &custom.effective_clears(),
-            &custom.effective_provides(),
-        );
-        self.state.record_install(
-            &image,
-            &provides,
-            &assignment.counter_keys(),
-            custom.release_counter,
-            &format!("installed {name}"),
-        )?;
-        tracing::info!(target = %name, "update installed");
-        Ok(image)
+        let job = InstallJob {
+            target_name: &name,
+            custom,
+            image: &staged.path,
+            length: record.length,
+            hashes: &record.hashes,
+        };
+        let result = match self.installers.get(&name, &domain) {
+            Ok(installer) => match self
+                .state
+                .begin_install(&record, Step::Download.as_str(), now)
+            {
+                Ok(()) => {
+                    pause::point(&domain, Step::Download.as_str());
+                    let mut journal = StateJournal {
+                        state: &mut self.state,
+                        record: &record,
+                        custom,
+                        now,
+                    };
+                    drive(
+                        installer.as_mut(),
+                        &job,
+                        &mut journal,
+                        Step::Download,
+                        true,
+                        None,
+                    )
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        self.pending = None;
+        self.staged = None;
+        image::remove(&staged)?;
+        // The machine records its own failures; one that stopped it from starting is ours.
+        let result = match result {
+            Err(e) if !matches!(e, Error::InstallFailed { .. }) => Err(self.refused(&name, e)),
+            other => other,
+        };
+        match result? {
+            Finish::Installed => Ok(Installed::Done(InstalledImage {
+                target: record.target,
+                length: record.length,
+                hashes: record.hashes,
+                custom: record.custom,
+            })),
+            Finish::RebootPending => {
+                tracing::info!(target = %name, "rebooting to finish the install");
+                Ok(Installed::RebootPending {
+                    target: name,
+                    reboot_pending: true,
+                })
+            }
+        }
     }
 
     /// The signed version report for the Primary's `nonce`.

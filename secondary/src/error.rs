@@ -34,6 +34,9 @@ pub enum Error {
     },
     #[error("image length check failed: image for {target} is longer than the {limit} bytes signed (endless data)")]
     EndlessData { target: String, limit: u64 },
+    /// A container image archive that is not a sound OCI image layout (install/container).
+    #[error("OCI archive check failed: {check}: {detail}")]
+    OciArchive { check: &'static str, detail: String },
 
     // --- a valid update this ECU will not take now ---
     #[error(transparent)]
@@ -48,6 +51,30 @@ pub enum Error {
     },
     #[error("app health check failed: {program} {status}, expected exit status 0")]
     HealthCheck { program: String, status: String },
+    /// A runtime hook, health check or update module exited non-zero.
+    #[error("{what} failed: {program} {status}, expected exit status 0; stderr: {stderr}")]
+    Command {
+        what: String,
+        program: String,
+        status: String,
+        stderr: String,
+    },
+    /// An update module broke the Update Module protocol or cannot do what was asked.
+    #[error("update module {module} check failed at {state}: {detail}")]
+    UpdateModule {
+        module: String,
+        state: &'static str,
+        detail: String,
+    },
+    /// An `os` domain check (slot contents, boot slot, boot count, health check).
+    #[error("{check} check failed: {found}, expected {expected}")]
+    OsCheck {
+        check: &'static str,
+        found: String,
+        expected: String,
+    },
+    #[error("boot control check failed: {what}: {reason}")]
+    BootControl { what: String, reason: String },
     #[error("install of {target} failed at {step}: {detail}; {outcome}")]
     InstallFailed {
         target: String,
@@ -103,11 +130,16 @@ impl Error {
             | Error::Bundle(_)
             | Error::NotInBundle { .. }
             | Error::MetadataTooLong { .. }
-            | Error::EndlessData { .. } => Fault::Attack,
+            | Error::EndlessData { .. }
+            | Error::OciArchive { .. } => Fault::Attack,
             Error::Depends(_) | Error::Order(_) | Error::NoInstaller { .. } => Fault::Refused,
             Error::TooLarge { .. } => Fault::TooLarge,
             Error::InstallFailed { .. }
             | Error::HealthCheck { .. }
+            | Error::OsCheck { .. }
+            | Error::BootControl { .. }
+            | Error::Command { .. }
+            | Error::UpdateModule { .. }
             | Error::Config { .. }
             | Error::Key { .. }
             | Error::State { .. }

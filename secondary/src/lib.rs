@@ -13,12 +13,13 @@ mod error;
 pub mod http;
 pub mod image;
 pub mod install;
+pub mod journal;
 pub mod report;
 pub mod state;
 pub mod verify;
 
 pub use config::{Config, Verification as VerificationMode};
-pub use ecu::{Ecu, ImageTicket, Info, Status};
+pub use ecu::{Ecu, ImageTicket, Info, Installed, Status};
 pub use error::{Error, Fault, Result};
 pub use install::{InstallJob, Installer, Installers};
 pub use verify::{Assignment, Bundle, RepoBundle};

@@ -3,16 +3,21 @@
 //! the install journal. Whatever must change together changes in one transaction: new trusted
 //! metadata with the verified time; the installed image with provides and release counters.
 //!
-//! Schema (version 1, `PRAGMA user_version`):
+//! Schema (version 2, `PRAGMA user_version`; a version-1 database is migrated at open):
 //! - `roots(repo, version, bytes)`: every root accepted, per repository (`director`, `image`)
 //! - `metadata(repo, role, bytes)`: the trusted timestamp, snapshot, targets and delegated roles
 //! - `clock(id = 1, max_time)`: the latest time metadata was verified at (unix seconds)
 //! - `release_counters(image, counter)`: highest releaseCounter installed, per image key
-//! - `installed(id = 1, target, length, hashes, custom)`: the image this ECU runs
+//! - `installed(id = 1, target, length, hashes, custom)`: the latest target installed (the
+//!   Uptane report's `installed_image`)
+//! - `installed_domains(domain, target, length, hashes, custom)`: what each domain runs (v2)
 //! - `provides(key, value)`
 //! - `outcome(id = 1, target, result, detail, attacks_detected)`: the last install and the
 //!   failed check of the last refused update
-//! - `journal(id, state, target, started_at)`: install transitions, each written before it runs
+//! - `journal(id, state, target, started_at, domain)`: install transitions, each written before
+//!   it runs (history; `domain` since v2)
+//! - `install_txn(id = 1, domain, target, state, reason, job)`: the install in flight, if any:
+//!   what a restart resumes ([`crate::journal`], v2)
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -83,10 +88,20 @@ CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT,
 INSERT OR IGNORE INTO outcome (id, attacks_detected) VALUES (1, '');
 ";
 
+/// Version 1 to 2: installed state per domain, and the install in flight.
+const SCHEMA_V2: &str = "
+CREATE TABLE IF NOT EXISTS installed_domains (domain TEXT PRIMARY KEY, target TEXT NOT NULL,
+    length INTEGER NOT NULL, hashes TEXT NOT NULL, custom TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS install_txn (id INTEGER PRIMARY KEY CHECK (id = 1),
+    domain TEXT NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+    job TEXT NOT NULL);
+ALTER TABLE journal ADD COLUMN domain TEXT NOT NULL DEFAULT '';
+";
+
 #[derive(Debug)]
 pub struct State {
-    conn: Connection,
-    path: PathBuf,
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
 }
 
 impl State {
@@ -104,14 +119,14 @@ impl State {
         Ok(state)
     }
 
-    fn db(&self) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    pub(crate) fn db(&self) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
         move |source| Error::State {
             path: self.path.clone(),
             source,
         }
     }
 
-    fn corrupt(&self, what: &'static str, reason: impl ToString) -> Error {
+    pub(crate) fn corrupt(&self, what: &'static str, reason: impl ToString) -> Error {
         Error::StateCorrupt {
             path: self.path.clone(),
             what,
@@ -140,6 +155,33 @@ impl State {
                     .map_err(db.clone())?;
             }
             tx.execute_batch("PRAGMA user_version = 1")
+                .map_err(db.clone())?;
+        }
+        if version < 2 {
+            tx.execute_batch(SCHEMA_V2).map_err(db.clone())?;
+            // The one image a version-1 ECU recorded becomes its domain's (an app when the
+            // target named none, as the ECU installed it).
+            let old: Option<(String, i64, String, String)> = tx
+                .query_row(
+                    "SELECT target, length, hashes, custom FROM installed WHERE id = 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(db.clone())?;
+            if let Some((target, length, hashes, custom)) = old {
+                let domain = serde_json::from_str::<serde_json::Value>(&custom)
+                    .ok()
+                    .and_then(|c| c["domain"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| crate::ecu::DEFAULT_DOMAIN.to_owned());
+                tx.execute(
+                    "INSERT OR REPLACE INTO installed_domains (domain, target, length, hashes,
+                     custom) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![domain, target, length, hashes, custom],
+                )
+                .map_err(db.clone())?;
+            }
+            tx.execute_batch("PRAGMA user_version = 2")
                 .map_err(db.clone())?;
         }
         tx.commit().map_err(db)
@@ -275,16 +317,53 @@ impl State {
             .map_err(self.db())
     }
 
-    /// A successful install: the installed image, the merged provides, the release counters
-    /// and the outcome, in one transaction (DESIGN.md: provides update with the install state).
+    /// What each domain runs, by domain.
+    pub fn installed_domains(&self) -> Result<BTreeMap<String, InstalledImage>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT domain, target, length, hashes, custom FROM installed_domains")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(self.db())?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (domain, target, length, hashes, custom) = row.map_err(self.db())?;
+            let image = InstalledImage {
+                target,
+                length: length.max(0) as u64,
+                hashes: serde_json::from_str(&hashes)
+                    .map_err(|e| self.corrupt("installed domain hashes", e))?,
+                custom: serde_json::from_str(&custom)
+                    .map_err(|e| self.corrupt("installed domain custom", e))?,
+            };
+            out.insert(domain, image);
+        }
+        Ok(out)
+    }
+
+    /// A successful install in `domain`: the latest installed image, the domain's image, the
+    /// merged provides, the release counters and the outcome, in one transaction (DESIGN.md:
+    /// provides update with the install state). An install in flight moves to `cleanup` in
+    /// the same transaction, so a restart never commits twice nor forgets the commit.
     pub fn record_install(
         &mut self,
+        domain: &str,
         image: &InstalledImage,
         provides: &BTreeMap<String, String>,
-        counter_keys: &[String],
-        counter: u64,
+        counters: (&[String], u64),
         detail: &str,
+        now: DateTime<Utc>,
     ) -> Result<()> {
+        let (counter_keys, counter) = counters;
         let hashes = serde_json::to_string(&image.hashes)
             .map_err(|e| self.corrupt("installed image hashes", e))?;
         let custom = serde_json::to_string(&image.custom)
@@ -296,6 +375,12 @@ impl State {
             "INSERT OR REPLACE INTO installed (id, target, length, hashes, custom)
              VALUES (1, ?1, ?2, ?3, ?4)",
             params![image.target, image.length as i64, hashes, custom],
+        )
+        .map_err(db.clone())?;
+        tx.execute(
+            "INSERT OR REPLACE INTO installed_domains (domain, target, length, hashes, custom)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![domain, image.target, image.length as i64, hashes, custom],
         )
         .map_err(db.clone())?;
         tx.execute("DELETE FROM provides", []).map_err(db.clone())?;
@@ -316,6 +401,7 @@ impl State {
             [&image.target, detail],
         )
         .map_err(db.clone())?;
+        crate::journal::advance_in(&tx, "cleanup", None, now).map_err(db.clone())?;
         tx.commit().map_err(db)
     }
 
@@ -358,29 +444,5 @@ impl State {
             _ => None,
         };
         Ok((outcome, attacks))
-    }
-
-    /// Journal an install transition before it runs.
-    pub fn journal(&self, state: &str, target: &str, at: DateTime<Utc>) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO journal (state, target, started_at) VALUES (?1, ?2, ?3)",
-                params![state, target, at.timestamp()],
-            )
-            .map_err(self.db())?;
-        Ok(())
-    }
-
-    /// The journal, oldest first: (state, target).
-    pub fn journal_entries(&self) -> Result<Vec<(String, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT state, target FROM journal ORDER BY id")
-            .map_err(self.db())?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(self.db())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(self.db())
     }
 }

@@ -4,7 +4,7 @@
 
 use super::errors::{join_failed, poisoned, ApiError};
 use super::AppState;
-use crate::ecu::Ecu;
+use crate::ecu::{Ecu, Installed};
 use crate::error::{Error, Result};
 use crate::image;
 use axum::body::{Body, Bytes};
@@ -113,8 +113,15 @@ pub async fn image(State(state): State<AppState>, headers: HeaderMap, body: Body
     )
 }
 
+/// 200 with the installed image, or 202 `{"target", "rebootPending": true}` when a real
+/// reboot finishes the install: the outcome is in `/status` once the ECU is back.
 pub async fn install(State(state): State<AppState>) -> Response {
-    respond(with_ecu(&state, |ecu, now| ecu.install(now)).await)
+    match with_ecu(&state, |ecu, now| ecu.install(now)).await {
+        Ok(installed @ Installed::RebootPending { .. }) => {
+            (StatusCode::ACCEPTED, Json(installed)).into_response()
+        }
+        other => respond(other),
+    }
 }
 
 #[derive(Debug, Deserialize)]

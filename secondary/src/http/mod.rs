@@ -5,8 +5,10 @@
 //!   above); answers `{"target": name | null, "length", "hashes"}`
 //! - `PUT /image`: the pending target's image, streamed (never buffered whole), refused as soon
 //!   as it runs past the signed length (413)
-//! - `POST /install`: install the received image; answers the installed image
-//! - `GET /status`: installed image, provides, pending target, last install, verified time
+//! - `POST /install`: install the received image; answers the installed image, or 202 with
+//!   `{"target", "rebootPending": true}` while a real reboot finishes it
+//! - `GET /status`: installed image, per-domain images, provides, pending target, install in
+//!   flight, last install, verified time
 //! - `GET /report?nonce=N`: the signed ECU version report carrying nonce N
 //!
 //! Refusals answer plain text naming the failed check: 422 for a failed security check, 409 for

@@ -1,35 +1,81 @@
-//! Domain installers behind one trait, shaped after Mender's Update Module states
-//! (ArtifactInstall, NeedsArtifactReboot, ArtifactVerify, ArtifactCommit, ArtifactRollback,
-//! Cleanup) so the domains issue can add `os`, `container` and `module` installers and
-//! journal each transition. [`run`] drives one install and journals every step before it
-//! runs; a failure after the live copy changed rolls back, and cleanup always runs.
+//! Domain installers behind one trait, driven through Mender's Update Module states.
+//!
+//! # The contract (read this before writing an installer)
+//!
+//! States, each journaled in `state.db` *before* it runs ([`crate::journal`]):
+//! `download` ([`Installer::prepare`]: the new copy beside the live one, nothing live
+//! changes) → `install` (make it live, keeping the old one) → `reboot` and `verify-reboot`
+//! when [`Installer::needs_reboot`], else `verify` → `commit` (the install record and provides
+//! change in the same transaction that journals `cleanup`) → `cleanup`. A failure after
+//! `download` goes `rollback` (→ `rollback-reboot` when the domain reboots) → `failure` (the
+//! outcome recorded in the same transaction) → `cleanup`. NeedsReboot is a query with no side
+//! effect, so it is not journaled. After a restart ([`resume`]): `download` → failure,
+//! nothing changed; `install` → rollback; `reboot`, `verify-reboot`, `verify` → verify again,
+//! then commit or roll back; `commit` → commit again; `rollback` → rollback again;
+//! `rollback-reboot` and `failure` → the outcome, then cleanup; `cleanup` → cleanup again.
+//!
+//! So every method except `prepare` may run twice for one job, possibly after a power loss
+//! part-way through its first run: each must be idempotent and must cope with the state its
+//! own interrupted run left (a swap half done, a backup already gone). `prepare` is never
+//! resumed: the staged image is discarded at start. [`Installer::restarted`] is called once
+//! when the ECU starts with a job of this domain in flight, before the resumed step.
+//!
+//! The test-only fault-injection hook ([`pause`]) sits behind each journal write.
 
 pub mod app;
+pub mod boot;
+pub mod capture;
+pub mod container;
+mod driver;
+pub mod module;
+pub mod os;
+pub mod pause;
+pub mod resume;
 
 use crate::error::{Error, Result};
 use ferry_core::metadata::uptane::ImageCustom;
+use ferry_core::metadata::Hashes;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use driver::{drive, Finish, Journal, Step};
+
 /// The outcome of an install that failed after the swap and was rolled back.
 pub const RESTORED: &str = "restored the previous copy";
+/// The outcome of an install that failed before anything live changed.
+pub const UNCHANGED: &str = "nothing was changed";
+/// The outcome of an install whose rollback failed too.
+pub const NOT_RESTORED: &str = "the previous copy could not be restored";
 
 /// One install: the verified target and its received image.
 #[derive(Debug, Clone, Copy)]
 pub struct InstallJob<'a> {
     pub target_name: &'a str,
     pub custom: &'a ImageCustom,
-    /// The staged image, already checked against every signed hash.
+    /// The staged image, already checked against every signed hash. Only `prepare` reads
+    /// it: after a restart it is gone.
     pub image: &'a Path,
+    /// The signed length and hashes, for installers that check what they wrote.
+    pub length: u64,
+    pub hashes: &'a Hashes,
 }
 
-/// One update domain's way of installing an image. Each step must be safe to repeat: after a
-/// crash the journal may run it again.
+/// How a reboot step went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reboot {
+    /// Nothing to reboot, or a simulated reboot done in-process: carry on.
+    Done,
+    /// A real reboot is under way: stop; the next start resumes from the journal.
+    Pending,
+}
+
+/// One update domain's way of installing an image. See the module docs for which steps may
+/// run again after a restart.
 pub trait Installer: Send + std::fmt::Debug {
     /// The domain name in targets' `custom.domain` ("app").
     fn domain(&self) -> &'static str;
-    /// Put the new copy in place beside the live one. Nothing live changes; a failure here
-    /// needs no rollback.
+    /// Put the new copy in place beside the live one (Download). Nothing live changes; a
+    /// failure here needs no rollback.
     fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()>;
     /// Make the new copy live, keeping the previous one to roll back to (ArtifactInstall).
     fn install(&mut self, job: &InstallJob<'_>) -> Result<()>;
@@ -37,16 +83,32 @@ pub trait Installer: Send + std::fmt::Debug {
     fn needs_reboot(&self, _job: &InstallJob<'_>) -> bool {
         false
     }
-    /// Check the live new copy works (ArtifactVerify*); an error rolls back.
+    /// Reboot into the new copy (ArtifactReboot).
+    fn reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
+        Ok(Reboot::Done)
+    }
+    /// Check the live new copy works (ArtifactVerify, no reboot); an error rolls back.
     fn verify(&mut self, _job: &InstallJob<'_>) -> Result<()> {
         Ok(())
+    }
+    /// Check the new copy booted and works (ArtifactVerifyReboot); an error rolls back.
+    fn verify_reboot(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        self.verify(job)
     }
     /// Make the new copy permanent and drop the backup (ArtifactCommit).
     fn commit(&mut self, job: &InstallJob<'_>) -> Result<()>;
     /// Restore the previous copy (ArtifactRollback).
     fn rollback(&mut self, job: &InstallJob<'_>) -> Result<()>;
+    /// Reboot into the restored copy (ArtifactRollbackReboot).
+    fn rollback_reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
+        Ok(Reboot::Done)
+    }
     /// Remove whatever prepare left, whatever the outcome (Cleanup).
     fn cleanup(&mut self, job: &InstallJob<'_>) -> Result<()>;
+    /// The ECU started with `job` in flight (once, before the resumed step).
+    fn restarted(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The installers of this ECU, by domain.
@@ -82,83 +144,4 @@ impl Installers {
                 installed,
             })
     }
-}
-
-/// Run `job` through `installer`: prepare, install, verify, commit; a failure after install
-/// rolls back. `journal(state)` is called before each step and must succeed for it to run.
-pub fn run(
-    installer: &mut dyn Installer,
-    job: &InstallJob<'_>,
-    journal: &mut dyn FnMut(&'static str) -> Result<()>,
-) -> Result<()> {
-    let result = run_steps(installer, job, journal);
-    let cleaned = journal("cleanup").and_then(|()| installer.cleanup(job));
-    match (result, cleaned) {
-        (Err(e), _) => Err(e),
-        (Ok(()), Err(e)) => {
-            // The update is live and committed; leftovers are only disk space.
-            tracing::warn!(target = job.target_name, error = %e, "install cleanup failed");
-            Ok(())
-        }
-        (Ok(()), Ok(())) => Ok(()),
-    }
-}
-
-fn failed(job: &InstallJob<'_>, step: &'static str, e: &Error, outcome: &'static str) -> Error {
-    Error::InstallFailed {
-        target: job.target_name.to_owned(),
-        step,
-        detail: e.to_string(),
-        outcome,
-    }
-}
-
-fn run_steps(
-    installer: &mut dyn Installer,
-    job: &InstallJob<'_>,
-    journal: &mut dyn FnMut(&'static str) -> Result<()>,
-) -> Result<()> {
-    journal("prepare")?;
-    installer
-        .prepare(job)
-        .map_err(|e| failed(job, "prepare", &e, "nothing was changed"))?;
-    if installer.needs_reboot(job) {
-        // The reboot states (and resuming across them) come with the domains issue.
-        return Err(Error::InstallFailed {
-            target: job.target_name.to_owned(),
-            step: "needs-reboot",
-            detail: format!(
-                "the {} installer needs a reboot, which this ECU cannot do yet",
-                installer.domain()
-            ),
-            outcome: "nothing was changed",
-        });
-    }
-    journal("install")?;
-    // From here the live copy may have changed: any failure, the journal's included, rolls back.
-    let (step, error) = match live_steps(installer, job, journal) {
-        Ok(()) => return Ok(()),
-        Err(failure) => failure,
-    };
-    match journal("rollback").and_then(|()| installer.rollback(job)) {
-        Ok(()) => Err(failed(job, step, &error, RESTORED)),
-        Err(rollback) => Err(Error::InstallFailed {
-            target: job.target_name.to_owned(),
-            step,
-            detail: format!("{error}; rollback also failed: {rollback}"),
-            outcome: "the previous copy could not be restored",
-        }),
-    }
-}
-
-fn live_steps(
-    installer: &mut dyn Installer,
-    job: &InstallJob<'_>,
-    journal: &mut dyn FnMut(&'static str) -> Result<()>,
-) -> std::result::Result<(), (&'static str, Error)> {
-    installer.install(job).map_err(|e| ("install", e))?;
-    journal("verify").map_err(|e| ("verify", e))?;
-    installer.verify(job).map_err(|e| ("verify", e))?;
-    journal("commit").map_err(|e| ("commit", e))?;
-    installer.commit(job).map_err(|e| ("commit", e))
 }

@@ -122,6 +122,9 @@ impl Vehicle {
             app_health_check: None,
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             initial_provides: [("rootfs-image.python.version".into(), "3.12".into())].into(),
+            os: None,
+            container: Default::default(),
+            modules: Default::default(),
         };
         Vehicle {
             dir,

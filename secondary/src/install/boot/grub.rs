@@ -1,0 +1,46 @@
+//! GRUB's environment block through `grub-editenv FILE list` and `grub-editenv FILE set
+//! k=v ...` (one call, one rewrite of the block).
+
+use super::{parse_lines, run_tool, BootControl};
+use crate::error::Result;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Debug, Clone)]
+pub struct Grub {
+    editenv: PathBuf,
+    file: PathBuf,
+}
+
+impl Grub {
+    pub fn new(editenv: impl Into<PathBuf>, file: impl Into<PathBuf>) -> Self {
+        Grub {
+            editenv: editenv.into(),
+            file: file.into(),
+        }
+    }
+}
+
+impl BootControl for Grub {
+    fn describe(&self) -> String {
+        format!("GRUB environment {}", self.file.display())
+    }
+
+    fn get(&self) -> Result<BTreeMap<String, String>> {
+        let out = run_tool(
+            &self.describe(),
+            Command::new(&self.editenv).arg(&self.file).arg("list"),
+        )?;
+        Ok(parse_lines(&out))
+    }
+
+    fn set(&mut self, vars: &[(&str, String)]) -> Result<()> {
+        let mut cmd = Command::new(&self.editenv);
+        cmd.arg(&self.file).arg("set");
+        for (k, v) in vars {
+            cmd.arg(format!("{k}={v}"));
+        }
+        run_tool(&self.describe(), &mut cmd).map(|_| ())
+    }
+}

@@ -1,0 +1,350 @@
+//! Any other domain, through an executable speaking Mender's Update Module v3 protocol, so
+//! existing Mender update modules run unchanged. A target whose `custom.domain` is not a
+//! built-in one is handled by `<modules dir>/<domain>` (Mender's
+//! `/usr/share/mender/modules/v3/<type>` convention); modules are found when the ECU starts.
+//!
+//! Each call is `<module> <State> <tree>` with the tree ([`tree`]) as working directory, stdin
+//! closed and output captured (bounded). The states, by installer step:
+//! - prepare: `Download` (no streams are offered: the module finds the image in `files/`
+//!   afterwards, as Mender does for a module that leaves its streams unread);
+//! - install: `ArtifactInstall`, then the query `NeedsArtifactReboot` (`No`/empty, `Yes`,
+//!   `Automatic`); `Yes` runs `ArtifactReboot`, `Automatic` runs `[modules] reboot_command`;
+//! - verify-reboot: `ArtifactVerifyReboot` (without a reboot there is no verify state);
+//! - commit: `ArtifactCommit`;
+//! - rollback: the query `SupportsRollback`; `Yes` runs `ArtifactRollback` (then
+//!   `ArtifactRollbackReboot` and `ArtifactVerifyRollbackReboot` after a reboot); `No` or
+//!   empty fails the rollback, saying the previous version was not restored;
+//! - cleanup: `ArtifactFailure` if the update got as far as ArtifactInstall and did not
+//!   commit, then `Cleanup`, always.
+//!
+//! The record beside the tree is written before each state with side effects, so after a
+//! restart the driver's repeated step knows what already ran: a finished ArtifactRollback or
+//! ArtifactFailure is not run twice, an interrupted state is run again.
+
+pub mod tree;
+
+use super::capture::{self, Finished};
+use super::{InstallJob, Installer, Reboot};
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use tree::{Phase, RebootAnswer, Record, WorkDir};
+
+/// Where Mender keeps v3 update modules.
+pub const DEFAULT_MODULES_DIR: &str = "/usr/share/mender/modules/v3";
+/// Domains with built-in installers: a module of that name is ignored.
+const BUILT_IN: [&str; 3] = ["os", "app", "container"];
+
+/// `[modules]` in secondary.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSettings {
+    /// Update module executables, one per domain; default [`DEFAULT_MODULES_DIR`].
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// The modules' file trees; default `<data_dir>/modules`.
+    #[serde(default)]
+    pub work_dir: Option<PathBuf>,
+    /// `current_device_type`; default the ECU's hardware_id.
+    #[serde(default)]
+    pub device_type: Option<String>,
+    /// Reboots the ECU for a module answering `Automatic` to NeedsArtifactReboot; without it
+    /// such an update fails and rolls back.
+    #[serde(default)]
+    pub reboot_command: Option<Vec<String>>,
+}
+
+impl ModuleSettings {
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.dir, &mut self.work_dir].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    pub fn problem(&self) -> Option<&'static str> {
+        if matches!(&self.reboot_command, Some(argv) if argv.is_empty()) {
+            return Some("[modules] reboot_command must name a program");
+        }
+        None
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModuleInstaller {
+    domain: &'static str,
+    program: PathBuf,
+    work: WorkDir,
+    device_type: String,
+    reboot_command: Option<Vec<String>>,
+}
+
+/// An executable regular file (following links: modules are often installed as links).
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn parse_answer(module: &str, state: &'static str, done: &Finished) -> Result<&'static str> {
+    let text = done.stdout_text();
+    let answer = text.trim();
+    let allowed: &[&'static str] = match state {
+        "NeedsArtifactReboot" => &["No", "Yes", "Automatic"],
+        _ => &["No", "Yes"],
+    };
+    if answer.is_empty() {
+        return Ok("No");
+    }
+    allowed
+        .iter()
+        .find(|a| **a == answer)
+        .copied()
+        .ok_or_else(|| Error::UpdateModule {
+            module: module.to_owned(),
+            state,
+            detail: format!(
+                "answered {answer:?}; expected one of {}",
+                allowed.join(", ")
+            ),
+        })
+}
+
+impl ModuleInstaller {
+    /// The module for `domain` at `program`.
+    pub fn new(
+        domain: &str,
+        program: PathBuf,
+        settings: &ModuleSettings,
+        data_dir: &Path,
+        hardware_id: &str,
+    ) -> ModuleInstaller {
+        let work_dir = settings
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("modules"));
+        ModuleInstaller {
+            // The trait names domains as &'static str; one short string per module found at
+            // start lives as long as the process anyway.
+            domain: Box::leak(domain.to_owned().into_boxed_str()),
+            program,
+            work: WorkDir::new(work_dir.join(domain)),
+            device_type: settings
+                .device_type
+                .clone()
+                .unwrap_or_else(|| hardware_id.to_owned()),
+            reboot_command: settings.reboot_command.clone(),
+        }
+    }
+
+    /// One installer per executable in the modules directory (none if it does not exist).
+    pub fn discover(
+        settings: &ModuleSettings,
+        data_dir: &Path,
+        hardware_id: &str,
+    ) -> Result<Vec<ModuleInstaller>> {
+        let dir = settings
+            .dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MODULES_DIR));
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if name.starts_with('.') || !is_executable(&entry.path()) {
+                continue;
+            }
+            if BUILT_IN.contains(&name.as_str()) {
+                tracing::warn!(module = %name, "update module shadows a built-in domain; ignored");
+                continue;
+            }
+            found.push(ModuleInstaller::new(
+                &name,
+                entry.path(),
+                settings,
+                data_dir,
+                hardware_id,
+            ));
+        }
+        found.sort_by_key(|m| m.domain);
+        Ok(found)
+    }
+
+    /// Call the module in `state`; a non-zero exit names the state and quotes its stderr.
+    fn call(&self, state: &'static str) -> Result<Finished> {
+        let tree = self.work.tree();
+        std::fs::create_dir_all(&tree).map_err(|e| Error::io(&tree, e))?;
+        let argv = [
+            self.program.display().to_string(),
+            state.to_owned(),
+            tree.display().to_string(),
+        ];
+        tracing::info!(module = self.domain, state, "update module call");
+        let what = format!("update module {} in state {state}", self.domain);
+        capture::run(&argv, Some(&tree), &[])?.require_success(&what, &argv[0])
+    }
+
+    fn record(&self) -> Result<Record> {
+        self.work.record()?.ok_or_else(|| Error::UpdateModule {
+            module: self.domain.to_owned(),
+            state: "record",
+            detail: "no update is under way for this module (its record is missing)".into(),
+        })
+    }
+
+    fn set_phase(&self, record: &mut Record, phase: Phase) -> Result<()> {
+        record.phase = phase;
+        self.work.save(record)
+    }
+
+    /// Reboot for `answer`: the module's own reboot state, or the ECU's reboot command.
+    fn reboot_for(&self, answer: Option<RebootAnswer>, state: &'static str) -> Result<Reboot> {
+        match answer {
+            Some(RebootAnswer::Yes) => {
+                // Returning means the module rebooted what it updates without rebooting us.
+                self.call(state)?;
+                Ok(Reboot::Done)
+            }
+            Some(RebootAnswer::Automatic) => {
+                let argv = self.reboot_command.as_ref().ok_or_else(|| Error::UpdateModule {
+                    module: self.domain.to_owned(),
+                    state: "NeedsArtifactReboot",
+                    detail: "answered Automatic, but [modules] reboot_command is not set; expected it to name the ECU's reboot command".into(),
+                })?;
+                capture::run(argv, None, &[])?.require_success("ECU reboot command", &argv[0])?;
+                Ok(Reboot::Pending)
+            }
+            _ => Ok(Reboot::Done),
+        }
+    }
+}
+
+impl Installer for ModuleInstaller {
+    fn domain(&self) -> &'static str {
+        self.domain
+    }
+
+    fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        self.work.clear()?;
+        // The record first: whatever happens next, cleanup will call the module's Cleanup.
+        self.work.save(&Record {
+            target: job.target_name.to_owned(),
+            phase: Phase::Downloading,
+            reboot: None,
+            failure_reported: false,
+        })?;
+        self.work.build(self.domain, job, &self.device_type)?;
+        self.call("Download")?;
+        self.work.add_payload(job)?;
+        Ok(())
+    }
+
+    fn install(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let mut record = self.record()?;
+        self.set_phase(&mut record, Phase::Installing)?;
+        self.call("ArtifactInstall")?;
+        let done = self.call("NeedsArtifactReboot")?;
+        record.reboot = Some(
+            match parse_answer(self.domain, "NeedsArtifactReboot", &done)? {
+                "Yes" => RebootAnswer::Yes,
+                "Automatic" => RebootAnswer::Automatic,
+                _ => RebootAnswer::No,
+            },
+        );
+        self.work.save(&record)
+    }
+
+    fn needs_reboot(&self, _job: &InstallJob<'_>) -> bool {
+        let answer = self.work.record().ok().flatten().and_then(|r| r.reboot);
+        matches!(answer, Some(RebootAnswer::Yes | RebootAnswer::Automatic))
+    }
+
+    fn reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
+        let record = self.record()?;
+        self.reboot_for(record.reboot, "ArtifactReboot")
+    }
+
+    fn verify_reboot(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        self.call("ArtifactVerifyReboot").map(drop)
+    }
+
+    fn commit(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let mut record = self.record()?;
+        self.call("ArtifactCommit")?;
+        self.set_phase(&mut record, Phase::Committed)?;
+        self.work.set_current_name(job.target_name)
+    }
+
+    fn rollback(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let Some(mut record) = self.work.record()? else {
+            return Ok(());
+        };
+        match record.phase {
+            // ArtifactInstall never ran: nothing live changed.
+            Phase::Downloading => return Ok(()),
+            Phase::RolledBack | Phase::RollbackRebooting => return Ok(()),
+            Phase::Installing | Phase::Committed => {}
+        }
+        let done = self.call("SupportsRollback")?;
+        if parse_answer(self.domain, "SupportsRollback", &done)? != "Yes" {
+            return Err(Error::UpdateModule {
+                module: self.domain.to_owned(),
+                state: "SupportsRollback",
+                detail: "the module answered No: it cannot roll back, so no rollback was attempted and the previous version was not restored".into(),
+            });
+        }
+        self.call("ArtifactRollback")?;
+        self.set_phase(&mut record, Phase::RolledBack)
+    }
+
+    fn rollback_reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
+        let mut record = self.record()?;
+        if record.phase != Phase::RolledBack {
+            // The rollback itself did not happen (or already rebooted): nothing to boot into.
+            return Ok(Reboot::Done);
+        }
+        self.set_phase(&mut record, Phase::RollbackRebooting)?;
+        let rebooted = self.reboot_for(record.reboot, "ArtifactRollbackReboot")?;
+        if rebooted == Reboot::Done {
+            self.call("ArtifactVerifyRollbackReboot")?;
+            self.set_phase(&mut record, Phase::RolledBack)?;
+        }
+        Ok(rebooted)
+    }
+
+    fn restarted(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let Some(mut record) = self.work.record()? else {
+            return Ok(());
+        };
+        if record.phase == Phase::RollbackRebooting {
+            // The ECU came back from the rollback reboot.
+            self.call("ArtifactVerifyRollbackReboot")?;
+            self.set_phase(&mut record, Phase::RolledBack)?;
+        }
+        Ok(())
+    }
+
+    fn cleanup(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let Some(mut record) = self.work.record()? else {
+            return self.work.clear();
+        };
+        let failed = !matches!(record.phase, Phase::Downloading | Phase::Committed);
+        if failed && !record.failure_reported {
+            if let Err(e) = self.call("ArtifactFailure") {
+                tracing::warn!(module = self.domain, error = %e, "ArtifactFailure failed");
+            }
+            record.failure_reported = true;
+            self.work.save(&record)?;
+        }
+        let cleaned = self.call("Cleanup");
+        self.work.clear()?;
+        cleaned.map(drop)
+    }
+}

@@ -1,0 +1,385 @@
+//! The `os` domain: A/B slots (image files or block devices) under a boot environment.
+//!
+//! Download writes the image to the slot that is not booted, streamed from the staged file
+//! through one fixed buffer, fsyncs it and re-reads the slot's first `length` bytes against
+//! the signed hashes: a torn or short write never becomes bootable. The slot on trial is
+//! noted in the boot environment (`ferry_trial`) first, so every later step, after any
+//! restart, knows which slot is new and which is old. Install switches the boot slot with
+//! `upgrade_available=1, bootcount=0` (one environment write). Reboot runs `reboot_command`
+//! (the journal resumes at verify-reboot on the next start); without one the reboot is
+//! simulated in-process: the bootloader's step (bootcount+1, back to the old slot past
+//! `bootlimit`) runs here, and again whenever the ECU restarts with an upgrade on trial,
+//! since a restart is a boot. VerifyReboot refuses a boot from the wrong slot or past the
+//! boot limit, then runs the health check. Commit clears `upgrade_available`; rollback points
+//! the boot slot back at the old slot.
+
+use super::boot::{self, BootControl, BootState, SLOT_NAMES};
+use super::{InstallJob, Installer, Reboot};
+use crate::error::{Error, Result};
+use ferry_core::metadata::HashCheck;
+use std::io::{ErrorKind, Read, Write};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The boot-environment variable naming the slot on trial.
+pub const TRIAL: &str = "ferry_trial";
+
+const BUFFER: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub struct OsInstaller {
+    slots: [PathBuf; 2],
+    boot: Box<dyn BootControl>,
+    bootlimit: u32,
+    /// Run after the reboot with `FERRY_OS_SLOT` and `FERRY_OS_SLOT_PATH`; non-zero rolls back.
+    health_check: Option<Vec<String>>,
+    /// None: the reboot is simulated in-process (tests, demo).
+    reboot_command: Option<Vec<String>>,
+}
+
+fn other(slot: usize) -> usize {
+    1 - slot.min(1)
+}
+
+fn check(check: &'static str, found: String, expected: String) -> Error {
+    Error::OsCheck {
+        check,
+        found,
+        expected,
+    }
+}
+
+impl OsInstaller {
+    pub fn new(
+        slots: [PathBuf; 2],
+        boot: Box<dyn BootControl>,
+        bootlimit: u32,
+        health_check: Option<Vec<String>>,
+        reboot_command: Option<Vec<String>>,
+    ) -> Self {
+        OsInstaller {
+            slots,
+            boot,
+            bootlimit,
+            health_check,
+            reboot_command,
+        }
+    }
+
+    fn state(&self) -> Result<BootState> {
+        boot::read(self.boot.as_ref())
+    }
+
+    fn set(&mut self, state: BootState) -> Result<()> {
+        boot::write(self.boot.as_mut(), &state)
+    }
+
+    /// The slot on trial, as prepare noted it.
+    fn trial(&self) -> Result<usize> {
+        let vars = self.boot.get()?;
+        let value = vars.get(TRIAL).map(String::as_str).unwrap_or("");
+        SLOT_NAMES.iter().position(|n| *n == value).ok_or_else(|| {
+            check(
+                "slot on trial",
+                format!("{TRIAL}={value:?} in the {}", self.boot.describe()),
+                "a or b, set when the image was written".into(),
+            )
+        })
+    }
+
+    /// The bootloader's part of a boot with an upgrade on trial.
+    fn simulated_boot(&mut self) -> Result<()> {
+        let mut state = self.state()?;
+        if !state.upgrade_available {
+            return Ok(());
+        }
+        state.bootcount = state.bootcount.saturating_add(1);
+        if state.bootcount > self.bootlimit {
+            tracing::warn!(
+                bootcount = state.bootcount,
+                bootlimit = self.bootlimit,
+                "boot limit passed: booting the old slot (simulated bootloader)"
+            );
+            state.slot = other(self.trial()?);
+            state.upgrade_available = false;
+        }
+        self.set(state)
+    }
+
+    fn run_reboot(&self, argv: &[String]) -> Result<Reboot> {
+        let Some((program, args)) = argv.split_first() else {
+            return Ok(Reboot::Done);
+        };
+        let status = Command::new(program)
+            .args(args)
+            .status()
+            .map_err(|e| Error::io(program, e))?;
+        if !status.success() {
+            return Err(check(
+                "reboot command",
+                format!("{program} exited with {status}"),
+                "exit status 0".into(),
+            ));
+        }
+        Ok(Reboot::Pending)
+    }
+
+    /// Stream the staged image into `slot`, fsync, and trim an image file to the image.
+    fn write_slot(&self, job: &InstallJob<'_>, slot: usize) -> Result<()> {
+        let path = &self.slots[slot];
+        let mut src = std::fs::File::open(job.image).map_err(|e| Error::io(job.image, e))?;
+        let mut dst = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let mut buf = vec![0u8; BUFFER];
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(job.image, e)),
+            };
+            dst.write_all(&buf[..n]).map_err(|e| Error::io(path, e))?;
+        }
+        let meta = dst.metadata().map_err(|e| Error::io(path, e))?;
+        if meta.is_file() {
+            // A block device keeps its size; an image file is exactly the image.
+            dst.set_len(job.length).map_err(|e| Error::io(path, e))?;
+        }
+        dst.sync_all().map_err(|e| Error::io(path, e))
+    }
+
+    /// The slot's first `length` bytes against every signed hash.
+    fn check_slot(&self, job: &InstallJob<'_>, slot: usize) -> Result<()> {
+        let path = &self.slots[slot];
+        let what = format!("slot {} ({})", SLOT_NAMES[slot], path.display());
+        let expected = format!(
+            "its first {} bytes to match the signed hashes of {}",
+            job.length, job.target_name
+        );
+        let mismatch =
+            |e: ferry_core::Error| check("slot contents", e.to_string(), expected.clone());
+        let mut hash = HashCheck::new(&what, Some(job.length), Some(job.hashes))
+            .and_then(HashCheck::require_hashes)
+            .map_err(mismatch)?;
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut reader = file.take(job.length);
+        let mut buf = vec![0u8; BUFFER];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(path, e)),
+            };
+            hash.update(&buf[..n]).map_err(mismatch)?;
+        }
+        hash.finish().map_err(mismatch)
+    }
+
+    fn health(&self, slot: usize) -> Result<()> {
+        let Some((program, args)) = self.health_check.as_deref().and_then(<[_]>::split_first)
+        else {
+            return Ok(());
+        };
+        let status = Command::new(program)
+            .args(args)
+            .env("FERRY_OS_SLOT", SLOT_NAMES[slot])
+            .env("FERRY_OS_SLOT_PATH", &self.slots[slot])
+            .status()
+            .map_err(|e| Error::io(program, e))?;
+        if !status.success() {
+            return Err(check(
+                "os health",
+                format!(
+                    "{program} exited with {status} on slot {}",
+                    SLOT_NAMES[slot]
+                ),
+                "exit status 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Installer for OsInstaller {
+    fn domain(&self) -> &'static str {
+        "os"
+    }
+
+    fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let state = self.state()?;
+        if state.upgrade_available {
+            return Err(check(
+                "boot state",
+                format!("an upgrade is on trial in the {}", self.boot.describe()),
+                "upgrade_available=0 before a new os install".into(),
+            ));
+        }
+        let new = other(state.slot);
+        self.boot.set(&[(TRIAL, SLOT_NAMES[new].to_owned())])?;
+        self.write_slot(job, new)?;
+        self.check_slot(job, new)
+    }
+
+    fn install(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let new = self.trial()?;
+        self.set(BootState {
+            slot: new,
+            upgrade_available: true,
+            bootcount: 0,
+        })
+    }
+
+    fn needs_reboot(&self, _job: &InstallJob<'_>) -> bool {
+        true
+    }
+
+    fn reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
+        match self.reboot_command.clone() {
+            Some(argv) => self.run_reboot(&argv),
+            None => self.simulated_boot().map(|()| Reboot::Done),
+        }
+    }
+
+    fn verify_reboot(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let new = self.trial()?;
+        let state = self.state()?;
+        if state.slot != new {
+            return Err(check(
+                "boot slot",
+                format!(
+                    "the bootloader boots slot {} (bootcount {}, bootlimit {})",
+                    SLOT_NAMES[state.slot], state.bootcount, self.bootlimit
+                ),
+                format!("slot {} on trial", SLOT_NAMES[new]),
+            ));
+        }
+        if state.bootcount > self.bootlimit {
+            return Err(check(
+                "boot count",
+                format!("bootcount {}", state.bootcount),
+                format!("at most bootlimit {}", self.bootlimit),
+            ));
+        }
+        self.health(new)
+    }
+
+    fn commit(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let new = self.trial()?;
+        self.set(BootState {
+            slot: new,
+            upgrade_available: false,
+            bootcount: 0,
+        })
+    }
+
+    fn rollback(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let old = other(self.trial()?);
+        self.set(BootState {
+            slot: old,
+            upgrade_available: false,
+            bootcount: 0,
+        })
+    }
+
+    fn rollback_reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
+        match self.reboot_command.clone() {
+            Some(argv) => self.run_reboot(&argv),
+            None => Ok(Reboot::Done),
+        }
+    }
+
+    fn cleanup(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        // The inactive slot keeps what it holds; it is overwritten by the next install.
+        Ok(())
+    }
+
+    fn restarted(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        if self.reboot_command.is_none() {
+            self.simulated_boot()?;
+        }
+        Ok(())
+    }
+}
+
+impl OsInstaller {
+    /// The installer `[os]` describes; the file environment defaults to `data_dir/bootenv`.
+    pub fn from_config(os: &crate::config::OsConfig, data_dir: &std::path::Path) -> Result<Self> {
+        use crate::config::BootBackend;
+        let [a, b] = os.slots.as_slice() else {
+            return Err(Error::Config {
+                path: data_dir.to_owned(),
+                reason: "[os] slots must name two slots".into(),
+            });
+        };
+        let env = os
+            .boot_env
+            .clone()
+            .unwrap_or_else(|| data_dir.join("bootenv"));
+        let boot: Box<dyn BootControl> = match os.boot {
+            BootBackend::File => Box::new(boot::file_env::FileEnv::new(env)),
+            BootBackend::Uboot => Box::new(boot::uboot::UBoot::new(&os.fw_printenv, &os.fw_setenv)),
+            BootBackend::Grub => Box::new(boot::grub::Grub::new(&os.grub_editenv, env)),
+        };
+        Ok(OsInstaller::new(
+            [a.clone(), b.clone()],
+            boot,
+            os.bootlimit,
+            os.health_check.clone(),
+            os.reboot_command.clone(),
+        ))
+    }
+
+    /// The slot the boot environment boots, and its path.
+    pub fn booted_slot(&self) -> Result<(usize, PathBuf)> {
+        let slot = self.state()?.slot;
+        Ok((slot, self.slots[slot].clone()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ferry_core::metadata::hashes_of;
+    use ferry_core::metadata::uptane::ImageCustom;
+
+    #[test]
+    fn a_slot_is_accepted_only_when_its_first_length_bytes_match_the_signed_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let slots = [dir.path().join("a"), dir.path().join("b")];
+        let env = boot::file_env::FileEnv::new(dir.path().join("env"));
+        let os = OsInstaller::new(slots.clone(), Box::new(env), 3, None, None);
+        let image = b"the new root file system";
+        let hashes = hashes_of(image);
+        let custom: ImageCustom =
+            serde_json::from_value(serde_json::json!({"hardwareIds": ["x"], "domain": "os"}))
+                .unwrap();
+        let job = InstallJob {
+            target_name: "os/new.img",
+            custom: &custom,
+            image: &slots[0],
+            length: image.len() as u64,
+            hashes: &hashes,
+        };
+        // A block device is longer than the image: what follows it does not matter.
+        let mut device = image.to_vec();
+        device.extend_from_slice(b"old tail");
+        std::fs::write(&slots[1], &device).unwrap();
+        os.check_slot(&job, 1).unwrap();
+        // One byte torn.
+        device[3] ^= 1;
+        std::fs::write(&slots[1], &device).unwrap();
+        let err = os.check_slot(&job, 1).unwrap_err().to_string();
+        assert!(err.starts_with("slot contents check failed"), "{err}");
+        assert!(err.contains("signed hashes of os/new.img"), "{err}");
+        // Short.
+        std::fs::write(&slots[1], &image[..5]).unwrap();
+        let err = os.check_slot(&job, 1).unwrap_err().to_string();
+        assert!(err.starts_with("slot contents check failed"), "{err}");
+    }
+}
