@@ -76,11 +76,9 @@ fn demo_installs_every_domain_refuses_the_cuda_target_and_leaves_no_process() {
     let s: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(s["ok"], true, "{s}");
     assert_eq!(s["kept"], true, "{s}");
-    assert!(
-        s["installed_domains"]
-            .as_array()
-            .unwrap()
-            .contains(&"app".into()),
+    assert_eq!(
+        s["installed_domains"],
+        serde_json::json!(["app", "container", "os"]),
         "{s}"
     );
 
@@ -93,20 +91,61 @@ fn demo_installs_every_domain_refuses_the_cuda_target_and_leaves_no_process() {
             .unwrap_or_else(|| panic!("no ECU {serial} in {s}"))
             .clone()
     };
+    // Each ECU's domains as the Director lists them installed, and its provides as it says.
     let tcu = ecu("tcu-1");
-    assert_eq!(tcu["installed"], "apps/demo-app-1.0.tar", "{tcu}");
-    assert_eq!(tcu["domains"]["app"], "apps/demo-app-1.0.tar", "{tcu}");
     assert_eq!(
-        tcu["provides"]["data-partition.demo-app.version"], "1.0",
+        tcu["domains"],
+        serde_json::json!({"app": "apps/demo-app-1.0.tar",
+                           "container": "containers/telemetry-5.0.tar"}),
+        "{tcu}"
+    );
+    assert_eq!(tcu["installed"], "containers/telemetry-5.0.tar", "{tcu}");
+    assert_eq!(
+        tcu["provides"],
+        serde_json::json!({"data-partition.demo-app.version": "1.0",
+                           "data-partition.telemetry.version": "5.0",
+                           "rootfs-image.version": "4.2"}),
         "{tcu}"
     );
     let adas = ecu("adas-1");
-    assert_eq!(adas["installed"], "apps/lane-assist-3.1.tar", "{adas}");
-    assert!(
-        adas["provides"].get("rootfs-image.cuda.version").is_none(),
+    assert_eq!(
+        adas["domains"],
+        serde_json::json!({"app": "apps/lane-assist-3.1.tar", "os": "os/adas-rootfs-2.0.img"}),
         "{adas}"
     );
-    assert_eq!(ecu("ivi-1")["role"], "primary");
+    assert_eq!(adas["installed"], "os/adas-rootfs-2.0.img", "{adas}");
+    // The os image cleared rootfs-image.* (the factory 1.0 is gone, no cuda came with 2.0);
+    // the persistent app's claim survived the OS swap.
+    assert_eq!(
+        adas["provides"],
+        serde_json::json!({"data-partition.lane-assist.version": "3.1",
+                           "rootfs-image.version": "2.0"}),
+        "{adas}"
+    );
+    let ivi = ecu("ivi-1");
+    assert_eq!(ivi["role"], "primary");
+    assert_eq!(ivi["provides"]["rootfs-image.version"], "2026.1", "{ivi}");
+    // What the ECUs' files show, checked by the demo and kept in the directory.
+    let checks = s["checks"].to_string();
+    for needle in [
+        "adas-1 booted slot b",
+        "holds os/adas-rootfs-2.0.img byte for byte",
+        "tcu-1 runs telemetry as OCI image",
+    ] {
+        assert!(checks.contains(needle), "missing {needle:?} in {checks}");
+    }
+    let bootenv = std::fs::read_to_string(dir.join("adas-1-state/bootenv")).unwrap();
+    assert!(
+        bootenv.lines().any(|l| l == "boot_slot=b")
+            && bootenv.lines().any(|l| l == "upgrade_available=0"),
+        "{bootenv}"
+    );
+    let live =
+        std::fs::read_to_string(dir.join("tcu-1-state/containers/refs/current/telemetry")).unwrap();
+    let layout = dir
+        .join("tcu-1-state/containers/images/telemetry")
+        .join(live.trim());
+    assert!(layout.join("index.json").is_file(), "{}", layout.display());
 
     let refused = s["refused"].as_array().unwrap();
     assert_eq!(refused.len(), 1, "{s}");

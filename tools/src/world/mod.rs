@@ -29,6 +29,9 @@ pub struct EcuSpec {
     pub initial_provides: BTreeMap<String, String>,
     /// Extra secondary.toml text for its domain installers (Secondaries only).
     pub extra_toml: String,
+    /// Files it ships with (path relative to the world directory, bytes), written before it
+    /// starts: an os slot's factory image, say (Secondaries only).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// The vehicle: a Primary (with its own ECU) and its Secondaries.

@@ -67,6 +67,13 @@ impl World {
         let mut started = Vec::new();
         for ecu in self.vehicle.secondaries.clone() {
             let s = &ecu.serial;
+            for (rel, bytes) in &ecu.files {
+                let path = self.dir.join(rel);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+                }
+                std::fs::write(&path, bytes).map_err(io_at(&path))?;
+            }
             let toml = format!(
                 "serial = \"{s}\"\nhardware_id = \"{}\"\nkey = \"keys/{s}.key\"\n\
                  listen = \"127.0.0.1:0\"\ndata_dir = \"{s}-state\"\nverification = \"full\"\n\

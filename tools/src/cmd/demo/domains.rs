@@ -1,11 +1,14 @@
 //! What the demo installs, one entry per update domain: the target's custom metadata, the
-//! image bytes it publishes, the ECU that gets it, and the secondary.toml section that ECU's
-//! installer needs. The vehicle and the refused target live here too, so a new domain is
-//! one function in this file.
+//! image bytes it publishes, the ECU that gets it, the secondary.toml section that ECU's
+//! installer needs, the files the ECU ships with, and what its disk must show once the
+//! target is installed. The vehicle and the refused target live here too, so a new domain
+//! is one function in this file.
 //!
-//! Today the vehicle side has the `app` installer; [`os`] and [`container`] are written but
-//! switched off until their installers land (fill in `secondary_toml` and flip `READY`).
+//! Domains: `app` (TCU and ADAS), `os` (A/B slots on the ADAS computer, file boot
+//! environment, reboot simulated in-process) and `container` (an OCI image layout on the TCU).
 
+use super::oci;
+use crate::error::Result;
 use crate::world::{EcuSpec, TargetSpec, VehicleSpec};
 use ferry_core::metadata::uptane::{DependsValue, Domain};
 use std::collections::BTreeMap;
@@ -27,7 +30,29 @@ pub struct DomainDemo {
     pub ecu: &'static str,
     pub target: TargetSpec,
     /// secondary.toml text the ECU's installer for this domain needs (empty: none).
-    pub secondary_toml: &'static str,
+    pub secondary_toml: String,
+    /// Files the ECU has before it starts (path relative to the world directory, bytes).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// What the ECU's disk shows once the target is installed, beyond what it reports.
+    pub on_disk: Vec<OnDisk>,
+}
+
+/// A file of an ECU, read from the world directory after the update cycles.
+#[derive(Debug, Clone)]
+pub struct OnDisk {
+    /// Relative to the world directory.
+    pub path: String,
+    pub want: Want,
+    /// The story's ✓ line when it holds.
+    pub says: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Want {
+    /// Exactly these bytes.
+    Bytes(Vec<u8>),
+    /// Each of these lines, among others.
+    Lines(Vec<String>),
 }
 
 impl DomainDemo {
@@ -77,7 +102,12 @@ pub fn vehicle(domains: &[DomainDemo]) -> VehicleSpec {
         extra_toml: domains
             .iter()
             .filter(|d| d.ecu == serial)
-            .map(|d| d.secondary_toml)
+            .map(|d| d.secondary_toml.as_str())
+            .collect(),
+        files: domains
+            .iter()
+            .filter(|d| d.ecu == serial)
+            .flat_map(|d| d.files.iter().cloned())
             .collect(),
     };
     VehicleSpec {
@@ -92,11 +122,8 @@ pub fn vehicle(domains: &[DomainDemo]) -> VehicleSpec {
 }
 
 /// Every domain the demo installs, in assignment order.
-pub fn all() -> Vec<DomainDemo> {
-    [Some(app()), Some(second_app()), os(), container()]
-        .into_iter()
-        .flatten()
-        .collect()
+pub fn all() -> Result<Vec<DomainDemo>> {
+    Ok(vec![app(), second_app(), os(), container()?])
 }
 
 /// The app domain: a persistent application on the TCU, installed under its apps_dir with
@@ -111,7 +138,9 @@ fn app() -> DomainDemo {
             "1.0",
             "tcu-m4",
         ),
-        secondary_toml: "",
+        secondary_toml: String::new(),
+        files: Vec::new(),
+        on_disk: Vec::new(),
     }
 }
 
@@ -126,16 +155,19 @@ fn second_app() -> DomainDemo {
             "3.1",
             "adas-orin",
         ),
-        secondary_toml: "",
+        secondary_toml: String::new(),
+        files: Vec::new(),
+        on_disk: Vec::new(),
     }
 }
 
-/// The os domain: an A/B rootfs image for the ADAS computer that clears `rootfs-image.*`
-/// and provides `rootfs-image.version=2.0` (still no CUDA).
-/// To switch on: set `secondary_toml` to the `[os]` section the os installer reads (slots,
-/// boot environment) and `READY` to true.
-fn os() -> Option<DomainDemo> {
-    const READY: bool = false;
+/// The os domain: an A/B rootfs image for the ADAS computer. Its slots are two image files
+/// in the ECU's data directory (the os installer creates a missing slot file and trims an
+/// image file to the image, so no size is needed; slot a gets the factory image so the
+/// fallback is real). File boot environment, no reboot_command: the Secondary simulates
+/// the reboot in-process. Clears `rootfs-image.*`, provides `rootfs-image.version=2.0`
+/// (still no CUDA).
+fn os() -> DomainDemo {
     let mut target = target(
         "os/adas-rootfs-2.0.img",
         Domain::Os,
@@ -144,31 +176,97 @@ fn os() -> Option<DomainDemo> {
         "adas-orin",
     );
     target.provides = map(&[("rootfs-image.version", "2.0")]);
-    READY.then_some(DomainDemo {
+    let dir = format!("{ADAS}-state");
+    let factory = image(1, 192 << 10);
+    let secondary_toml = format!(
+        "[os]\nslots = [\"{dir}/slot-a.img\", \"{dir}/slot-b.img\"]\nboot = \"file\"\n\
+         boot_env = \"{dir}/bootenv\"\nbootlimit = 3\n"
+    );
+    let on_disk = vec![
+        OnDisk {
+            path: format!("{dir}/bootenv"),
+            want: Want::Lines(
+                ["boot_slot=b", "upgrade_available=0", "bootcount=0"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            says: format!(
+                "{ADAS} booted slot b: {dir}/bootenv has boot_slot=b, upgrade_available=0 \
+                 (committed after the simulated reboot)"
+            ),
+        },
+        OnDisk {
+            path: format!("{dir}/slot-b.img"),
+            want: Want::Bytes(target.bytes.clone()),
+            says: format!(
+                "{ADAS} slot b ({dir}/slot-b.img) holds {} byte for byte",
+                target.name
+            ),
+        },
+        OnDisk {
+            path: format!("{dir}/slot-a.img"),
+            want: Want::Bytes(factory.clone()),
+            says: format!("{ADAS} slot a still holds the factory image, the fallback"),
+        },
+    ];
+    DomainDemo {
         ecu: ADAS,
+        files: vec![
+            (format!("{dir}/slot-a.img"), factory),
+            (format!("{dir}/slot-b.img"), Vec::new()),
+        ],
         target,
-        secondary_toml: "",
-    })
+        secondary_toml,
+        on_disk,
+    }
 }
 
-/// The container domain: an OCI image layout archive for the TCU's telemetry service,
-/// provides `data-partition.telemetry.version=5.0`.
-/// To switch on: set `secondary_toml` to the `[container]` section its installer reads
-/// (store directory, runtime hook) and `READY` to true; `bytes` may need to be a real OCI
-/// layout tar if the installer checks it.
-fn container() -> Option<DomainDemo> {
-    const READY: bool = false;
-    let target = target(
+/// The container domain: an OCI image layout archive for the TCU's telemetry service, kept
+/// in a store in the ECU's data directory; provides `data-partition.telemetry.version=5.0`.
+/// No runtime hook (the demo runs no container engine); the health check shows the commit
+/// gate by checking the live layout is in place.
+fn container() -> Result<DomainDemo> {
+    let mut target = target(
         "containers/telemetry-5.0.tar",
         Domain::Container,
         "telemetry",
         "5.0",
         "tcu-m4",
     );
-    READY.then_some(DomainDemo {
+    let layout = oci::image(
+        "telemetry",
+        "5.0",
+        &[
+            (
+                "usr/bin/telemetry",
+                b"#!/bin/sh\nexec /usr/bin/can-logger --config /etc/telemetry/telemetry.toml\n",
+                0o755,
+            ),
+            (
+                "etc/telemetry/telemetry.toml",
+                b"interval = \"10s\"\nsignals = [\"speed\", \"soc\"]\n",
+                0o644,
+            ),
+        ],
+    )?;
+    target.bytes = layout.archive;
+    let store = format!("{TCU}-state/containers");
+    Ok(DomainDemo {
         ecu: TCU,
         target,
-        secondary_toml: "",
+        secondary_toml: format!(
+            "[container]\nstore_dir = \"{store}\"\n\
+             health_check = [\"sh\", \"-c\", \"test -f \\\"$FERRY_OCI_LAYOUT/index.json\\\"\"]\n"
+        ),
+        files: Vec::new(),
+        on_disk: vec![OnDisk {
+            path: format!("{store}/refs/current/telemetry"),
+            want: Want::Lines(vec![layout.id.clone()]),
+            says: format!(
+                "{TCU} runs telemetry as OCI image {}… ({store}/refs/current/telemetry)",
+                &layout.id[..12]
+            ),
+        }],
     })
 }
 

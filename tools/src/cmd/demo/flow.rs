@@ -1,10 +1,11 @@
-//! The demo's steps 1–5: backend, vehicle, assignments, update cycles, and the checks that
-//! every ECU runs what it was assigned, as the ECUs and the Director each say.
+//! The demo's first steps: backend, vehicle, then rounds of assignments and update cycles,
+//! and the checks that every ECU runs what it was assigned, as the ECUs, the Director and
+//! the ECUs' own files each say.
 
-use super::domains::{DomainDemo, ADAS, IVI, TCU, VIN};
+use super::domains::{DomainDemo, OnDisk, Want, ADAS, IVI, TCU, VIN};
 use super::story::Story;
 use super::summary;
-use crate::error::{Error, Result};
+use crate::error::{io_at, Error, Result};
 use crate::world::{TargetSpec, World};
 use ferry_core::metadata::TargetFile;
 use std::collections::BTreeMap;
@@ -78,10 +79,27 @@ pub fn backend_and_vehicle(
     Ok(targets.into_iter().map(|t| t.name).zip(files).collect())
 }
 
-/// Step 4: every domain's target assigned to its ECU.
-pub fn assign(world: &World, story: &mut Story, domains: &[DomainDemo]) -> Result<()> {
-    story.step("Assignments: the Director checks hardwareIds and depends, then signs per vehicle");
-    let pairs: Vec<(&str, &str)> = domains
+/// The assignments in rounds: Director targets name at most one image per ECU (the Primary
+/// refuses two for one ECU), so an ECU's second target waits for the next round. Each ECU's
+/// targets keep their order in `domains`.
+pub fn rounds(domains: &[DomainDemo]) -> Vec<Vec<DomainDemo>> {
+    let mut rounds: Vec<Vec<DomainDemo>> = Vec::new();
+    for (i, d) in domains.iter().enumerate() {
+        let round = domains[..i].iter().filter(|e| e.ecu == d.ecu).count();
+        if rounds.len() <= round {
+            rounds.resize_with(round + 1, Vec::new);
+        }
+        rounds[round].push(d.clone());
+    }
+    rounds
+}
+
+/// Step 4 of each round: the round's targets assigned, one per ECU.
+pub fn assign(world: &World, story: &mut Story, round: &[DomainDemo], title: &str) -> Result<()> {
+    story.step(&format!(
+        "Assignments{title}: the Director checks hardwareIds and depends, then signs per vehicle"
+    ));
+    let pairs: Vec<(&str, &str)> = round
         .iter()
         .map(|d| (d.ecu, d.target.name.as_str()))
         .collect();
@@ -93,18 +111,26 @@ pub fn assign(world: &World, story: &mut Story, domains: &[DomainDemo]) -> Resul
             pairs.len()
         )));
     }
-    for d in domains {
+    for d in round {
         story.ok(&format!("{} <- {} ({})", d.ecu, d.target.name, d.domain()));
     }
     Ok(())
 }
 
-/// Step 5: Primary cycles until the Director reports every assignment installed (one
-/// target per ECU per cycle, so an ECU with two assignments needs two). Returns the number
-/// of cycles.
-pub fn update(world: &World, story: &mut Story, assigned: usize) -> Result<usize> {
-    story.step("Update cycle: ferry primary check (the Uptane order, all or nothing)");
-    let mut cycles = 0;
+/// Step 5 of each round: Primary cycles until the Director reports `installed` assignments
+/// installed in all. `cycles` counts the cycles run so far (it names each cycle's log) and
+/// is returned updated.
+pub fn update(
+    world: &World,
+    story: &mut Story,
+    title: &str,
+    installed: usize,
+    mut cycles: usize,
+) -> Result<usize> {
+    story.step(&format!(
+        "Update cycle{title}: ferry primary check (the Uptane order, all or nothing)"
+    ));
+    let first = cycles;
     loop {
         cycles += 1;
         story.busy(&format!(
@@ -120,7 +146,7 @@ pub fn update(world: &World, story: &mut Story, assigned: usize) -> Result<usize
                 cycle.report["detail"].as_str().unwrap_or("")
             )));
         }
-        let installed: Vec<String> = cycle.report["installed"]
+        let done: Vec<String> = cycle.report["installed"]
             .as_object()
             .map(|m| {
                 m.iter()
@@ -130,8 +156,8 @@ pub fn update(world: &World, story: &mut Story, assigned: usize) -> Result<usize
             .unwrap_or_default();
         story.note(&format!(
             "cycle {cycles}: {result}{}{}",
-            if installed.is_empty() { "" } else { ": " },
-            installed.join(", ")
+            if done.is_empty() { "" } else { ": " },
+            done.join(", ")
         ));
         let view = world.director_status()?;
         let statuses = summary::assignment_statuses(&view);
@@ -139,18 +165,25 @@ pub fn update(world: &World, story: &mut Story, assigned: usize) -> Result<usize
             .iter()
             .filter(|s| s.as_str() == "installed")
             .count()
-            >= assigned
+            >= installed
         {
             break;
         }
-        if cycles > assigned {
+        // One cycle installs a round; a second covers a report the Director had not seen.
+        if cycles - first >= 2 {
             return Err(Error::Check(format!(
-                "update: expected all {assigned} assignments installed within {cycles} cycles; \
-                 the Director says {statuses:?}"
+                "update: expected {installed} assignments installed after {} cycles; \
+                 the Director says {statuses:?}",
+                cycles - first
             )));
         }
     }
     story.done();
+    Ok(cycles)
+}
+
+/// What every cycle checked, said once after the last round.
+pub fn uptane_checks(story: &mut Story) {
     for check in [
         "Director metadata verified: root, timestamp, snapshot, targets (signatures, thresholds, versions, expiry; only this vehicle's ECUs)",
         "Image repository metadata verified: root, timestamp, snapshot, targets",
@@ -161,10 +194,9 @@ pub fn update(world: &World, story: &mut Story, assigned: usize) -> Result<usize
     ] {
         story.ok(check);
     }
-    Ok(cycles)
 }
 
-/// After step 5: each ECU provides what its targets provide and runs the last one, as the
+/// After the last round: each ECU provides what its targets provide and runs the last one, as the
 /// ECU says (`ferry primary status`) and as the Director heard it.
 pub fn verify_installed(
     world: &World,
@@ -204,6 +236,42 @@ pub fn verify_installed(
             d.ecu,
             pairs_text(&provides_of(name, file)?)
         ));
+        for check in &d.on_disk {
+            on_disk(world, check)?;
+            story.ok(&check.says);
+        }
     }
     Ok(())
+}
+
+/// What the ECU's reports cannot show (which slot boots, which image the store runs), read
+/// from its files in the world directory.
+fn on_disk(world: &World, check: &OnDisk) -> Result<()> {
+    let path = world.dir.join(&check.path);
+    let bytes = std::fs::read(&path).map_err(io_at(&path))?;
+    let held = match &check.want {
+        Want::Bytes(want) => bytes == *want,
+        Want::Lines(want) => {
+            let text = String::from_utf8_lossy(&bytes);
+            want.iter().all(|w| text.lines().any(|l| l == w))
+        }
+    };
+    if held {
+        return Ok(());
+    }
+    let found = match &check.want {
+        Want::Bytes(want) => format!(
+            "{} bytes that are not the {} bytes expected",
+            bytes.len(),
+            want.len()
+        ),
+        Want::Lines(want) => format!(
+            "{:?}, expected the lines {want:?}",
+            String::from_utf8_lossy(&bytes)
+        ),
+    };
+    Err(Error::Check(format!(
+        "{}: expected \"{}\"; found {found}",
+        check.path, check.says
+    )))
 }

@@ -1,11 +1,13 @@
 //! `ferry demo`: the whole Uptane story on 127.0.0.1, as real processes of this binary: an
 //! Image repository server and a Director (SQLite), a vehicle whose Primary drives two
 //! Secondaries; images of each update domain published, assigned and installed through
-//! the update cycle; then a target whose depends no ECU meets, refused before installation.
+//! update cycles, one target per ECU per round; then a target whose depends no ECU meets,
+//! refused before installation.
 //! Every child is stopped on every exit path (see crate::world::procs).
 
 mod domains;
 mod flow;
+mod oci;
 mod refusal;
 mod story;
 mod summary;
@@ -86,12 +88,19 @@ pub fn run(args: Args) -> Result<()> {
         work.path.display(),
         work.path.display()
     ));
-    let domains = domains::all();
+    let domains = domains::all()?;
     let mut world = World::new(&work.path, domains::vehicle(&domains))?;
     let result = (|| {
         let files = flow::backend_and_vehicle(&mut world, &mut story, &domains)?;
-        flow::assign(&world, &mut story, &domains)?;
-        let cycles = flow::update(&world, &mut story, domains.len())?;
+        let rounds = flow::rounds(&domains);
+        let (mut cycles, mut installed) = (0, 0);
+        for (i, round) in rounds.iter().enumerate() {
+            let title = format!(" (round {} of {})", i + 1, rounds.len());
+            flow::assign(&world, &mut story, round, &title)?;
+            installed += round.len();
+            cycles = flow::update(&world, &mut story, &title, installed, cycles)?;
+        }
+        flow::uptane_checks(&mut story);
         flow::verify_installed(&world, &mut story, &domains, &files)?;
         let refused = refusal::run(&world, &mut story)?;
         // The final state, as each ECU and the Director say after the refusal.
