@@ -194,9 +194,9 @@ pub fn check_vehicle_manifest(
             .ok_or_else(|| Error::MissingEcu {
                 serial: serial.clone(),
             })?;
-        let bytes =
-            serde_json::to_vec(raw).map_err(|e| Error::malformed(EcuVersionReport::kind(), e))?;
-        let parsed = Parsed::<EcuVersionReport>::from_bytes(&bytes)?;
+        // Parsed once, with the manifest: its signed part is canonicalised from the parsed
+        // value, which is what the ECU's canonical bytes are made of.
+        let parsed = Parsed::<EcuVersionReport>::from_value(raw.clone())?;
         let keyid = [key.key_id()?];
         let keys: BTreeMap<KeyId, PublicKey> = [(keyid[0].clone(), key.clone())].into();
         let report = verify(

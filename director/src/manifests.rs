@@ -20,12 +20,10 @@ pub fn process_manifest(
     now: DateTime<Utc>,
     max_skew: Duration,
 ) -> Result<i64> {
-    let vehicle = store
-        .get_vehicle(vin)?
-        .ok_or_else(|| Error::UnknownVehicle {
-            vin: vin.to_owned(),
-        })?;
-    let checked = check_vehicle_manifest(body, &vehicle.registered())
+    let vehicle = store.ecu_keys(vin)?.ok_or_else(|| Error::UnknownVehicle {
+        vin: vin.to_owned(),
+    })?;
+    let checked = check_vehicle_manifest(body, &vehicle)
         .map_err(Error::from)
         .and_then(|c| check_times(&c, now, max_skew).map(|()| c));
     let checked = match checked {

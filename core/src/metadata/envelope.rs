@@ -89,9 +89,21 @@ impl<T: Document> Parsed<T> {
     /// Parse `bytes` as a `T` document. Signatures are verified over the canonical form of the
     /// `signed` object as received, not over our re-serialisation of it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let role = T::kind();
         let raw: RawEnvelope =
-            serde_json::from_slice(bytes).map_err(|e| Error::malformed(role, e))?;
+            serde_json::from_slice(bytes).map_err(|e| Error::malformed(T::kind(), e))?;
+        Self::from_raw(raw)
+    }
+
+    /// [`Parsed::from_bytes`] for an envelope already parsed as JSON, such as an ECU report
+    /// inside a vehicle manifest: the same checks, without writing it out and parsing it again.
+    pub fn from_value(value: serde_json::Value) -> Result<Self> {
+        let raw: RawEnvelope =
+            serde_json::from_value(value).map_err(|e| Error::malformed(T::kind(), e))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawEnvelope) -> Result<Self> {
+        let role = T::kind();
         T::precheck(&raw.signed)?;
         let canonical = cjson::to_vec(&raw.signed).map_err(|e| Error::malformed(role, e))?;
         let signed: T =

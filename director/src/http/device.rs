@@ -61,14 +61,16 @@ pub async fn metadata(
     identity: Option<Extension<ClientIdentity>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    auth::device(&state, identity.as_deref(), &headers, &vin).await?;
-    let which = parse_file(&file).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, snapshot.json or targets.json"
-        ))
-    })?;
+    let caller = auth::DeviceCaller::of(identity.as_deref(), &headers);
+    let which = parse_file(&file);
     let store = state.store.clone();
     let bytes = blocking(move || {
+        caller.check(store.as_ref(), &vin)?;
+        let which = which.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, snapshot.json or targets.json"
+            ))
+        })?;
         let bytes = match which {
             File::RootVersion(n) => store.get_root(n)?,
             File::LatestRoot => store.latest_root()?.map(|(_, b)| b),
@@ -81,17 +83,23 @@ pub async fn metadata(
         };
         if which == File::Role(MetadataRole::Targets) {
             // Only what these bytes name is now in flight (an assignment added after they
-            // were signed waits for the next signing).
-            let served = served_pairs(&bytes);
-            let ids: Vec<i64> = store
+            // were signed waits for the next signing). The bytes are parsed only when
+            // something is pending: most fetches find nothing to mark.
+            let pending: Vec<_> = store
                 .active_assignments(&vin)?
                 .into_iter()
                 .filter(|a| a.status == AssignmentStatus::Pending)
-                .filter(|a| served.contains(&(a.target_name.clone(), a.ecu_serial.clone())))
-                .map(|a| a.id)
                 .collect();
-            if !ids.is_empty() {
-                store.mark_in_flight(&ids)?;
+            if !pending.is_empty() {
+                let served = served_pairs(&bytes);
+                let ids: Vec<i64> = pending
+                    .into_iter()
+                    .filter(|a| served.contains(&(a.target_name.clone(), a.ecu_serial.clone())))
+                    .map(|a| a.id)
+                    .collect();
+                if !ids.is_empty() {
+                    store.mark_in_flight(&ids)?;
+                }
             }
         }
         Ok(bytes)
@@ -115,9 +123,10 @@ pub async fn manifest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    auth::device(&state, identity.as_deref(), &headers, &vin).await?;
+    let caller = auth::DeviceCaller::of(identity.as_deref(), &headers);
     let store = state.store.clone();
     let id = blocking(move || {
+        caller.check(store.as_ref(), &vin)?;
         Ok(process_manifest(
             store.as_ref(),
             &vin,

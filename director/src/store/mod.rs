@@ -21,6 +21,7 @@ use crate::model::{
 };
 use crate::Result;
 use chrono::{DateTime, Utc};
+use ferry_core::manifest::RegisteredVehicle;
 
 pub trait Store: Send + Sync + std::fmt::Debug {
     // --- inventory ---
@@ -29,6 +30,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn register_vehicle(&self, vehicle: &NewVehicle) -> Result<Vehicle>;
     /// The vehicle, its ECUs with their last reports, and its status summary.
     fn get_vehicle(&self, vin: &str) -> Result<Option<Vehicle>>;
+    /// What manifest verification needs of `vin`
+    /// (`ferry_core::manifest::check_vehicle_manifest`): its primary's serial and every ECU's
+    /// key, as stored now; `None` if `vin` is not registered. Cheaper than
+    /// [`Store::get_vehicle`], which also reads reports and assignment counts.
+    fn ecu_keys(&self, vin: &str) -> Result<Option<RegisteredVehicle>>;
     /// Every registered VIN, sorted.
     fn list_vins(&self) -> Result<Vec<String>>;
     /// One page of the fleet: at most `limit` vehicles whose VIN sorts after `after` (from the

@@ -11,11 +11,13 @@
 
 mod admin;
 mod assignments;
+mod ecu_keys;
 mod inventory;
 mod manifests;
 mod metadata;
 mod pool;
 mod schema;
+mod writer;
 
 use super::Store;
 use crate::model::{
@@ -24,13 +26,9 @@ use crate::model::{
 };
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
-use pool::Pool;
-use rusqlite::{Connection, OpenFlags};
+use ferry_core::manifest::RegisteredVehicle;
+use pool::{connect, Pool};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// How long a connection waits for another process's lock before failing with SQLITE_BUSY.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a commit waits for (see the module documentation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,6 +45,7 @@ pub enum Durability {
 pub struct SqliteStore {
     pool: Pool,
     path: PathBuf,
+    keys: ecu_keys::KeyCache,
 }
 
 impl SqliteStore {
@@ -72,6 +71,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool: Pool::new(writer, readers),
             path,
+            keys: ecu_keys::KeyCache::default(),
         })
     }
 
@@ -81,55 +81,13 @@ impl SqliteStore {
 
     /// The schema version of the open database (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<i64> {
-        self.pool
-            .read("schema version", |tx| schema::user_version(tx))
+        self.pool.read("schema version", schema::user_version)
     }
 
     /// The schema version this build migrates to.
     pub fn latest_schema_version() -> i64 {
         schema::latest()
     }
-}
-
-/// One connection with the Director's settings. The writer creates the file and switches it to
-/// WAL (a property of the file, so readers opened afterwards see it too).
-fn connect(path: &Path, writer: bool, durability: Durability) -> Result<Connection> {
-    let op = |what: &str| format!("open {}: {what}", path.display());
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    if writer {
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
-    }
-    let conn =
-        Connection::open_with_flags(path, flags).map_err(|e| Error::storage(op("connect"), e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| Error::storage(op("busy_timeout"), e))?;
-    if writer {
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(|e| Error::storage(op("journal_mode=WAL"), e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::storage(
-                op("journal_mode=WAL"),
-                format!("SQLite kept journal mode {mode:?}; expected \"wal\""),
-            ));
-        }
-    }
-    let synchronous = match durability {
-        Durability::Normal => "NORMAL",
-        Durability::Full => "FULL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)
-        .map_err(|e| Error::storage(op("synchronous"), e))?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(|e| Error::storage(op("foreign_keys=ON"), e))?;
-    if !writer {
-        // Readers never write: a bug that tries is refused by SQLite itself.
-        conn.pragma_update(None, "query_only", "ON")
-            .map_err(|e| Error::storage(op("query_only"), e))?;
-    }
-    Ok(conn)
 }
 
 // --- conversions shared by the table modules ---
@@ -207,9 +165,14 @@ impl Store for SqliteStore {
             .read("get vehicle", |tx| inventory::get_vehicle(tx, vin))
     }
 
+    fn ecu_keys(&self, vin: &str) -> Result<Option<RegisteredVehicle>> {
+        self.pool.read("read ECU keys", |tx| {
+            ecu_keys::ecu_keys(tx, &self.keys, vin)
+        })
+    }
+
     fn list_vins(&self) -> Result<Vec<String>> {
-        self.pool
-            .read("list vehicles", |tx| inventory::list_vins(tx))
+        self.pool.read("list vehicles", inventory::list_vins)
     }
 
     fn list_vehicles(&self, after: Option<&str>, limit: u32) -> Result<Vec<Vehicle>> {
@@ -344,7 +307,7 @@ impl Store for SqliteStore {
 
     fn latest_root(&self) -> Result<Option<(u64, Vec<u8>)>> {
         self.pool
-            .read("read latest director root", |tx| metadata::latest_root(tx))
+            .read("read latest director root", metadata::latest_root)
     }
 
     fn create_admin_token(&self, name: &str, scope: Scope) -> Result<(i64, String)> {
@@ -368,7 +331,7 @@ impl Store for SqliteStore {
     }
 
     fn list_admin_tokens(&self) -> Result<Vec<AdminToken>> {
-        self.pool.read("list admin tokens", |tx| admin::list(tx))
+        self.pool.read("list admin tokens", admin::list)
     }
 
     fn integrity_check(&self) -> Result<()> {

@@ -1,27 +1,37 @@
-//! A tiny connection pool: one writer connection behind a mutex and a few reader connections,
-//! each behind its own mutex.
+//! Connections with the Director's settings ([`connect`]) and a tiny pool of them: the writer
+//! ([`Writer`], group commit) and a few reader connections, each behind its own mutex.
 //!
-//! Why this shape: SQLite allows one writer at a time per database anyway, so a single writer
-//! connection serialises writes in-process instead of having connections fight over the lock
-//! with SQLITE_BUSY retries; in WAL mode readers never block the writer nor wait for it, so
-//! reads (metadata fetches, the bulk of device traffic) scale over the reader connections.
-//! Every operation holds exactly one connection mutex and takes no other lock while holding
-//! it, so there is no lock ordering to get wrong and no deadlock. Write transactions start
-//! with BEGIN IMMEDIATE: they take SQLite's write lock up front, so a transaction never has to
-//! upgrade a read lock (an upgrade that fails with SQLITE_BUSY immediately, regardless of
-//! busy_timeout, if another process such as the `ferry` CLI writes at the same moment).
+//! Why this shape: in WAL mode readers never block the writer nor wait for it, so reads
+//! (metadata fetches, the bulk of device traffic) scale over the reader connections while the
+//! single writer serialises writes in-process. Every operation holds at most one connection
+//! mutex and takes no other connection's lock while holding it, so there is no lock ordering to
+//! get wrong and no deadlock.
 //!
-//! A panic inside an operation poisons its mutex; the connection is still sound (the open
-//! transaction was rolled back when it was dropped during unwinding), so the poison is cleared.
+//! Transactions are begun and ended with cached statements rather than rusqlite's
+//! `Transaction`, which parses `BEGIN`/`COMMIT` afresh each time.
+//!
+//! A panic inside a read poisons its reader's mutex; the connection is still sound (the read
+//! transaction left open is rolled back by its next user), so the poison is cleared.
 
+use super::writer::{exec, heal, Writer};
+use super::Durability;
 use crate::{Error, Result};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
+
+/// How long a connection waits for another process's lock before failing with SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection (rusqlite's default is 16; the manifest path alone
+/// uses about as many on the writer).
+const STATEMENT_CACHE: usize = 64;
 
 #[derive(Debug)]
 pub(super) struct Pool {
-    writer: Mutex<Connection>,
+    writer: Writer,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
@@ -32,45 +42,36 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 
 impl Pool {
     pub(super) fn new(writer: Connection, readers: Vec<Connection>) -> Self {
+        for conn in std::iter::once(&writer).chain(&readers) {
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        }
         Pool {
-            writer: Mutex::new(writer),
+            writer: Writer::new(writer),
             readers: readers.into_iter().map(Mutex::new).collect(),
             next_reader: AtomicUsize::new(0),
         }
     }
 
-    /// Run `f` in one write transaction: committed if `f` returns Ok, rolled back otherwise.
-    pub(super) fn write<T>(
-        &self,
-        op: &str,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut conn = lock(&self.writer);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| Error::storage(format!("{op}: begin write transaction"), e))?;
-        let out = f(&tx)?;
-        tx.commit()
-            .map_err(|e| Error::storage(format!("{op}: commit"), e))?;
-        Ok(out)
+    /// Run `f` in a write transaction: committed if `f` returns Ok (and this returns only once
+    /// it is), rolled back otherwise (see [`Writer::write`]).
+    pub(super) fn write<T>(&self, op: &str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.writer.write(op, f)
     }
 
     /// Run `f` in one read transaction on a reader connection, so everything it reads comes
     /// from one consistent snapshot.
-    pub(super) fn read<T>(
-        &self,
-        op: &str,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut conn = self.reader();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
+    pub(super) fn read<T>(&self, op: &str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.reader();
+        heal(&conn);
+        exec(&conn, "BEGIN")
             .map_err(|e| Error::storage(format!("{op}: begin read transaction"), e))?;
-        let out = f(&tx)?;
+        let out = f(&conn);
         // Ending a read transaction cannot lose anything; a failure here still means the
-        // connection is in trouble, so report it.
-        tx.finish()
-            .map_err(|e| Error::storage(format!("{op}: end read transaction"), e))?;
+        // connection is in trouble, so report it (after the operation's own error, if any).
+        let ended = exec(&conn, "COMMIT");
+        heal(&conn);
+        let out = out?;
+        ended.map_err(|e| Error::storage(format!("{op}: end read transaction"), e))?;
         Ok(out)
     }
 
@@ -88,4 +89,45 @@ impl Pool {
         }
         lock(&self.readers[start])
     }
+}
+
+/// One connection with the Director's settings. The writer creates the file and switches it to
+/// WAL (a property of the file, so readers opened afterwards see it too).
+pub(super) fn connect(path: &Path, writer: bool, durability: Durability) -> Result<Connection> {
+    let op = |what: &str| format!("open {}: {what}", path.display());
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    if writer {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| Error::storage(op("connect"), e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| Error::storage(op("busy_timeout"), e))?;
+    if writer {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| Error::storage(op("journal_mode=WAL"), e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::storage(
+                op("journal_mode=WAL"),
+                format!("SQLite kept journal mode {mode:?}; expected \"wal\""),
+            ));
+        }
+    }
+    let synchronous = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(|e| Error::storage(op("synchronous"), e))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| Error::storage(op("foreign_keys=ON"), e))?;
+    if !writer {
+        // Readers never write: a bug that tries is refused by SQLite itself.
+        conn.pragma_update(None, "query_only", "ON")
+            .map_err(|e| Error::storage(op("query_only"), e))?;
+    }
+    Ok(conn)
 }

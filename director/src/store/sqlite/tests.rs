@@ -2,6 +2,7 @@
 
 use super::*;
 use ferry_keys::{PublicKey, Scheme};
+use rusqlite::Connection;
 
 fn new_vehicle(vin: &str) -> NewVehicle {
     NewVehicle {
@@ -228,4 +229,36 @@ fn integrity_check_fails_on_a_damaged_file() {
     let store = SqliteStore::open(&path).unwrap();
     let err = store.integrity_check().unwrap_err();
     assert!(matches!(err, Error::IntegrityCheck { .. }), "{err}");
+}
+
+#[test]
+fn ecu_keys_are_the_stored_ones_even_when_changed_behind_the_key_cache() {
+    use ferry_keys::{KeyKind, PrivateKey, Signer};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("director.db");
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(store.ecu_keys("V1").unwrap().is_none());
+    let first = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+    let mut vehicle = new_vehicle("V1");
+    vehicle.ecus[0].public_key = first.public_key().clone();
+    store.register_vehicle(&vehicle).unwrap();
+    let keys = store.ecu_keys("V1").unwrap().unwrap();
+    assert_eq!(keys.vin, "V1");
+    assert_eq!(keys.primary_ecu_serial, "V1-primary");
+    assert_eq!(keys.ecu_keys.len(), 1);
+    assert_eq!(keys.ecu_keys["V1-primary"], *first.public_key());
+    // Read twice, so the parsed key is cached; then another connection replaces it.
+    store.ecu_keys("V1").unwrap().unwrap();
+    let second = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+    raw(&path)
+        .execute(
+            "UPDATE ecus SET public_key = ?1 WHERE serial = 'V1-primary'",
+            [serde_json::to_string(second.public_key()).unwrap()],
+        )
+        .unwrap();
+    let keys = store.ecu_keys("V1").unwrap().unwrap();
+    let key = &keys.ecu_keys["V1-primary"];
+    assert_eq!(key, second.public_key());
+    key.verify(b"m", &second.sign(b"m").unwrap()).unwrap();
+    assert!(key.verify(b"m", &first.sign(b"m").unwrap()).is_err());
 }

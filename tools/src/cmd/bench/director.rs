@@ -63,8 +63,8 @@ const PLAN_SLACK: f64 = 1.1;
 #[command(after_help = EXAMPLE)]
 pub struct Args {
     /// Simulated vehicles, each with a primary and two secondary ECUs. Enough by default that
-    /// a vehicle's check-ins are further apart than the Director's device-token cache lasts
-    /// (0.5 s) even at twice the goal, as with a real fleet polling every few minutes.
+    /// a vehicle's check-ins are seconds apart even at twice the goal, as with a real fleet
+    /// polling every few minutes.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     vehicles: u64,
     /// Length of the timed window in seconds.

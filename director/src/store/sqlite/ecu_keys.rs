@@ -1,0 +1,96 @@
+//! What manifest verification needs of a vehicle ([`crate::Store::ecu_keys`]): its primary's
+//! serial and every ECU's key, in one query; and a cache of parsed keys, so a check-in does
+//! not parse each ECU's key JSON and its verifying key (an ed25519 point decompression) again.
+//!
+//! The cache is keyed by a key's JSON exactly as the database holds it, not by VIN or serial:
+//! an ECU whose key changes in the database (through this process or any other) reads other
+//! text and misses, so an entry can never be stale and nothing needs invalidating. The query
+//! still runs on every check-in: the ECU set and keys are always the database's current ones.
+
+use super::{db, from_json};
+use crate::Result;
+use ferry_core::manifest::RegisteredVehicle;
+use ferry_keys::PublicKey;
+use rusqlite::Connection;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+/// Parsed keys kept at most (about 400 bytes each); past that the cache starts over, so a
+/// fleet larger than this still works, with more parsing.
+const MAX_KEYS: usize = 1 << 16;
+
+#[derive(Debug, Default)]
+pub(super) struct KeyCache {
+    parsed: Mutex<HashMap<String, PublicKey>>,
+}
+
+impl KeyCache {
+    /// The key stored as `json`, with its verifying key parsed.
+    fn key(&self, json: &str) -> Result<PublicKey> {
+        let lock = || self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = lock().get(json) {
+            return Ok(key.clone());
+        }
+        let key: PublicKey = from_json("ECU public key", json)?;
+        // `verify` parses the verifying key and keeps it inside `key` on first use, whatever
+        // the signature; clones share what it keeps. This signature is deliberately invalid:
+        // only the parse matters here. A key that does not parse is not kept, so verification
+        // fails on it later with its own precise error. (A signature refused as malformed
+        // was read by a parsed key too: an RSA key refuses 64 bytes as the wrong length.)
+        if let Err(
+            ferry_keys::Error::BadSignature { .. } | ferry_keys::Error::MalformedSignature { .. },
+        ) = key.verify(b"", &[0; 64])
+        {
+            let mut parsed = lock();
+            if parsed.len() >= MAX_KEYS {
+                parsed.clear();
+            }
+            parsed.insert(json.to_owned(), key.clone());
+        }
+        Ok(key)
+    }
+}
+
+/// `vin`'s ECU keys and primary serial, `None` if `vin` is not registered.
+pub(super) fn ecu_keys(
+    conn: &Connection,
+    cache: &KeyCache,
+    vin: &str,
+) -> Result<Option<RegisteredVehicle>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT e.serial, e.public_key, e.is_primary
+             FROM vehicles v LEFT JOIN ecus e ON e.vin = v.vin WHERE v.vin = ?1",
+        )
+        .map_err(db("read ECU keys"))?;
+    let rows = stmt
+        .query_map([vin], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<bool>>(2)?,
+            ))
+        })
+        .map_err(db("read ECU keys"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("read ECU keys"))?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut vehicle = RegisteredVehicle {
+        vin: vin.to_owned(),
+        primary_ecu_serial: String::new(),
+        ecu_keys: BTreeMap::new(),
+    };
+    // A vehicle without ECUs is one row of NULLs: no keys, so every manifest is refused.
+    for (serial, key, primary) in rows {
+        let (Some(serial), Some(key)) = (serial, key) else {
+            continue;
+        };
+        if primary == Some(true) {
+            vehicle.primary_ecu_serial = serial.clone();
+        }
+        vehicle.ecu_keys.insert(serial, cache.key(&key)?);
+    }
+    Ok(Some(vehicle))
+}
