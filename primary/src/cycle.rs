@@ -354,8 +354,8 @@ fn update(
             .collect();
         match stream::stream_image(image.fetcher(), &url, name, &p.found.target, links) {
             Ok(()) => {}
-            Err(Failure::Download(e)) => return Err(stop(name)(e)),
-            Err(Failure::Ecu { serial, error }) => return Err(not_ready(name, &serial)(error)),
+            Err(Failure::Download(e)) => return Err(stop(name)(*e)),
+            Err(Failure::Ecu { serial, error }) => return Err(not_ready(name, &serial)(*error)),
         }
         for i in receivers {
             tracing::info!(serial = %ecus[i].serial(), target = %name, "ECU ready");

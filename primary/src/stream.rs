@@ -21,10 +21,11 @@ use ferry_secondary::image::{join_checks, spawn_checks};
 /// Why an image did not reach its ECUs.
 #[derive(Debug)]
 pub enum Failure {
-    /// The download, or the Primary's own check of it, failed.
-    Download(Error),
+    /// The download, or the Primary's own check of it, failed. (Boxed: the crate's error is
+    /// large and this travels through every thread's result.)
+    Download(Box<Error>),
     /// This ECU refused the image or could not receive it.
-    Ecu { serial: String, error: Error },
+    Ecu { serial: String, error: Box<Error> },
 }
 
 /// Fetch `url` (`name`, signed as `target`) once and stream it into `ecus`, each of which
@@ -39,7 +40,7 @@ pub fn stream_image<'a, 'b: 'a>(
     std::thread::scope(|s| {
         let mut tee = Tee::new();
         let checks = spawn_checks(s, &mut tee, name, target.length, &target.hashes)
-            .map_err(|e| Failure::Download(e.into()))?;
+            .map_err(|e| Failure::Download(Box::new(e.into())))?;
         let uploads: Vec<_> = ecus
             .into_iter()
             .map(|ecu| {
@@ -72,18 +73,21 @@ pub fn stream_image<'a, 'b: 'a>(
                 )))
             });
             if let (None, Err(error)) = (&refused, result) {
-                refused = Some(Failure::Ecu { serial, error });
+                refused = Some(Failure::Ecu {
+                    serial,
+                    error: Box::new(error),
+                });
             }
         }
         // The download's own failure, then the Primary's checks, then an ECU's refusal (which
         // is why the download was stopped, if it was).
         match (fetched, checked, refused) {
             (Err(e), _, _) if !matches!(e, Error::StreamStopped { .. }) => {
-                Err(Failure::Download(e))
+                Err(Failure::Download(Box::new(e)))
             }
-            (_, Err(e), _) => Err(Failure::Download(e.into())),
+            (_, Err(e), _) => Err(Failure::Download(Box::new(e.into()))),
             (_, _, Some(failure)) => Err(failure),
-            (Err(e), _, None) => Err(Failure::Download(e)),
+            (Err(e), _, None) => Err(Failure::Download(Box::new(e))),
             (Ok(_), Ok(()), None) => Ok(()),
         }
     })

@@ -256,10 +256,14 @@ mod tests {
         let custom: ImageCustom =
             serde_json::from_value(serde_json::json!({"hardwareIds": ["ivi"], "name": "demo"}))
                 .unwrap();
+        // The app installer checks no hashes itself (the image was verified on receipt).
+        let hashes = ferry_core::metadata::Hashes::new();
         let job = InstallJob {
             target_name: "apps/demo-1.tar",
             custom: &custom,
             image: &staged,
+            length: 6,
+            hashes: &hashes,
         };
         let mut app = AppInstaller::new(dir.path().join("apps"), None);
         app.prepare(&job).unwrap();
