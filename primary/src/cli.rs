@@ -5,6 +5,7 @@ use crate::{run_cycle, status, Config};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
 
 const EXAMPLE: &str = "\
 Examples:
@@ -49,7 +50,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Poll: one cycle every poll_interval until stopped.
+    /// Poll: one cycle every poll_interval until SIGTERM or SIGINT, which end the loop after
+    /// the cycle in progress (a second one exits at once); exit status 0.
     Run,
     /// Run one cycle and exit; non-zero if anything was refused or failed.
     Check {
@@ -87,6 +89,8 @@ where
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Colour codes only on a terminal: logs redirected to files stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         // A host program (`ferry`) may have set its own subscriber already: keep that one.
         .try_init();
@@ -127,15 +131,25 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Command::Run => loop {
-            // A failed cycle is logged and retried at the next poll: a vehicle never stops
-            // asking for updates because one cycle failed.
-            match run_cycle(&config, &clock) {
-                Ok(report) => tracing::info!(result = %report.result, "cycle done"),
-                Err(e) => tracing::error!(error = %e, "cycle failed"),
+        Command::Run => {
+            let stop = stop_signal()?;
+            tracing::info!(poll_interval = ?config.poll_interval, "polling");
+            loop {
+                // A failed cycle is logged and retried at the next poll: a vehicle never
+                // stops asking for updates because one cycle failed.
+                match run_cycle(&config, &clock) {
+                    Ok(report) => tracing::info!(result = %report.result, "cycle done"),
+                    Err(e) => tracing::error!(error = %e, "cycle failed"),
+                }
+                match stop.recv_timeout(config.poll_interval) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        tracing::info!("stopped");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
             }
-            std::thread::sleep(config.poll_interval);
-        },
+        }
         Command::Status { json } => {
             let s = status::vehicle_status(&config)?;
             if *json {
@@ -146,4 +160,38 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A channel that receives once SIGTERM or SIGINT arrives. The signals are registered
+/// before this returns, so one sent right after start is not missed. A second signal exits
+/// at once: every install step is journaled, so the next start resumes or rolls back.
+fn stop_signal() -> std::io::Result<mpsc::Receiver<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut term, mut int) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("signal received: stopping after the cycle in progress");
+            let _ = tx.send(());
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: exiting without finishing the cycle");
+            std::process::exit(1);
+        })
+    });
+    Ok(rx)
 }

@@ -1,16 +1,18 @@
 //! One update cycle (DESIGN.md "Verification", Uptane 2.1.0 §5.4.4.2): Director metadata,
 //! Director targets checks, Image repository metadata, every Director target matched with the
 //! Image repository's and its depends met — all before one byte of an image is downloaded;
-//! then each image downloaded once into staging (streamed, bounded, resumable), distributed
-//! to every ECU it is for, installed only once every ECU is ready, and finally every ECU's
-//! signed report sent to the Director in the signed vehicle manifest. A refusal is recorded
-//! in the own ECU's report, naming the check, and the manifest is sent all the same.
+//! then the metadata sent to every ECU, each image downloaded once (bounded, resumable) and
+//! streamed to every ECU it is for as it arrives, installed only once every ECU is ready, and
+//! finally every ECU's signed report sent to the Director in the signed vehicle manifest. A
+//! refusal is recorded in the own ECU's report, naming the check, and the manifest is sent
+//! all the same.
 
 use crate::config::Config;
 use crate::distribute::{EcuLink, EcuStatus, SecondaryClient};
 use crate::error::{Error, Result};
 use crate::own_ecu::OwnEcu;
 use crate::repos;
+use crate::stream::{self, Failure};
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::{EcuVersionReport, VehicleManifest};
 use ferry_core::metadata::uptane::ImageCustom;
@@ -23,7 +25,6 @@ use ferry_core::FoundTarget;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 /// The time source: the system clock in the binary, a fixed one in tests.
 pub type Clock<'a> = &'a dyn Fn() -> DateTime<Utc>;
@@ -224,6 +225,18 @@ fn release_floor(status: &EcuStatus, target: &str, offered: &ImageCustom) -> u64
     }
 }
 
+/// An ECU that is not ready stops every install: the own ECU's refusal as the ECU recorded
+/// it, a Secondary's as [`Error::NotAllReady`].
+fn not_ready<'a>(target: &'a str, serial: &'a str) -> impl FnOnce(Error) -> Stop + 'a {
+    move |error| match error {
+        own @ Error::OwnEcu { .. } => stop(target)(own),
+        error => stop(target)(Error::NotAllReady {
+            failed: serial.to_owned(),
+            reason: error.to_string(),
+        }),
+    }
+}
+
 /// One ECU's part of the update, checked and ready to download.
 struct Planned {
     ecu: usize,
@@ -300,44 +313,53 @@ fn update(
         });
     }
 
-    // Each image once, whatever the number of ECUs it is for.
-    let staging = config.staging_dir();
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| stop("staging")(crate::error::io_at(&staging)(e)))?;
-    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for p in &plan {
-        let name = &p.matched.assignment.target_name;
-        if !files.contains_key(name) {
-            let path = image
-                .download_target(&p.found, name, &repos::image_targets_url(config), &staging)
-                .map_err(stop(name))?;
-            files.insert(name.clone(), path);
-        }
-    }
-
+    // Every ECU verifies the metadata and names the target it expects before any image
+    // byte moves.
     let bundle = repos::bundle(&director, &image).map_err(stop("metadata bundle"))?;
     for p in &plan {
         let name = &p.matched.assignment.target_name;
         let ecu = &mut ecus[p.ecu];
-        let serial = ecu.serial().to_owned();
-        let not_ready = |error: Error| match error {
-            // The own ECU's refusal is recorded by the ECU itself, in its own words.
-            own @ Error::OwnEcu { .. } => stop(name)(own),
-            error => stop(name)(Error::NotAllReady {
-                failed: serial.clone(),
-                reason: error.to_string(),
-            }),
-        };
-        let pending = ecu.send_metadata(&bundle, clock()).map_err(not_ready)?;
+        let pending = ecu
+            .send_metadata(&bundle, clock())
+            .map_err(not_ready(name, ecu.serial()))?;
         if pending.as_deref() != Some(name.as_str()) {
-            return Err(not_ready(Error::Config(format!(
+            return Err(not_ready(name, ecu.serial())(Error::Config(format!(
                 "the ECU would install {pending:?}, expected {name}"
             ))));
         }
-        let path = files.get(name).cloned().unwrap_or_default();
-        ecu.send_image(&path, p.matched.target.length)
-            .map_err(not_ready)?;
-        tracing::info!(%serial, target = %name, "ECU ready");
+    }
+
+    // Each image downloaded once, whatever the number of ECUs it is for, and streamed to all
+    // of them as it arrives.
+    let base = repos::image_targets_url(config);
+    let mut streamed: BTreeSet<&str> = BTreeSet::new();
+    for p in &plan {
+        let name = p.matched.assignment.target_name.as_str();
+        if !streamed.insert(name) {
+            continue;
+        }
+        let receivers: BTreeSet<usize> = plan
+            .iter()
+            .filter(|q| q.matched.assignment.target_name == name)
+            .map(|q| q.ecu)
+            .collect();
+        let url = image
+            .target_url(&p.found, name, &base)
+            .map_err(stop(name))?;
+        let links: Vec<_> = ecus
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| receivers.contains(i))
+            .map(|(_, e)| &mut **e)
+            .collect();
+        match stream::stream_image(image.fetcher(), &url, name, &p.found.target, links) {
+            Ok(()) => {}
+            Err(Failure::Download(e)) => return Err(stop(name)(*e)),
+            Err(Failure::Ecu { serial, error }) => return Err(not_ready(name, &serial)(*error)),
+        }
+        for i in receivers {
+            tracing::info!(serial = %ecus[i].serial(), target = %name, "ECU ready");
+        }
     }
 
     // Every ECU is ready: install. A failure is the failing ECU's (its report says so).
@@ -353,9 +375,6 @@ fn update(
             }
             Err(e) => failed.push(format!("ECU {serial}: {e}")),
         }
-    }
-    for path in files.values() {
-        let _ = std::fs::remove_file(path);
     }
     if !failed.is_empty() {
         return Err(stop("install")(Error::InstallsFailed(failed.join("; "))));

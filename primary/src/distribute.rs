@@ -7,10 +7,13 @@ use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::Signed;
 use ferry_secondary::report::DomainImage;
+use ferry_secondary::image::tee::{Aborted, Chunk, Tap};
 use ferry_secondary::state::{InstalledImage, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// What an ECU says about itself (`GET /status`, or the own ECU's state).
@@ -32,16 +35,17 @@ pub struct EcuStatus {
     pub in_flight: Option<String>,
 }
 
-/// One ECU of the vehicle.
-pub trait EcuLink: std::fmt::Debug {
+/// One ECU of the vehicle. `Send`: an image streams to all its ECUs at once, one thread each.
+pub trait EcuLink: std::fmt::Debug + Send {
     fn serial(&self) -> &str;
     /// The ECU's hardwareId, as it states it.
     fn hardware_id(&mut self) -> Result<String>;
     fn status(&mut self) -> Result<EcuStatus>;
     /// Send a metadata bundle; the ECU verifies it and answers the target it will install.
     fn send_metadata(&mut self, bundle: &[u8], now: DateTime<Utc>) -> Result<Option<String>>;
-    /// Stream the verified image of the pending target.
-    fn send_image(&mut self, path: &Path, length: u64) -> Result<()>;
+    /// Stream the image of the pending target (`length` bytes, as signed) from `image`, as
+    /// it downloads. The ECU checks every byte itself; the Primary checks them too.
+    fn send_image(&mut self, image: Tap, length: u64) -> Result<()>;
     fn install(&mut self, now: DateTime<Utc>) -> Result<()>;
     fn report(&mut self, nonce: &str, now: DateTime<Utc>) -> Result<Signed<EcuVersionReport>>;
 }
@@ -149,16 +153,45 @@ impl EcuLink for SecondaryClient {
         Ok(answer["target"].as_str().map(str::to_owned))
     }
 
-    fn send_image(&mut self, path: &Path, length: u64) -> Result<()> {
-        let file = std::fs::File::open(path).map_err(crate::error::io_at(path))?;
+    fn send_image(&mut self, image: Tap, length: u64) -> Result<()> {
         let budget = self.grace + Duration::from_secs(length / self.min_bytes_per_sec);
-        let request = self
-            .http
-            .put(format!("{}/image", self.url))
-            .timeout(budget)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(reqwest::blocking::Body::sized(file, length));
-        self.call("image", request).map(|_| ())
+        let url = format!("{}/image", self.url);
+        // The body is sent as the download delivers it, in the tee's 1 MiB chunks, without a
+        // copy: the blocking client would re-buffer a reader 8 KiB at a time, which costs more
+        // CPU than hashing. A runtime of its own for this one request, on this ECU's thread.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| self.transport("image", e))?;
+        let answer = runtime.block_on(async {
+            let client = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()?;
+            let response = client
+                .put(&url)
+                .timeout(budget)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .header(reqwest::header::CONTENT_LENGTH, length)
+                .body(reqwest::Body::wrap(TapBody {
+                    tap: image,
+                    left: length,
+                }))
+                .send()
+                .await?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        });
+        let (status, body) = answer.map_err(|e| self.transport("image", e))?;
+        if !status.is_success() {
+            return Err(Error::Secondary {
+                serial: self.serial.clone(),
+                step: "image",
+                status: status.as_u16(),
+                reason: String::from_utf8_lossy(&body).trim().to_owned(),
+            });
+        }
+        Ok(())
     }
 
     fn install(&mut self, _now: DateTime<Utc>) -> Result<()> {
@@ -178,5 +211,49 @@ impl EcuLink for SecondaryClient {
             .query(&[("nonce", nonce)]);
         let value = self.call("report", request)?;
         self.parse("report", value)
+    }
+}
+
+/// An image upload's body: the chunks of a [`Tap`] as they arrive, each sent as it is.
+#[derive(Debug)]
+struct TapBody {
+    tap: Tap,
+    /// Bytes still to come, so the request carries a Content-Length.
+    left: u64,
+}
+
+/// A chunk lent to the HTTP client until it is written.
+struct Shared(Arc<Chunk>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        self.0.bytes()
+    }
+}
+
+impl http_body::Body for TapBody {
+    type Data = bytes::Bytes;
+    type Error = Aborted;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<http_body::Frame<bytes::Bytes>, Aborted>>> {
+        let this = self.get_mut();
+        match this.tap.poll_chunk(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Some(chunk))) => {
+                this.left = this.left.saturating_sub(chunk.bytes().len() as u64);
+                let data = bytes::Bytes::from_owner(Shared(chunk));
+                Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+            }
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            // The download failed: the request fails too, so the ECU never sees a whole image.
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
     }
 }

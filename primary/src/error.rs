@@ -65,6 +65,10 @@ pub enum Error {
         expected: String,
         found: String,
     },
+    /// Used only inside a stream, to stop the download when an ECU stopped receiving; the
+    /// ECU's own error is what is reported.
+    #[error("image stream check failed: an ECU stopped receiving {target} before its end")]
+    StreamStopped { target: String },
     #[error("partial bundle check failed: ECU {failed} is not ready ({reason}); no ECU installs")]
     NotAllReady { failed: String, reason: String },
     #[error("install check failed: {0}")]

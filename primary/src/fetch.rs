@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+/// The largest read from a response body.
+const READ_BUFFER: u64 = 1 << 20;
+
 /// How patient a fetch is.
 #[derive(Debug, Clone)]
 pub struct FetchPolicy {
@@ -161,7 +164,12 @@ impl HttpFetcher {
         total: &mut u64,
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Large reads for images (fewer wake-ups per GiB), no more than needed for metadata;
+        // never empty, or the first read would look like the end of the body.
+        let size = usize::try_from(max_len.min(READ_BUFFER))
+            .unwrap_or(1)
+            .max(1);
+        let mut buf = vec![0u8; size];
         loop {
             let n = response.read(&mut buf).map_err(|e| transport(url, e))?;
             if n == 0 {

@@ -2,7 +2,8 @@
 //! ([`cycle`]), built on a single-repository TUF updater (fetch with bounds, verify through
 //! ferry-core, persist what was received, download targets with streaming hash checks). The
 //! primary's own ECU runs the Secondary library in-process ([`own_ecu`]); Secondaries are
-//! reached over HTTP ([`distribute`]).
+//! reached over HTTP ([`distribute`]); an image streams to its ECUs as it downloads
+//! ([`stream`]).
 
 pub mod cli;
 pub mod config;
@@ -12,9 +13,11 @@ mod error;
 pub mod fetch;
 pub mod own_ecu;
 pub mod reboot_wait;
+pub mod progress;
 pub mod repos;
 pub mod status;
 pub mod store;
+pub mod stream;
 pub mod updater;
 
 pub use config::Config;

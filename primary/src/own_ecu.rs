@@ -4,14 +4,14 @@
 //! manifest names them.
 
 use crate::distribute::{EcuLink, EcuStatus};
-use crate::error::{io_at, Error, Result};
+use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::Signed;
 use ferry_keys::Signer;
+use ferry_secondary::image::tee::Tap;
 use ferry_secondary::state::Outcome;
 use ferry_secondary::Ecu;
-use std::path::Path;
 
 #[derive(Debug)]
 pub struct OwnEcu {
@@ -86,11 +86,10 @@ impl EcuLink for OwnEcu {
         Ok(pending.map(|a| a.target_name().to_owned()))
     }
 
-    fn send_image(&mut self, path: &Path, _length: u64) -> Result<()> {
-        let mut file = std::fs::File::open(path).map_err(io_at(path))?;
+    fn send_image(&mut self, mut image: Tap, _length: u64) -> Result<()> {
         let serial = self.serial.clone();
         self.ecu
-            .receive_image(&mut file)
+            .receive_image(&mut image)
             .map_err(|source| Error::own_ecu(&serial, source))
     }
 

@@ -4,6 +4,7 @@
 
 use crate::error::{io_at, Error, Result};
 use crate::fetch::Fetcher;
+use crate::progress::Progress;
 use crate::store::{quote, quote_path, write_atomic, MetadataStore};
 use chrono::{DateTime, Utc};
 use ferry_core::metadata::HashCheck;
@@ -208,24 +209,7 @@ impl<F: Fetcher> Updater<F> {
         }
         let mut check = HashCheck::new(name.as_str(), Some(info.length), Some(&info.hashes))?
             .require_hashes()?;
-        let consistent = self
-            .set
-            .as_ref()
-            .is_some_and(|s| s.root().consistent_snapshot);
-        let remote = if consistent {
-            let (dir_part, file) = name.split_dir();
-            let hash = info
-                .hashes
-                .values()
-                .next()
-                .ok_or_else(|| ferry_core::Error::NoHashes {
-                    what: name.to_string(),
-                })?;
-            format!("{dir_part}{hash}.{file}")
-        } else {
-            name.as_str().to_owned()
-        };
-        let url = format!("{}{}", base_url(target_base_url), quote_path(&remote));
+        let url = self.target_url(found, name.as_str(), target_base_url)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".ferry-")
             .suffix(".part")
@@ -238,10 +222,48 @@ impl<F: Fetcher> Updater<F> {
             progress.advance(chunk.len() as u64);
             tmp.write_all(chunk).map_err(io_at(&tmp_path))
         })?;
+        progress.finish();
         check.finish()?;
         tmp.as_file().sync_all().map_err(io_at(&tmp_path))?;
         tmp.persist(&dest).map_err(|e| io_at(&dest)(e.error))?;
         Ok(dest)
+    }
+
+    /// Where `name` (found by [`Updater::target_info`]) is fetched from: under
+    /// `target_base_url`, as `dir/HASH.file` when the repository uses consistent snapshots.
+    pub fn target_url(
+        &self,
+        found: &FoundTarget,
+        name: &str,
+        target_base_url: &str,
+    ) -> Result<String> {
+        let name = TargetName::new(name)?;
+        let consistent = self
+            .set
+            .as_ref()
+            .is_some_and(|s| s.root().consistent_snapshot);
+        let remote =
+            if consistent {
+                let (dir_part, file) = name.split_dir();
+                let hash = found.target.hashes.values().next().ok_or_else(|| {
+                    ferry_core::Error::NoHashes {
+                        what: name.to_string(),
+                    }
+                })?;
+                format!("{dir_part}{hash}.{file}")
+            } else {
+                name.as_str().to_owned()
+            };
+        Ok(format!(
+            "{}{}",
+            base_url(target_base_url),
+            quote_path(&remote)
+        ))
+    }
+
+    /// The transport this updater fetches with.
+    pub fn fetcher(&self) -> &F {
+        &self.fetcher
     }
 
     fn cached_is_valid(
@@ -275,40 +297,4 @@ impl<F: Fetcher> Updater<F> {
 pub fn init_trusted_root(store: &MetadataStore, root_bytes: &[u8]) -> Result<()> {
     std::fs::create_dir_all(store.dir()).map_err(io_at(store.dir()))?;
     write_atomic(&store.dir().join("root.json"), root_bytes)
-}
-
-/// Download progress in the log: one line per tenth of the image, so a long download shows
-/// it is moving without flooding the log.
-struct Progress<'a> {
-    name: &'a str,
-    total: u64,
-    done: u64,
-    next_tenth: u64,
-}
-
-impl<'a> Progress<'a> {
-    fn new(name: &'a str, total: u64) -> Self {
-        tracing::info!(target = name, bytes = total, "download started");
-        Progress {
-            name,
-            total,
-            done: 0,
-            next_tenth: 1,
-        }
-    }
-
-    fn advance(&mut self, n: u64) {
-        self.done += n;
-        let total = self.total.max(1);
-        if self.next_tenth <= 10 && self.done * 10 >= self.next_tenth * total {
-            self.next_tenth = self.done * 10 / total + 1;
-            tracing::info!(
-                target = self.name,
-                done = self.done,
-                total = self.total,
-                percent = self.done * 100 / total,
-                "downloading"
-            );
-        }
-    }
 }

@@ -58,6 +58,8 @@ where
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Colour codes only on a terminal: logs redirected to files stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         // A host program (`ferry`) may have set its own subscriber already: keep that one.
         .try_init();

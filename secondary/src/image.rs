@@ -1,61 +1,138 @@
 //! Receiving an image: streamed from any reader into a staging file, bounded by the signed
-//! length and checked against every signed hash as the bytes arrive. Memory stays flat (one
-//! fixed buffer); a refused image leaves nothing behind.
+//! length and checked against every signed hash as the bytes arrive. Each hash algorithm and
+//! the file write run on threads of their own, fed by one read of the stream ([`tee`]), so
+//! sha512 (no hardware support) and sha256 overlap each other and the I/O. Memory stays flat
+//! (a few fixed chunks); a refused image leaves nothing behind.
+
+pub mod tee;
 
 use crate::error::{Error, Result};
 use crate::verify::Assignment;
-use ferry_core::metadata::HashCheck;
-use std::io::{ErrorKind, Read, Write};
+use ferry_core::metadata::{HashCheck, Hashes};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::thread::{Scope, ScopedJoinHandle};
+use tee::{Tap, Tee};
 
-const BUFFER: usize = 64 * 1024;
-
-/// An image whose length and every hash matched its verified target, fsynced to disk.
+/// An image whose length and every hash matched its verified target, on disk durably.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedImage {
     pub path: PathBuf,
     pub target_name: String,
 }
 
+/// A running check of one signed hash: `Ok(None)` when the stream was cut before its end
+/// (the producer reports why), `Ok(Some(()))` when the whole stream matched.
+pub type CheckHandle<'s> = ScopedJoinHandle<'s, ferry_core::Result<Option<()>>>;
+
+/// Check `length` and every hash in `hashes` of the stream `tee` carries, one thread per
+/// algorithm. Refuses up front what cannot be checked: no hash, or an unknown algorithm (a
+/// hash we skip is a hash an attacker chooses).
+pub fn spawn_checks<'s>(
+    scope: &'s Scope<'s, '_>,
+    tee: &mut Tee,
+    what: &str,
+    length: u64,
+    hashes: &Hashes,
+) -> ferry_core::Result<Vec<CheckHandle<'s>>> {
+    HashCheck::new(what, Some(length), Some(hashes))?.require_hashes()?;
+    let mut handles = Vec::new();
+    for (algorithm, digest) in hashes {
+        let one: Hashes = [(algorithm.clone(), digest.clone())].into();
+        let mut check = HashCheck::new(what, Some(length), Some(&one))?;
+        let mut tap = tee.tap();
+        handles.push(scope.spawn(move || {
+            loop {
+                match tap.next_chunk() {
+                    // A check that fails drops its tap, which stops the producer at once.
+                    Ok(Some(chunk)) => check.update(chunk.bytes())?,
+                    Ok(None) => return check.finish().map(Some),
+                    Err(tee::Aborted) => return Ok(None),
+                }
+            }
+        }));
+    }
+    Ok(handles)
+}
+
+/// The first failed check among `handles`, after all of them ended.
+pub fn join_checks(handles: Vec<CheckHandle<'_>>) -> ferry_core::Result<()> {
+    let mut first = Ok(());
+    for handle in handles {
+        let result = handle.join().unwrap_or(Err(ferry_core::Error::Order(
+            "a hash check thread panicked",
+        )));
+        if let (Ok(()), Err(e)) = (&first, result) {
+            first = Err(e);
+        }
+    }
+    first
+}
+
+/// Write every chunk of `tap` to `file`; `Ok(false)` when the stream was cut.
+fn write_all(mut file: &std::fs::File, mut tap: Tap) -> std::io::Result<bool> {
+    loop {
+        match tap.next_chunk() {
+            Ok(Some(chunk)) => file.write_all(chunk.bytes())?,
+            Ok(None) => return Ok(true),
+            Err(tee::Aborted) => return Ok(false),
+        }
+    }
+}
+
+fn endless(name: &str, e: ferry_core::Error) -> Error {
+    match e {
+        ferry_core::Error::TooLong { limit, .. } => Error::EndlessData {
+            target: name.to_owned(),
+            limit,
+        },
+        other => other.into(),
+    }
+}
+
 /// Stream `reader` into `staging_dir`, checked against `assignment`. More bytes than signed is
 /// refused as endless data the moment they arrive; too few, or a wrong hash, at the end.
 pub fn receive(
-    reader: &mut dyn Read,
+    reader: &mut dyn std::io::Read,
     staging_dir: &Path,
     assignment: &Assignment,
 ) -> Result<StagedImage> {
     let name = assignment.target_name();
     let target = assignment.target();
-    let mut check =
-        HashCheck::new(name, Some(target.length), Some(&target.hashes))?.require_hashes()?;
     std::fs::create_dir_all(staging_dir).map_err(|e| Error::io(staging_dir, e))?;
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".image-")
         .suffix(".part")
         .tempfile_in(staging_dir)
         .map_err(|e| Error::io(staging_dir, e))?;
-    let mut buf = vec![0u8; BUFFER];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(format!("image stream for {name}"), e)),
-        };
-        check.update(&buf[..n]).map_err(|e| match e {
-            ferry_core::Error::TooLong { limit, .. } => Error::EndlessData {
-                target: name.to_owned(),
-                limit,
-            },
-            other => other.into(),
-        })?;
-        tmp.write_all(&buf[..n])
-            .map_err(|e| Error::io(tmp.path(), e))?;
-    }
-    check.finish()?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    let file = tmp.as_file();
+    std::thread::scope(|s| -> Result<()> {
+        let mut tee = Tee::new();
+        let checks = spawn_checks(s, &mut tee, name, target.length, &target.hashes)?;
+        let tap = tee.tap();
+        let writer = s.spawn(move || write_all(file, tap));
+        let read = pump(reader, &mut tee, name, target.length);
+        // Only a complete stream is finished; otherwise dropping the tee aborts every tap.
+        let read = read.and_then(|()| {
+            tee.finish().map_err(|e| {
+                Error::io(format!("image stream for {name}"), std::io::Error::other(e))
+            })
+        });
+        let checked = join_checks(checks).map_err(|e| endless(name, e));
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the image writer thread panicked")))
+            .map_err(|e| Error::io(tmp.path(), e));
+        // The reader's own failure first (endless data, a cut connection); then a failed
+        // check, which is why a consumer stopped; then the file.
+        match (read, checked, written) {
+            (Err(e @ Error::EndlessData { .. }), _, _) => Err(e),
+            (_, Err(e), _) | (_, _, Err(e)) | (Err(e), _, _) => Err(e),
+            (Ok(()), Ok(()), Ok(_)) => Ok(()),
+        }
+    })?;
+    // One fdatasync of the final bytes: the installer links this very file into place.
+    file.sync_data().map_err(|e| Error::io(tmp.path(), e))?;
     // A unique name per upload: an upload that finishes after its target was replaced must
     // never overwrite the image received for the new one.
     let path = tmp
@@ -68,6 +145,26 @@ pub fn receive(
         path: ready,
         target_name: name.to_owned(),
     })
+}
+
+/// Read `reader` to its end into `tee`, refusing a byte past `limit` as soon as it arrives.
+fn pump(reader: &mut dyn std::io::Read, tee: &mut Tee, name: &str, limit: u64) -> Result<()> {
+    let mut total: u64 = 0;
+    loop {
+        let n = match tee.read_from(reader) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(format!("image stream for {name}"), e)),
+        };
+        total += n as u64;
+        if total > limit {
+            return Err(Error::EndlessData {
+                target: name.to_owned(),
+                limit,
+            });
+        }
+    }
 }
 
 /// Drop one staged image.

@@ -3,8 +3,9 @@
 //! The image is a single file, installed as `<apps_dir>/<name>/<file>`: `name` is the target's
 //! `custom.name` (else the file name up to its first dot), `file` the last segment of the
 //! target name. Archives are not unpacked. The new copy is prepared in `.<name>.new` beside the
-//! live one; install renames the live directory to `.<name>.backup` and the new one into place,
-//! so the swap is two renames on one file system. A crash between them leaves a backup and no
+//! live one, as a hard link of the staged image (a copy only across file systems); install
+//! renames the live directory to `.<name>.backup` and the new one into place, so the swap is
+//! two renames on one file system. A crash between them leaves a backup and no
 //! live copy, which [`AppInstaller::recover`] restores at start.
 
 use super::{InstallJob, Installer};
@@ -62,6 +63,40 @@ fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, e))
+}
+
+/// Put the staged image at `dest`. The staged file is complete and already durable, so a
+/// hard link is the whole cost when staging and apps share a file system (the ECU removes
+/// the staged name afterwards); across file systems it is copied and the copy made durable.
+fn place(image: &Path, dest: &Path) -> Result<()> {
+    match fs::hard_link(image, dest) {
+        Ok(()) => return Ok(()),
+        // EXDEV: another file system; EPERM/unsupported: one without hard links (FAT).
+        // Anything else is a real failure.
+        Err(e)
+            if e.kind() == ErrorKind::CrossesDevices
+                || e.kind() == ErrorKind::Unsupported
+                || e.raw_os_error() == Some(1) =>
+        {
+            tracing::warn!(
+                image = %image.display(),
+                dest = %dest.display(),
+                error = %e,
+                "cannot link the staged image into apps_dir: copying it (put data_dir and \
+                 apps_dir on one file system to install by linking)"
+            );
+        }
+        Err(e) => {
+            return Err(Error::io(
+                format!("linking {} to {}", image.display(), dest.display()),
+                e,
+            ))
+        }
+    }
+    fs::copy(image, dest).map_err(|e| Error::io(dest, e))?;
+    fs::File::open(dest)
+        .and_then(|f| f.sync_data())
+        .map_err(|e| Error::io(dest, e))
 }
 
 impl AppInstaller {
@@ -137,10 +172,7 @@ impl Installer for AppInstaller {
         remove_dir(&p.new)?;
         fs::create_dir(&p.new).map_err(|e| Error::io(&p.new, e))?;
         let dest = p.new.join(&p.file);
-        fs::copy(job.image, &dest).map_err(|e| Error::io(&dest, e))?;
-        fs::File::open(&dest)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(&dest, e))?;
+        place(job.image, &dest)?;
         sync_dir(&p.new)?;
         sync_dir(&self.apps_dir)
     }
@@ -201,5 +233,64 @@ impl Installer for AppInstaller {
     fn cleanup(&mut self, job: &InstallJob<'_>) -> Result<()> {
         let p = self.paths(job)?;
         remove_dir(&p.new)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ferry_core::metadata::uptane::ImageCustom;
+    use std::os::unix::fs::MetadataExt;
+
+    fn inode(path: &Path) -> (u64, u64) {
+        let m = fs::metadata(path).unwrap();
+        (m.dev(), m.ino())
+    }
+
+    #[test]
+    fn prepare_links_the_staged_image_into_place_instead_of_copying_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join(".image-1.ready");
+        fs::write(&staged, b"app v1").unwrap();
+        let custom: ImageCustom =
+            serde_json::from_value(serde_json::json!({"hardwareIds": ["ivi"], "name": "demo"}))
+                .unwrap();
+        // The app installer checks no hashes itself (the image was verified on receipt).
+        let hashes = ferry_core::metadata::Hashes::new();
+        let job = InstallJob {
+            target_name: "apps/demo-1.tar",
+            custom: &custom,
+            image: &staged,
+            length: 6,
+            hashes: &hashes,
+        };
+        let mut app = AppInstaller::new(dir.path().join("apps"), None);
+        app.prepare(&job).unwrap();
+        let placed = dir.path().join("apps/.demo.new/demo-1.tar");
+        assert_eq!(inode(&placed), inode(&staged), "one file, linked");
+        // A step may run again after a crash.
+        app.prepare(&job).unwrap();
+        assert_eq!(fs::read(&placed).unwrap(), b"app v1");
+    }
+
+    #[test]
+    fn across_file_systems_the_image_is_copied() {
+        // /dev/shm is a tmpfs on Linux: another file system than the temporary directory.
+        let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("no /dev/shm here: nothing to cross");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let staged = shm.path().join("staged");
+        fs::write(&staged, b"app v2").unwrap();
+        let dest = dir.path().join("placed");
+        if inode(shm.path()).0 == inode(dir.path()).0 {
+            eprintln!("/dev/shm and the temporary directory share a file system");
+            return;
+        }
+        place(&staged, &dest).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"app v2");
+        assert_ne!(inode(&dest), inode(&staged));
     }
 }

@@ -7,7 +7,8 @@
 //! (`ferry-secondary`, full verification) which verifies and installs it. Baselines on the
 //! image file: `openssl dgst -sha256` and `dd bs=4M conv=fdatasync`; the ratio is the
 //! install time over the slower of the two. Peak RSS: ferry-primary's sampled every 20 ms
-//! from /proc (VmHWM), ferry-secondary's VmHWM after the run.
+//! from /proc (VmHWM), ferry-secondary's VmHWM after the run. The primary's phases (metadata,
+//! streaming to the ECUs, install and report) come from its log's timestamps.
 
 mod measure;
 mod procs;
@@ -26,7 +27,7 @@ const EXAMPLE: &str = "Examples:
 
 Needs ferry-primary and ferry-secondary next to this ferry
 (cargo build --release -p ferry-tools -p ferry-primary -p ferry-secondary), and openssl and dd
-for the baselines. Disk: about 5 times the image size in the directory.
+for the baselines. Disk: about 3 times the image size in the directory.
 Goal: ratio <= 1.3 and peak RSS <= 64 MiB for both the primary and the Secondary.";
 
 /// Install time over max(sha256, durable copy) must stay under this.
@@ -119,10 +120,12 @@ pub fn run(args: Args) -> Result<()> {
     setup.lap("baselines");
 
     bar.set_message("ferry-primary check: verify, download, install on the Secondary");
+    let phases;
     let (took, primary_kib) = {
         let mut cmd = Command::new(&primary_bin);
         cmd.args(["--config", "primary.toml", "check", "--json"]);
         let start = Instant::now();
+        let started_at = chrono::Utc::now();
         let mut guard = procs::spawn(dir, cmd, "ferry-primary")?;
         let stdout = guard.child.stdout.take();
         // Drain stdout on a thread so the primary never blocks on a full pipe.
@@ -143,6 +146,7 @@ pub fn run(args: Args) -> Result<()> {
             )));
         }
         check_result(&out, dir, args.size)?;
+        phases = measure::primary_phases(&guard.log, started_at);
         (took, kib)
     };
     let secondary_kib = measure::status_kib(world.secondary.guard.pid(), "VmHWM")
@@ -176,6 +180,10 @@ pub fn run(args: Args) -> Result<()> {
             "rss_ok": rss_ok,
             "ok": ratio_ok && rss_ok,
         },
+        "primary_phases_seconds": phases
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect::<serde_json::Map<_, _>>(),
         "setup_seconds": setup.to_json(),
     });
     if args.json {
@@ -211,6 +219,11 @@ pub fn run(args: Args) -> Result<()> {
         mib(secondary_kib),
         verdict(rss_ok)
     );
+    let described: Vec<String> = phases
+        .iter()
+        .map(|(name, secs)| format!("{name} {secs:.2}s"))
+        .collect();
+    println!("  primary phases: {}", described.join(", "));
     println!("  setup: {}", setup.describe());
     Ok(())
 }

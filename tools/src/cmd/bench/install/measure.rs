@@ -3,6 +3,7 @@
 
 use crate::error::{io_at, Error, Result};
 use crate::progress::bytes_bar;
+use chrono::{DateTime, Utc};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -110,4 +111,58 @@ pub fn wait_sampling(child: &mut Child, start: Instant) -> Result<(ExitStatus, D
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `line` without its ANSI colour sequences (`ESC [ ... m`).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Where the primary's time went, from the timestamps of its log lines (`start` is when it
+/// was started): verifying both repositories' metadata (to the first "download started"),
+/// streaming the image to the ECUs (to the last "ECU ready"), installing and reporting (to
+/// the manifest's acceptance). Phases whose log lines are missing are left out.
+pub fn primary_phases(log: &Path, start: DateTime<Utc>) -> Vec<(&'static str, f64)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let (mut download, mut ready, mut accepted) = (None, None, None);
+    for line in text.lines().map(plain) {
+        let Some(time) = line
+            .split_whitespace()
+            .next()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+        else {
+            continue;
+        };
+        if line.contains("download started") && download.is_none() {
+            download = Some(time);
+        } else if line.contains("ECU ready") {
+            ready = Some(time);
+        } else if line.contains("vehicle manifest accepted") {
+            accepted = Some(time);
+        }
+    }
+    let secs =
+        |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    [
+        ("verify_metadata", Some(start), download),
+        ("stream_to_ecus", download, ready),
+        ("install_and_report", ready, accepted),
+    ]
+    .into_iter()
+    .filter_map(|(name, from, to)| Some((name, secs(from?, to?))))
+    .collect()
 }
