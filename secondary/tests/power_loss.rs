@@ -4,16 +4,31 @@
 //! SIGKILL, starts the daemon again and checks the ECU is on exactly the old or the new
 //! version (the one the restart rules promise), serves, and provides what it runs.
 //!
-//! The table is per domain: a row is (domain, scenario, the states it reaches). The container
-//! and module domains are one more row each, with their own `Domain` entry.
+//! The table is per domain (`power_loss/<domain>.rs`): a row is (domain, scenario, the states
+//! it reaches and the version a kill there must land on). Every node configures every domain,
+//! as one ECU would; only the row's domain is updated.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "fixtures/oci.rs"]
+mod oci;
+#[path = "fixtures/module.rs"]
+mod shell_module;
+
+// The per-domain rows (a crate root resolves `mod x;` beside itself, hence the paths).
+#[path = "power_loss/app.rs"]
+mod app;
+#[path = "power_loss/container.rs"]
+mod container;
+#[path = "power_loss/module.rs"]
+mod module;
+#[path = "power_loss/os.rs"]
+mod os;
 
 use common::*;
 use ferry_core::metadata::Expires;
 use reqwest::blocking::Client;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -27,7 +42,7 @@ const DEADLINE: Duration = Duration::from_secs(120);
 enum Scenario {
     /// Everything passes.
     Success,
-    /// The new version fails its health check: the rollback states.
+    /// The new version fails its domain's check: the rollback states.
     Unhealthy,
 }
 
@@ -36,12 +51,20 @@ enum Version {
     Old,
     New,
 }
+use Version::{New, Old};
+
+/// One version of a domain's target, as the repositories sign it.
+struct Target {
+    name: &'static str,
+    content: Vec<u8>,
+    custom: Value,
+}
 
 /// One domain under test: its two versions and how to read what it runs.
 struct Domain {
     name: &'static str,
-    target: fn(Version) -> (&'static str, &'static [u8], Value),
-    /// The version the files on disk say the ECU runs, and whether they are consistent.
+    target: fn(Version) -> Target,
+    /// Whether the files on disk say the ECU runs this version, consistently.
     on_disk: fn(&Node, Version) -> Result<(), String>,
     provides_key: &'static str,
 }
@@ -53,128 +76,12 @@ struct Row {
     kills: &'static [(&'static str, Version)],
 }
 
-fn app_target(v: Version) -> (&'static str, &'static [u8], Value) {
-    match v {
-        Version::Old => ("apps/demo-1.bin", b"demo 1", app_custom("demo", "1", 1)),
-        Version::New => (
-            "apps/demo-2.bin",
-            b"demo 2, new",
-            app_custom("demo", "2", 2),
-        ),
-    }
+/// Every domain's rows.
+fn table() -> impl Iterator<Item = &'static Row> {
+    [app::ROWS, os::ROWS, container::ROWS, module::ROWS]
+        .into_iter()
+        .flatten()
 }
-
-fn os_target(v: Version) -> (&'static str, &'static [u8], Value) {
-    let (name, content, version, counter): (&str, &[u8], &str, u64) = match v {
-        Version::Old => ("os/poky-1.img", b"rootfs one", "1", 1),
-        Version::New => ("os/poky-2.img", b"rootfs two, longer", "2", 2),
-    };
-    let custom = json!({ "hardwareIds": [HW], "releaseCounter": counter, "domain": "os",
-                         "name": "poky", "version": version });
-    (name, content, custom)
-}
-
-fn app_on_disk(n: &Node, v: Version) -> Result<(), String> {
-    let apps = n.root.join("apps");
-    let mut entries: Vec<String> = std::fs::read_dir(&apps)
-        .map_err(|e| e.to_string())?
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    entries.sort();
-    if entries != ["demo"] {
-        return Err(format!("apps dir holds {entries:?}, expected only demo"));
-    }
-    let (name, content, _) = app_target(v);
-    let file = apps.join("demo").join(name.trim_start_matches("apps/"));
-    match std::fs::read(&file) {
-        Ok(c) if c == content => Ok(()),
-        other => Err(format!("{}: {other:?}", file.display())),
-    }
-}
-
-fn os_on_disk(n: &Node, v: Version) -> Result<(), String> {
-    let env = ferry_secondary::install::boot::parse_lines(
-        &std::fs::read_to_string(n.root.join("bootenv")).map_err(|e| e.to_string())?,
-    );
-    // The old image went to slot b at first boot, the new one to slot a.
-    let slot = if v == Version::Old { "b" } else { "a" };
-    if env.get("boot_slot").map(String::as_str) != Some(slot)
-        || env.get("upgrade_available").map(String::as_str) != Some("0")
-    {
-        return Err(format!(
-            "boot env {env:?}, expected slot {slot} and no upgrade on trial"
-        ));
-    }
-    let (_, content, _) = os_target(v);
-    let booted =
-        std::fs::read(n.root.join(format!("slot-{slot}.img"))).map_err(|e| e.to_string())?;
-    if booted != content {
-        return Err(format!("slot {slot} does not hold the {v:?} image"));
-    }
-    Ok(())
-}
-
-static APP: Domain = Domain {
-    name: "app",
-    target: app_target,
-    on_disk: app_on_disk,
-    provides_key: "data-partition.demo.version",
-};
-static OS: Domain = Domain {
-    name: "os",
-    target: os_target,
-    on_disk: os_on_disk,
-    provides_key: "rootfs-image.version",
-};
-
-use Version::{New, Old};
-static TABLE: &[Row] = &[
-    Row {
-        domain: &APP,
-        scenario: Scenario::Success,
-        kills: &[
-            ("download", Old),
-            ("install", Old),
-            ("verify", New),
-            ("commit", New),
-            ("cleanup", New),
-        ],
-    },
-    Row {
-        domain: &APP,
-        scenario: Scenario::Unhealthy,
-        kills: &[
-            ("verify", Old),
-            ("rollback", Old),
-            ("failure", Old),
-            ("cleanup", Old),
-        ],
-    },
-    Row {
-        domain: &OS,
-        scenario: Scenario::Success,
-        kills: &[
-            ("download", Old),
-            ("install", Old),
-            ("reboot", New),
-            ("verify-reboot", New),
-            ("commit", New),
-            ("cleanup", New),
-        ],
-    },
-    Row {
-        domain: &OS,
-        scenario: Scenario::Unhealthy,
-        kills: &[
-            ("verify-reboot", Old),
-            ("rollback", Old),
-            ("rollback-reboot", Old),
-            ("failure", Old),
-            ("cleanup", Old),
-        ],
-    },
-    // container and module: one row each here, with their Domain (their installers' helper).
-];
 
 /// An ECU's files and its daemon, when running.
 struct Node {
@@ -206,22 +113,16 @@ impl Node {
     fn new(scenario: Scenario, bootlimit: u32) -> Node {
         let v = Vehicle::new(ferry_secondary::VerificationMode::Full);
         let root = v.dir.path().to_owned();
-        std::fs::write(root.join("slot-a.img"), b"factory").unwrap();
-        let (app_check, os_check) = match scenario {
-            Scenario::Success => ("true".to_owned(), "true".to_owned()),
-            Scenario::Unhealthy => (
-                "test ! -f \"$FERRY_APP_DIR/demo-2.bin\"".to_owned(),
-                "test \"$FERRY_OS_SLOT\" = b".to_owned(),
-            ),
-        };
+        // The app settings are top-level keys: they go before the first table.
         let toml = format!(
             "serial = \"{SERIAL}\"\nhardware_id = \"{HW}\"\nkey = \"ecu.key.pem\"\n\
              listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndirector_root = \"director.root.json\"\n\
-             image_root = \"image.root.json\"\napps_dir = \"apps\"\n\
-             app_health_check = [\"sh\", \"-c\", {app_check:?}]\n\
-             [initial_provides]\n\"rootfs-image.python.version\" = \"3.12\"\n\
-             [os]\nslots = [\"slot-a.img\", \"slot-b.img\"]\nboot_env = \"bootenv\"\n\
-             bootlimit = {bootlimit}\nhealth_check = [\"sh\", \"-c\", {os_check:?}]\n"
+             image_root = \"image.root.json\"\n{}\
+             [initial_provides]\n\"rootfs-image.python.version\" = \"3.12\"\n{}{}{}",
+            app::config(scenario),
+            os::config(&root, scenario, bootlimit),
+            container::config(&root, scenario),
+            module::config(&root, scenario),
         );
         let config = root.join("secondary.toml");
         std::fs::write(&config, toml).unwrap();
@@ -293,8 +194,8 @@ impl Node {
 
     /// Send metadata and image of `version`; the install request is the caller's.
     fn offer(&mut self, domain: &Domain, version: Version) {
-        let (name, content, custom) = (domain.target)(version);
-        self.v.offer(name, content, custom);
+        let t = (domain.target)(version);
+        self.v.offer(t.name, &t.content, t.custom);
         let r = self
             .http
             .put(self.url("/metadata"))
@@ -305,7 +206,7 @@ impl Node {
         let r = self
             .http
             .put(self.url("/image"))
-            .body(content.to_vec())
+            .body(t.content)
             .send()
             .unwrap();
         assert!(r.status().is_success(), "{:?}", r.text());
@@ -351,12 +252,12 @@ impl Node {
         (domain.on_disk)(self, version)
             .unwrap_or_else(|e| panic!("{context}: {e}\n{}", self.log()));
         let status = self.status();
-        let (name, content, custom) = (domain.target)(version);
+        let t = (domain.target)(version);
         let installed = &status["installed_domains"][domain.name];
-        assert_eq!(installed["target"], name, "{context}: {status}");
-        assert_eq!(installed["length"], content.len(), "{context}");
+        assert_eq!(installed["target"], t.name, "{context}: {status}");
+        assert_eq!(installed["length"], t.content.len(), "{context}");
         assert_eq!(
-            status["provides"][domain.provides_key], custom["version"],
+            status["provides"][domain.provides_key], t.custom["version"],
             "{context}: {status}"
         );
         assert_eq!(status["in_flight"], Value::Null, "{context}: {status}");
@@ -387,7 +288,7 @@ fn install_old(node: &mut Node, domain: &Domain) {
 #[test]
 fn a_power_loss_at_any_state_leaves_the_old_or_the_new_version() {
     let mut covered: BTreeMap<String, usize> = BTreeMap::new();
-    for row in TABLE {
+    for row in table() {
         for &(state, lands_on) in row.kills {
             let at = format!("{}:{state}", row.domain.name);
             let context = format!("{at} ({:?})", row.scenario);
@@ -406,7 +307,46 @@ fn a_power_loss_at_any_state_leaves_the_old_or_the_new_version() {
     }
     let total: usize = covered.values().sum();
     println!("power loss: covered {total} kill points {covered:?}");
-    assert_eq!(total, TABLE.iter().map(|r| r.kills.len()).sum::<usize>());
+    assert_eq!(total, table().map(|r| r.kills.len()).sum::<usize>());
+    // Every domain an ECU can update has rows: a domain left out would pass silently.
+    assert_eq!(
+        covered.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["app", shell_module::DOMAIN, "container", "os"]
+    );
+}
+
+/// The other side of "every state": the states a domain's rows leave out are never journaled
+/// for it, in either scenario (a pause there never happens), so the rows are its whole
+/// sequence.
+#[test]
+fn a_domain_never_journals_a_state_its_rows_leave_out() {
+    let mut checked = 0;
+    for domain in [&app::APP, &os::OS, &container::CONTAINER, &module::MODULE] {
+        let rows: Vec<&Row> = table().filter(|r| r.domain.name == domain.name).collect();
+        let listed = |state: &str| rows.iter().any(|r| r.kills.iter().any(|k| k.0 == state));
+        let left_out = ferry_secondary::install::Step::ALL.map(|s| s.as_str());
+        for state in left_out.into_iter().filter(|s| !listed(s)) {
+            for scenario in [Scenario::Success, Scenario::Unhealthy] {
+                let at = format!("{}:{state}", domain.name);
+                let mut node = Node::new(scenario, 3);
+                install_old(&mut node, domain);
+                node.start(Some(&at));
+                node.offer(domain, New);
+                // Answers only if the daemon never paused (else the client's deadline fails it).
+                node.http.post(node.url("/install")).send().unwrap();
+                assert!(!node.marker().exists(), "{at} ({scenario:?}) was journaled");
+                let lands_on = if scenario == Scenario::Success {
+                    New
+                } else {
+                    Old
+                };
+                node.assert_runs(domain, lands_on, &format!("{at} ({scenario:?})"), true);
+                checked += 1;
+            }
+        }
+    }
+    println!("power loss: {checked} (domain, state, scenario) never journaled, as the rows say");
+    assert!(checked > 0);
 }
 
 /// A new OS that keeps dying while it verifies: every restart is a boot, the boot counter
@@ -414,9 +354,9 @@ fn a_power_loss_at_any_state_leaves_the_old_or_the_new_version() {
 #[test]
 fn a_boot_loop_past_the_boot_limit_rolls_back_to_the_old_slot() {
     let mut node = Node::new(Scenario::Success, 1);
-    install_old(&mut node, &OS);
+    install_old(&mut node, &os::OS);
     node.start(Some("os:verify-reboot"));
-    node.offer(&OS, New);
+    node.offer(&os::OS, New);
     let request = node.install_in_background();
     node.wait_paused("os:verify-reboot");
     node.kill9();
@@ -426,7 +366,7 @@ fn a_boot_loop_past_the_boot_limit_rolls_back_to_the_old_slot() {
     node.wait_paused("os:verify-reboot");
     node.kill9();
     node.start(None);
-    node.assert_runs(&OS, Old, "after the boot loop", true);
+    node.assert_runs(&os::OS, Old, "after the boot loop", true);
     let detail = node.status()["last_install"]["detail"]
         .as_str()
         .unwrap()
