@@ -101,7 +101,10 @@ fn a_failed_swap_restores_the_previous_copy() {
         .skip(5)
         .map(|(s, _)| s)
         .collect();
-    assert_eq!(steps, ["download", "install", "rollback", "failure", "cleanup"]);
+    assert_eq!(
+        steps,
+        ["download", "install", "rollback", "failure", "cleanup"]
+    );
 }
 
 #[test]

@@ -109,7 +109,10 @@ fn a_good_update_installs_the_app_and_is_reported() {
         .into_iter()
         .map(|(s, _)| s)
         .collect();
-    assert_eq!(steps, ["download", "install", "verify", "commit", "cleanup"]);
+    assert_eq!(
+        steps,
+        ["download", "install", "verify", "commit", "cleanup"]
+    );
 }
 
 /// Send `v`'s bundle and expect a refusal naming `check`; nothing may change.

@@ -15,6 +15,11 @@ pub fn assert_all_installed(world: &World) {
     for ecu in status["ecus"].as_array().unwrap() {
         let expected = if ecu["serial"] == PRIMARY { APP } else { FW };
         assert_eq!(ecu["status"]["installed"]["target"], expected, "{ecu}");
+        // Each domain's installed image too (these targets name no domain: app).
+        assert_eq!(
+            ecu["status"]["installed_domains"]["app"]["target"], expected,
+            "{ecu}"
+        );
     }
     for (serial, target) in [(PRIMARY, APP), (FULL, FW), (PARTIAL, FW)] {
         let reported = world.reported(serial);
@@ -23,6 +28,10 @@ pub fn assert_all_installed(world: &World) {
             "{serial}: {reported}"
         );
         assert_eq!(reported["attacks_detected"], "", "{serial}: {reported}");
+        assert_eq!(
+            reported["installed_domains"]["app"]["target"], target,
+            "the version report names each domain's image: {serial}: {reported}"
+        );
     }
     let director = world.director_status();
     for a in director["assignments"].as_array().unwrap() {
@@ -65,6 +74,7 @@ fn one_cycle_installs_every_assigned_image_and_a_second_changes_nothing() {
     for needle in [
         "ECU ivi-1 (primary)",
         "installed: apps/demo-2.tar",
+        "app: apps/demo-2.tar version",
         "ECU tcu-partial",
         "last cycle",
     ] {
