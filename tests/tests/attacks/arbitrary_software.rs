@@ -22,10 +22,5 @@ fn arbitrary_software_image_altered_on_the_server_is_refused() {
         !out.stderr.contains("image match"),
         "the download failed: {out}"
     );
-    let staging = world.base.join("primary-state/staging");
-    let left: Vec<_> = std::fs::read_dir(&staging).unwrap().collect();
-    assert!(
-        left.is_empty(),
-        "the altered image is left in staging: {left:?}"
-    );
+    world.assert_nothing_staged();
 }

@@ -438,6 +438,22 @@ impl World {
     }
 
     /// Re-add `name` (from `file` in the base directory) with `args`, and publish.
+    /// Nothing of a refused image is left anywhere: the Primary streams without a copy of its
+    /// own, and every ECU dropped what it received.
+    pub fn assert_nothing_staged(&self) {
+        for staging in [
+            "primary-state/staging",
+            "primary-state/ecu/staging",
+            "tcu-full-state/staging",
+            "tcu-partial-state/staging",
+        ] {
+            let left: Vec<_> = std::fs::read_dir(self.base.join(staging))
+                .map(|d| d.map(|e| e.unwrap().path()).collect())
+                .unwrap_or_default();
+            assert!(left.is_empty(), "{staging}: {left:?}");
+        }
+    }
+
     pub fn republish(&self, file: &str, name: &str, args: &[&str]) {
         add_target(&self.base, file, name, args);
         ferry_ok(&self.base, &["repo", "publish", "img"]);
