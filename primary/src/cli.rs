@@ -72,28 +72,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let args = match Args::try_parse_from(args) {
+    let args: Args = match ferry_secondary::cli::parse_args(args) {
         Ok(a) => a,
-        Err(e) => {
-            // --help and --version print and succeed; a usage error prints and fails.
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // Colour codes only on a terminal: logs redirected to files stay greppable.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        // A host program (`ferry`) may have set its own subscriber already: keep that one.
-        .try_init();
+    ferry_secondary::cli::init_logging();
     match run(&args) {
         Ok(code) => code,
         Err(e) => {

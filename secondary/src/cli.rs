@@ -41,18 +41,40 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let args = match Args::try_parse_from(args) {
+    let args: Args = match parse_args(args) {
         Ok(a) => a,
-        Err(e) => {
-            // --help and --version print and succeed; a usage error prints and fails.
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
+    init_logging();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry-secondary: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parse a daemon's `args` (the first is the program name). `--help` and `--version` print
+/// and give exit status 0; a usage error prints and gives 2. Shared with `ferry-primary`.
+pub fn parse_args<A, I, T>(args: I) -> Result<A, ExitCode>
+where
+    A: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    A::try_parse_from(args).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// Log to stderr at `RUST_LOG` (default info). Shared with `ferry-primary`.
+pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -63,13 +85,6 @@ where
         .with_writer(std::io::stderr)
         // A host program (`ferry`) may have set its own subscriber already: keep that one.
         .try_init();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ferry-secondary: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {

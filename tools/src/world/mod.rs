@@ -12,6 +12,7 @@
 mod backend;
 pub mod procs;
 mod vehicle;
+pub mod workdir;
 
 use crate::error::{Error, Result};
 use ferry_core::metadata::uptane::{DependsValue, Domain};

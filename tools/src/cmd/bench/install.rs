@@ -15,11 +15,12 @@ mod procs;
 mod world;
 
 use super::report::{print_json, ratio, secs, spinner, Phases};
-use crate::error::{io_at, Error, Result};
+use crate::error::{Error, Result};
+use crate::world::workdir::WorkDir;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 const EXAMPLE: &str = "Examples:
   ferry bench install                    # a 1 GiB image, in a temporary directory
@@ -70,42 +71,12 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
     }
 }
 
-/// The working directory, removed on drop unless the user named it.
-struct WorkDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn work_dir(dir: Option<PathBuf>) -> Result<WorkDir> {
-    let (path, keep) = match dir {
-        Some(d) => (d, true),
-        None => {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let name = format!("ferry-bench-install-{}-{nanos}", std::process::id());
-            (std::env::temp_dir().join(name), false)
-        }
-    };
-    std::fs::create_dir_all(&path).map_err(io_at(&path))?;
-    let path = path.canonicalize().map_err(io_at(&path))?;
-    Ok(WorkDir { path, keep })
-}
-
 pub fn run(args: Args) -> Result<()> {
     let ferry = std::env::current_exe()
         .map_err(|e| Error::Bench(format!("locating the ferry executable failed: {e}")))?;
     let primary_bin = procs::sibling("ferry-primary")?;
     let secondary_bin = procs::sibling("ferry-secondary")?;
-    let work = work_dir(args.dir)?;
+    let work = WorkDir::new(args.dir, "ferry-bench-install")?;
     let dir = work.path.as_path();
 
     let mut setup = Phases::start();

@@ -12,11 +12,12 @@ mod refusal;
 mod story;
 mod summary;
 
-use crate::error::{io_at, Result};
+use crate::error::Result;
+use crate::world::workdir::WorkDir;
 use crate::world::{procs, World};
 use serde_json::json;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 use story::Story;
 
 const EXAMPLE: &str = "Examples:
@@ -45,41 +46,10 @@ pub struct Args {
     keep_running: bool,
 }
 
-/// The working directory: kept if the user named it or the run failed.
-#[derive(Debug)]
-struct WorkDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn work_dir(dir: Option<PathBuf>) -> Result<WorkDir> {
-    let (path, keep) = match dir {
-        Some(d) => (d, true),
-        None => {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let name = format!("ferry-demo-{}-{nanos}", std::process::id());
-            (std::env::temp_dir().join(name), false)
-        }
-    };
-    std::fs::create_dir_all(&path).map_err(io_at(&path))?;
-    let path = path.canonicalize().map_err(io_at(&path))?;
-    Ok(WorkDir { path, keep })
-}
-
 pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     procs::stop_children_on_signal()?;
-    let mut work = work_dir(args.dir)?;
+    let mut work = WorkDir::new(args.dir, "ferry-demo")?;
     let mut story = Story::new(args.json);
     story.line(&format!(
         "Ferry demo: an OEM backend and a vehicle on 127.0.0.1, in {}\n\
