@@ -146,15 +146,24 @@ impl PublicKey {
 
     /// Verify `sig` (raw signature bytes, already hex-decoded) over `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
+        self.verifier()?.verify(msg, sig)
+    }
+
+    /// Parse the verifying key now, so a key kept for later (clones share the parse) verifies
+    /// without parsing again; an error is the one `verify` would give.
+    pub fn prepare(&self) -> Result<()> {
+        self.verifier().map(|_| ())
+    }
+
+    fn verifier(&self) -> Result<&Arc<Verifier>> {
         // Only a successful parse is cached: a malformed key fails (and is re-parsed) every
         // time, so its error keeps its precise variant and message.
-        let verifier = match self.verifier.get() {
-            Some(v) => v,
+        match self.verifier.get() {
+            Some(v) => Ok(v),
             None => {
                 let parsed = Arc::new(Verifier::parse(self)?);
-                self.verifier.get_or_init(|| parsed)
+                Ok(self.verifier.get_or_init(|| parsed))
             }
-        };
-        verifier.verify(msg, sig)
+        }
     }
 }

@@ -32,15 +32,9 @@ impl KeyCache {
             return Ok(key.clone());
         }
         let key: PublicKey = from_json("ECU public key", json)?;
-        // `verify` parses the verifying key and keeps it inside `key` on first use, whatever
-        // the signature; clones share what it keeps. This signature is deliberately invalid:
-        // only the parse matters here. A key that does not parse is not kept, so verification
-        // fails on it later with its own precise error. (A signature refused as malformed
-        // was read by a parsed key too: an RSA key refuses 64 bytes as the wrong length.)
-        if let Err(
-            ferry_keys::Error::BadSignature { .. } | ferry_keys::Error::MalformedSignature { .. },
-        ) = key.verify(b"", &[0; 64])
-        {
+        // Clones share the parsed verifying key. A key that does not parse is not kept, so
+        // verification fails on it later with its own precise error.
+        if key.prepare().is_ok() {
             let mut parsed = lock();
             if parsed.len() >= MAX_KEYS {
                 parsed.clear();
