@@ -26,6 +26,10 @@ pub struct TargetOptions {
     pub release_counter: u64,
     /// Delegated role to add the target to (default: top-level targets, or its hashed bin).
     pub role: Option<String>,
+    /// Also sign a sha512 hash. Off by default: sha256 alone is what aktualizr/ota-tuf and
+    /// Mender sign, and every listed hash is verified at every hop, so each extra one costs
+    /// every ECU a full pass over the image (sha512 runs ~4x slower than SHA-NI sha256).
+    pub sha512: bool,
 }
 
 /// One row of `ferry repo list`.
@@ -39,7 +43,7 @@ pub struct ListedTarget {
 }
 
 impl Repository {
-    /// Hash `file` (sha256 and sha512, streamed), store it at the spec paths
+    /// Hash `file` (sha256, and sha512 if asked; streamed), store it at the spec paths
     /// `targets/dir/HASH.name`, and stage it with its Uptane custom metadata.
     /// `progress` is told the bytes hashed so far.
     pub fn add_target(
@@ -60,7 +64,7 @@ impl Repository {
         }
         let role = self.role_for_new_target(name.as_str(), options.role.as_deref())?;
         crate::delegation::check_names(self, &role, &[name.to_string()])?;
-        let (length, hashes) = self.store_target_file(file, &name, progress)?;
+        let (length, hashes) = self.store_target_file(file, &name, options.sha512, progress)?;
         let software_name = options.software_name.clone().unwrap_or_else(|| {
             let (_, file_name) = name.split_dir();
             file_name.split('.').next().unwrap_or(file_name).to_owned()
@@ -145,6 +149,7 @@ impl Repository {
         &self,
         file: &Path,
         name: &TargetName,
+        with_sha512: bool,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(u64, Hashes)> {
         let (dir_part, file_name) = name.split_dir();
@@ -156,7 +161,8 @@ impl Repository {
             .suffix(".part")
             .tempfile_in(&dir)
             .map_err(io_at(&dir))?;
-        let (mut sha256, mut sha512) = (Sha256::new(), Sha512::new());
+        let mut sha256 = Sha256::new();
+        let mut sha512 = with_sha512.then(Sha512::new);
         let mut buf = vec![0u8; 1 << 20];
         let mut length = 0u64;
         loop {
@@ -165,25 +171,29 @@ impl Repository {
                 break;
             }
             sha256.update(&buf[..n]);
-            sha512.update(&buf[..n]);
+            if let Some(h) = &mut sha512 {
+                h.update(&buf[..n]);
+            }
             tmp.write_all(&buf[..n]).map_err(io_at(tmp.path()))?;
             length += n as u64;
             progress(length);
         }
         tmp.as_file().sync_all().map_err(io_at(tmp.path()))?;
-        let (h256, h512) = (
-            hex::encode(sha256.finalize()),
-            hex::encode(sha512.finalize()),
-        );
-        let first = dir.join(format!("{h256}.{file_name}"));
-        let second = dir.join(format!("{h512}.{file_name}"));
-        tmp.persist(&first).map_err(|e| io_at(&first)(e.error))?;
-        if !second.exists() && std::fs::hard_link(&first, &second).is_err() {
-            std::fs::copy(&first, &second).map_err(io_at(&second))?;
-        }
         let mut hashes = Hashes::new();
-        hashes.insert("sha256".into(), h256);
-        hashes.insert("sha512".into(), h512);
+        hashes.insert("sha256".into(), hex::encode(sha256.finalize()));
+        if let Some(h) = sha512 {
+            hashes.insert("sha512".into(), hex::encode(h.finalize()));
+        }
+        // One stored file, linked under the name of every hash it is signed with (consistent
+        // snapshot paths `dir/HASH.name`).
+        let first = dir.join(format!("{}.{file_name}", hashes["sha256"]));
+        tmp.persist(&first).map_err(|e| io_at(&first)(e.error))?;
+        if let Some(h512) = hashes.get("sha512") {
+            let second = dir.join(format!("{h512}.{file_name}"));
+            if !second.exists() && std::fs::hard_link(&first, &second).is_err() {
+                std::fs::copy(&first, &second).map_err(io_at(&second))?;
+            }
+        }
         Ok((length, hashes))
     }
 

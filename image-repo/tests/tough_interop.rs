@@ -30,6 +30,8 @@ fn add(repo: &mut Repository, work: &Path, name: &str, data: &[u8]) {
         name: Some(name.into()),
         hardware_ids: vec!["ecu-m4".into()],
         release_counter: 4,
+        // Both hashes: tough must accept a target signed with sha256 and sha512.
+        sha512: true,
         ..TargetOptions::default()
     };
     repo.add_target(&src, &options, &mut |_| {}).unwrap();

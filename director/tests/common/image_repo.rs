@@ -63,6 +63,8 @@ pub fn image(
         clears: None,
         release_counter: 3,
         role: None,
+        // Both hashes, so the copy into the Director's targets is checked for each.
+        sha512: true,
     }
 }
 

@@ -55,6 +55,7 @@ impl World {
                 clears: t.clears.clone(),
                 release_counter: t.release_counter,
                 role: None,
+                sha512: false,
             };
             let (_, signed) = repo.add_target(&file, &options, &mut |_| {})?;
             files.push(signed);
