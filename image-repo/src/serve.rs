@@ -14,6 +14,7 @@
 //!   `If-Modified-Since`. Unversioned metadata is `no-cache`; `N.*` metadata and targets
 //!   are immutable for a year.
 
+mod file_body;
 mod negotiate;
 mod path;
 mod range;

@@ -21,14 +21,10 @@ use sha2::{Digest, Sha256};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
 /// Metadata up to this size is read into memory and may be gzipped; larger files stream as
 /// they are, so one request never holds more than this.
 pub const GZIP_MAX: u64 = 64 * 1024 * 1024;
-/// Read size for streamed files: per-connection memory stays this small whatever the size.
-const STREAM_CHUNK: usize = 128 * 1024;
 
 const NO_CACHE: &str = "no-cache";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -254,8 +250,7 @@ fn with_body(
                     tracing::warn!(error = %e, "seeking in a served file failed");
                     return internal_error();
                 }
-                let reader = tokio::fs::File::from_std(file).take(len);
-                Body::from_stream(ReaderStream::with_capacity(reader, STREAM_CHUNK))
+                super::file_body::body(file, len)
             }
         }
     };
