@@ -34,6 +34,18 @@ impl Default for FetchPolicy {
     }
 }
 
+/// Why a [`ReadSink`] stopped: reading the body failed (a broken connection, which may be
+/// resumed) or the sink refused what it got (never retried).
+#[derive(Debug)]
+pub enum SinkStop {
+    Read(std::io::Error),
+    Refused(Error),
+}
+
+/// Reads one piece of a response body from the reader it is given; the byte count, 0 at the
+/// end of the body.
+pub type ReadSink<'a> = dyn FnMut(&mut dyn Read) -> std::result::Result<usize, SinkStop> + 'a;
+
 /// The transport the updater uses. Tests and other transports (a bundle on disk, a relay)
 /// implement this; production uses [`HttpFetcher`].
 pub trait Fetcher: std::fmt::Debug {
@@ -44,6 +56,26 @@ pub trait Fetcher: std::fmt::Debug {
         max_len: u64,
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64>;
+
+    /// Like [`Fetcher::fetch`], but `sink` reads each piece of the body itself, straight into
+    /// a buffer of its own, so an image's bytes are copied once on their way in, not twice.
+    /// The reader it is handed is limited to the bytes still allowed plus one, so more than
+    /// `max_len` is still refused, but that one byte may be in the sink's buffer when the
+    /// fetch fails: a sink must take nothing as whole unless the fetch returned `Ok`. The
+    /// default goes through [`Fetcher::fetch`].
+    fn fetch_reading(&self, url: &str, max_len: u64, sink: &mut ReadSink<'_>) -> Result<u64> {
+        self.fetch(url, max_len, &mut |mut chunk: &[u8]| {
+            while !chunk.is_empty() {
+                match sink(&mut chunk) {
+                    Ok(0) => return Err(transport(url, "the receiver took no bytes")),
+                    Ok(_) => {}
+                    Err(SinkStop::Read(e)) => return Err(transport(url, e)),
+                    Err(SinkStop::Refused(e)) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+    }
 
     /// The whole body of `url`, at most `max_len` bytes.
     fn fetch_bytes(&self, url: &str, max_len: u64) -> Result<Vec<u8>> {
@@ -99,6 +131,27 @@ impl Fetcher for HttpFetcher {
         max_len: u64,
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
+        // Large reads for images (fewer wake-ups per GiB), no more than needed for metadata;
+        // never empty, or the first read would look like the end of the body.
+        let size = usize::try_from(max_len.min(READ_BUFFER))
+            .unwrap_or(1)
+            .max(1);
+        let mut buf = vec![0u8; size];
+        let mut seen: u64 = 0;
+        self.fetch_reading(url, max_len, &mut |body| {
+            let n = body.read(&mut buf).map_err(SinkStop::Read)?;
+            // The byte that shows the cap was passed is refused by the caller; it never
+            // reaches `sink`.
+            let within = usize::try_from(max_len.saturating_sub(seen)).map_or(n, |w| w.min(n));
+            seen += n as u64;
+            if within > 0 {
+                sink(&buf[..within]).map_err(SinkStop::Refused)?;
+            }
+            Ok(n)
+        })
+    }
+
+    fn fetch_reading(&self, url: &str, max_len: u64, sink: &mut ReadSink<'_>) -> Result<u64> {
         let start = Instant::now();
         let mut total: u64 = 0;
         let mut attempts = 0;
@@ -162,16 +215,16 @@ impl HttpFetcher {
         max_len: u64,
         start: Instant,
         total: &mut u64,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut ReadSink<'_>,
     ) -> Result<()> {
-        // Large reads for images (fewer wake-ups per GiB), no more than needed for metadata;
-        // never empty, or the first read would look like the end of the body.
-        let size = usize::try_from(max_len.min(READ_BUFFER))
-            .unwrap_or(1)
-            .max(1);
-        let mut buf = vec![0u8; size];
         loop {
-            let n = response.read(&mut buf).map_err(|e| transport(url, e))?;
+            // One byte past the limit is what shows it was passed.
+            let room = max_len.saturating_sub(*total).saturating_add(1);
+            let n = match sink(&mut response.by_ref().take(room)) {
+                Ok(n) => n,
+                Err(SinkStop::Read(e)) => return Err(transport(url, e)),
+                Err(SinkStop::Refused(e)) => return Err(e),
+            };
             if n == 0 {
                 return Ok(());
             }
@@ -182,7 +235,6 @@ impl HttpFetcher {
                     limit: max_len,
                 });
             }
-            sink(&buf[..n])?;
             let elapsed = start.elapsed();
             if elapsed > self.policy.speed_grace {
                 let rate = *total / elapsed.as_secs().max(1);

@@ -23,6 +23,6 @@ pub mod updater;
 pub use config::Config;
 pub use cycle::{run_cycle, CycleReport};
 pub use error::{Error, Result};
-pub use fetch::{FetchPolicy, Fetcher, HttpFetcher};
+pub use fetch::{FetchPolicy, Fetcher, HttpFetcher, ReadSink, SinkStop};
 pub use store::MetadataStore;
 pub use updater::{init_trusted_root, Limits, Updater};

@@ -12,10 +12,10 @@
 
 use crate::distribute::EcuLink;
 use crate::error::Error;
-use crate::fetch::Fetcher;
+use crate::fetch::{Fetcher, SinkStop};
 use crate::progress::Progress;
 use ferry_core::metadata::TargetFile;
-use ferry_secondary::image::tee::Tee;
+use ferry_secondary::image::tee::{FillError, Tee};
 use ferry_secondary::image::{join_checks, spawn_checks};
 
 /// Why an image did not reach its ECUs.
@@ -55,10 +55,16 @@ pub fn stream_image<'a, 'b: 'a>(
         let stopped = || Error::StreamStopped {
             target: name.to_owned(),
         };
-        let fetched = fetcher.fetch(url, target.length, &mut |chunk| {
-            progress.advance(chunk.len() as u64);
-            tee.write(chunk).map_err(|_| stopped())
-        });
+        // Each read lands in the chunk every consumer shares: the bytes are copied once.
+        let fetched =
+            fetcher.fetch_reading(url, target.length, &mut |body| match tee.read_from(body) {
+                Ok(n) => {
+                    progress.advance(n as u64);
+                    Ok(n)
+                }
+                Err(FillError::Read(e)) => Err(SinkStop::Read(e)),
+                Err(FillError::Closed(_)) => Err(SinkStop::Refused(stopped())),
+            });
         progress.finish();
         // Only a complete download is finished; dropping the tee instead cuts every ECU's
         // stream, so none of them can take a partial image for a whole one.

@@ -229,3 +229,80 @@ fn a_resume_asks_for_the_rest_of_the_same_file() {
         "resume must carry the first ETag: {heads:?}"
     );
 }
+
+/// `fetch_reading` with a sink that reads into a buffer of its own, as the image stream does.
+fn read_all(url: &str, cap: u64, refuse_after: Option<usize>) -> (Result<u64, Error>, Vec<u8>) {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let result =
+        HttpFetcher::new(policy())
+            .unwrap()
+            .fetch_reading(url, cap, &mut |body: &mut dyn Read| {
+                if refuse_after.is_some_and(|limit| got.len() >= limit) {
+                    return Err(ferry_primary::SinkStop::Refused(Error::Config(
+                        "refused by the sink".into(),
+                    )));
+                }
+                let n = body.read(&mut buf).map_err(ferry_primary::SinkStop::Read)?;
+                got.extend_from_slice(&buf[..n]);
+                Ok(n)
+            });
+    (result, got)
+}
+
+#[test]
+fn reading_sinks_are_bounded_by_the_cap_plus_one_byte() {
+    let url = serve(|_, _, s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        let chunk = [b'x'; 8192];
+        while s.write_all(&chunk).is_ok() {}
+    });
+    let (result, got) = read_all(&url, 100_000, None);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge { limit: 100_000, .. }),
+        "{err}"
+    );
+    assert_eq!(got.len(), 100_001, "the reader stops one byte past the cap");
+}
+
+#[test]
+fn a_reading_sink_resumes_after_a_cut_but_a_refusal_is_never_retried() {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    let url = serve(move |n, range, s| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let start = range.unwrap_or(0) as usize;
+        let status = if n == 0 {
+            "200 OK"
+        } else {
+            "206 Partial Content"
+        };
+        let _ = write!(
+            s,
+            "HTTP/1.1 {status}\r\nContent-Range: bytes {start}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            BODY.len() - 1,
+            BODY.len(),
+            BODY.len() - start
+        );
+        // The first connection hangs up half way.
+        let end = if n == 0 { 10 } else { BODY.len() };
+        let _ = s.write_all(&BODY[start..end]);
+    });
+    let (result, got) = read_all(&url, 1000, None);
+    assert_eq!(result.unwrap(), BODY.len() as u64);
+    assert_eq!(got, BODY);
+    let before = requests.load(Ordering::SeqCst);
+    assert_eq!(before, 2, "one cut, one resume");
+
+    // Refused once some bytes arrived: a broken connection at that point would be resumed.
+    let (result, _) = read_all(&url, 1000, Some(1));
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("refused by the sink"), "{err}");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        before + 1,
+        "a sink's refusal is not a broken connection: no Range retry"
+    );
+}

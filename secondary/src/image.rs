@@ -154,8 +154,16 @@ fn pump(reader: &mut dyn std::io::Read, tee: &mut Tee, name: &str, limit: u64) -
         let n = match tee.read_from(reader) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(format!("image stream for {name}"), e)),
+            Err(tee::FillError::Read(e)) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(tee::FillError::Read(e)) => {
+                return Err(Error::io(format!("image stream for {name}"), e))
+            }
+            Err(tee::FillError::Closed(e)) => {
+                return Err(Error::io(
+                    format!("image stream for {name}"),
+                    std::io::Error::other(e),
+                ))
+            }
         };
         total += n as u64;
         if total > limit {

@@ -33,6 +33,16 @@ pub struct TapClosed;
 #[error("the image stream stopped before its end: its sender failed")]
 pub struct Aborted;
 
+/// Why [`Tee::read_from`] failed: the source (worth a retry, perhaps) or a consumer that
+/// stopped (never worth one).
+#[derive(Debug, thiserror::Error)]
+pub enum FillError {
+    #[error("reading the image stream failed: {0}")]
+    Read(std::io::Error),
+    #[error(transparent)]
+    Closed(TapClosed),
+}
+
 /// One chunk of the stream, shared by every consumer; its buffer goes back to the producer's
 /// pool when the last consumer drops it.
 #[derive(Debug)]
@@ -153,11 +163,13 @@ impl Tee {
 
     /// One `read` from `reader` straight into the chunk being filled (no extra copy).
     /// Returns the byte count, 0 at the end of `reader`.
-    pub fn read_from(&mut self, reader: &mut dyn Read) -> std::io::Result<usize> {
-        let n = reader.read(&mut self.current[self.filled..])?;
+    pub fn read_from(&mut self, reader: &mut dyn Read) -> Result<usize, FillError> {
+        let n = reader
+            .read(&mut self.current[self.filled..])
+            .map_err(FillError::Read)?;
         self.filled += n;
         if self.filled == CHUNK {
-            self.dispatch().map_err(std::io::Error::other)?;
+            self.dispatch().map_err(FillError::Closed)?;
         }
         Ok(n)
     }
