@@ -105,10 +105,12 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             }
             Err(e) => {
                 if *json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "result": "failed", "detail": e.to_string() })
-                    );
+                    // The cycle's own report says whether the update was refused or failed.
+                    let report = match &e.report {
+                        Some(report) => serde_json::to_value(report)?,
+                        None => serde_json::json!({ "result": "failed", "detail": e.to_string() }),
+                    };
+                    println!("{}", serde_json::to_string_pretty(&report)?);
                 }
                 eprintln!("ferry-primary: cycle failed: {e}");
                 Ok(ExitCode::FAILURE)

@@ -10,9 +10,11 @@
 use crate::config::Config;
 use crate::distribute::{EcuLink, EcuStatus, SecondaryClient};
 use crate::error::{Error, Result};
+use crate::fetch::HttpFetcher;
 use crate::own_ecu::OwnEcu;
 use crate::repos;
 use crate::stream::{self, Failure};
+use crate::updater::Updater;
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::{EcuVersionReport, VehicleManifest};
 use ferry_core::metadata::uptane::ImageCustom;
@@ -51,18 +53,44 @@ const IMAGE_REPO: &str = "image repository metadata";
 struct Stop {
     target: String,
     error: Box<Error>,
+    /// A Secondary whose target this was recorded the refusal in its own report; the own
+    /// ECU's report must not claim it (the Director reads each ECU's report for its own
+    /// assignments).
+    recorded_by_secondary: bool,
 }
 
 fn stop(target: &str) -> impl FnOnce(Error) -> Stop + '_ {
     move |error| Stop {
         target: target.to_owned(),
         error: Box::new(error),
+        recorded_by_secondary: false,
+    }
+}
+
+/// A cycle that did not end well: the error, and the cycle's report when it got as far as
+/// one (every refused or failed update does; a config or state that cannot be opened not).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct CycleError {
+    pub error: Error,
+    pub report: Option<Box<CycleReport>>,
+}
+
+impl From<Error> for CycleError {
+    fn from(error: Error) -> Self {
+        CycleError {
+            error,
+            report: None,
+        }
     }
 }
 
 /// Run one cycle. Returns the report, or the first error after the manifest was (tried to
-/// be) sent: the update's refusal takes precedence over a manifest failure.
-pub fn run_cycle(config: &Config, clock: Clock<'_>) -> Result<CycleReport> {
+/// be) sent, with the report: the update's refusal takes precedence over a manifest failure.
+pub fn run_cycle(
+    config: &Config,
+    clock: Clock<'_>,
+) -> std::result::Result<CycleReport, CycleError> {
     let mut own = OwnEcu::open(config.own_ecu_config()?)?;
     let policy = config.fetch_policy();
     let mut secondaries = Vec::new();
@@ -85,14 +113,18 @@ pub fn run_cycle(config: &Config, clock: Clock<'_>) -> Result<CycleReport> {
     let (result, detail, installed, failure) = match update {
         Ok(installed) if installed.is_empty() => ("up-to-date", String::new(), installed, None),
         Ok(installed) => ("updated", String::new(), installed, None),
-        Err(Stop { target, error }) => {
+        Err(Stop {
+            target,
+            error,
+            recorded_by_secondary,
+        }) => {
             let error = *error;
             tracing::warn!(%target, %error, "update refused");
             // The own ECU already recorded its own refusal, with its own words. A repository
             // out of reach is no update's result: the last install's result stays.
             let unreachable =
                 matches!(target.as_str(), DIRECTOR | IMAGE_REPO) && !error.is_attack();
-            if !matches!(error, Error::OwnEcu { .. }) && !unreachable {
+            if !matches!(error, Error::OwnEcu { .. }) && !unreachable && !recorded_by_secondary {
                 if let Err(e) = own.record_refusal(&target, &error) {
                     tracing::error!(error = %e, "cannot record the refusal");
                 }
@@ -123,7 +155,10 @@ pub fn run_cycle(config: &Config, clock: Clock<'_>) -> Result<CycleReport> {
         crate::store::write_atomic(&config.last_cycle_file(), &json)?;
     }
     match (failure, sent) {
-        (Some(e), _) | (None, Err(e)) => Err(e),
+        (Some(error), _) | (None, Err(error)) => Err(CycleError {
+            error,
+            report: Some(Box::new(report)),
+        }),
         (None, Ok(())) => Ok(report),
     }
 }
@@ -225,6 +260,35 @@ fn release_floor(status: &EcuStatus, target: &str, offered: &ImageCustom) -> u64
     }
 }
 
+/// A Secondary whose target's depends its provides do not meet is sent the metadata anyway:
+/// it verifies it, checks the depends itself (before any image, as this Primary did) and
+/// records the refusal in its own signed report, which is where the Director looks for the
+/// outcome of that ECU's assignment. Whether it did is the answer; if it accepted after all
+/// (its provides changed since its status), the cycle still stops and nothing is sent.
+fn let_secondary_refuse(
+    ecu: &mut dyn EcuLink,
+    target: &str,
+    director: &Updater<HttpFetcher>,
+    image: &Updater<HttpFetcher>,
+    clock: Clock<'_>,
+) -> bool {
+    let sent =
+        repos::bundle(director, image).and_then(|bundle| ecu.send_metadata(&bundle, clock()));
+    if sent.is_ok() {
+        tracing::warn!(
+            ecu = ecu.serial(),
+            target,
+            "the ECU accepted a target whose depends its reported provides do not meet"
+        );
+        return false;
+    }
+    // Its refusal counts only as the ECU itself now reports it.
+    ecu.status().is_ok_and(|s| {
+        s.last_install
+            .is_some_and(|l| l.target == target && l.result == "failure")
+    })
+}
+
 /// An ECU that is not ready stops every install: the own ECU's refusal as the ECU recorded
 /// it, a Secondary's as [`Error::NotAllReady`].
 fn not_ready<'a>(target: &'a str, serial: &'a str) -> impl FnOnce(Error) -> Stop + 'a {
@@ -304,8 +368,14 @@ fn update(
                 limit: config.download.max_image_bytes,
             }));
         }
-        check_depends(&matched.custom.depends, &statuses[i].provides)
-            .map_err(|e| stop(name)(e.into()))?;
+        if let Err(e) = check_depends(&matched.custom.depends, &statuses[i].provides) {
+            let mut refused = stop(name)(e.into());
+            if ecus[i].serial() != config.ecu.serial {
+                refused.recorded_by_secondary =
+                    let_secondary_refuse(&mut *ecus[i], name, &director, &image, clock);
+            }
+            return Err(refused);
+        }
         plan.push(Planned {
             ecu: i,
             matched,

@@ -252,3 +252,58 @@ fn unmet_depends_are_refused_before_download_with_menders_words() {
     assert_eq!(reported["attacks_detected"], "", "{reported}");
     assert_eq!(reported["last_install"]["result"], "failure", "{reported}");
 }
+
+#[test]
+fn a_secondarys_unmet_depends_are_its_own_refusal_and_fail_its_assignment() {
+    let world = World::start(Options::default());
+    // Assigned while the firmware had no depends (the Director refuses an unmet one); the
+    // Image repository then says it needs an OS the full Secondary does not provide.
+    world.assign(&[(FULL, FW)]);
+    world.republish(
+        "fw.bin",
+        FW,
+        &[
+            "--hardware-id",
+            "tcu",
+            "--version",
+            "2",
+            "--depends",
+            "rootfs-image.version=9.0",
+        ],
+    );
+    let needle = "Missing 'rootfs-image.version' in provides, required by target depends. System not modified.";
+    let out = world.check();
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains(needle), "{out}");
+    assert!(!out.stderr.contains("download started"), "{out}");
+    world.assert_nothing_installed();
+    // The Secondary says it, in its own signed report; the Primary's own report does not.
+    let full = world.reported(FULL);
+    assert_eq!(full["last_install"]["target"], FW, "{full}");
+    assert_eq!(full["last_install"]["result"], "failure", "{full}");
+    assert!(
+        full["last_install"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(needle)),
+        "{full}"
+    );
+    assert_eq!(full["attacks_detected"], "", "not an attack: {full}");
+    let primary = world.reported(PRIMARY);
+    assert_ne!(primary["last_install"]["target"], FW, "{primary}");
+    // So the Director fails that ECU's assignment instead of leaving it in flight.
+    let status = world.director_status();
+    let assignment = status["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["ecu_serial"] == FULL)
+        .unwrap_or_else(|| panic!("no assignment for {FULL}: {status}"))
+        .clone();
+    assert_eq!(assignment["status"], "failed", "{assignment}");
+    assert!(
+        assignment["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(needle)),
+        "{assignment}"
+    );
+}

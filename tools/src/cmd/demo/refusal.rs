@@ -88,7 +88,7 @@ pub fn run(world: &World, story: &mut Story) -> Result<Refusal> {
             .unwrap_or("its factory image")
     ));
 
-    // The vehicle's manifest carries the refusal (in the Primary ECU's last install result).
+    // The vehicle's manifest carries the refusal, in the report of the ECU the target was for.
     let view = world.director_status()?;
     let heard = view["vehicle"]["ecus"].as_array().and_then(|ecus| {
         ecus.iter().find_map(|e| {
