@@ -92,7 +92,9 @@ pub fn run(args: Args) -> Result<()> {
 
     bar.set_message("ferry-primary check: verify, download, install on the Secondary");
     let phases;
-    let (took, primary_kib) = {
+    let cpu_of = |daemon: &procs::Daemon| measure::cpu_seconds(daemon.guard.pid()).unwrap_or(0.0);
+    let cpu_before = (cpu_of(&world.secondary), cpu_of(&world.repo));
+    let (took, primary_kib, primary_cpu) = {
         let mut cmd = Command::new(&primary_bin);
         cmd.args(["--config", "primary.toml", "check", "--json"]);
         let start = Instant::now();
@@ -107,19 +109,27 @@ pub fn run(args: Args) -> Result<()> {
             }
             text
         });
-        let (status, took, kib) = measure::wait_sampling(&mut guard.child, start)?;
+        let run = measure::wait_sampling(&mut guard.child, start)?;
         let out = reader.join().unwrap_or_default();
-        if !status.success() {
+        if !run.status.success() {
             return Err(Error::Bench(format!(
-                "ferry-primary check failed ({status}): {}\n{}",
+                "ferry-primary check failed ({}): {}\n{}",
+                run.status,
                 out.trim(),
                 procs::tail(&guard.log, 20)
             )));
         }
         check_result(&out, dir, args.size)?;
         phases = measure::primary_phases(&guard.log, started_at);
-        (took, kib)
+        (run.took, run.peak_kib, run.cpu_seconds)
     };
+    let cpu = [
+        ("primary", primary_cpu),
+        ("secondary", cpu_of(&world.secondary) - cpu_before.0),
+        ("image_repo", cpu_of(&world.repo) - cpu_before.1),
+    ];
+    let cpu_total: f64 = cpu.iter().map(|(_, s)| s).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let secondary_kib = measure::status_kib(world.secondary.guard.pid(), "VmHWM")
         .ok_or_else(|| Error::Bench("reading ferry-secondary's VmHWM from /proc failed".into()))?;
     drop(world);
@@ -155,6 +165,11 @@ pub fn run(args: Args) -> Result<()> {
             .iter()
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect::<serde_json::Map<_, _>>(),
+        "cpu_seconds": cpu
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect::<serde_json::Map<_, _>>(),
+        "cores": cores,
         "setup_seconds": setup.to_json(),
     });
     if args.json {
@@ -195,6 +210,17 @@ pub fn run(args: Args) -> Result<()> {
         .map(|(name, secs)| format!("{name} {secs:.2}s"))
         .collect();
     println!("  primary phases: {}", described.join(", "));
+    let per_process: Vec<String> = cpu
+        .iter()
+        .map(|(name, secs)| format!("{name} {secs:.2}s"))
+        .collect();
+    // On `cores` cores the CPU the three processes used is a floor for the wall time.
+    println!(
+        "  CPU time: {} (total {cpu_total:.2}s; on {cores} cores at least {:.2}s, ratio {:.2})",
+        per_process.join(", "),
+        cpu_total / cores as f64,
+        ratio(cpu_total / cores as f64, baseline)
+    );
     println!("  setup: {}", setup.describe());
     Ok(())
 }

@@ -91,23 +91,56 @@ pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// Wait for `child`, sampling its memory every 20 ms; its exit status, the time from
-/// `start`, and the peak RSS seen in KiB (VmHWM while it lives, so nothing between samples
-/// is missed but its last 20 ms).
-pub fn wait_sampling(child: &mut Child, start: Instant) -> Result<(ExitStatus, Duration, u64)> {
+/// CPU time (user + system, every thread) a process has used so far, if it still exists.
+/// Reported so a reader can tell a CPU-bound run from one waiting on I/O: on N cores the
+/// processes' CPU seconds over N is a floor for the wall time.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `comm`.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture this runs on (the kernel ABI fixes it).
+    Some(ticks as f64 / 100.0)
+}
+
+/// What [`wait_sampling`] saw of a process that ran to its end.
+#[derive(Debug)]
+pub struct Sampled {
+    pub status: ExitStatus,
+    pub took: Duration,
+    /// Peak RSS in KiB.
+    pub peak_kib: u64,
+    /// CPU seconds at the last sample (at most 20 ms before the exit).
+    pub cpu_seconds: f64,
+}
+
+/// Wait for `child`, sampling its memory and CPU time every 20 ms; its exit status, the time
+/// from `start`, the peak RSS seen in KiB (VmHWM while it lives, so nothing between samples
+/// is missed but its last 20 ms) and its CPU time.
+pub fn wait_sampling(child: &mut Child, start: Instant) -> Result<Sampled> {
     let pid = child.id();
-    let mut peak = 0;
+    let (mut peak_kib, mut cpu) = (0, 0.0);
     loop {
         if let Some(status) = child
             .try_wait()
             .map_err(|e| Error::Bench(format!("waiting for ferry-primary failed: {e}")))?
         {
-            return Ok((status, start.elapsed(), peak));
+            return Ok(Sampled {
+                status,
+                took: start.elapsed(),
+                peak_kib,
+                cpu_seconds: cpu,
+            });
         }
         for field in ["VmHWM", "VmRSS"] {
             if let Some(kib) = status_kib(pid, field) {
-                peak = peak.max(kib);
+                peak_kib = peak_kib.max(kib);
             }
+        }
+        if let Some(now) = cpu_seconds(pid) {
+            cpu = now;
         }
         std::thread::sleep(Duration::from_millis(20));
     }

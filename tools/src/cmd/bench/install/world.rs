@@ -24,7 +24,8 @@ pub struct World {
     pub secondary: Daemon,
     /// Held only to be killed on drop.
     _director: Daemon,
-    _repo: Daemon,
+    /// The Image repository's server, whose CPU time is reported.
+    pub repo: Daemon,
 }
 
 fn private_file(path: &Path, text: &str) -> Result<()> {
@@ -189,7 +190,7 @@ pub fn start(dir: &Path, ferry: &Path, secondary_bin: &Path, bar: &ProgressBar) 
     Ok(World {
         secondary,
         _director: director,
-        _repo: repo,
+        repo,
     })
 }
 
