@@ -53,6 +53,15 @@ fn bench_install_reports_time_baselines_ratio_and_peak_rss() {
         let mib = positive(&json["peak_rss_mib"][who], who);
         assert!((1.0..1024.0).contains(&mib), "{who}: {json}");
     }
+    // CPU time of each process (10 ms ticks, so a short run may read 0 for one of them).
+    for who in ["primary", "secondary", "image_repo"] {
+        let secs = json["cpu_seconds"][who].as_f64();
+        assert!(
+            secs.is_some_and(|s| s.is_finite() && s >= 0.0),
+            "cpu_seconds.{who}: {json}"
+        );
+    }
+    assert!(json["cores"].as_u64().is_some_and(|n| n >= 1), "{json}");
     assert_eq!(json["goal"]["ratio"], 1.3);
     assert_eq!(json["goal"]["rss_mib"], 64.0);
     for verdict in ["ratio_ok", "rss_ok", "ok"] {
