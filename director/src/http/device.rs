@@ -2,8 +2,9 @@
 
 use super::errors::ApiError;
 use super::{auth, blocking, AppState, ClientIdentity};
-use crate::manifests::{process_manifest, DEFAULT_MAX_SKEW};
+use crate::manifests::{process_manifest_of, DEFAULT_MAX_SKEW};
 use crate::model::{AssignmentStatus, MetadataRole};
+use crate::store;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -65,41 +66,46 @@ pub async fn metadata(
     let which = parse_file(&file);
     let store = state.store.clone();
     let bytes = blocking(move || {
-        caller.check(store.as_ref(), &vin)?;
-        let which = which.ok_or_else(|| {
-            ApiError::not_found(format!(
-                "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, snapshot.json or targets.json"
-            ))
-        })?;
-        let bytes = match which {
-            File::RootVersion(n) => store.get_root(n)?,
-            File::LatestRoot => store.latest_root()?.map(|(_, b)| b),
-            File::Role(role) => store.get_vehicle_metadata(&vin, role)?.map(|m| m.bytes),
-        };
-        let Some(bytes) = bytes else {
-            return Err(ApiError::not_found(format!(
-                "metadata check failed: no {file} for vehicle {vin}"
-            )));
-        };
-        if which == File::Role(MetadataRole::Targets) {
+        // The credential, the file and the assignments it puts in flight, from one snapshot.
+        let (bytes, pending) = store::read(store.as_ref(), "device metadata request", |view| {
+            caller.check(view, &vin)?;
+            let which = which.ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, snapshot.json or targets.json"
+                ))
+            })?;
+            let bytes = match which {
+                File::RootVersion(n) => view.get_root(n)?,
+                File::LatestRoot => view.latest_root()?.map(|(_, b)| b),
+                File::Role(role) => view.get_vehicle_metadata(&vin, role)?.map(|m| m.bytes),
+            };
+            let Some(bytes) = bytes else {
+                return Err(ApiError::not_found(format!(
+                    "metadata check failed: no {file} for vehicle {vin}"
+                )));
+            };
+            let pending: Vec<_> = if which == File::Role(MetadataRole::Targets) {
+                view.active_assignments(&vin)?
+                    .into_iter()
+                    .filter(|a| a.status == AssignmentStatus::Pending)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok((bytes, pending))
+        })??;
+        if !pending.is_empty() {
             // Only what these bytes name is now in flight (an assignment added after they
             // were signed waits for the next signing). The bytes are parsed only when
             // something is pending: most fetches find nothing to mark.
-            let pending: Vec<_> = store
-                .active_assignments(&vin)?
+            let served = served_pairs(&bytes);
+            let ids: Vec<i64> = pending
                 .into_iter()
-                .filter(|a| a.status == AssignmentStatus::Pending)
+                .filter(|a| served.contains(&(a.target_name.clone(), a.ecu_serial.clone())))
+                .map(|a| a.id)
                 .collect();
-            if !pending.is_empty() {
-                let served = served_pairs(&bytes);
-                let ids: Vec<i64> = pending
-                    .into_iter()
-                    .filter(|a| served.contains(&(a.target_name.clone(), a.ecu_serial.clone())))
-                    .map(|a| a.id)
-                    .collect();
-                if !ids.is_empty() {
-                    store.mark_in_flight(&ids)?;
-                }
+            if !ids.is_empty() {
+                store.mark_in_flight(&ids)?;
             }
         }
         Ok(bytes)
@@ -126,10 +132,15 @@ pub async fn manifest(
     let caller = auth::DeviceCaller::of(identity.as_deref(), &headers);
     let store = state.store.clone();
     let id = blocking(move || {
-        caller.check(store.as_ref(), &vin)?;
-        Ok(process_manifest(
+        // The credential and the keys the manifest is checked against, from one snapshot.
+        let vehicle = store::read(store.as_ref(), "device manifest request", |view| {
+            caller.check(view, &vin)?;
+            Ok::<_, ApiError>(view.ecu_keys(&vin)?)
+        })??;
+        Ok(process_manifest_of(
             store.as_ref(),
             &vin,
+            vehicle,
             &body,
             chrono::Utc::now(),
             DEFAULT_MAX_SKEW,
