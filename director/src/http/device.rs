@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Which metadata file a device asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +58,7 @@ fn served_pairs(bytes: &[u8]) -> BTreeSet<(String, String)> {
 
 /// `GET /api/v1/vehicles/{vin}/metadata/{file}`
 pub async fn metadata(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path((vin, file)): Path<(String, String)>,
     identity: Option<Extension<ClientIdentity>>,
     headers: HeaderMap,
@@ -123,7 +124,7 @@ pub async fn metadata(
 
 /// `PUT /api/v1/vehicles/{vin}/manifest`
 pub async fn manifest(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
     identity: Option<Extension<ClientIdentity>>,
     headers: HeaderMap,
