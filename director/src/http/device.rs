@@ -20,6 +20,9 @@ enum File {
     RootVersion(u64),
     LatestRoot,
     Role(MetadataRole),
+    /// `N.snapshot.json` or `N.targets.json`: the version a vehicle read of in the metadata
+    /// above it (consistent snapshots), so a re-signing mid-refresh cannot mix versions.
+    RoleVersion(MetadataRole, u64),
 }
 
 fn parse_file(file: &str) -> Option<File> {
@@ -29,12 +32,27 @@ fn parse_file(file: &str) -> Option<File> {
         "snapshot.json" => Some(File::Role(MetadataRole::Snapshot)),
         "targets.json" => Some(File::Role(MetadataRole::Targets)),
         _ => {
-            let n = file.strip_suffix(".root.json")?;
+            let (n, name) = file.split_once('.')?;
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            n.parse().ok().filter(|n| *n >= 1).map(File::RootVersion)
+            let n: u64 = n.parse().ok().filter(|n| *n >= 1)?;
+            match name {
+                "root.json" => Some(File::RootVersion(n)),
+                "snapshot.json" => Some(File::RoleVersion(MetadataRole::Snapshot, n)),
+                "targets.json" => Some(File::RoleVersion(MetadataRole::Targets, n)),
+                _ => None,
+            }
         }
+    }
+}
+
+impl File {
+    fn is_targets(self) -> bool {
+        matches!(
+            self,
+            File::Role(MetadataRole::Targets) | File::RoleVersion(MetadataRole::Targets, _)
+        )
     }
 }
 
@@ -72,20 +90,21 @@ pub async fn metadata(
             caller.check(view, &vin)?;
             let which = which.ok_or_else(|| {
                 ApiError::not_found(format!(
-                    "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, snapshot.json or targets.json"
+                    "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, [N.]snapshot.json or [N.]targets.json"
                 ))
             })?;
             let bytes = match which {
                 File::RootVersion(n) => view.get_root(n)?,
                 File::LatestRoot => view.latest_root()?.map(|(_, b)| b),
                 File::Role(role) => view.get_vehicle_metadata(&vin, role)?.map(|m| m.bytes),
+                File::RoleVersion(role, n) => view.get_vehicle_metadata_version(&vin, role, n)?,
             };
             let Some(bytes) = bytes else {
                 return Err(ApiError::not_found(format!(
                     "metadata check failed: no {file} for vehicle {vin}"
                 )));
             };
-            let pending: Vec<_> = if which == File::Role(MetadataRole::Targets) {
+            let pending: Vec<_> = if which.is_targets() {
                 view.active_assignments(&vin)?
                     .into_iter()
                     .filter(|a| a.status == AssignmentStatus::Pending)
@@ -168,7 +187,19 @@ mod tests {
             parse_file("targets.json"),
             Some(File::Role(MetadataRole::Targets))
         );
+        assert_eq!(
+            parse_file("7.targets.json"),
+            Some(File::RoleVersion(MetadataRole::Targets, 7))
+        );
+        assert_eq!(
+            parse_file("2.snapshot.json"),
+            Some(File::RoleVersion(MetadataRole::Snapshot, 2))
+        );
         for bad in [
+            "3.timestamp.json",
+            "0.targets.json",
+            "1.2.targets.json",
+            "99999999999999999999.snapshot.json",
             "0.root.json",
             "-1.root.json",
             "+1.root.json",

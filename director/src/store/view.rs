@@ -22,6 +22,14 @@ pub trait View {
     /// See [`Store::get_vehicle_metadata`].
     fn get_vehicle_metadata(&self, vin: &str, role: MetadataRole)
         -> Result<Option<StoredMetadata>>;
+    /// Version `version` of `vin`'s `role` metadata (targets or snapshot): the latest, or one
+    /// of the last superseded ones, kept for vehicles that name it mid-refresh.
+    fn get_vehicle_metadata_version(
+        &self,
+        vin: &str,
+        role: MetadataRole,
+        version: u64,
+    ) -> Result<Option<Vec<u8>>>;
     /// See [`Store::active_assignments`].
     fn active_assignments(&self, vin: &str) -> Result<Vec<Assignment>>;
     /// See [`Store::get_root`].

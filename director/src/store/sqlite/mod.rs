@@ -393,6 +393,15 @@ impl View for SqliteView<'_> {
         metadata::get(self.conn, vin, role)
     }
 
+    fn get_vehicle_metadata_version(
+        &self,
+        vin: &str,
+        role: MetadataRole,
+        version: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        metadata::get_version(self.conn, vin, role, version)
+    }
+
     fn active_assignments(&self, vin: &str) -> Result<Vec<Assignment>> {
         assignments::list(self.conn, vin, true)
     }
