@@ -3,7 +3,7 @@
 //! each ECU report is verified over the canonical form of its `signed` part exactly as received.
 
 use crate::metadata::{Document, Expires, Hashes, Parsed, Signed};
-use crate::verify::{verify, Authority, Verified};
+use crate::verify::{verify, Authority};
 use crate::{Error, Result};
 use ferry_keys::{KeyId, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -121,10 +121,11 @@ pub struct RegisteredVehicle {
     pub ecu_keys: BTreeMap<String, PublicKey>,
 }
 
-/// A vehicle manifest whose primary and ECU signatures all verified.
+/// What a vehicle manifest whose primary and ECU signatures all verified says. (The manifest's
+/// own fields are the registered vehicle's, checked equal; its raw reports are moved into
+/// their verification, not copied.)
 #[derive(Debug, Clone)]
 pub struct CheckedManifest {
-    pub manifest: Verified<VehicleManifest>,
     /// Every registered ECU's verified report, by serial.
     pub reports: BTreeMap<String, EcuVersionReport>,
     /// The cycle nonce all reports carry.
@@ -165,7 +166,7 @@ pub fn check_vehicle_manifest(
         &keyid,
         &keys,
     );
-    let manifest = verify(parsed, &[authority])?;
+    let manifest = verify(parsed, &[authority])?.into_inner();
     if manifest.vin != vehicle.vin {
         return Err(Error::ManifestVin {
             expected: vehicle.vin.clone(),
@@ -185,18 +186,18 @@ pub fn check_vehicle_manifest(
             });
         }
     }
+    let mut raw_reports = manifest.ecu_version_manifests;
     let mut reports = BTreeMap::new();
     let mut nonce: Option<String> = None;
     for (serial, key) in &vehicle.ecu_keys {
-        let raw = manifest
-            .ecu_version_manifests
-            .get(serial)
+        let raw = raw_reports
+            .remove(serial)
             .ok_or_else(|| Error::MissingEcu {
                 serial: serial.clone(),
             })?;
         // Parsed once, with the manifest: its signed part is canonicalised from the parsed
         // value, which is what the ECU's canonical bytes are made of.
-        let parsed = Parsed::<EcuVersionReport>::from_value(raw.clone())?;
+        let parsed = Parsed::<EcuVersionReport>::from_value(raw)?;
         let keyid = [key.key_id()?];
         let keys: BTreeMap<KeyId, PublicKey> = [(keyid[0].clone(), key.clone())].into();
         let report = verify(
@@ -227,7 +228,6 @@ pub fn check_vehicle_manifest(
         reports.insert(serial.clone(), report.into_inner());
     }
     Ok(CheckedManifest {
-        manifest,
         reports,
         nonce: nonce.unwrap_or_default(),
     })

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::{IncomingManifest, ManifestVerdict};
 use crate::store::Store;
 use chrono::{DateTime, Duration, Utc};
-use ferry_core::manifest::{check_vehicle_manifest, CheckedManifest};
+use ferry_core::manifest::{check_vehicle_manifest, CheckedManifest, RegisteredVehicle};
 
 /// The largest difference tolerated between an ECU's report time and the Director's clock.
 pub const DEFAULT_MAX_SKEW: Duration = Duration::hours(24);
@@ -20,7 +20,21 @@ pub fn process_manifest(
     now: DateTime<Utc>,
     max_skew: Duration,
 ) -> Result<i64> {
-    let vehicle = store.ecu_keys(vin)?.ok_or_else(|| Error::UnknownVehicle {
+    let vehicle = store.ecu_keys(vin)?;
+    process_manifest_of(store, vin, vehicle, body, now, max_skew)
+}
+
+/// [`process_manifest`] against `vehicle`, `vin`'s ECU keys as read from `store` by the caller
+/// (`None`: not registered), such as in the same snapshot as the request's credential.
+pub fn process_manifest_of(
+    store: &dyn Store,
+    vin: &str,
+    vehicle: Option<RegisteredVehicle>,
+    body: &[u8],
+    now: DateTime<Utc>,
+    max_skew: Duration,
+) -> Result<i64> {
+    let vehicle = vehicle.ok_or_else(|| Error::UnknownVehicle {
         vin: vin.to_owned(),
     })?;
     let checked = check_vehicle_manifest(body, &vehicle)

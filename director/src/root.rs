@@ -30,8 +30,11 @@ pub struct RootSpec {
     pub timestamp: RoleSpec,
 }
 
-/// The unsigned root `version` for `spec`. Per-vehicle metadata is not consistent-snapshot:
-/// each vehicle has its own paths and fetches the latest of each role.
+/// The unsigned root `version` for `spec`. Consistent snapshots: a vehicle fetches the
+/// snapshot and targets versions the metadata above names (`N.snapshot.json`,
+/// `N.targets.json`), so a re-signing between two of its fetches cannot hand it a targets
+/// version its snapshot does not list (a spurious attack report); the Director keeps the last
+/// superseded versions for that moment.
 pub fn build_root(spec: &RootSpec, version: u64, expires: Expires) -> Result<Root> {
     let mut keys = BTreeMap::new();
     let mut roles = BTreeMap::new();
@@ -71,7 +74,7 @@ pub fn build_root(spec: &RootSpec, version: u64, expires: Expires) -> Result<Roo
     }
     Ok(Root {
         type_: "root".into(),
-        consistent_snapshot: false,
+        consistent_snapshot: true,
         expires,
         keys,
         roles,

@@ -215,6 +215,51 @@ fn device_tokens_are_stored_hashed_and_verified() {
 }
 
 #[test]
+fn a_read_view_sees_what_the_store_methods_see_and_hands_back_its_own_result() {
+    let (_dir, _path, store) = open();
+    register(&store, "VIN1");
+    let token = store.issue_device_token("VIN1").unwrap();
+    store
+        .put_vehicle_metadata(
+            "VIN1",
+            MetadataRole::Timestamp,
+            1,
+            Utc::now() + Duration::days(1),
+            b"ts",
+        )
+        .unwrap();
+    store.put_root(1, b"root-1").unwrap();
+    let store: &dyn Store = &store;
+    let seen = ferry_director::store::read(store, "test view", |view| {
+        assert!(view.verify_device_token("VIN1", &token).unwrap());
+        assert!(!view.verify_device_token("VIN1", "wrong").unwrap());
+        assert!(!view.verify_device_token("NOPE", &token).unwrap());
+        let keys = view.ecu_keys("VIN1").unwrap().unwrap();
+        assert_eq!(keys.primary_ecu_serial, "VIN1-p");
+        assert_eq!(
+            keys.ecu_keys.keys().collect::<Vec<_>>(),
+            ["VIN1-p", "VIN1-s"]
+        );
+        assert!(view.ecu_keys("NOPE").unwrap().is_none());
+        assert_eq!(view.get_root(1).unwrap().unwrap(), b"root-1");
+        assert_eq!(
+            view.latest_root().unwrap().unwrap(),
+            (1, b"root-1".to_vec())
+        );
+        assert!(view.active_assignments("VIN1").unwrap().is_empty());
+        view.get_vehicle_metadata("VIN1", MetadataRole::Timestamp)
+            .unwrap()
+            .map(|m| m.bytes)
+    })
+    .unwrap();
+    assert_eq!(seen.unwrap(), b"ts");
+    // The closure's own error type comes back untouched inside the store's Ok.
+    let own: Result<(), &str> =
+        ferry_director::store::read(store, "test view", |_| Err("mine")).unwrap();
+    assert_eq!(own, Err("mine"));
+}
+
+#[test]
 fn manifests_are_append_only_and_a_nonce_is_accepted_once() {
     let (_dir, path, store) = open();
     register(&store, "VIN1");

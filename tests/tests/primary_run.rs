@@ -50,9 +50,7 @@ fn assert_running(child: &mut Child, log: &Path) {
     }
 }
 
-/// The Director's last accepted manifest says ECU `serial` runs `target`. (Not "no attack":
-/// a cycle that reads the Director's metadata while an assignment re-signs it can see a
-/// snapshot/targets version mismatch and report it; the next cycle installs.)
+/// The Director's last accepted manifest says ECU `serial` runs `target`.
 fn reported_running(world: &World, serial: &str, target: &str) -> bool {
     let reported = world.reported(serial);
     reported["installed_image"]["filepath"] == target
@@ -129,6 +127,14 @@ fn the_poll_loop_installs_each_new_assignment_without_a_restart_and_stops_on_sig
     let text = read_log(&log);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
     assert!(text.contains("stopped"), "{text}");
+    // Assignments re-signed the Director's metadata while the loop polled it: consistent
+    // snapshots mean no cycle saw a targets version its snapshot does not list, so no ECU
+    // reports an attack.
+    assert!(!text.contains("version check failed"), "{text}");
+    for serial in [PRIMARY, FULL, PARTIAL] {
+        let reported = world.reported(serial);
+        assert_eq!(reported["attacks_detected"], "", "{serial}: {reported}");
+    }
     // stderr is no terminal here: progress comes as log lines, one per tenth.
     assert!(text.contains("downloading"), "{text}");
     assert!(text.contains("percent=100"), "{text}");

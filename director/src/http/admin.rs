@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Page size of the listings when the query names none, and the most one may ask for.
 pub const DEFAULT_PAGE: u32 = 100;
@@ -27,7 +28,7 @@ fn unknown_vehicle(vin: &str) -> ApiError {
 
 /// `POST /api/v1/admin/vehicles`
 pub async fn register(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -83,7 +84,7 @@ fn page(query: Result<Query<Page>, QueryRejection>) -> Result<Page, ApiError> {
 /// page carries a `Link: <...?after=LAST&limit=N>; rel="next"` header (RFC 8288); the body
 /// stays a plain array of vehicles.
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     query: Result<Query<Page>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -111,7 +112,7 @@ pub async fn list(
 
 /// `GET /api/v1/admin/vehicles/{vin}`
 pub async fn vehicle(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -128,7 +129,7 @@ pub async fn vehicle(
 
 /// `GET /api/v1/admin/vehicles/{vin}/status`
 pub async fn status(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -159,7 +160,7 @@ struct ManifestSummary {
 
 /// `GET /api/v1/admin/vehicles/{vin}/manifests?limit=N`: the latest manifests, newest first.
 pub async fn manifests(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
     headers: HeaderMap,
     query: Result<Query<Page>, QueryRejection>,

@@ -17,6 +17,7 @@ use axum::Json;
 use ferry_core::metadata::TargetFile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// `POST /api/v1/admin/vehicles/{vin}/assignments` body.
 #[derive(Debug, Deserialize)]
@@ -129,7 +130,7 @@ fn unknown_vehicle(vin: &str) -> Error {
 
 /// `POST /api/v1/admin/vehicles/{vin}/assignments`
 pub async fn assign(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -185,7 +186,7 @@ pub async fn assign(
 /// vehicles or across the fleet. Each vehicle is planned and stored on its own; the answer
 /// lists each vehicle's result: 201 if any was assigned, 422 if every one was refused.
 pub async fn campaign(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -313,7 +314,7 @@ fn campaign_vehicle(
 
 /// `DELETE /api/v1/admin/vehicles/{vin}/assignments`: every active assignment of the vehicle.
 pub async fn cancel(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -335,7 +336,7 @@ pub async fn cancel(
 
 /// `DELETE /api/v1/admin/assignments/{id}`: one active assignment; answers it as cancelled.
 pub async fn cancel_one(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

@@ -14,7 +14,7 @@ use super::errors::ApiError;
 use super::{blocking, AppState, ClientIdentity};
 use crate::error::Error;
 use crate::model::Scope;
-use crate::store::Store;
+use crate::store::View;
 use axum::http::{header, HeaderMap};
 
 /// The bearer token of the request, if it has one.
@@ -49,8 +49,8 @@ fn split_device_token(token: &str) -> (Option<&str>, &str) {
 
 /// Who is calling the device API, as read from the request: its TLS client identity, or else
 /// its bearer token. Taken in the async handler, checked by [`DeviceCaller::check`] inside the
-/// handler's one blocking hop, so a device request costs one trip to the blocking pool, not
-/// two (the check's store reads are the same).
+/// handler's one blocking hop and the same store [`View`] as the request's own reads, so a
+/// device request costs one trip to the blocking pool and one read transaction.
 #[derive(Debug)]
 pub struct DeviceCaller {
     identity: Option<ClientIdentity>,
@@ -73,7 +73,7 @@ impl DeviceCaller {
     /// identity: a path VIN that is not registered → 404; a certificate that does not name
     /// `vin` → 403. Otherwise by token: none → 401; a path VIN that is not registered → 404; a
     /// valid token of another vehicle → 403; any other token → 401.
-    pub fn check(&self, store: &dyn Store, vin: &str) -> Result<(), ApiError> {
+    pub fn check(&self, store: &dyn View, vin: &str) -> Result<(), ApiError> {
         match &self.identity {
             Some(identity) => device_certificate(store, identity, vin),
             None => device_token_check(store, self.token.as_deref(), vin),
@@ -82,7 +82,7 @@ impl DeviceCaller {
 }
 
 fn device_certificate(
-    store: &dyn Store,
+    store: &dyn View,
     identity: &ClientIdentity,
     vin: &str,
 ) -> Result<(), ApiError> {
@@ -107,7 +107,7 @@ fn device_certificate(
     )))
 }
 
-fn device_token_check(store: &dyn Store, token: Option<&str>, vin: &str) -> Result<(), ApiError> {
+fn device_token_check(store: &dyn View, token: Option<&str>, vin: &str) -> Result<(), ApiError> {
     let token = token.ok_or_else(|| {
         ApiError::unauthorized(
             "device token check failed: no bearer token; expected `Authorization: Bearer <device token>`",

@@ -2,8 +2,9 @@
 
 use super::errors::ApiError;
 use super::{auth, blocking, AppState, ClientIdentity};
-use crate::manifests::{process_manifest, DEFAULT_MAX_SKEW};
+use crate::manifests::{process_manifest_of, DEFAULT_MAX_SKEW};
 use crate::model::{AssignmentStatus, MetadataRole};
+use crate::store;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Which metadata file a device asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +20,9 @@ enum File {
     RootVersion(u64),
     LatestRoot,
     Role(MetadataRole),
+    /// `N.snapshot.json` or `N.targets.json`: the version a vehicle read of in the metadata
+    /// above it (consistent snapshots), so a re-signing mid-refresh cannot mix versions.
+    RoleVersion(MetadataRole, u64),
 }
 
 fn parse_file(file: &str) -> Option<File> {
@@ -27,12 +32,27 @@ fn parse_file(file: &str) -> Option<File> {
         "snapshot.json" => Some(File::Role(MetadataRole::Snapshot)),
         "targets.json" => Some(File::Role(MetadataRole::Targets)),
         _ => {
-            let n = file.strip_suffix(".root.json")?;
+            let (n, name) = file.split_once('.')?;
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            n.parse().ok().filter(|n| *n >= 1).map(File::RootVersion)
+            let n: u64 = n.parse().ok().filter(|n| *n >= 1)?;
+            match name {
+                "root.json" => Some(File::RootVersion(n)),
+                "snapshot.json" => Some(File::RoleVersion(MetadataRole::Snapshot, n)),
+                "targets.json" => Some(File::RoleVersion(MetadataRole::Targets, n)),
+                _ => None,
+            }
         }
+    }
+}
+
+impl File {
+    fn is_targets(self) -> bool {
+        matches!(
+            self,
+            File::Role(MetadataRole::Targets) | File::RoleVersion(MetadataRole::Targets, _)
+        )
     }
 }
 
@@ -56,7 +76,7 @@ fn served_pairs(bytes: &[u8]) -> BTreeSet<(String, String)> {
 
 /// `GET /api/v1/vehicles/{vin}/metadata/{file}`
 pub async fn metadata(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path((vin, file)): Path<(String, String)>,
     identity: Option<Extension<ClientIdentity>>,
     headers: HeaderMap,
@@ -65,41 +85,47 @@ pub async fn metadata(
     let which = parse_file(&file);
     let store = state.store.clone();
     let bytes = blocking(move || {
-        caller.check(store.as_ref(), &vin)?;
-        let which = which.ok_or_else(|| {
-            ApiError::not_found(format!(
-                "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, snapshot.json or targets.json"
-            ))
-        })?;
-        let bytes = match which {
-            File::RootVersion(n) => store.get_root(n)?,
-            File::LatestRoot => store.latest_root()?.map(|(_, b)| b),
-            File::Role(role) => store.get_vehicle_metadata(&vin, role)?.map(|m| m.bytes),
-        };
-        let Some(bytes) = bytes else {
-            return Err(ApiError::not_found(format!(
-                "metadata check failed: no {file} for vehicle {vin}"
-            )));
-        };
-        if which == File::Role(MetadataRole::Targets) {
+        // The credential, the file and the assignments it puts in flight, from one snapshot.
+        let (bytes, pending) = store::read(store.as_ref(), "device metadata request", |view| {
+            caller.check(view, &vin)?;
+            let which = which.ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, [N.]snapshot.json or [N.]targets.json"
+                ))
+            })?;
+            let bytes = match which {
+                File::RootVersion(n) => view.get_root(n)?,
+                File::LatestRoot => view.latest_root()?.map(|(_, b)| b),
+                File::Role(role) => view.get_vehicle_metadata(&vin, role)?.map(|m| m.bytes),
+                File::RoleVersion(role, n) => view.get_vehicle_metadata_version(&vin, role, n)?,
+            };
+            let Some(bytes) = bytes else {
+                return Err(ApiError::not_found(format!(
+                    "metadata check failed: no {file} for vehicle {vin}"
+                )));
+            };
+            let pending: Vec<_> = if which.is_targets() {
+                view.active_assignments(&vin)?
+                    .into_iter()
+                    .filter(|a| a.status == AssignmentStatus::Pending)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok((bytes, pending))
+        })??;
+        if !pending.is_empty() {
             // Only what these bytes name is now in flight (an assignment added after they
             // were signed waits for the next signing). The bytes are parsed only when
             // something is pending: most fetches find nothing to mark.
-            let pending: Vec<_> = store
-                .active_assignments(&vin)?
+            let served = served_pairs(&bytes);
+            let ids: Vec<i64> = pending
                 .into_iter()
-                .filter(|a| a.status == AssignmentStatus::Pending)
+                .filter(|a| served.contains(&(a.target_name.clone(), a.ecu_serial.clone())))
+                .map(|a| a.id)
                 .collect();
-            if !pending.is_empty() {
-                let served = served_pairs(&bytes);
-                let ids: Vec<i64> = pending
-                    .into_iter()
-                    .filter(|a| served.contains(&(a.target_name.clone(), a.ecu_serial.clone())))
-                    .map(|a| a.id)
-                    .collect();
-                if !ids.is_empty() {
-                    store.mark_in_flight(&ids)?;
-                }
+            if !ids.is_empty() {
+                store.mark_in_flight(&ids)?;
             }
         }
         Ok(bytes)
@@ -117,7 +143,7 @@ pub async fn metadata(
 
 /// `PUT /api/v1/vehicles/{vin}/manifest`
 pub async fn manifest(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
     identity: Option<Extension<ClientIdentity>>,
     headers: HeaderMap,
@@ -126,10 +152,15 @@ pub async fn manifest(
     let caller = auth::DeviceCaller::of(identity.as_deref(), &headers);
     let store = state.store.clone();
     let id = blocking(move || {
-        caller.check(store.as_ref(), &vin)?;
-        Ok(process_manifest(
+        // The credential and the keys the manifest is checked against, from one snapshot.
+        let vehicle = store::read(store.as_ref(), "device manifest request", |view| {
+            caller.check(view, &vin)?;
+            Ok::<_, ApiError>(view.ecu_keys(&vin)?)
+        })??;
+        Ok(process_manifest_of(
             store.as_ref(),
             &vin,
+            vehicle,
             &body,
             chrono::Utc::now(),
             DEFAULT_MAX_SKEW,
@@ -156,7 +187,19 @@ mod tests {
             parse_file("targets.json"),
             Some(File::Role(MetadataRole::Targets))
         );
+        assert_eq!(
+            parse_file("7.targets.json"),
+            Some(File::RoleVersion(MetadataRole::Targets, 7))
+        );
+        assert_eq!(
+            parse_file("2.snapshot.json"),
+            Some(File::RoleVersion(MetadataRole::Snapshot, 2))
+        );
         for bad in [
+            "3.timestamp.json",
+            "0.targets.json",
+            "1.2.targets.json",
+            "99999999999999999999.snapshot.json",
             "0.root.json",
             "-1.root.json",
             "+1.root.json",

@@ -71,7 +71,8 @@ impl AppState {
     }
 }
 
-/// The Director's routes.
+/// The Director's routes. The handlers share one `Arc` of the state: axum clones the state
+/// for every request, and an `AppState` clone allocates (the online keys' lists).
 pub fn router(state: AppState) -> Router {
     let device = Router::new()
         .route(
@@ -103,7 +104,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(assignments::cancel_one),
         )
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BYTES));
-    device.merge(admin).fallback(fallback).with_state(state)
+    device
+        .merge(admin)
+        .fallback(fallback)
+        .with_state(Arc::new(state))
 }
 
 async fn fallback() -> ApiError {

@@ -12,8 +12,10 @@
 //! - stored metadata versions only go up; director root versions are stored one after another.
 
 mod sqlite;
+mod view;
 
 pub use sqlite::{Durability, SqliteStore};
+pub use view::{read, View};
 
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
@@ -60,6 +62,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Whether `token` is `vin`'s current device token (false for an unknown VIN or a vehicle
     /// without a token). The comparison is constant-time.
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool>;
+
+    // --- consistent reads ---
+
+    /// Call `f` once with a [`View`] of one snapshot of the store (see [`read`], the way to
+    /// call this). `op` names the operation in errors.
+    fn with_view(&self, op: &str, f: &mut dyn FnMut(&dyn View) -> Result<()>) -> Result<()>;
 
     // --- manifests ---
 

@@ -1,6 +1,6 @@
 //! Manifests: the append-only log, and what an accepted manifest changes.
 
-use super::{db, from_json, from_ms, inventory, is_unique_violation, ms, to_json};
+use super::{db, from_json, from_ms, is_unique_violation, ms, to_json};
 use crate::model::{
     AssignmentStatus, EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, Verdict,
 };
@@ -8,12 +8,13 @@ use crate::{Error, Result};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::TargetFile;
 use rusqlite::{params, Connection};
+use std::collections::HashSet;
 
 /// Runs inside the caller's write transaction: any error rolls everything back.
 pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<i64> {
-    if !inventory::exists(conn, &m.vin)? {
+    let Some(serials) = ecu_serials(conn, &m.vin)? else {
         return Err(Error::UnknownVehicle { vin: m.vin.clone() });
-    }
+    };
     let (verdict, nonce, reason) = match &m.verdict {
         ManifestVerdict::Accepted { nonce, .. } => (Verdict::Accepted, Some(nonce.as_str()), ""),
         ManifestVerdict::Refused { nonce, reason } => {
@@ -52,6 +53,12 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<i64> {
         return Ok(id);
     };
     for (serial, report) in reports {
+        if !serials.contains(serial.as_str()) {
+            return Err(Error::ReportFromUnknownEcu {
+                vin: m.vin.clone(),
+                serial: serial.to_owned(),
+            });
+        }
         apply_report(conn, m, id, serial, report)?;
     }
     conn.prepare_cached(
@@ -62,6 +69,26 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<i64> {
     Ok(id)
 }
 
+/// The serials of `vin`'s ECUs as this transaction sees them (one query for the vehicle and all
+/// its ECUs, instead of one per reporting ECU); `None` if `vin` is not registered.
+fn ecu_serials(conn: &Connection, vin: &str) -> Result<Option<HashSet<String>>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT e.serial FROM vehicles v LEFT JOIN ecus e ON e.vin = v.vin WHERE v.vin = ?1",
+        )
+        .map_err(db("look up the vehicle's ECUs"))?;
+    let rows = stmt
+        .query_map([vin], |r| r.get::<_, Option<String>>(0))
+        .map_err(db("look up the vehicle's ECUs"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("look up the vehicle's ECUs"))?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    // A vehicle without ECUs is one row of NULL: registered, with no serial.
+    Ok(Some(rows.into_iter().flatten().collect()))
+}
+
 fn apply_report(
     conn: &Connection,
     m: &IncomingManifest,
@@ -69,16 +96,6 @@ fn apply_report(
     serial: &str,
     report: &EcuVersionReport,
 ) -> Result<()> {
-    let registered = conn
-        .prepare_cached("SELECT 1 FROM ecus WHERE serial = ?1 AND vin = ?2")
-        .and_then(|mut s| s.exists([serial, &m.vin]))
-        .map_err(db("look up reporting ECU"))?;
-    if !registered {
-        return Err(Error::ReportFromUnknownEcu {
-            vin: m.vin.clone(),
-            serial: serial.to_owned(),
-        });
-    }
     let state = EcuState::from_report(report, m.received_at);
     let length = i64::try_from(state.installed_image.length).map_err(|_| {
         Error::corrupt(

@@ -31,6 +31,9 @@ pub(super) fn put(
             });
         }
     }
+    if role != MetadataRole::Timestamp {
+        keep_superseded(conn, vin, role)?;
+    }
     conn.prepare_cached(
         "INSERT INTO vehicle_metadata (vin, role, version, expires, body)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -40,6 +43,54 @@ pub(super) fn put(
     .and_then(|mut s| s.execute(params![vin, role.as_str(), sql_version, ms(expires), bytes]))
     .map_err(db("store vehicle metadata"))?;
     Ok(())
+}
+
+/// Superseded versions of a vehicle's targets and snapshot kept besides the latest. A vehicle
+/// mid-refresh names the version it read moments ago; keeping the last few means only a burst
+/// of re-signings within that moment can make it miss one, and then it gets a 404 (a failed
+/// fetch, retried next cycle), never bytes that do not match what it verified.
+const SUPERSEDED_KEPT: i64 = 2;
+
+/// Move the current `role` metadata of `vin` (about to be replaced) into the history, keeping
+/// only the newest [`SUPERSEDED_KEPT`] there.
+fn keep_superseded(conn: &Connection, vin: &str, role: MetadataRole) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO vehicle_metadata_history (vin, role, version, body)
+         SELECT vin, role, version, body FROM vehicle_metadata WHERE vin = ?1 AND role = ?2",
+    )
+    .and_then(|mut s| s.execute([vin, role.as_str()]))
+    .map_err(db("keep superseded vehicle metadata"))?;
+    conn.prepare_cached(
+        "DELETE FROM vehicle_metadata_history WHERE vin = ?1 AND role = ?2 AND version NOT IN
+            (SELECT version FROM vehicle_metadata_history WHERE vin = ?1 AND role = ?2
+             ORDER BY version DESC LIMIT ?3)",
+    )
+    .and_then(|mut s| s.execute(params![vin, role.as_str(), SUPERSEDED_KEPT]))
+    .map_err(db("prune superseded vehicle metadata"))?;
+    Ok(())
+}
+
+/// Version `version` of `vin`'s `role` metadata: the latest, or one still kept in the history.
+pub(super) fn get_version(
+    conn: &Connection,
+    vin: &str,
+    role: MetadataRole,
+    version: u64,
+) -> Result<Option<Vec<u8>>> {
+    let Ok(sql_version) = i64::try_from(version) else {
+        return Ok(None);
+    };
+    conn.prepare_cached(
+        "SELECT body FROM vehicle_metadata WHERE vin = ?1 AND role = ?2 AND version = ?3
+         UNION ALL
+         SELECT body FROM vehicle_metadata_history WHERE vin = ?1 AND role = ?2 AND version = ?3
+         LIMIT 1",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![vin, role.as_str(), sql_version], |r| r.get(0))
+            .optional()
+    })
+    .map_err(db("read a version of vehicle metadata"))
 }
 
 fn stored_version(conn: &Connection, vin: &str, role: MetadataRole) -> Result<Option<u64>> {

@@ -19,6 +19,7 @@ mod pool;
 mod schema;
 mod writer;
 
+use super::view::{device_token_matches, View};
 use super::Store;
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
@@ -207,11 +208,19 @@ impl Store for SqliteStore {
     }
 
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool> {
-        let presented = crate::secret::hash(token);
         let stored = self.pool.read("verify device token", |tx| {
             inventory::device_token_hash(tx, vin)
         })?;
-        Ok(stored.is_some_and(|h| crate::secret::ct_eq(&h, &presented)))
+        Ok(device_token_matches(stored.as_deref(), token))
+    }
+
+    fn with_view(&self, op: &str, f: &mut dyn FnMut(&dyn View) -> Result<()>) -> Result<()> {
+        self.pool.read(op, |conn| {
+            f(&SqliteView {
+                conn,
+                keys: &self.keys,
+            })
+        })
     }
 
     fn record_manifest(&self, manifest: &IncomingManifest) -> Result<i64> {
@@ -356,6 +365,53 @@ impl Store for SqliteStore {
                 report: report.join("; "),
             })
         }
+    }
+}
+
+/// A [`View`]: the reads of the [`Store`] methods of the same names, on a connection inside
+/// [`Pool::read`]'s one read transaction.
+struct SqliteView<'a> {
+    conn: &'a rusqlite::Connection,
+    keys: &'a ecu_keys::KeyCache,
+}
+
+impl View for SqliteView<'_> {
+    fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool> {
+        let stored = inventory::device_token_hash(self.conn, vin)?;
+        Ok(device_token_matches(stored.as_deref(), token))
+    }
+
+    fn ecu_keys(&self, vin: &str) -> Result<Option<RegisteredVehicle>> {
+        ecu_keys::ecu_keys(self.conn, self.keys, vin)
+    }
+
+    fn get_vehicle_metadata(
+        &self,
+        vin: &str,
+        role: MetadataRole,
+    ) -> Result<Option<StoredMetadata>> {
+        metadata::get(self.conn, vin, role)
+    }
+
+    fn get_vehicle_metadata_version(
+        &self,
+        vin: &str,
+        role: MetadataRole,
+        version: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        metadata::get_version(self.conn, vin, role, version)
+    }
+
+    fn active_assignments(&self, vin: &str) -> Result<Vec<Assignment>> {
+        assignments::list(self.conn, vin, true)
+    }
+
+    fn get_root(&self, version: u64) -> Result<Option<Vec<u8>>> {
+        metadata::get_root(self.conn, version)
+    }
+
+    fn latest_root(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        metadata::latest_root(self.conn)
     }
 }
 

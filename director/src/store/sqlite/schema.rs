@@ -97,6 +97,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         revoked_at INTEGER
     ) STRICT;",
+    // 6: the last superseded versions of each vehicle's targets and snapshot, so a vehicle
+    // that read a timestamp (or snapshot) just before a re-signing still finds the version it
+    // names (consistent snapshots: `N.snapshot.json`, `N.targets.json`).
+    "CREATE TABLE vehicle_metadata_history (
+        vin TEXT NOT NULL REFERENCES vehicles(vin),
+        role TEXT NOT NULL CHECK (role IN ('targets', 'snapshot')),
+        version INTEGER NOT NULL CHECK (version >= 1),
+        body BLOB NOT NULL,
+        PRIMARY KEY (vin, role, version)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

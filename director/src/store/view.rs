@@ -1,0 +1,66 @@
+//! A consistent read-only view of the store ([`View`], taken with [`read`]): what one device
+//! request reads (its credential, then its metadata or its ECU keys) comes from one snapshot.
+//!
+//! Why: in SQLite every read transaction that follows a commit of the writer starts with an
+//! empty page cache (WAL mode drops the reader's cache when the database changed), so a
+//! device request that read its token and its metadata in two transactions paid for two
+//! transaction starts and re-read the same B-tree pages twice. One view is also the stronger
+//! guarantee: the credential and the data it unlocks are read at the same instant.
+
+use super::Store;
+use crate::model::{Assignment, MetadataRole, StoredMetadata};
+use crate::{Error, Result};
+use ferry_core::manifest::RegisteredVehicle;
+
+/// The reads a device request makes, all within one snapshot of the store. Each method
+/// behaves exactly as the [`Store`] method of the same name.
+pub trait View {
+    /// See [`Store::verify_device_token`].
+    fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool>;
+    /// See [`Store::ecu_keys`].
+    fn ecu_keys(&self, vin: &str) -> Result<Option<RegisteredVehicle>>;
+    /// See [`Store::get_vehicle_metadata`].
+    fn get_vehicle_metadata(&self, vin: &str, role: MetadataRole)
+        -> Result<Option<StoredMetadata>>;
+    /// Version `version` of `vin`'s `role` metadata (targets or snapshot): the latest, or one
+    /// of the last superseded ones, kept for vehicles that name it mid-refresh.
+    fn get_vehicle_metadata_version(
+        &self,
+        vin: &str,
+        role: MetadataRole,
+        version: u64,
+    ) -> Result<Option<Vec<u8>>>;
+    /// See [`Store::active_assignments`].
+    fn active_assignments(&self, vin: &str) -> Result<Vec<Assignment>>;
+    /// See [`Store::get_root`].
+    fn get_root(&self, version: u64) -> Result<Option<Vec<u8>>>;
+    /// See [`Store::latest_root`].
+    fn latest_root(&self) -> Result<Option<(u64, Vec<u8>)>>;
+}
+
+/// Run `f` on one consistent view of `store` (blocking). `f`'s own result, which may carry
+/// its own error type, is handed back as is; the outer error is the store's failing to open
+/// or end the view.
+pub fn read<T>(store: &dyn Store, op: &str, f: impl FnOnce(&dyn View) -> T) -> Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    store.with_view(op, &mut |view| {
+        if let Some(f) = f.take() {
+            out = Some(f(view));
+        }
+        Ok(())
+    })?;
+    out.ok_or_else(|| {
+        Error::storage(
+            op.to_owned(),
+            "read view check failed: the store never opened the view; expected it to run the read once",
+        )
+    })
+}
+
+/// Whether `presented` matches the stored SHA-256 of a device token, compared in constant time
+/// (false when no token is stored).
+pub(crate) fn device_token_matches(stored: Option<&[u8]>, presented: &str) -> bool {
+    let presented = crate::secret::hash(presented);
+    stored.is_some_and(|h| crate::secret::ct_eq(h, &presented))
+}
