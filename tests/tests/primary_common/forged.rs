@@ -108,8 +108,18 @@ pub fn director_chain(world: &World, edit: impl FnOnce(&mut Value)) -> Vec<(Stri
     );
     forge::bump(&mut timestamp);
     forge::sign(&mut timestamp, &[&key("timestamp")]);
+    // Director roots use consistent snapshots: the client asks for the versions the metadata
+    // above names; the latest names are served too.
     vec![
+        (
+            format!("{targets_version}.targets.json"),
+            targets_bytes.clone(),
+        ),
         ("targets.json".into(), targets_bytes),
+        (
+            format!("{snapshot_version}.snapshot.json"),
+            snapshot_bytes.clone(),
+        ),
         ("snapshot.json".into(), snapshot_bytes),
         ("timestamp.json".into(), forge::to_bytes(&timestamp)),
     ]
