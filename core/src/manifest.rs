@@ -89,6 +89,37 @@ impl Document for VehicleManifest {
     fn kind() -> &'static str {
         "vehicle manifest"
     }
+
+    /// Moves each ECU report's JSON out of the parsed manifest (serde would rebuild every
+    /// report node by node). Anything but the expected shape takes serde's own path, for
+    /// serde's own error.
+    fn from_signed(value: serde_json::Value) -> serde_json::Result<Self> {
+        use serde_json::Value;
+        let expected = |map: &serde_json::Map<String, Value>| {
+            matches!(map.get("ecu_version_manifests"), Some(Value::Object(_)))
+                && matches!(map.get("primary_ecu_serial"), Some(Value::String(_)))
+                && matches!(map.get("vin"), Some(Value::String(_)))
+        };
+        match value {
+            Value::Object(mut map) if expected(&map) => {
+                let string = |v: Option<Value>| match v {
+                    Some(Value::String(s)) => s,
+                    _ => String::new(),
+                };
+                let reports = match map.remove("ecu_version_manifests") {
+                    Some(Value::Object(reports)) => reports.into_iter().collect(),
+                    _ => BTreeMap::new(),
+                };
+                Ok(VehicleManifest {
+                    ecu_version_manifests: reports,
+                    primary_ecu_serial: string(map.remove("primary_ecu_serial")),
+                    vin: string(map.remove("vin")),
+                    extra: map.into_iter().collect(),
+                })
+            }
+            other => serde_json::from_value(other),
+        }
+    }
 }
 
 impl VehicleManifest {
