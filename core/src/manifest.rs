@@ -5,7 +5,7 @@
 use crate::metadata::{Document, Expires, Hashes, Parsed, Signed};
 use crate::verify::{verify, Authority};
 use crate::{Error, Result};
-use ferry_keys::{KeyId, PublicKey};
+use ferry_keys::{IdentifiedKey, KeyId, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -144,12 +144,13 @@ impl VehicleManifest {
     }
 }
 
-/// What the Director knows of a vehicle: its VIN, its primary's serial and every ECU's key.
+/// What the Director knows of a vehicle: its VIN, its primary's serial and every ECU's key
+/// (with its key id, which every signature is matched against).
 #[derive(Debug, Clone)]
 pub struct RegisteredVehicle {
     pub vin: String,
     pub primary_ecu_serial: String,
-    pub ecu_keys: BTreeMap<String, PublicKey>,
+    pub ecu_keys: BTreeMap<String, IdentifiedKey>,
 }
 
 /// What a vehicle manifest whose primary and ECU signatures all verified says. (The manifest's
@@ -190,8 +191,8 @@ pub fn check_vehicle_manifest(
         .ok_or_else(|| Error::UnknownEcu {
             serial: vehicle.primary_ecu_serial.clone(),
         })?;
-    let keyid = [primary_key.key_id()?];
-    let keys: BTreeMap<KeyId, PublicKey> = [(keyid[0].clone(), primary_key.clone())].into();
+    let keyid = [primary_key.id().clone()];
+    let keys: BTreeMap<KeyId, PublicKey> = [(keyid[0].clone(), primary_key.key().clone())].into();
     let authority = single_key_authority(
         format!("vehicle manifest of primary {}", vehicle.primary_ecu_serial),
         &keyid,
@@ -229,8 +230,8 @@ pub fn check_vehicle_manifest(
         // Parsed once, with the manifest: its signed part is canonicalised from the parsed
         // value, which is what the ECU's canonical bytes are made of.
         let parsed = Parsed::<EcuVersionReport>::from_value(raw)?;
-        let keyid = [key.key_id()?];
-        let keys: BTreeMap<KeyId, PublicKey> = [(keyid[0].clone(), key.clone())].into();
+        let keyid = [key.id().clone()];
+        let keys: BTreeMap<KeyId, PublicKey> = [(keyid[0].clone(), key.key().clone())].into();
         let report = verify(
             parsed,
             &[single_key_authority(

@@ -10,7 +10,7 @@ use ferry_core::manifest::{
 };
 use ferry_core::metadata::{hashes_of, Signed};
 use ferry_core::Error;
-use ferry_keys::{PrivateKey, Signer};
+use ferry_keys::{IdentifiedKey, PrivateKey, Signer};
 use std::collections::BTreeMap;
 
 struct Vehicle {
@@ -19,14 +19,18 @@ struct Vehicle {
     registered: RegisteredVehicle,
 }
 
+fn identified(key: &PrivateKey) -> IdentifiedKey {
+    IdentifiedKey::new(key.public_key().clone()).unwrap()
+}
+
 fn vehicle() -> Vehicle {
     let (primary, secondary) = (key(), key());
     let registered = RegisteredVehicle {
         vin: "VIN123".into(),
         primary_ecu_serial: "pri".into(),
         ecu_keys: [
-            ("pri".to_string(), primary.public_key().clone()),
-            ("sec".to_string(), secondary.public_key().clone()),
+            ("pri".to_string(), identified(&primary)),
+            ("sec".to_string(), identified(&secondary)),
         ]
         .into(),
     };
