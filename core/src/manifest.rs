@@ -5,7 +5,7 @@
 use crate::metadata::{Document, Expires, Hashes, Parsed, Signed};
 use crate::verify::{verify, Authority};
 use crate::{Error, Result};
-use ferry_keys::{KeyId, PublicKey};
+use ferry_keys::{IdentifiedKey, KeyId, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -89,6 +89,37 @@ impl Document for VehicleManifest {
     fn kind() -> &'static str {
         "vehicle manifest"
     }
+
+    /// Moves each ECU report's JSON out of the parsed manifest (serde would rebuild every
+    /// report node by node). Anything but the expected shape takes serde's own path, for
+    /// serde's own error.
+    fn from_signed(value: serde_json::Value) -> serde_json::Result<Self> {
+        use serde_json::Value;
+        let expected = |map: &serde_json::Map<String, Value>| {
+            matches!(map.get("ecu_version_manifests"), Some(Value::Object(_)))
+                && matches!(map.get("primary_ecu_serial"), Some(Value::String(_)))
+                && matches!(map.get("vin"), Some(Value::String(_)))
+        };
+        match value {
+            Value::Object(mut map) if expected(&map) => {
+                let string = |v: Option<Value>| match v {
+                    Some(Value::String(s)) => s,
+                    _ => String::new(),
+                };
+                let reports = match map.remove("ecu_version_manifests") {
+                    Some(Value::Object(reports)) => reports.into_iter().collect(),
+                    _ => BTreeMap::new(),
+                };
+                Ok(VehicleManifest {
+                    ecu_version_manifests: reports,
+                    primary_ecu_serial: string(map.remove("primary_ecu_serial")),
+                    vin: string(map.remove("vin")),
+                    extra: map.into_iter().collect(),
+                })
+            }
+            other => serde_json::from_value(other),
+        }
+    }
 }
 
 impl VehicleManifest {
@@ -113,12 +144,13 @@ impl VehicleManifest {
     }
 }
 
-/// What the Director knows of a vehicle: its VIN, its primary's serial and every ECU's key.
+/// What the Director knows of a vehicle: its VIN, its primary's serial and every ECU's key
+/// (with its key id, which every signature is matched against).
 #[derive(Debug, Clone)]
 pub struct RegisteredVehicle {
     pub vin: String,
     pub primary_ecu_serial: String,
-    pub ecu_keys: BTreeMap<String, PublicKey>,
+    pub ecu_keys: BTreeMap<String, IdentifiedKey>,
 }
 
 /// What a vehicle manifest whose primary and ECU signatures all verified says. (The manifest's
@@ -159,8 +191,8 @@ pub fn check_vehicle_manifest(
         .ok_or_else(|| Error::UnknownEcu {
             serial: vehicle.primary_ecu_serial.clone(),
         })?;
-    let keyid = [primary_key.key_id()?];
-    let keys: BTreeMap<KeyId, PublicKey> = [(keyid[0].clone(), primary_key.clone())].into();
+    let keyid = [primary_key.id().clone()];
+    let keys: BTreeMap<KeyId, PublicKey> = [(keyid[0].clone(), primary_key.key().clone())].into();
     let authority = single_key_authority(
         format!("vehicle manifest of primary {}", vehicle.primary_ecu_serial),
         &keyid,
@@ -198,8 +230,8 @@ pub fn check_vehicle_manifest(
         // Parsed once, with the manifest: its signed part is canonicalised from the parsed
         // value, which is what the ECU's canonical bytes are made of.
         let parsed = Parsed::<EcuVersionReport>::from_value(raw)?;
-        let keyid = [key.key_id()?];
-        let keys: BTreeMap<KeyId, PublicKey> = [(keyid[0].clone(), key.clone())].into();
+        let keyid = [key.id().clone()];
+        let keys: BTreeMap<KeyId, PublicKey> = [(keyid[0].clone(), key.key().clone())].into();
         let report = verify(
             parsed,
             &[single_key_authority(

@@ -10,7 +10,7 @@ use ferry_core::manifest::{
 };
 use ferry_core::metadata::{hashes_of, Signed};
 use ferry_core::Error;
-use ferry_keys::{PrivateKey, Signer};
+use ferry_keys::{IdentifiedKey, PrivateKey, Signer};
 use std::collections::BTreeMap;
 
 struct Vehicle {
@@ -19,14 +19,18 @@ struct Vehicle {
     registered: RegisteredVehicle,
 }
 
+fn identified(key: &PrivateKey) -> IdentifiedKey {
+    IdentifiedKey::new(key.public_key().clone()).unwrap()
+}
+
 fn vehicle() -> Vehicle {
     let (primary, secondary) = (key(), key());
     let registered = RegisteredVehicle {
         vin: "VIN123".into(),
         primary_ecu_serial: "pri".into(),
         ecu_keys: [
-            ("pri".to_string(), primary.public_key().clone()),
-            ("sec".to_string(), secondary.public_key().clone()),
+            ("pri".to_string(), identified(&primary)),
+            ("sec".to_string(), identified(&secondary)),
         ]
         .into(),
     };
@@ -170,4 +174,55 @@ fn each_broken_rule_is_refused() {
         matches!(&err, Error::Threshold { role, .. } if role.contains("sec")),
         "{err}"
     );
+}
+
+#[test]
+fn a_manifest_moved_out_of_its_json_equals_what_serde_makes_of_it() {
+    use ferry_core::metadata::Document;
+    use serde_json::json;
+    let shapes = [
+        json!({"ecu_version_manifests": {"pri": {"signatures": [], "signed": {"a": [1, {"b": null}]}}},
+               "primary_ecu_serial": "pri", "vin": "VIN123", "x-extra": {"k": "v"}}),
+        json!({"ecu_version_manifests": {}, "primary_ecu_serial": "", "vin": "V"}),
+        // Shapes serde refuses (or reads its own way) must get serde's answer.
+        json!({"ecu_version_manifests": [], "primary_ecu_serial": "pri", "vin": "V"}),
+        json!({"ecu_version_manifests": {}, "primary_ecu_serial": 7, "vin": "V"}),
+        json!({"ecu_version_manifests": {}, "vin": "V"}),
+        json!({"ecu_version_manifests": {}, "primary_ecu_serial": "pri", "vin": null}),
+        json!(["not", "an", "object"]),
+        json!(null),
+    ];
+    for shape in shapes {
+        let ours = VehicleManifest::from_signed(shape.clone()).map_err(|e| e.to_string());
+        let serde =
+            serde_json::from_value::<VehicleManifest>(shape.clone()).map_err(|e| e.to_string());
+        assert_eq!(ours, serde, "{shape}");
+    }
+}
+
+#[test]
+fn a_malformed_report_envelope_is_refused_by_name() {
+    let v = vehicle();
+    let good = report("sec", "n1", &v.secondary);
+    for broken in [
+        serde_json::json!({"signed": serde_json::to_value(&good.signed).unwrap()}),
+        serde_json::json!({"signatures": "none", "signed": {}}),
+        serde_json::json!("a string"),
+    ] {
+        let mut reports = BTreeMap::new();
+        reports.insert(
+            "pri".to_string(),
+            serde_json::to_value(report("pri", "n1", &v.primary)).unwrap(),
+        );
+        reports.insert("sec".to_string(), broken.clone());
+        let mut m = Signed::new(VehicleManifest {
+            ecu_version_manifests: reports,
+            primary_ecu_serial: "pri".into(),
+            vin: "VIN123".into(),
+            extra: BTreeMap::new(),
+        });
+        m.sign(&v.primary as &dyn Signer).unwrap();
+        let err = check_vehicle_manifest(&m.to_bytes().unwrap(), &v.registered).unwrap_err();
+        assert!(matches!(err, Error::Malformed { .. }), "{broken}: {err}");
+    }
 }

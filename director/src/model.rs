@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::{Hashes, TargetFile};
-use ferry_keys::PublicKey;
+use ferry_keys::{IdentifiedKey, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,17 +27,18 @@ impl Vehicle {
         self.ecus.iter().find(|e| e.primary)
     }
 
-    /// What manifest verification needs (`ferry_core::manifest::check_vehicle_manifest`).
-    pub fn registered(&self) -> ferry_core::manifest::RegisteredVehicle {
-        ferry_core::manifest::RegisteredVehicle {
+    /// What manifest verification needs (`ferry_core::manifest::check_vehicle_manifest`);
+    /// fails if an ECU's key has no key id (registration refuses such keys).
+    pub fn registered(&self) -> ferry_keys::Result<ferry_core::manifest::RegisteredVehicle> {
+        Ok(ferry_core::manifest::RegisteredVehicle {
             vin: self.vin.clone(),
             primary_ecu_serial: self.primary().map(|e| e.serial.clone()).unwrap_or_default(),
             ecu_keys: self
                 .ecus
                 .iter()
-                .map(|e| (e.serial.clone(), e.public_key.clone()))
-                .collect(),
-        }
+                .map(|e| Ok((e.serial.clone(), IdentifiedKey::new(e.public_key.clone())?)))
+                .collect::<ferry_keys::Result<_>>()?,
+        })
     }
 }
 

@@ -132,7 +132,7 @@ fn registration_rules() {
     assert_eq!(v.primary().unwrap().serial, "VIN1-p");
     assert!(v.ecus[0].primary, "primary listed first");
     assert_eq!(v.status.state, VehicleState::NeverSeen);
-    assert_eq!(v.registered().ecu_keys.len(), 2);
+    assert_eq!(v.registered().unwrap().ecu_keys.len(), 2);
 
     let refuse = |vin: &str, ecus: Vec<NewEcu>| {
         store
@@ -643,7 +643,7 @@ fn signed_manifests_checked_by_core_then_recorded() {
         m.to_bytes().unwrap()
     };
     let record = |body: Vec<u8>| {
-        let checked = check_vehicle_manifest(&body, &vehicle.registered()).unwrap();
+        let checked = check_vehicle_manifest(&body, &vehicle.registered().unwrap()).unwrap();
         store.record_manifest(&IncomingManifest {
             vin: "VIN1".into(),
             received_at: Utc::now(),

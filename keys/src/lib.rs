@@ -7,6 +7,7 @@
 mod cert;
 pub mod cjson;
 mod error;
+mod identified;
 mod pem;
 mod private;
 mod private_pem;
@@ -16,6 +17,7 @@ mod spki_key;
 mod verify;
 
 pub use error::{Error, Result};
+pub use identified::IdentifiedKey;
 pub use public::{KeyId, KeyVal, PublicKey, Scheme};
 pub use signer::Signer;
 

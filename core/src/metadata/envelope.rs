@@ -85,6 +85,26 @@ struct RawEnvelope {
     signed: serde_json::Value,
 }
 
+impl RawEnvelope {
+    /// What `serde_json::from_value` makes of `value`, with `signed` moved out of it rather
+    /// than rebuilt node by node (serde has no shortcut from a `Value` to a `Value`). Anything
+    /// but an object with both fields takes serde's own path, for serde's own error.
+    fn from_value(value: serde_json::Value) -> serde_json::Result<RawEnvelope> {
+        match value {
+            serde_json::Value::Object(mut map)
+                if map.contains_key("signatures") && map.contains_key("signed") =>
+            {
+                let signatures = map.remove("signatures").unwrap_or_default();
+                Ok(RawEnvelope {
+                    signatures: serde_json::from_value(signatures)?,
+                    signed: map.remove("signed").unwrap_or_default(),
+                })
+            }
+            other => serde_json::from_value(other),
+        }
+    }
+}
+
 impl<T: Document> Parsed<T> {
     /// Parse `bytes` as a `T` document. Signatures are verified over the canonical form of the
     /// `signed` object as received, not over our re-serialisation of it.
@@ -97,8 +117,7 @@ impl<T: Document> Parsed<T> {
     /// [`Parsed::from_bytes`] for an envelope already parsed as JSON, such as an ECU report
     /// inside a vehicle manifest: the same checks, without writing it out and parsing it again.
     pub fn from_value(value: serde_json::Value) -> Result<Self> {
-        let raw: RawEnvelope =
-            serde_json::from_value(value).map_err(|e| Error::malformed(T::kind(), e))?;
+        let raw = RawEnvelope::from_value(value).map_err(|e| Error::malformed(T::kind(), e))?;
         Self::from_raw(raw)
     }
 
@@ -106,8 +125,7 @@ impl<T: Document> Parsed<T> {
         let role = T::kind();
         T::precheck(&raw.signed)?;
         let canonical = cjson::to_vec(&raw.signed).map_err(|e| Error::malformed(role, e))?;
-        let signed: T =
-            serde_json::from_value(raw.signed).map_err(|e| Error::malformed(role, e))?;
+        let signed = T::from_signed(raw.signed).map_err(|e| Error::malformed(role, e))?;
         signed.check()?;
         let mut seen = BTreeSet::new();
         for sig in &raw.signatures {

@@ -62,6 +62,12 @@ pub trait Document: Serialize + DeserializeOwned {
     fn check(&self) -> crate::Result<()> {
         Ok(())
     }
+    /// The typed document from its parsed `signed` value: what `serde_json::from_value` makes
+    /// of it. A document that keeps raw JSON inside (a vehicle manifest's ECU reports) moves
+    /// those subtrees instead of having serde rebuild them node by node.
+    fn from_signed(value: serde_json::Value) -> serde_json::Result<Self> {
+        serde_json::from_value(value)
+    }
 }
 
 impl<T: Role> Document for T {

@@ -15,6 +15,8 @@ use super::{blocking, AppState, ClientIdentity};
 use crate::error::Error;
 use crate::model::Scope;
 use crate::store::View;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
 /// The bearer token of the request, if it has one.
@@ -55,6 +57,19 @@ fn split_device_token(token: &str) -> (Option<&str>, &str) {
 pub struct DeviceCaller {
     identity: Option<ClientIdentity>,
     token: Option<String>,
+}
+
+/// The caller, read straight from the request's parts (the `HeaderMap` extractor would copy
+/// every header of every device request to read one).
+impl<S: Send + Sync> FromRequestParts<S> for DeviceCaller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(DeviceCaller::of(
+            parts.extensions.get::<ClientIdentity>(),
+            &parts.headers,
+        ))
+    }
 }
 
 impl DeviceCaller {

@@ -1,15 +1,14 @@
 //! The device API: per-vehicle metadata and manifest upload.
 
 use super::errors::ApiError;
-use super::{auth, blocking, AppState, ClientIdentity};
+use super::{auth, blocking, AppState};
 use crate::manifests::{process_manifest_of, DEFAULT_MAX_SKEW};
 use crate::model::{AssignmentStatus, MetadataRole};
 use crate::store;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use axum::Json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -78,10 +77,8 @@ fn served_pairs(bytes: &[u8]) -> BTreeSet<(String, String)> {
 pub async fn metadata(
     State(state): State<Arc<AppState>>,
     Path((vin, file)): Path<(String, String)>,
-    identity: Option<Extension<ClientIdentity>>,
-    headers: HeaderMap,
+    caller: auth::DeviceCaller,
 ) -> Result<Response, ApiError> {
-    let caller = auth::DeviceCaller::of(identity.as_deref(), &headers);
     let which = parse_file(&file);
     let store = state.store.clone();
     let bytes = blocking(move || {
@@ -145,11 +142,9 @@ pub async fn metadata(
 pub async fn manifest(
     State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
-    identity: Option<Extension<ClientIdentity>>,
-    headers: HeaderMap,
+    caller: auth::DeviceCaller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let caller = auth::DeviceCaller::of(identity.as_deref(), &headers);
     let store = state.store.clone();
     let id = blocking(move || {
         // The credential and the keys the manifest is checked against, from one snapshot.

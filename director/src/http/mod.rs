@@ -123,7 +123,10 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the director");
     }
-    axum::serve(listener, router(state))
+    // As a make-service the router is shared by every connection (an Arc clone each); served
+    // as a plain Router, axum re-converts every route for each new connection, and a device
+    // opens one per check-in.
+    axum::serve(listener, router(state).into_make_service())
         .with_graceful_shutdown(shutdown)
         .await
 }

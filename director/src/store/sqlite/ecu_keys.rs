@@ -1,6 +1,7 @@
 //! What manifest verification needs of a vehicle ([`crate::Store::ecu_keys`]): its primary's
 //! serial and every ECU's key, in one query; and a cache of parsed keys, so a check-in does
-//! not parse each ECU's key JSON and its verifying key (an ed25519 point decompression) again.
+//! not parse each ECU's key JSON and its verifying key (an ed25519 point decompression), nor
+//! compute its key id (canonical JSON and SHA-256), again.
 //!
 //! The cache is keyed by a key's JSON exactly as the database holds it, not by VIN or serial:
 //! an ECU whose key changes in the database (through this process or any other) reads other
@@ -8,9 +9,10 @@
 //! still runs on every check-in: the ECU set and keys are always the database's current ones.
 
 use super::{db, from_json};
+use crate::Error;
 use crate::Result;
 use ferry_core::manifest::RegisteredVehicle;
-use ferry_keys::PublicKey;
+use ferry_keys::{IdentifiedKey, PublicKey};
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -21,20 +23,23 @@ const MAX_KEYS: usize = 1 << 16;
 
 #[derive(Debug, Default)]
 pub(super) struct KeyCache {
-    parsed: Mutex<HashMap<String, PublicKey>>,
+    parsed: Mutex<HashMap<String, IdentifiedKey>>,
 }
 
 impl KeyCache {
-    /// The key stored as `json`, with its verifying key parsed.
-    fn key(&self, json: &str) -> Result<PublicKey> {
+    /// The key stored as `json`, with its id and its verifying key parsed.
+    fn key(&self, json: &str) -> Result<IdentifiedKey> {
         let lock = || self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(key) = lock().get(json) {
             return Ok(key.clone());
         }
         let key: PublicKey = from_json("ECU public key", json)?;
+        // Registration refuses a key without an id, so only a database changed behind the
+        // Director's back holds one.
+        let key = IdentifiedKey::new(key).map_err(|e| Error::corrupt("ECU public key", e))?;
         // Clones share the parsed verifying key. A key that does not parse is not kept, so
         // verification fails on it later with its own precise error.
-        if key.prepare().is_ok() {
+        if key.key().prepare().is_ok() {
             let mut parsed = lock();
             if parsed.len() >= MAX_KEYS {
                 parsed.clear();

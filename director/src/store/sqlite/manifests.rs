@@ -148,9 +148,14 @@ fn update_assignments(
     state: &EcuState,
     now: i64,
 ) -> Result<()> {
+    // The partial index of active assignments (schema version 3) holds exactly these rows
+    // under the ECU's serial. Left to itself the planner picks the (ecu_serial, status) index
+    // and walks the IN list through a temporary B-tree, opened and freed on every call: three
+    // times per check-in, on the writer everyone waits for.
     let mut stmt = conn
         .prepare_cached(
             "SELECT id, target_name, target, status FROM assignments
+             INDEXED BY assignments_one_active
              WHERE vin = ?1 AND ecu_serial = ?2 AND status IN ('pending', 'in_flight')",
         )
         .map_err(db("read active assignments"))?;

@@ -246,7 +246,11 @@ fn ecu_keys_are_the_stored_ones_even_when_changed_behind_the_key_cache() {
     assert_eq!(keys.vin, "V1");
     assert_eq!(keys.primary_ecu_serial, "V1-primary");
     assert_eq!(keys.ecu_keys.len(), 1);
-    assert_eq!(keys.ecu_keys["V1-primary"], *first.public_key());
+    assert_eq!(keys.ecu_keys["V1-primary"].key(), first.public_key());
+    assert_eq!(
+        keys.ecu_keys["V1-primary"].id(),
+        &first.public_key().key_id().unwrap()
+    );
     // Read twice, so the parsed key is cached; then another connection replaces it.
     store.ecu_keys("V1").unwrap().unwrap();
     let second = PrivateKey::generate(KeyKind::Ed25519).unwrap();
@@ -257,8 +261,12 @@ fn ecu_keys_are_the_stored_ones_even_when_changed_behind_the_key_cache() {
         )
         .unwrap();
     let keys = store.ecu_keys("V1").unwrap().unwrap();
-    let key = &keys.ecu_keys["V1-primary"];
+    let key = keys.ecu_keys["V1-primary"].key();
     assert_eq!(key, second.public_key());
+    assert_eq!(
+        keys.ecu_keys["V1-primary"].id(),
+        &second.public_key().key_id().unwrap()
+    );
     key.verify(b"m", &second.sign(b"m").unwrap()).unwrap();
     assert!(key.verify(b"m", &first.sign(b"m").unwrap()).is_err());
 }
