@@ -5,14 +5,15 @@
 //! (a few fixed chunks); a refused image leaves nothing behind.
 
 pub mod tee;
+pub mod writeback;
 
 use crate::error::{Error, Result};
 use crate::verify::Assignment;
 use ferry_core::metadata::{HashCheck, Hashes};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::thread::{Scope, ScopedJoinHandle};
-use tee::{Tap, Tee};
+use tee::Tee;
 
 /// An image whose length and every hash matched its verified target, on disk durably.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,17 +70,6 @@ pub fn join_checks(handles: Vec<CheckHandle<'_>>) -> ferry_core::Result<()> {
     first
 }
 
-/// Write every chunk of `tap` to `file`; `Ok(false)` when the stream was cut.
-fn write_all(mut file: &std::fs::File, mut tap: Tap) -> std::io::Result<bool> {
-    loop {
-        match tap.next_chunk() {
-            Ok(Some(chunk)) => file.write_all(chunk.bytes())?,
-            Ok(None) => return Ok(true),
-            Err(tee::Aborted) => return Ok(false),
-        }
-    }
-}
-
 fn endless(name: &str, e: ferry_core::Error) -> Error {
     match e {
         ferry_core::Error::TooLong { limit, .. } => Error::EndlessData {
@@ -110,7 +100,7 @@ pub fn receive(
         let mut tee = Tee::new();
         let checks = spawn_checks(s, &mut tee, name, target.length, &target.hashes)?;
         let tap = tee.tap();
-        let writer = s.spawn(move || write_all(file, tap));
+        let writer = s.spawn(move || writeback::write_stream(file, tap, writeback::FLUSH_EVERY));
         let read = pump(reader, &mut tee, name, target.length);
         // Only a complete stream is finished; otherwise dropping the tee aborts every tap.
         let read = read.and_then(|()| {
@@ -131,7 +121,8 @@ pub fn receive(
             (Ok(()), Ok(()), Ok(_)) => Ok(()),
         }
     })?;
-    // One fdatasync of the final bytes: the installer links this very file into place.
+    // The last fdatasync, of what the early ones left: the installer links this very file into
+    // place.
     file.sync_data().map_err(|e| Error::io(tmp.path(), e))?;
     // A unique name per upload: an upload that finishes after its target was replaced must
     // never overwrite the image received for the new one.
