@@ -151,3 +151,53 @@ pub fn settle(state: &EcuState, active: &[Active]) -> Vec<Settled> {
     }
     settled
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn assignment(id: i64, ecu: &str, position: i64, status: AssignmentStatus) -> Assignment {
+        Assignment {
+            id,
+            vin: "V".into(),
+            ecu_serial: ecu.into(),
+            target_name: format!("t{id}"),
+            target: TargetFile {
+                custom: None,
+                hashes: Default::default(),
+                length: 1,
+                extra: Default::default(),
+            },
+            position,
+            status,
+            detail: String::new(),
+            campaign: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn each_ecu_serves_its_in_flight_one_else_its_first_pending_one() {
+        use AssignmentStatus::*;
+        let all = [
+            assignment(1, "a", 1, Installed),
+            assignment(2, "a", 2, Pending),
+            assignment(3, "a", 3, Pending),
+            // Signed before queues existed: served, so it stays the head.
+            assignment(4, "b", 4, Pending),
+            assignment(5, "b", 5, InFlight),
+            assignment(6, "c", 6, Cancelled),
+        ];
+        let heads = heads(&all);
+        let ids: Vec<i64> = heads.iter().map(|a| a.id).collect();
+        assert_eq!(ids, [2, 5]);
+        let queued: Vec<i64> = all
+            .iter()
+            .filter(|a| is_queued(a, &heads))
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(queued, [3, 4]);
+    }
+}
