@@ -12,6 +12,7 @@ pub mod image_repo;
 pub mod manifests;
 pub mod model;
 pub mod plan;
+pub mod queue;
 pub mod refresher;
 pub mod root;
 pub mod secret;

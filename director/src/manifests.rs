@@ -3,7 +3,7 @@
 //! stored append-only with the verdict; only an accepted one changes the vehicle's state.
 
 use crate::error::{Error, Result};
-use crate::model::{IncomingManifest, ManifestVerdict};
+use crate::model::{IncomingManifest, ManifestVerdict, RecordedManifest};
 use crate::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use ferry_core::manifest::{check_vehicle_manifest, CheckedManifest, RegisteredVehicle};
@@ -12,14 +12,16 @@ use ferry_core::manifest::{check_vehicle_manifest, CheckedManifest, RegisteredVe
 pub const DEFAULT_MAX_SKEW: Duration = Duration::hours(24);
 
 /// Check and record the manifest `body` sent by vehicle `vin`. Returns the stored id of an
-/// accepted manifest; a refusal is stored too, then returned as the error naming the check.
+/// accepted manifest and how many assignments it settled (when any did, the caller re-signs
+/// the vehicle: see [`crate::vehicle_metadata::VehicleSigner::sign_after_manifest`]); a
+/// refusal is stored too, then returned as the error naming the check.
 pub fn process_manifest(
     store: &dyn Store,
     vin: &str,
     body: &[u8],
     now: DateTime<Utc>,
     max_skew: Duration,
-) -> Result<i64> {
+) -> Result<RecordedManifest> {
     let vehicle = store.ecu_keys(vin)?;
     process_manifest_of(store, vin, vehicle, body, now, max_skew)
 }
@@ -33,7 +35,7 @@ pub fn process_manifest_of(
     body: &[u8],
     now: DateTime<Utc>,
     max_skew: Duration,
-) -> Result<i64> {
+) -> Result<RecordedManifest> {
     let vehicle = vehicle.ok_or_else(|| Error::UnknownVehicle {
         vin: vin.to_owned(),
     })?;

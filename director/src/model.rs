@@ -258,6 +258,16 @@ pub struct Assignment {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What recording a manifest did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedManifest {
+    /// The stored manifest's id.
+    pub id: i64,
+    /// Assignments it moved out of the active set (installed or failed): when any did, the
+    /// vehicle must be re-signed, or the next assignment queued on that ECU is never served.
+    pub settled: u64,
+}
+
 /// A manifest as it arrived, with the Director's verdict on it.
 #[derive(Debug, Clone)]
 pub struct IncomingManifest {

@@ -63,7 +63,8 @@ fn sign<T: Document>(doc: T, signers: &[Arc<dyn Signer>]) -> Result<Vec<u8>> {
     signed.to_bytes().map_err(Error::Signing)
 }
 
-/// The Director targets of a vehicle: one entry per assigned image, naming every ECU that
+/// The Director targets of a vehicle: one entry per image at the head of an ECU's queue
+/// ([`crate::queue::heads`]: at most one per ECU, as Uptane requires), naming every ECU that
 /// installs it. Always names the vehicle, so a targets file with no images cannot be
 /// replayed to another vehicle.
 pub fn director_targets(
@@ -73,7 +74,7 @@ pub fn director_targets(
     expires: Expires,
 ) -> Targets {
     let mut targets: BTreeMap<String, TargetFile> = BTreeMap::new();
-    for assignment in active {
+    for assignment in crate::queue::heads(active) {
         let Some(ecu) = vehicle
             .ecus
             .iter()
@@ -140,7 +141,8 @@ impl<'a> VehicleSigner<'a> {
     }
 
     /// Sign the vehicle's targets from its active assignments, then snapshot and timestamp.
-    /// Called whenever the vehicle's assignments change.
+    /// Called whenever the vehicle's assignments change: added, cancelled, or settled by a
+    /// manifest (the next one queued on an ECU is served only once this runs).
     pub fn sign_vehicle(&self, vin: &str, now: DateTime<Utc>) -> Result<SignedVersions> {
         let vehicle = self
             .store
@@ -185,6 +187,27 @@ impl<'a> VehicleSigner<'a> {
             snapshot: Some(snapshot_version),
             timestamp,
         })
+    }
+
+    /// Re-sign after an accepted manifest that settled `settled` assignments, so each ECU's
+    /// next queued assignment is served. With none settled, re-sign only if the stored targets
+    /// do not name exactly each ECU's queue head: a re-signing that failed, or lost a race to
+    /// another, is repaired by the vehicle's next manifest instead of leaving its queue stuck.
+    /// Returns whether it signed.
+    pub fn sign_after_manifest(&self, vin: &str, settled: u64, now: DateTime<Utc>) -> Result<bool> {
+        let stale = settled > 0
+            || crate::store::read(self.store, "queue head check", |view| -> Result<bool> {
+                let active = view.active_assignments(vin)?;
+                let served = view
+                    .get_vehicle_metadata(vin, MetadataRole::Targets)?
+                    .map(|m| crate::queue::served_pairs(&m.bytes))
+                    .unwrap_or_default();
+                Ok(served != crate::queue::head_pairs(&active))
+            })??;
+        if stale {
+            self.sign_vehicle(vin, now)?;
+        }
+        Ok(stale)
     }
 
     /// Re-sign only the timestamp over the current snapshot (the refresher's job: a vehicle

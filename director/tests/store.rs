@@ -278,7 +278,7 @@ fn manifests_are_append_only_and_a_nonce_is_accepted_once() {
         .unwrap();
 
     let first = both("VIN1", "n1", "os-1", "app-1");
-    let id = store.record_manifest(&first).unwrap();
+    let id = store.record_manifest(&first).unwrap().id;
     let after_first = store.get_vehicle("VIN1").unwrap().unwrap();
     assert!(after_first.last_seen.is_some());
     assert_eq!(after_first.status.state, VehicleState::Updating);
@@ -316,7 +316,7 @@ fn manifests_are_append_only_and_a_nonce_is_accepted_once() {
             reason: "signature check failed".into(),
         },
     };
-    let refused_id = store.record_manifest(&refused).unwrap();
+    let refused_id = store.record_manifest(&refused).unwrap().id;
     assert!(refused_id > id);
     assert_eq!(store.get_vehicle("VIN1").unwrap().unwrap(), after_first);
     assert_eq!(

@@ -11,7 +11,7 @@ use director_common::{ferry_in, ferry_ok, DirectorDir};
 use ferry_core::TrustedSet;
 use ferry_tests::vehicle_sim::SimVehicle;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::Path;
 
 fn write_pub(dir: &Path, name: &str, key: &ferry_keys::PrivateKey) -> String {
@@ -418,6 +418,28 @@ fn an_operator_assigns_runs_a_campaign_and_cancels_through_ferry_admin() {
     assert_eq!(out.code, 0, "{out}");
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["assigned"], 3, "{report}");
+
+    // One target per ECU at a time: the app waits behind the os, pending and queued.
+    let out = admin(
+        &dir,
+        url,
+        &dir.read_token,
+        &["status", &cars[0].vin, "--json"],
+    );
+    let status: Value = serde_json::from_str(&out.stdout).unwrap();
+    let queued: Vec<(&Value, &Value, &Value)> = status["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (&a["target_name"], &a["status"], &a["queued"]))
+        .collect();
+    assert!(
+        queued.contains(&(&json!("apps/nav-3.tar"), &json!("pending"), &json!(true)))
+            && queued.contains(&(&json!("os/rootfs-2.img"), &json!("pending"), &json!(false))),
+        "{status}"
+    );
+    let out = admin(&dir, url, &dir.read_token, &["status", &cars[0].vin]);
+    assert!(out.stdout.contains("pending (queued)"), "{out}");
 
     // Cancel one assignment, then all of a vehicle's.
     let out = admin(&dir, url, w, &["cancel", "--id", &app_id.to_string()]);

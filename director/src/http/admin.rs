@@ -127,7 +127,8 @@ pub async fn vehicle(
     Ok(Json(vehicle).into_response())
 }
 
-/// `GET /api/v1/admin/vehicles/{vin}/status`
+/// `GET /api/v1/admin/vehicles/{vin}/status`: the vehicle and every assignment, each with
+/// `queued` (pending behind another assignment of its ECU: see [`crate::queue`]).
 pub async fn status(
     State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
@@ -140,6 +141,19 @@ pub async fn status(
             .get_vehicle(&vin)?
             .ok_or_else(|| unknown_vehicle(&vin))?;
         let assignments = store.assignments(&vin)?;
+        let heads = crate::queue::heads(&assignments);
+        // `queued` tells a pending assignment waiting behind another on its ECU from the one
+        // served next; `status` keeps its stored values for existing clients.
+        let assignments = assignments
+            .iter()
+            .map(|a| {
+                let mut listed = serde_json::to_value(a).map_err(|e| {
+                    Error::storage("list assignments", format!("assignment {}: {e}", a.id))
+                })?;
+                listed["queued"] = crate::queue::is_queued(a, &heads).into();
+                Ok(listed)
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         Ok(serde_json::json!({ "vehicle": vehicle, "assignments": assignments }))
     })
     .await?;

@@ -4,13 +4,14 @@ use super::errors::ApiError;
 use super::{auth, blocking, AppState};
 use crate::manifests::{process_manifest_of, DEFAULT_MAX_SKEW};
 use crate::model::{AssignmentStatus, MetadataRole};
+use crate::queue::served_pairs;
 use crate::store;
+use crate::vehicle_metadata::VehicleSigner;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Which metadata file a device asks for.
@@ -53,24 +54,6 @@ impl File {
             File::Role(MetadataRole::Targets) | File::RoleVersion(MetadataRole::Targets, _)
         )
     }
-}
-
-/// `(target name, ECU serial)` pairs named by signed Director targets bytes.
-fn served_pairs(bytes: &[u8]) -> BTreeSet<(String, String)> {
-    let mut pairs = BTreeSet::new();
-    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return pairs;
-    };
-    if let Some(targets) = doc["signed"]["targets"].as_object() {
-        for (name, entry) in targets {
-            if let Some(ecus) = entry["custom"]["ecuIdentifiers"].as_object() {
-                for serial in ecus.keys() {
-                    pairs.insert((name.clone(), serial.clone()));
-                }
-            }
-        }
-    }
-    pairs
 }
 
 /// `GET /api/v1/vehicles/{vin}/metadata/{file}`
@@ -145,21 +128,25 @@ pub async fn manifest(
     caller: auth::DeviceCaller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let store = state.store.clone();
     let id = blocking(move || {
+        let store = state.store.as_ref();
         // The credential and the keys the manifest is checked against, from one snapshot.
-        let vehicle = store::read(store.as_ref(), "device manifest request", |view| {
+        let vehicle = store::read(store, "device manifest request", |view| {
             caller.check(view, &vin)?;
             Ok::<_, ApiError>(view.ecu_keys(&vin)?)
         })??;
-        Ok(process_manifest_of(
-            store.as_ref(),
+        let now = chrono::Utc::now();
+        let recorded = process_manifest_of(store, &vin, vehicle, &body, now, DEFAULT_MAX_SKEW)?;
+        // The manifest is recorded whatever happens here: a failed re-signing is logged, not
+        // the device's fault, and the vehicle's next manifest tries it again.
+        if let Err(e) = VehicleSigner::new(store, &state.keys, state.lifetimes).sign_after_manifest(
             &vin,
-            vehicle,
-            &body,
-            chrono::Utc::now(),
-            DEFAULT_MAX_SKEW,
-        )?)
+            recorded.settled,
+            now,
+        ) {
+            tracing::error!(%vin, error = %e, "re-signing after a manifest failed; the next manifest retries");
+        }
+        Ok(recorded.id)
     })
     .await?;
     Ok((

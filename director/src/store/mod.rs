@@ -19,7 +19,8 @@ pub use view::{read, View};
 
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
-    MetadataRole, NewAssignment, NewVehicle, Scope, StoredMetadata, Vehicle, Verdict,
+    MetadataRole, NewAssignment, NewVehicle, RecordedManifest, Scope, StoredMetadata, Vehicle,
+    Verdict,
 };
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -75,8 +76,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// states, the assignments it completes or fails, the vehicle's last-seen time. An
     /// accepted manifest whose nonce the vehicle already used fails with
     /// [`crate::Error::NonceReused`] and writes nothing. A refused manifest is stored and
-    /// changes nothing else. Returns the manifest's id.
-    fn record_manifest(&self, manifest: &IncomingManifest) -> Result<i64>;
+    /// changes nothing else. Returns the manifest's id and how many assignments it settled
+    /// (see [`crate::queue::settle`]).
+    fn record_manifest(&self, manifest: &IncomingManifest) -> Result<RecordedManifest>;
     /// The vehicle's latest manifests, newest first.
     fn list_manifests(&self, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>>;
     /// How many manifests are stored for `vin` (with that verdict, if given).

@@ -2,8 +2,9 @@
 
 use super::{db, from_json, from_ms, is_unique_violation, ms, to_json};
 use crate::model::{
-    AssignmentStatus, EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, Verdict,
+    EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, RecordedManifest, Verdict,
 };
+use crate::queue::{settle, Active};
 use crate::{Error, Result};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::TargetFile;
@@ -11,7 +12,7 @@ use rusqlite::{params, Connection};
 use std::collections::HashSet;
 
 /// Runs inside the caller's write transaction: any error rolls everything back.
-pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<i64> {
+pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<RecordedManifest> {
     let Some(serials) = ecu_serials(conn, &m.vin)? else {
         return Err(Error::UnknownVehicle { vin: m.vin.clone() });
     };
@@ -49,8 +50,9 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<i64> {
         Err(e) => return Err(Error::storage("insert manifest", e)),
     }
     let id = conn.last_insert_rowid();
+    let mut recorded = RecordedManifest { id, settled: 0 };
     let ManifestVerdict::Accepted { reports, .. } = &m.verdict else {
-        return Ok(id);
+        return Ok(recorded);
     };
     for (serial, report) in reports {
         if !serials.contains(serial.as_str()) {
@@ -59,14 +61,14 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<i64> {
                 serial: serial.to_owned(),
             });
         }
-        apply_report(conn, m, id, serial, report)?;
+        recorded.settled += apply_report(conn, m, id, serial, report)?;
     }
     conn.prepare_cached(
         "UPDATE vehicles SET last_seen = max(coalesce(last_seen, ?2), ?2) WHERE vin = ?1",
     )
     .and_then(|mut s| s.execute(params![m.vin, received_at]))
     .map_err(db("update vehicle last_seen"))?;
-    Ok(id)
+    Ok(recorded)
 }
 
 /// The serials of `vin`'s ECUs as this transaction sees them (one query for the vehicle and all
@@ -95,7 +97,7 @@ fn apply_report(
     manifest_id: i64,
     serial: &str,
     report: &EcuVersionReport,
-) -> Result<()> {
+) -> Result<u64> {
     let state = EcuState::from_report(report, m.received_at);
     let length = i64::try_from(state.installed_image.length).map_err(|_| {
         Error::corrupt(
@@ -137,71 +139,66 @@ fn apply_report(
     update_assignments(conn, &m.vin, serial, &state, ms(m.received_at))
 }
 
-/// An active assignment becomes installed when the ECU runs its target (name, length and hashes
-/// equal), and failed when it was in flight and the ECU's last install of that target failed.
-/// A pending assignment is not failed by a report: the vehicle has not been offered it yet, so
-/// a failure it reports is from an earlier attempt.
+/// Settle the ECU's active assignments against its report ([`crate::queue::settle`] says
+/// which become installed or failed); returns how many left the active set.
 fn update_assignments(
     conn: &Connection,
     vin: &str,
     serial: &str,
     state: &EcuState,
     now: i64,
-) -> Result<()> {
+) -> Result<u64> {
     // The partial index of active assignments (schema version 3) holds exactly these rows
     // under the ECU's serial. Left to itself the planner picks the (ecu_serial, status) index
     // and walks the IN list through a temporary B-tree, opened and freed on every call: three
     // times per check-in, on the writer everyone waits for.
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, target_name, target, status FROM assignments
+            "SELECT id, position, target_name, target, status FROM assignments
              INDEXED BY assignments_one_active
              WHERE vin = ?1 AND ecu_serial = ?2 AND status IN ('pending', 'in_flight')",
         )
         .map_err(db("read active assignments"))?;
-    let active = stmt
+    let rows = stmt
         .query_map([vin, serial], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
+                r.get::<_, i64>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
             ))
         })
         .map_err(db("read active assignments"))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db("read active assignments"))?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut active = Vec::with_capacity(rows.len());
+    for (id, position, target_name, target, status) in rows {
+        active.push(Active {
+            id,
+            position,
+            target: from_json::<TargetFile>("assignment target", &target)?,
+            target_name,
+            status: status
+                .parse()
+                .map_err(|e| Error::corrupt("assignment status", e))?,
+        });
+    }
     let mut update = conn
         .prepare_cached(
             "UPDATE assignments SET status = ?2, detail = ?3, updated_at = ?4 WHERE id = ?1",
         )
         .map_err(db("update assignment"))?;
-    for (id, name, target, status) in active {
-        let target: TargetFile = from_json("assignment target", &target)?;
-        let status: AssignmentStatus = status
-            .parse()
-            .map_err(|e| Error::corrupt("assignment status", e))?;
-        let last = state.last_install.as_ref().filter(|l| l.target == name);
-        let (new, detail) = if state.installed_image.is(&name, &target) {
-            let detail = last.map_or_else(
-                || "ECU reports the target installed".to_owned(),
-                |l| l.detail.clone(),
-            );
-            (AssignmentStatus::Installed, detail)
-        } else if let Some(l) = last.filter(|l| l.failed() && status == AssignmentStatus::InFlight)
-        {
-            (
-                AssignmentStatus::Failed,
-                format!("{}: {}", l.result, l.detail),
-            )
-        } else {
-            continue;
-        };
+    let settled = settle(state, &active);
+    for s in &settled {
         update
-            .execute(params![id, new.as_str(), detail, now])
+            .execute(params![s.id, s.status.as_str(), s.detail, now])
             .map_err(db("update assignment"))?;
     }
-    Ok(())
+    Ok(settled.len() as u64)
 }
 
 pub(super) fn list(conn: &Connection, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>> {

@@ -23,7 +23,8 @@ use super::view::{device_token_matches, View};
 use super::Store;
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
-    MetadataRole, NewAssignment, NewVehicle, Scope, StoredMetadata, Vehicle, Verdict,
+    MetadataRole, NewAssignment, NewVehicle, RecordedManifest, Scope, StoredMetadata, Vehicle,
+    Verdict,
 };
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -223,7 +224,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn record_manifest(&self, manifest: &IncomingManifest) -> Result<i64> {
+    fn record_manifest(&self, manifest: &IncomingManifest) -> Result<RecordedManifest> {
         self.pool
             .write("record manifest", |tx| manifests::record(tx, manifest))
     }

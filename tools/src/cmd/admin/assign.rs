@@ -45,7 +45,8 @@ pub fn run(client: &AdminClient, a: Args) -> Result<()> {
         assignments.len(),
         a.vin
     );
-    super::status::print_assignments(&assignments);
+    // The reply lists only the new assignments: which wait behind others is for `status`.
+    super::status::print_assignments(&assignments, &Default::default());
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 use super::client::{from_value, print_json, table, AdminClient};
 use crate::error::Result;
 use ferry_director::model::{Assignment, Vehicle};
+use std::collections::BTreeSet;
 
 const EXAMPLE: &str = "Example:
   ferry admin status WVW1
@@ -24,8 +25,15 @@ pub fn run(client: &AdminClient, a: Args) -> Result<()> {
     }
     let vehicle: Vehicle = from_value(reply["vehicle"].clone(), &path)?;
     let assignments: Vec<Assignment> = from_value(reply["assignments"].clone(), &path)?;
+    let queued: BTreeSet<i64> = reply["assignments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["queued"] == true)
+        .filter_map(|a| a["id"].as_i64())
+        .collect();
     super::vehicle::print_vehicle(&vehicle);
-    print_assignments(&assignments);
+    print_assignments(&assignments, &queued);
     Ok(())
 }
 
@@ -35,14 +43,21 @@ pub fn status(client: &AdminClient, vin: &str) -> Result<serde_json::Value> {
     client.get(&format!("/vehicles/{vin}/status"))
 }
 
-/// The assignment table `assign` and `status` print.
-pub fn print_assignments(assignments: &[Assignment]) {
+/// The assignment table `assign` and `status` print. A pending assignment in `queued` waits
+/// behind another of its ECU (the Director serves one per ECU at a time): shown as
+/// "pending (queued)", so the operator does not take it for the one about to install.
+pub fn print_assignments(assignments: &[Assignment], queued: &BTreeSet<i64>) {
     let mut t = table(&["id", "ecu", "target", "status", "campaign", "detail"]);
     for x in assignments {
         let status = serde_json::to_value(x.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
+        let status = if queued.contains(&x.id) {
+            format!("{status} (queued)")
+        } else {
+            status
+        };
         t.add_row([
             x.id.to_string(),
             x.ecu_serial.clone(),
