@@ -16,6 +16,7 @@ pub mod queue;
 pub mod refresher;
 pub mod root;
 pub mod secret;
+mod signing_lock;
 pub mod store;
 pub mod vehicle_metadata;
 

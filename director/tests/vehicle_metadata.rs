@@ -149,3 +149,51 @@ fn re_signing_bumps_versions_and_refresh_touches_only_the_timestamp() {
     );
     verify(&d, "VIN3", later);
 }
+
+#[test]
+fn signings_of_one_vehicle_at_once_all_succeed_one_after_another() {
+    // A manifest that settled an assignment, an admin's cancel and the refresher may sign one
+    // vehicle at the same moment; each reads the current versions and writes the next.
+    let d = director();
+    register(&d.store, "VIN4");
+    let signer = VehicleSigner::new(&d.store, &d.keys, Lifetimes::default());
+    signer.sign_vehicle("VIN4", now()).unwrap();
+    const THREADS: u64 = 6;
+    const EACH: u64 = 8;
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let signer = &signer;
+                s.spawn(move || {
+                    (0..EACH)
+                        .filter_map(|i| {
+                            let at = now() + Duration::seconds((t * EACH + i) as i64);
+                            let result = if i % 2 == 0 {
+                                signer.sign_vehicle("VIN4", at).map(|_| ())
+                            } else {
+                                signer.refresh_timestamp("VIN4", at).map(|_| ())
+                            };
+                            result.err().map(|e| e.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+    let version = |role| {
+        d.store
+            .get_vehicle_metadata("VIN4", role)
+            .unwrap()
+            .unwrap()
+            .version
+    };
+    let full = THREADS * EACH / 2;
+    assert_eq!(version(MetadataRole::Targets), 1 + full);
+    assert_eq!(version(MetadataRole::Timestamp), 1 + THREADS * EACH);
+    verify(&d, "VIN4", now() + Duration::seconds(100));
+}
