@@ -5,7 +5,7 @@
 use crate::primary_common::attack::*;
 use crate::primary_common::forged::director_chain;
 use crate::primary_common::mitm::{Act, Mitm};
-use crate::primary_common::{Options, World, APP};
+use crate::primary_common::{Options, World, PRIMARY};
 use serde_json::json;
 
 #[test]
@@ -13,13 +13,22 @@ fn director_compromise_image_absent_from_image_repository_is_refused() {
     let world = World::start(Options::default());
     let v1 = install_v1(&world);
     let evil = b"evil app, never signed by the Image repository".to_vec();
-    // The primary's target entry, moved to the attacker's image (ECU and hardwareId kept).
+    // The Director's targets now name nothing (v1 is installed): the attacker adds a target
+    // for the primary's ECU, with its hardwareId, naming its own image.
     let chain = director_chain(&world, |signed| {
         let targets = signed["targets"].as_object_mut().unwrap();
-        let mut entry = targets.remove(APP).unwrap();
-        entry["length"] = json!(evil.len());
-        entry["hashes"] = json!({"sha256": ferry_tests::sha256_hex(&evil)});
-        targets.insert("apps/evil.tar".into(), entry);
+        assert!(
+            targets.is_empty(),
+            "v1 installed, nothing assigned: {targets:?}"
+        );
+        targets.insert(
+            "apps/evil.tar".into(),
+            json!({
+                "length": evil.len(),
+                "hashes": {"sha256": ferry_tests::sha256_hex(&evil)},
+                "custom": {"ecuIdentifiers": {PRIMARY: {"hardwareId": "ivi"}}},
+            }),
+        );
     });
     let director = Mitm::start(world.director.addr, move |line| {
         chain
