@@ -190,25 +190,21 @@ impl<'a> VehicleSigner<'a> {
         })
     }
 
-    /// Re-sign after an accepted manifest that settled `settled` assignments, so each ECU's
-    /// next queued assignment is served. With none settled, re-sign only if the stored targets
-    /// do not name exactly each ECU's queue head: a re-signing that failed, or lost a race to
-    /// another, is repaired by the vehicle's next manifest instead of leaving its queue stuck.
-    /// Returns whether it signed.
-    pub fn sign_after_manifest(&self, vin: &str, settled: u64, now: DateTime<Utc>) -> Result<bool> {
-        let stale = settled > 0
-            || crate::store::read(self.store, "queue head check", |view| -> Result<bool> {
-                let active = view.active_assignments(vin)?;
-                let served = view
-                    .get_vehicle_metadata(vin, MetadataRole::Targets)?
-                    .map(|m| crate::queue::served_pairs(&m.bytes))
-                    .unwrap_or_default();
-                Ok(served != crate::queue::head_pairs(&active))
-            })??;
-        if stale {
+    /// Re-sign after an accepted manifest if recording it said so
+    /// ([`crate::model::RecordedManifest::resign`]): an assignment was settled, so each ECU's
+    /// next queued assignment is served; or the stored targets did not name exactly each ECU's
+    /// queue head, so a re-signing that failed, or lost a race, is repaired by the vehicle's
+    /// next manifest instead of leaving its queue stuck. Returns whether it signed.
+    pub fn sign_after_manifest(
+        &self,
+        vin: &str,
+        recorded: &crate::model::RecordedManifest,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        if recorded.resign {
             self.sign_vehicle(vin, now)?;
         }
-        Ok(stale)
+        Ok(recorded.resign)
     }
 
     /// Re-sign only the timestamp over the current snapshot (the refresher's job: a vehicle

@@ -381,3 +381,22 @@ fn a_vehicle_whose_targets_miss_its_queue_head_is_re_signed_by_its_next_manifest
     check_in(&server, &car, "n1", Says::default(), Says::default());
     assert_eq!(served(&server, &car), [pair(RADIO, car.p())]);
 }
+
+#[test]
+fn targets_naming_a_cancelled_last_assignment_are_re_signed_by_the_next_manifest() {
+    let server = server();
+    let car = server.register("VIN-Q6");
+    assign_ok(&server, &car, json!([named(&car.p(), OS)]));
+    assert_eq!(served(&server, &car), [pair(OS, car.p())]);
+    // As if the re-signing after this cancel had failed: nothing is active any more, yet the
+    // targets still name the cancelled image.
+    let os_id = assignments(&server, &car.vin)[0]["id"].as_i64().unwrap();
+    server.store.cancel_assignment(os_id, "test").unwrap();
+    assert_eq!(served(&server, &car), [pair(OS, car.p())]);
+    check_in(&server, &car, "n1", Says::default(), Says::default());
+    assert!(
+        served(&server, &car).is_empty(),
+        "{:?}",
+        served(&server, &car)
+    );
+}

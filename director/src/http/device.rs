@@ -141,7 +141,7 @@ pub async fn manifest(
         // the device's fault, and the vehicle's next manifest tries it again.
         if let Err(e) = VehicleSigner::new(store, &state.keys, state.lifetimes).sign_after_manifest(
             &vin,
-            recorded.settled,
+            &recorded,
             now,
         ) {
             tracing::error!(%vin, error = %e, "re-signing after a manifest failed; the next manifest retries");

@@ -151,16 +151,19 @@ fn get(conn: &Connection, id: i64) -> Result<Option<Assignment>> {
         .transpose()
 }
 
-pub(super) fn list(conn: &Connection, vin: &str, active_only: bool) -> Result<Vec<Assignment>> {
+/// The query of [`list`] (`?1`: the VIN).
+pub(super) fn list_sql(active_only: bool) -> String {
     let filter = if active_only {
         "AND status IN ('pending', 'in_flight')"
     } else {
         ""
     };
+    format!("SELECT {COLUMNS} FROM assignments WHERE vin = ?1 {filter} ORDER BY position")
+}
+
+pub(super) fn list(conn: &Connection, vin: &str, active_only: bool) -> Result<Vec<Assignment>> {
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM assignments WHERE vin = ?1 {filter} ORDER BY position"
-        ))
+        .prepare_cached(&list_sql(active_only))
         .map_err(db("list assignments"))?;
     let rows = stmt
         .query_map([vin], raw)

@@ -2,13 +2,14 @@
 
 use super::{db, from_json, from_ms, is_unique_violation, ms, to_json};
 use crate::model::{
-    EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, RecordedManifest, Verdict,
+    EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, MetadataRole, RecordedManifest,
+    Verdict,
 };
 use crate::queue::{settle, Active};
 use crate::{Error, Result};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::TargetFile;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
 
 /// Runs inside the caller's write transaction: any error rolls everything back.
@@ -50,7 +51,11 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
         Err(e) => return Err(Error::storage("insert manifest", e)),
     }
     let id = conn.last_insert_rowid();
-    let mut recorded = RecordedManifest { id, settled: 0 };
+    let mut recorded = RecordedManifest {
+        id,
+        settled: 0,
+        resign: false,
+    };
     let ManifestVerdict::Accepted { reports, .. } = &m.verdict else {
         return Ok(recorded);
     };
@@ -68,7 +73,34 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
     )
     .and_then(|mut s| s.execute(params![m.vin, received_at]))
     .map_err(db("update vehicle last_seen"))?;
+    recorded.resign = recorded.settled > 0 || queue_is_stale(conn, &m.vin)?;
     Ok(recorded)
+}
+
+/// Whether `vin`'s stored targets fail to name exactly each ECU's queue head. Read in the
+/// manifest's own write transaction, on the writer's warm page cache, rather than in a read
+/// transaction of its own (whose page cache every commit of the writer discards).
+fn queue_is_stale(conn: &Connection, vin: &str) -> Result<bool> {
+    let heads = crate::queue::head_pairs(&super::assignments::list(conn, vin, true)?);
+    if heads.is_empty() {
+        // Nothing active, as for most vehicles most of the time: stale only if the served
+        // targets name an ECU. SQLite looks for the key in place (no copy of the body, no
+        // parse); only a hit is parsed, to be sure.
+        let names_an_ecu: Option<bool> = conn
+            .prepare_cached(
+                "SELECT instr(body, CAST('\"ecuIdentifiers\"' AS BLOB)) > 0
+                 FROM vehicle_metadata WHERE vin = ?1 AND role = 'targets'",
+            )
+            .and_then(|mut s| s.query_row([vin], |r| r.get(0)).optional())
+            .map_err(db("look for ECUs named by the served targets"))?;
+        if names_an_ecu != Some(true) {
+            return Ok(false);
+        }
+    }
+    let served = super::metadata::get(conn, vin, MetadataRole::Targets)?
+        .map(|m| m.bytes)
+        .unwrap_or_default();
+    Ok(crate::queue::served_pairs(&served) != heads)
 }
 
 /// The serials of `vin`'s ECUs as this transaction sees them (one query for the vehicle and all

@@ -107,6 +107,44 @@ fn a_newer_schema_is_refused() {
 }
 
 #[test]
+fn a_vehicles_assignments_are_read_through_its_index_not_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("director.db")).unwrap();
+    for active_only in [true, false] {
+        let plan: Vec<String> = store
+            .pool
+            .read("plan", |tx| {
+                let mut stmt = tx
+                    .prepare(&format!(
+                        "EXPLAIN QUERY PLAN {}",
+                        super::assignments::list_sql(active_only)
+                    ))
+                    .unwrap();
+                let rows = stmt
+                    .query_map(["V1"], |r| r.get::<_, String>(3))
+                    .unwrap()
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .unwrap();
+                Ok(rows)
+            })
+            .unwrap();
+        // UNIQUE (vin, position) is that index: a SEARCH by VIN, already in position order.
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH assignments USING INDEX")
+                    && step.contains("(vin=?)")),
+            "active_only={active_only}: {plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step.starts_with("SCAN") || step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
+    }
+}
+
+#[test]
 fn connections_have_the_documented_settings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("director.db");
