@@ -122,11 +122,29 @@ pub fn settle(state: &EcuState, active: &[Active]) -> Vec<Settled> {
     let Some(head) = failed_head else {
         return settled;
     };
-    // Replay the rest of the queue over what the ECU provides now, as planning did over
-    // what it provided then: whatever no longer finds its depends met is failed here, so the
-    // queue moves on to what can still install.
-    let mut provides = state.provides.clone();
-    for a in waiting {
+    let why = format!(
+        "{} (assignment {}) before it in the ECU's queue failed",
+        head.target_name, head.id
+    );
+    settled.extend(unmet_without(&why, &state.provides, &waiting));
+    settled
+}
+
+/// The pending assignments of `queue` (what is left of an ECU's queue, in install order) that
+/// can no longer install now that something before them will not (`why` says what): the
+/// queue is replayed over what the ECU provides now, as planning did over what it provided
+/// then, and whatever no longer finds its depends met is failed at once, so the queue moves
+/// on to what can still install instead of serving what the ECU could only refuse.
+pub fn unmet_without(
+    why: &str,
+    provides: &BTreeMap<String, String>,
+    queue: &[&Active],
+) -> Vec<Settled> {
+    let mut queue = queue.to_vec();
+    queue.sort_by_key(|a| (a.position, a.id));
+    let mut provides = provides.clone();
+    let mut failed = Vec::new();
+    for a in queue {
         let Ok(custom) = a.target.image_custom(&a.target_name) else {
             continue;
         };
@@ -138,18 +156,15 @@ pub fn settle(state: &EcuState, active: &[Active]) -> Vec<Settled> {
                     &custom.effective_provides(),
                 );
             }
-            Err(e) if a.status == AssignmentStatus::Pending => settled.push(Settled {
+            Err(e) if a.status == AssignmentStatus::Pending => failed.push(Settled {
                 id: a.id,
                 status: AssignmentStatus::Failed,
-                detail: format!(
-                    "not offered: {} (assignment {}) before it in the ECU's queue failed, and {e}",
-                    head.target_name, head.id
-                ),
+                detail: format!("not offered: {why}, and {e}"),
             }),
             Err(_) => {}
         }
     }
-    settled
+    failed
 }
 
 #[cfg(test)]

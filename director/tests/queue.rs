@@ -400,3 +400,43 @@ fn targets_naming_a_cancelled_last_assignment_are_re_signed_by_the_next_manifest
         served(&server, &car)
     );
 }
+
+#[test]
+fn a_cancelled_head_fails_what_needed_it_and_the_queue_moves_on() {
+    let server = server();
+    let car = server.register("VIN-Q7");
+    // OS, then the app that depends on it, then an app that depends on nothing.
+    assign_ok(
+        &server,
+        &car,
+        json!([
+            named(&car.p(), OS),
+            named(&car.p(), NAV),
+            named(&car.p(), RADIO)
+        ]),
+    );
+    assert_eq!(served(&server, &car), [pair(OS, car.p())]);
+    let os_id = assignments(&server, &car.vin)
+        .iter()
+        .find(|a| a["target_name"] == OS)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/assignments/{os_id}");
+    let (code, text) = server.admin(Method::DELETE, &path, Some(&server.write), None);
+    assert_eq!(code, StatusCode::OK, "{text}");
+    // The app that needed the OS is failed with the cancel, never served.
+    let all = assignments(&server, &car.vin);
+    let nav = all.iter().find(|a| a["target_name"] == NAV).unwrap();
+    assert_eq!(nav["status"], "failed", "{nav}");
+    let detail = nav["detail"].as_str().unwrap();
+    for needle in [
+        &format!("{OS} (assignment {os_id})") as &str,
+        "was cancelled",
+        "Missing 'rootfs-image.python.version' in provides",
+        "System not modified",
+    ] {
+        assert!(detail.contains(needle), "{needle}: {detail}");
+    }
+    assert_eq!(served(&server, &car), [pair(RADIO, car.p())]);
+}

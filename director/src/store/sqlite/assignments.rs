@@ -5,6 +5,7 @@ use super::{db, from_json, from_ms, inventory, is_unique_violation, now_ms, to_j
 use crate::model::{Assignment, AssignmentStatus, NewAssignment};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::BTreeMap;
 
 const COLUMNS: &str = "id, vin, ecu_serial, target_name, target, position, status, detail, \
                        campaign, created_at, updated_at";
@@ -197,12 +198,35 @@ pub(super) fn cancel_one(conn: &Connection, id: i64, detail: &str) -> Result<Ass
             status: current.status.to_string(),
         });
     }
+    let now = now_ms();
     conn.prepare_cached(
         "UPDATE assignments SET status = 'cancelled', detail = ?2, updated_at = ?3 WHERE id = ?1",
     )
-    .and_then(|mut s| s.execute(params![id, detail, now_ms()]))
+    .and_then(|mut s| s.execute(params![id, detail, now]))
     .map_err(db("cancel assignment"))?;
+    // What was queued behind it on its ECU and needed it is failed now, in the same
+    // transaction, rather than served to an ECU that could only refuse it.
+    let queue = super::manifests::active_of_ecu(conn, &current.vin, &current.ecu_serial)?;
+    let why = format!(
+        "{} (assignment {id}) before it in the ECU's queue was cancelled",
+        current.target_name
+    );
+    let provides = reported_provides(conn, &current.ecu_serial)?;
+    let unmet = crate::queue::unmet_without(&why, &provides, &queue.iter().collect::<Vec<_>>());
+    super::manifests::set_settled(conn, &unmet, now)?;
     get(conn, id)?.ok_or(Error::UnknownAssignment { id })
+}
+
+/// What the ECU last reported it provides (nothing if it never reported).
+fn reported_provides(conn: &Connection, serial: &str) -> Result<BTreeMap<String, String>> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT provides FROM ecu_reports WHERE serial = ?1")
+        .and_then(|mut s| s.query_row([serial], |r| r.get(0)).optional())
+        .map_err(db("read the ECU's reported provides"))?;
+    json.map_or_else(
+        || Ok(BTreeMap::new()),
+        |j| from_json("ECU report provides", &j),
+    )
 }
 
 pub(super) fn mark_in_flight(conn: &Connection, ids: &[i64]) -> Result<u64> {

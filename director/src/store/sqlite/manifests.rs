@@ -5,7 +5,7 @@ use crate::model::{
     EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, MetadataRole, RecordedManifest,
     Verdict,
 };
-use crate::queue::{settle, Active};
+use crate::queue::{settle, Active, Settled};
 use crate::{Error, Result};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::TargetFile;
@@ -180,6 +180,17 @@ fn update_assignments(
     state: &EcuState,
     now: i64,
 ) -> Result<u64> {
+    let active = active_of_ecu(conn, vin, serial)?;
+    if active.is_empty() {
+        return Ok(0);
+    }
+    let settled = settle(state, &active);
+    set_settled(conn, &settled, now)?;
+    Ok(settled.len() as u64)
+}
+
+/// The ECU's active assignments (its queue), as a report or a cancel is checked against them.
+pub(super) fn active_of_ecu(conn: &Connection, vin: &str, serial: &str) -> Result<Vec<Active>> {
     // The partial index of active assignments (schema version 3) holds exactly these rows
     // under the ECU's serial. Left to itself the planner picks the (ecu_serial, status) index
     // and walks the IN list through a temporary B-tree, opened and freed on every call: three
@@ -204,33 +215,34 @@ fn update_assignments(
         .map_err(db("read active assignments"))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db("read active assignments"))?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let mut active = Vec::with_capacity(rows.len());
-    for (id, position, target_name, target, status) in rows {
-        active.push(Active {
-            id,
-            position,
-            target: from_json::<TargetFile>("assignment target", &target)?,
-            target_name,
-            status: status
-                .parse()
-                .map_err(|e| Error::corrupt("assignment status", e))?,
-        });
-    }
+    rows.into_iter()
+        .map(|(id, position, target_name, target, status)| {
+            Ok(Active {
+                id,
+                position,
+                target: from_json::<TargetFile>("assignment target", &target)?,
+                target_name,
+                status: status
+                    .parse()
+                    .map_err(|e| Error::corrupt("assignment status", e))?,
+            })
+        })
+        .collect()
+}
+
+/// Store what [`crate::queue`] settled.
+pub(super) fn set_settled(conn: &Connection, settled: &[Settled], now: i64) -> Result<()> {
     let mut update = conn
         .prepare_cached(
             "UPDATE assignments SET status = ?2, detail = ?3, updated_at = ?4 WHERE id = ?1",
         )
         .map_err(db("update assignment"))?;
-    let settled = settle(state, &active);
-    for s in &settled {
+    for s in settled {
         update
             .execute(params![s.id, s.status.as_str(), s.detail, now])
             .map_err(db("update assignment"))?;
     }
-    Ok(settled.len() as u64)
+    Ok(())
 }
 
 pub(super) fn list(conn: &Connection, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>> {
