@@ -289,13 +289,12 @@ fn a_cancelled_head_lets_the_next_one_in() {
     );
 }
 
-#[test]
-fn a_failed_head_fails_what_depends_on_it_and_the_queue_moves_on() {
-    let server = server();
-    let car = server.register("VIN-Q4");
-    // OS, then the app that depends on it, then an app that depends on nothing.
+/// A vehicle whose primary is assigned an OS, then the app that depends on it, then an app
+/// that depends on nothing; the OS is served. Returns the car and the OS assignment's id.
+fn os_then_nav_then_radio(server: &Server, vin: &str) -> (Car, i64) {
+    let car = server.register(vin);
     assign_ok(
-        &server,
+        server,
         &car,
         json!([
             named(&car.p(), OS),
@@ -303,13 +302,20 @@ fn a_failed_head_fails_what_depends_on_it_and_the_queue_moves_on() {
             named(&car.p(), RADIO)
         ]),
     );
-    assert_eq!(served(&server, &car), [pair(OS, car.p())]);
-    let os_id = assignments(&server, &car.vin)
+    assert_eq!(served(server, &car), [pair(OS, car.p())]);
+    let os_id = assignments(server, &car.vin)
         .iter()
         .find(|a| a["target_name"] == OS)
         .unwrap()["id"]
         .as_i64()
         .unwrap();
+    (car, os_id)
+}
+
+#[test]
+fn a_failed_head_fails_what_depends_on_it_and_the_queue_moves_on() {
+    let server = server();
+    let (car, os_id) = os_then_nav_then_radio(&server, "VIN-Q4");
 
     // The OS rolled back: the ECU still runs its old image and provides no python.
     let os_failed = Says {
@@ -404,24 +410,7 @@ fn targets_naming_a_cancelled_last_assignment_are_re_signed_by_the_next_manifest
 #[test]
 fn a_cancelled_head_fails_what_needed_it_and_the_queue_moves_on() {
     let server = server();
-    let car = server.register("VIN-Q7");
-    // OS, then the app that depends on it, then an app that depends on nothing.
-    assign_ok(
-        &server,
-        &car,
-        json!([
-            named(&car.p(), OS),
-            named(&car.p(), NAV),
-            named(&car.p(), RADIO)
-        ]),
-    );
-    assert_eq!(served(&server, &car), [pair(OS, car.p())]);
-    let os_id = assignments(&server, &car.vin)
-        .iter()
-        .find(|a| a["target_name"] == OS)
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let (car, os_id) = os_then_nav_then_radio(&server, "VIN-Q7");
     let path = format!("/assignments/{os_id}");
     let (code, text) = server.admin(Method::DELETE, &path, Some(&server.write), None);
     assert_eq!(code, StatusCode::OK, "{text}");

@@ -420,13 +420,16 @@ fn an_operator_assigns_runs_a_campaign_and_cancels_through_ferry_admin() {
     assert_eq!(report["assigned"], 3, "{report}");
 
     // One target per ECU at a time: the app waits behind the os, pending and queued.
-    let out = admin(
-        &dir,
-        url,
-        &dir.read_token,
-        &["status", &cars[0].vin, "--json"],
-    );
-    let status: Value = serde_json::from_str(&out.stdout).unwrap();
+    let status_json = || -> Value {
+        let out = admin(
+            &dir,
+            url,
+            &dir.read_token,
+            &["status", &cars[0].vin, "--json"],
+        );
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    let status = status_json();
     let queued: Vec<(&Value, &Value, &Value)> = status["assignments"]
         .as_array()
         .unwrap()
@@ -444,13 +447,7 @@ fn an_operator_assigns_runs_a_campaign_and_cancels_through_ferry_admin() {
     // Cancel one assignment, then all of a vehicle's.
     let out = admin(&dir, url, w, &["cancel", "--id", &app_id.to_string()]);
     assert_eq!(out.code, 0, "{out}");
-    let out = admin(
-        &dir,
-        url,
-        &dir.read_token,
-        &["status", &cars[0].vin, "--json"],
-    );
-    let status: Value = serde_json::from_str(&out.stdout).unwrap();
+    let status = status_json();
     let app = status["assignments"]
         .as_array()
         .unwrap()
