@@ -12,9 +12,9 @@ use ferry_core::manifest::{check_vehicle_manifest, CheckedManifest, RegisteredVe
 pub const DEFAULT_MAX_SKEW: Duration = Duration::hours(24);
 
 /// Check and record the manifest `body` sent by vehicle `vin`. Returns the stored id of an
-/// accepted manifest and how many assignments it settled (when any did, the caller re-signs
-/// the vehicle: see [`crate::vehicle_metadata::VehicleSigner::sign_after_manifest`]); a
-/// refusal is stored too, then returned as the error naming the check.
+/// accepted manifest and whether the vehicle must be re-signed
+/// ([`crate::model::RecordedManifest::resign`]); a refusal is stored too, then returned as
+/// the error naming the check.
 pub fn process_manifest(
     store: &dyn Store,
     vin: &str,

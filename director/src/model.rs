@@ -263,8 +263,6 @@ pub struct Assignment {
 pub struct RecordedManifest {
     /// The stored manifest's id.
     pub id: i64,
-    /// Assignments it moved out of the active set (installed or failed).
-    pub settled: u64,
     /// Whether the vehicle must be re-signed: an assignment was settled (or the next one
     /// queued on that ECU is never served), or the stored targets do not name exactly each
     /// ECU's queue head (a signing that failed or lost a race, or targets signed before

@@ -190,23 +190,6 @@ impl<'a> VehicleSigner<'a> {
         })
     }
 
-    /// Re-sign after an accepted manifest if recording it said so
-    /// ([`crate::model::RecordedManifest::resign`]): an assignment was settled, so each ECU's
-    /// next queued assignment is served; or the stored targets did not name exactly each ECU's
-    /// queue head, so a re-signing that failed, or lost a race, is repaired by the vehicle's
-    /// next manifest instead of leaving its queue stuck. Returns whether it signed.
-    pub fn sign_after_manifest(
-        &self,
-        vin: &str,
-        recorded: &crate::model::RecordedManifest,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        if recorded.resign {
-            self.sign_vehicle(vin, now)?;
-        }
-        Ok(recorded.resign)
-    }
-
     /// Re-sign only the timestamp over the current snapshot (the refresher's job: a vehicle
     /// whose assignments did not change must still see fresh metadata).
     pub fn refresh_timestamp(&self, vin: &str, now: DateTime<Utc>) -> Result<u64> {

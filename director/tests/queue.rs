@@ -312,6 +312,24 @@ fn os_then_nav_then_radio(server: &Server, vin: &str) -> (Car, i64) {
     (car, os_id)
 }
 
+/// The app that needed the OS (assignment `os_id`) failed without being served, its detail
+/// naming the OS, what became of it (`how`) and the unmet depends in Mender's words; the
+/// independent app is served next.
+fn assert_nav_failed_behind_os(server: &Server, car: &Car, os_id: i64, how: &str) {
+    let all = assignments(server, &car.vin);
+    let nav = all.iter().find(|a| a["target_name"] == NAV).unwrap();
+    assert_eq!(nav["status"], "failed", "{nav}");
+    let detail = nav["detail"].as_str().unwrap();
+    for needle in [
+        &format!("{OS} (assignment {os_id}) before it in the ECU's queue {how}") as &str,
+        "Missing 'rootfs-image.python.version' in provides",
+        "System not modified",
+    ] {
+        assert!(detail.contains(needle), "{needle}: {detail}");
+    }
+    assert_eq!(served(server, car), [pair(RADIO, car.p())]);
+}
+
 #[test]
 fn a_failed_head_fails_what_depends_on_it_and_the_queue_moves_on() {
     let server = server();
@@ -325,22 +343,8 @@ fn a_failed_head_fails_what_depends_on_it_and_the_queue_moves_on() {
     };
     check_in(&server, &car, "n1", os_failed, Says::default());
     assert_eq!(state_of(&server, &car.vin, OS), state("failed", false));
-    // The app that needed the OS fails at once, naming the failed head and the unmet
-    // depends in Mender's words; it is never served.
-    let all = assignments(&server, &car.vin);
-    let nav = all.iter().find(|a| a["target_name"] == NAV).unwrap();
-    assert_eq!(nav["status"], "failed", "{nav}");
-    let detail = nav["detail"].as_str().unwrap();
-    for needle in [
-        &format!("{OS} (assignment {os_id})") as &str,
-        "failed",
-        "Missing 'rootfs-image.python.version' in provides",
-        "System not modified",
-    ] {
-        assert!(detail.contains(needle), "{needle}: {detail}");
-    }
-    // The independent app is next.
-    assert_eq!(served(&server, &car), [pair(RADIO, car.p())]);
+    // The app that needed the OS fails at once; the independent app is next.
+    assert_nav_failed_behind_os(&server, &car, os_id, "failed");
     assert_eq!(
         state_of(&server, &car.vin, RADIO),
         state("in_flight", false)
@@ -414,18 +418,5 @@ fn a_cancelled_head_fails_what_needed_it_and_the_queue_moves_on() {
     let path = format!("/assignments/{os_id}");
     let (code, text) = server.admin(Method::DELETE, &path, Some(&server.write), None);
     assert_eq!(code, StatusCode::OK, "{text}");
-    // The app that needed the OS is failed with the cancel, never served.
-    let all = assignments(&server, &car.vin);
-    let nav = all.iter().find(|a| a["target_name"] == NAV).unwrap();
-    assert_eq!(nav["status"], "failed", "{nav}");
-    let detail = nav["detail"].as_str().unwrap();
-    for needle in [
-        &format!("{OS} (assignment {os_id})") as &str,
-        "was cancelled",
-        "Missing 'rootfs-image.python.version' in provides",
-        "System not modified",
-    ] {
-        assert!(detail.contains(needle), "{needle}: {detail}");
-    }
-    assert_eq!(served(&server, &car), [pair(RADIO, car.p())]);
+    assert_nav_failed_behind_os(&server, &car, os_id, "was cancelled");
 }

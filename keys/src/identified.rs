@@ -26,10 +26,6 @@ impl IdentifiedKey {
     pub fn id(&self) -> &KeyId {
         &self.id
     }
-
-    pub fn into_key(self) -> PublicKey {
-        self.key
-    }
 }
 
 #[cfg(test)]
@@ -43,6 +39,5 @@ mod tests {
         let identified = IdentifiedKey::new(key.clone()).expect("key id");
         assert_eq!(identified.id(), &key.key_id().expect("key id"));
         assert_eq!(identified.key(), &key);
-        assert_eq!(identified.into_key(), key);
     }
 }

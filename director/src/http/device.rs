@@ -137,14 +137,15 @@ pub async fn manifest(
         })??;
         let now = chrono::Utc::now();
         let recorded = process_manifest_of(store, &vin, vehicle, &body, now, DEFAULT_MAX_SKEW)?;
-        // The manifest is recorded whatever happens here: a failed re-signing is logged, not
-        // the device's fault, and the vehicle's next manifest tries it again.
-        if let Err(e) = VehicleSigner::new(store, &state.keys, state.lifetimes).sign_after_manifest(
-            &vin,
-            &recorded,
-            now,
-        ) {
-            tracing::error!(%vin, error = %e, "re-signing after a manifest failed; the next manifest retries");
+        // Settled assignments (or targets that miss a queue head) mean the next one queued on
+        // an ECU is served only once the vehicle is re-signed. The manifest is recorded
+        // whatever happens here: a failed re-signing is logged, not the device's fault, and
+        // the vehicle's next manifest finds the targets stale and tries again.
+        if recorded.resign {
+            let signer = VehicleSigner::new(store, &state.keys, state.lifetimes);
+            if let Err(e) = signer.sign_vehicle(&vin, now) {
+                tracing::error!(%vin, error = %e, "re-signing after a manifest failed; the next manifest retries");
+            }
         }
         Ok(recorded.id)
     })

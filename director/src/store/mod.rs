@@ -76,8 +76,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// states, the assignments it completes or fails, the vehicle's last-seen time. An
     /// accepted manifest whose nonce the vehicle already used fails with
     /// [`crate::Error::NonceReused`] and writes nothing. A refused manifest is stored and
-    /// changes nothing else. Returns the manifest's id and how many assignments it settled
-    /// (see [`crate::queue::settle`]).
+    /// changes nothing else. Returns the manifest's id and whether the vehicle must be
+    /// re-signed (an assignment settled: see [`crate::queue::settle`]; or its targets miss a
+    /// queue head).
     fn record_manifest(&self, manifest: &IncomingManifest) -> Result<RecordedManifest>;
     /// The vehicle's latest manifests, newest first.
     fn list_manifests(&self, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>>;

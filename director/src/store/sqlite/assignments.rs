@@ -3,7 +3,9 @@
 
 use super::{db, from_json, from_ms, inventory, is_unique_violation, now_ms, to_json};
 use crate::model::{Assignment, AssignmentStatus, NewAssignment};
+use crate::queue::{Active, Settled};
 use crate::{Error, Result};
+use ferry_core::metadata::TargetFile;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::BTreeMap;
 
@@ -206,14 +208,14 @@ pub(super) fn cancel_one(conn: &Connection, id: i64, detail: &str) -> Result<Ass
     .map_err(db("cancel assignment"))?;
     // What was queued behind it on its ECU and needed it is failed now, in the same
     // transaction, rather than served to an ECU that could only refuse it.
-    let queue = super::manifests::active_of_ecu(conn, &current.vin, &current.ecu_serial)?;
+    let queue = active_of_ecu(conn, &current.vin, &current.ecu_serial)?;
     let why = format!(
         "{} (assignment {id}) before it in the ECU's queue was cancelled",
         current.target_name
     );
     let provides = reported_provides(conn, &current.ecu_serial)?;
     let unmet = crate::queue::unmet_without(&why, &provides, &queue.iter().collect::<Vec<_>>());
-    super::manifests::set_settled(conn, &unmet, now)?;
+    set_settled(conn, &unmet, now)?;
     get(conn, id)?.ok_or(Error::UnknownAssignment { id })
 }
 
@@ -227,6 +229,62 @@ fn reported_provides(conn: &Connection, serial: &str) -> Result<BTreeMap<String,
         || Ok(BTreeMap::new()),
         |j| from_json("ECU report provides", &j),
     )
+}
+
+/// The ECU's active assignments (its queue), as a report or a cancel is checked against them.
+pub(super) fn active_of_ecu(conn: &Connection, vin: &str, serial: &str) -> Result<Vec<Active>> {
+    // The partial index of active assignments (schema version 3) holds exactly these rows
+    // under the ECU's serial. Left to itself the planner picks the (ecu_serial, status) index
+    // and walks the IN list through a temporary B-tree, opened and freed on every call: three
+    // times per check-in, on the writer everyone waits for.
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, position, target_name, target, status FROM assignments
+             INDEXED BY assignments_one_active
+             WHERE vin = ?1 AND ecu_serial = ?2 AND status IN ('pending', 'in_flight')",
+        )
+        .map_err(db("read active assignments"))?;
+    let rows = stmt
+        .query_map([vin, serial], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(db("read active assignments"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("read active assignments"))?;
+    rows.into_iter()
+        .map(|(id, position, target_name, target, status)| {
+            Ok(Active {
+                id,
+                position,
+                target: from_json::<TargetFile>("assignment target", &target)?,
+                target_name,
+                status: status
+                    .parse()
+                    .map_err(|e| Error::corrupt("assignment status", e))?,
+            })
+        })
+        .collect()
+}
+
+/// Store what [`crate::queue`] settled.
+pub(super) fn set_settled(conn: &Connection, settled: &[Settled], now: i64) -> Result<()> {
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE assignments SET status = ?2, detail = ?3, updated_at = ?4 WHERE id = ?1",
+        )
+        .map_err(db("update assignment"))?;
+    for s in settled {
+        update
+            .execute(params![s.id, s.status.as_str(), s.detail, now])
+            .map_err(db("update assignment"))?;
+    }
+    Ok(())
 }
 
 pub(super) fn mark_in_flight(conn: &Connection, ids: &[i64]) -> Result<u64> {

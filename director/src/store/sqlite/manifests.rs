@@ -1,14 +1,13 @@
 //! Manifests: the append-only log, and what an accepted manifest changes.
 
-use super::{db, from_json, from_ms, is_unique_violation, ms, to_json};
+use super::{db, from_ms, is_unique_violation, ms, to_json};
 use crate::model::{
     EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, MetadataRole, RecordedManifest,
     Verdict,
 };
-use crate::queue::{settle, Active, Settled};
+use crate::queue::settle;
 use crate::{Error, Result};
 use ferry_core::manifest::EcuVersionReport;
-use ferry_core::metadata::TargetFile;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
 
@@ -51,14 +50,10 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
         Err(e) => return Err(Error::storage("insert manifest", e)),
     }
     let id = conn.last_insert_rowid();
-    let mut recorded = RecordedManifest {
-        id,
-        settled: 0,
-        resign: false,
-    };
     let ManifestVerdict::Accepted { reports, .. } = &m.verdict else {
-        return Ok(recorded);
+        return Ok(RecordedManifest { id, resign: false });
     };
+    let mut settled = 0;
     for (serial, report) in reports {
         if !serials.contains(serial.as_str()) {
             return Err(Error::ReportFromUnknownEcu {
@@ -66,15 +61,17 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
                 serial: serial.to_owned(),
             });
         }
-        recorded.settled += apply_report(conn, m, id, serial, report)?;
+        settled += apply_report(conn, m, id, serial, report)?;
     }
     conn.prepare_cached(
         "UPDATE vehicles SET last_seen = max(coalesce(last_seen, ?2), ?2) WHERE vin = ?1",
     )
     .and_then(|mut s| s.execute(params![m.vin, received_at]))
     .map_err(db("update vehicle last_seen"))?;
-    recorded.resign = recorded.settled > 0 || queue_is_stale(conn, &m.vin)?;
-    Ok(recorded)
+    Ok(RecordedManifest {
+        id,
+        resign: settled > 0 || queue_is_stale(conn, &m.vin)?,
+    })
 }
 
 /// Whether `vin`'s stored targets fail to name exactly each ECU's queue head. Read in the
@@ -180,69 +177,13 @@ fn update_assignments(
     state: &EcuState,
     now: i64,
 ) -> Result<u64> {
-    let active = active_of_ecu(conn, vin, serial)?;
+    let active = super::assignments::active_of_ecu(conn, vin, serial)?;
     if active.is_empty() {
         return Ok(0);
     }
     let settled = settle(state, &active);
-    set_settled(conn, &settled, now)?;
+    super::assignments::set_settled(conn, &settled, now)?;
     Ok(settled.len() as u64)
-}
-
-/// The ECU's active assignments (its queue), as a report or a cancel is checked against them.
-pub(super) fn active_of_ecu(conn: &Connection, vin: &str, serial: &str) -> Result<Vec<Active>> {
-    // The partial index of active assignments (schema version 3) holds exactly these rows
-    // under the ECU's serial. Left to itself the planner picks the (ecu_serial, status) index
-    // and walks the IN list through a temporary B-tree, opened and freed on every call: three
-    // times per check-in, on the writer everyone waits for.
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, position, target_name, target, status FROM assignments
-             INDEXED BY assignments_one_active
-             WHERE vin = ?1 AND ecu_serial = ?2 AND status IN ('pending', 'in_flight')",
-        )
-        .map_err(db("read active assignments"))?;
-    let rows = stmt
-        .query_map([vin, serial], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })
-        .map_err(db("read active assignments"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db("read active assignments"))?;
-    rows.into_iter()
-        .map(|(id, position, target_name, target, status)| {
-            Ok(Active {
-                id,
-                position,
-                target: from_json::<TargetFile>("assignment target", &target)?,
-                target_name,
-                status: status
-                    .parse()
-                    .map_err(|e| Error::corrupt("assignment status", e))?,
-            })
-        })
-        .collect()
-}
-
-/// Store what [`crate::queue`] settled.
-pub(super) fn set_settled(conn: &Connection, settled: &[Settled], now: i64) -> Result<()> {
-    let mut update = conn
-        .prepare_cached(
-            "UPDATE assignments SET status = ?2, detail = ?3, updated_at = ?4 WHERE id = ?1",
-        )
-        .map_err(db("update assignment"))?;
-    for s in settled {
-        update
-            .execute(params![s.id, s.status.as_str(), s.detail, now])
-            .map_err(db("update assignment"))?;
-    }
-    Ok(())
 }
 
 pub(super) fn list(conn: &Connection, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>> {
