@@ -15,7 +15,7 @@ mod sqlite;
 mod view;
 
 pub use sqlite::{Durability, SqliteStore};
-pub use view::{read, View};
+pub use view::{read, try_read, View};
 
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
@@ -69,6 +69,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Call `f` once with a [`View`] of one snapshot of the store (see [`read`], the way to
     /// call this). `op` names the operation in errors.
     fn with_view(&self, op: &str, f: &mut dyn FnMut(&dyn View) -> Result<()>) -> Result<()>;
+
+    /// [`Store::with_view`] if that needs no wait for a lock another thread holds; `None`,
+    /// without calling `f`, if it would (see [`try_read`]). A store that cannot tell says
+    /// `None` always.
+    fn try_with_view(
+        &self,
+        _op: &str,
+        _f: &mut dyn FnMut(&dyn View) -> Result<()>,
+    ) -> Option<Result<()>> {
+        None
+    }
 
     // --- manifests ---
 

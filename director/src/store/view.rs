@@ -42,20 +42,42 @@ pub trait View {
 /// its own error type, is handed back as is; the outer error is the store's failing to open
 /// or end the view.
 pub fn read<T>(store: &dyn Store, op: &str, f: impl FnOnce(&dyn View) -> T) -> Result<T> {
+    through(op, f, |g| Some(store.with_view(op, g))).unwrap_or_else(|| Err(never_opened(op)))
+}
+
+/// [`read`] without waiting: `None` (and `f` not called) if the view would have to wait for a
+/// connection another thread holds. Async code takes this fast path and falls back to
+/// [`read`] on a blocking thread.
+pub fn try_read<T>(
+    store: &dyn Store,
+    op: &str,
+    f: impl FnOnce(&dyn View) -> T,
+) -> Option<Result<T>> {
+    through(op, f, |g| store.try_with_view(op, g))
+}
+
+/// `f`'s result through `open`, a store's view method, which is to call it exactly once.
+fn through<T>(
+    op: &str,
+    f: impl FnOnce(&dyn View) -> T,
+    open: impl FnOnce(&mut dyn FnMut(&dyn View) -> Result<()>) -> Option<Result<()>>,
+) -> Option<Result<T>> {
     let mut f = Some(f);
     let mut out = None;
-    store.with_view(op, &mut |view| {
+    let opened = open(&mut |view| {
         if let Some(f) = f.take() {
             out = Some(f(view));
         }
         Ok(())
     })?;
-    out.ok_or_else(|| {
-        Error::storage(
-            op.to_owned(),
-            "read view check failed: the store never opened the view; expected it to run the read once",
-        )
-    })
+    Some(opened.and_then(|()| out.ok_or_else(|| never_opened(op))))
+}
+
+fn never_opened(op: &str) -> Error {
+    Error::storage(
+        op.to_owned(),
+        "read view check failed: the store never opened the view; expected it to run the read once",
+    )
 }
 
 /// Whether `presented` matches the stored SHA-256 of a device token, compared in constant time

@@ -2,7 +2,7 @@
 //!
 //! Durability: `journal_mode=WAL` with `synchronous=NORMAL`. A commit appends the transaction
 //! to the WAL file with write(2) before `commit` returns; the WAL is fsync'ed only at
-//! checkpoints. A kill -9 of the Director therefore loses no committed transaction (the bytes
+//! checkpoints, which a thread of their own runs ([`checkpointer`]). A kill -9 of the Director therefore loses no committed transaction (the bytes
 //! are in the OS page cache and recovered from the WAL on the next open), so every manifest
 //! acknowledged with a 2xx survives a process crash. Only an OS crash or power loss can lose
 //! the last transactions before a checkpoint; the database itself stays consistent either
@@ -11,6 +11,7 @@
 
 mod admin;
 mod assignments;
+mod checkpointer;
 mod ecu_keys;
 mod inventory;
 mod manifests;
@@ -27,9 +28,10 @@ use crate::model::{
     Verdict,
 };
 use crate::{Error, Result};
+use checkpointer::Checkpointer;
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::RegisteredVehicle;
-use pool::{connect, Pool};
+use pool::{connect, Pool, Role};
 use std::path::{Path, PathBuf};
 
 /// What a commit waits for (see the module documentation).
@@ -45,6 +47,8 @@ pub enum Durability {
 /// The SQLite [`Store`].
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// Held for its drop, which stops its thread; first, so before the connections close.
+    _checkpointer: Checkpointer,
     pool: Pool,
     path: PathBuf,
     keys: ecu_keys::KeyCache,
@@ -65,13 +69,19 @@ impl SqliteStore {
         durability: Durability,
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut writer = connect(&path, true, durability)?;
+        let mut writer = connect(&path, Role::Writer, durability)?;
         schema::migrate_to(&mut writer, schema::latest())?;
         let readers = (0..readers.max(1))
-            .map(|_| connect(&path, false, durability))
+            .map(|_| connect(&path, Role::Reader, durability))
             .collect::<Result<Vec<_>>>()?;
+        let pool = Pool::new(writer, readers);
+        let checkpointer = Checkpointer::start(
+            connect(&path, Role::Checkpointer, durability)?,
+            pool.commits(),
+        )?;
         Ok(SqliteStore {
-            pool: Pool::new(writer, readers),
+            _checkpointer: checkpointer,
+            pool,
             path,
             keys: ecu_keys::KeyCache::default(),
         })
@@ -217,6 +227,19 @@ impl Store for SqliteStore {
 
     fn with_view(&self, op: &str, f: &mut dyn FnMut(&dyn View) -> Result<()>) -> Result<()> {
         self.pool.read(op, |conn| {
+            f(&SqliteView {
+                conn,
+                keys: &self.keys,
+            })
+        })
+    }
+
+    fn try_with_view(
+        &self,
+        op: &str,
+        f: &mut dyn FnMut(&dyn View) -> Result<()>,
+    ) -> Option<Result<()>> {
+        self.pool.try_read(op, |conn| {
             f(&SqliteView {
                 conn,
                 keys: &self.keys,

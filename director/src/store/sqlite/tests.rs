@@ -308,3 +308,73 @@ fn ecu_keys_are_the_stored_ones_even_when_changed_behind_the_key_cache() {
     key.verify(b"m", &second.sign(b"m").unwrap()).unwrap();
     assert!(key.verify(b"m", &first.sign(b"m").unwrap()).is_err());
 }
+
+#[test]
+fn the_wal_is_checkpointed_by_its_own_thread_not_by_the_writers_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("director.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.register_vehicle(&new_vehicle("V1")).unwrap();
+    let backstop: u32 = store
+        .pool
+        .write("read wal_autocheckpoint", |c| {
+            c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+                .map_err(|e| Error::storage("wal_autocheckpoint", e))
+        })
+        .unwrap();
+    assert_eq!(backstop, checkpointer::BACKSTOP_PAGES);
+    let main_file = || std::fs::metadata(&path).unwrap().len();
+    let before = main_file();
+    // Each write commits on its own: enough commits for the checkpointer, far fewer WAL
+    // pages than the writer's backstop, so only the thread can have copied them.
+    for i in 0..2 * checkpointer::EVERY_COMMITS {
+        store
+            .record_manifest(&IncomingManifest {
+                vin: "V1".into(),
+                received_at: Utc::now(),
+                body: vec![b'x'; 2000],
+                verdict: crate::model::ManifestVerdict::Refused {
+                    nonce: Some(format!("nonce-{i}")),
+                    reason: "test".into(),
+                },
+            })
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while main_file() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the main database file stayed at {before} bytes: nothing was checkpointed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        store.count_manifests("V1", None).unwrap(),
+        2 * checkpointer::EVERY_COMMITS
+    );
+    drop(store);
+}
+
+#[test]
+fn try_read_runs_nothing_while_every_reader_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        SqliteStore::open_with(dir.path().join("director.db"), 1, Durability::Normal).unwrap();
+    let one = |c: &Connection| {
+        c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| Error::storage("select", e))
+    };
+    let inner = store
+        .pool
+        .read("hold the only reader", |_| {
+            let mut ran = false;
+            let out = store.pool.try_read("try", |c| {
+                ran = true;
+                one(c)
+            });
+            Ok((out.is_none(), ran))
+        })
+        .unwrap();
+    assert_eq!(inner, (true, false), "try_read must neither wait nor run");
+    assert_eq!(store.pool.try_read("try", one).unwrap().unwrap(), 1);
+}

@@ -26,7 +26,7 @@
 use crate::{Error, Result};
 use rusqlite::Connection;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Most writes one commit takes: bounds how long the first write of a batch waits.
@@ -38,6 +38,8 @@ pub(super) struct Writer {
     /// Writes waiting for `inner`. While any are, a finished write leaves its batch open for
     /// them instead of committing it.
     queued: AtomicUsize,
+    /// Transactions committed so far (the checkpointer's cue).
+    commits: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -106,7 +108,12 @@ impl Writer {
         Writer {
             inner: Mutex::new(Inner { conn, open: None }),
             queued: AtomicUsize::new(0),
+            commits: Arc::default(),
         }
+    }
+
+    pub(super) fn commits(&self) -> Arc<AtomicU64> {
+        self.commits.clone()
     }
 
     /// Run `f` in a write transaction: its changes are committed if it returns Ok, and this
@@ -157,6 +164,9 @@ impl Writer {
             let pass_on = self.queued.load(Ordering::SeqCst) > 0 && batch.members < MAX_BATCH;
             if !pass_on {
                 let committed = exec(&inner.conn, "COMMIT").map_err(|e| e.to_string());
+                if committed.is_ok() {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
+                }
                 self.end(inner, committed);
             }
         }
