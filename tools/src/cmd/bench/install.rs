@@ -14,7 +14,7 @@ mod measure;
 mod procs;
 mod world;
 
-use super::report::{print_json, ratio, secs, spinner, Phases};
+use super::report::{host_steal, print_json, ratio, secs, spinner, Phases};
 use crate::error::{Error, Result};
 use crate::world::workdir::WorkDir;
 use serde_json::json;
@@ -94,6 +94,7 @@ pub fn run(args: Args) -> Result<()> {
     let phases;
     let cpu_of = |daemon: &procs::Daemon| measure::cpu_seconds(daemon.guard.pid()).unwrap_or(0.0);
     let cpu_before = (cpu_of(&world.secondary), cpu_of(&world.repo));
+    let steal_before = host_steal();
     let (took, primary_kib, primary_cpu) = {
         let mut cmd = Command::new(&primary_bin);
         cmd.args(["--config", "primary.toml", "check", "--json"]);
@@ -130,6 +131,13 @@ pub fn run(args: Args) -> Result<()> {
     ];
     let cpu_total: f64 = cpu.iter().map(|(_, s)| s).sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The share of the cores' time during the install the host gave to other machines.
+    let steal = host_steal().zip(steal_before).map(|(after, before)| {
+        ratio(
+            (after.saturating_sub(before)).as_secs_f64(),
+            took.as_secs_f64() * cores as f64,
+        )
+    });
     let secondary_kib = measure::status_kib(world.secondary.guard.pid(), "VmHWM")
         .ok_or_else(|| Error::Bench("reading ferry-secondary's VmHWM from /proc failed".into()))?;
     drop(world);
@@ -170,6 +178,7 @@ pub fn run(args: Args) -> Result<()> {
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect::<serde_json::Map<_, _>>(),
         "cores": cores,
+        "host_steal_share": steal,
         "setup_seconds": setup.to_json(),
     });
     if args.json {
@@ -221,6 +230,12 @@ pub fn run(args: Args) -> Result<()> {
         cpu_total / cores as f64,
         ratio(cpu_total / cores as f64, baseline)
     );
+    if let Some(steal) = steal {
+        println!(
+            "  host steal: {:.1}% of the cores' time went to other machines on this host during the install",
+            steal * 100.0
+        );
+    }
     println!("  setup: {}", setup.describe());
     Ok(())
 }

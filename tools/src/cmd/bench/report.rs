@@ -38,6 +38,20 @@ pub fn ratio(measured: f64, baseline: f64) -> f64 {
     }
 }
 
+/// CPU time the hypervisor gave to other guests instead of this machine, summed over its
+/// CPUs, since boot: the `steal` field of /proc/stat's `cpu` line (`None` where there is
+/// none). A benchmark window with much of it measured a host busy with other machines.
+pub fn host_steal() -> Option<Duration> {
+    parse_steal(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn parse_steal(stat: &str) -> Option<Duration> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    // cpu user nice system idle iowait irq softirq steal ..., in 1/100 s (USER_HZ).
+    let ticks: u64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// Print `value` as pretty JSON on stdout (the `--json` output of every bench).
 pub fn print_json(value: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
@@ -208,5 +222,14 @@ mod tests {
     fn a_ratio_to_nothing_is_zero() {
         assert_eq!(ratio(1.0, 4.0), 0.25);
         assert_eq!(ratio(1.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn steal_is_the_eighth_figure_of_the_cpu_line() {
+        let stat = "cpu  9181043 40290 796601 1750354 51257 0 23245 432956 0 0\n\
+                    cpu0 4590000 20000 398000 875000 25000 0 11000 216000 0 0\n";
+        assert_eq!(parse_steal(stat), Some(Duration::from_millis(4_329_560)));
+        assert_eq!(parse_steal("cpu0 1 2 3\n"), None);
+        assert_eq!(parse_steal("cpu  1 2 3\n"), None);
     }
 }

@@ -9,6 +9,7 @@
 //! no vehicle ever has two check-ins at once and all are served evenly.
 
 use super::wire::{Connection, Request};
+use crate::cmd::bench::report::host_steal;
 use crate::error::{Error, Result};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -75,6 +76,8 @@ pub struct Window {
     pub cpu: Option<Duration>,
     /// The part of [`Window::cpu`] spent by the simulated vehicles (their runtime's threads).
     pub vehicles_cpu: Option<Duration>,
+    /// CPU time the host gave other machines during the window, over all cores.
+    pub steal: Option<Duration>,
     /// The vehicles, with how many manifests each had acknowledged.
     pub vehicles: Vec<Sim>,
 }
@@ -177,6 +180,7 @@ pub fn run(
     let in_flight = in_flight.clamp(1, vehicles.len().max(1));
     let cpu_before = process_cpu();
     let vehicles_before = threads_cpu(VEHICLE_THREADS);
+    let steal_before = host_steal();
     let start = Instant::now();
     let shared = Arc::new(Shared {
         queue: Mutex::new(vehicles.into()),
@@ -211,6 +215,9 @@ pub fn run(
             .map(|(after, before)| after.saturating_sub(before)),
         vehicles_cpu: threads_cpu(VEHICLE_THREADS)
             .zip(vehicles_before)
+            .map(|(after, before)| after.saturating_sub(before)),
+        steal: host_steal()
+            .zip(steal_before)
             .map(|(after, before)| after.saturating_sub(before)),
         vehicles: Vec::new(),
     };

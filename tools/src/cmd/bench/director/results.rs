@@ -51,6 +51,15 @@ impl Results {
         Some(ratio(cpu.as_secs_f64(), self.window.elapsed.as_secs_f64()))
     }
 
+    /// The share of the cores' time in the window the host gave to other machines.
+    fn steal_share(&self) -> Option<f64> {
+        let steal = self.window.steal?;
+        Some(ratio(
+            steal.as_secs_f64(),
+            self.window.elapsed.as_secs_f64() * self.cores as f64,
+        ))
+    }
+
     /// The Director's CPU time in the window: the process's minus the vehicles'.
     fn director_cpu(&self) -> Option<Duration> {
         Some(self.window.cpu?.saturating_sub(self.window.vehicles_cpu?))
@@ -97,6 +106,7 @@ impl Results {
                 "ms_per_check_in": self.per_check_in(self.window.cpu).map(ms),
                 "director_ms_per_check_in": self.per_check_in(self.director_cpu()).map(ms),
                 "vehicles_ms_per_check_in": self.per_check_in(self.window.vehicles_cpu).map(ms),
+                "host_steal_share": self.steal_share(),
             },
             "crypto_ceiling": {
                 "verifications_per_check_in": VERIFICATIONS_PER_CHECK_IN,
@@ -159,6 +169,13 @@ impl Results {
                  the simulated vehicles",
                 secs(director),
                 secs(vehicles)
+            );
+        }
+        if let Some(steal) = self.steal_share() {
+            println!(
+                "host steal    {:>9.1}%  of the cores' time went to other machines on this host \
+                 during the window",
+                steal * 100.0
             );
         }
         println!(
