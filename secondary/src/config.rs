@@ -35,12 +35,14 @@
 //! hook = [["sh", "-c", "tar -C \"$FERRY_OCI_LAYOUT\" -c . | docker load"],
 //!         ["docker", "compose", "-f", "/etc/app/compose.yml", "up", "-d"]]
 //! health_check = ["/usr/bin/stack-check"]   # optional; non-zero restores the previous image
+//! timeout_secs = 600                  # per hook command / health check; default 14400 (4 h)
 //!
 //! [modules]                           # optional; Mender Update Module v3 domains (install::module)
 //! dir = "/usr/share/mender/modules/v3"   # the default; one executable per domain
 //! work_dir = "/data/ferry/modules"    # default DATA_DIR/modules
 //! device_type = "ivi-a53"             # current_device_type; default hardware_id
 //! reboot_command = ["systemctl", "reboot"]  # for modules answering NeedsArtifactReboot: Automatic
+//! timeout_secs = 14400                # per module call, as Mender's ModuleTimeoutSeconds (default)
 //! ```
 
 use crate::error::{Error, Result};

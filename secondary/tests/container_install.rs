@@ -286,3 +286,37 @@ fn a_failed_hook_restores_the_previous_image() {
         ["install web:2".to_owned(), "rollback web:1".to_owned()]
     );
 }
+
+#[test]
+fn a_health_check_past_its_time_limit_is_killed_and_the_previous_image_restored() {
+    // Hangs while the new image is live.
+    let (mut v, log) = vehicle(Some(
+        "test \"$FERRY_OCI_REF_NAME\" != web:2 || { echo 'web:2 still starting' >&2; sleep 600; }",
+    ));
+    v.config.container.timeout_secs = Some(1);
+    let mut ecu = installed_v1(&mut v);
+    let (one, two) = (v1(), v2());
+    offer(
+        &mut v,
+        &mut ecu,
+        "containers/web-2.tar",
+        &two.tar(),
+        custom("2", 2),
+    );
+    let err = ecu.install(now()).unwrap_err().to_string();
+    assert!(
+        err.contains("container health check (web) failed: sh killed after 1s (its time limit)"),
+        "{err}"
+    );
+    assert!(err.contains("web:2 still starting"), "{err}");
+    assert!(err.contains("restored the previous copy"), "{err}");
+    assert_eq!(current(&v).unwrap(), one.id);
+    assert_eq!(
+        hook_log(&log),
+        [
+            format!("install web:1 {}", one.id),
+            format!("install web:2 {}", two.id),
+            format!("rollback web:1 {}", one.id),
+        ]
+    );
+}

@@ -260,3 +260,42 @@ fn automatic_reboot_without_a_reboot_command_is_refused_and_rolled_back() {
     // First install: rolling back removed the payload again.
     assert!(m.installed().is_none());
 }
+
+#[test]
+fn a_module_past_its_time_limit_is_killed_and_the_update_rolled_back() {
+    let (mut v, m) = vehicle("Yes");
+    v.config.modules.timeout_secs = Some(1);
+    let mut ecu = installed_v1(&mut v, &m);
+    offer(
+        &mut v,
+        &mut ecu,
+        "conf/conf-2.txt",
+        b"setting = hang\n",
+        custom("2", 2),
+    );
+    let err = ecu.install(now()).unwrap_err().to_string();
+    assert!(err.contains("failed at commit"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "update module {DOMAIN} in state ArtifactCommit failed: "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("killed after 1s (its time limit)"), "{err}");
+    assert!(err.contains("committing, slowly"), "{err}");
+    assert!(err.contains("restored the previous copy"), "{err}");
+    assert_eq!(
+        m.take_states(),
+        [
+            "Download",
+            "ArtifactInstall",
+            "NeedsArtifactReboot",
+            "ArtifactCommit",
+            "SupportsRollback",
+            "ArtifactRollback",
+            "ArtifactFailure",
+            "Cleanup",
+        ]
+    );
+    assert_eq!(m.installed().unwrap(), "setting = 1\n");
+}

@@ -1,12 +1,18 @@
 //! Running an installer's helper program (a container runtime hook, a health check, an update
 //! module) with its output captured and bounded: a module that prints without end must not
-//! fill the ECU's memory, and a failure should still show the last words it wrote.
+//! fill the ECU's memory, and a failure should still show the last words it wrote. Its time is
+//! bounded too: a program that hangs is killed, with everything it started, once its time
+//! limit passes (Mender's ModuleTimeoutSeconds), and fails the step, so the update rolls back
+//! instead of holding the ECU's updates forever.
 
 use crate::error::{Error, Result};
 use std::collections::VecDeque;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// Bytes kept of each stream: the head of stdout (where answers such as `Yes` are), the tail
 /// of stderr (where the reason for a failure usually is).
@@ -14,11 +20,21 @@ pub const KEPT: usize = 64 * 1024;
 /// Bytes of the stderr tail quoted in an error message.
 const QUOTED: usize = 2048;
 
+/// A program's time limit unless configured: Mender's default for ModuleTimeoutSeconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
+
+/// How often a running program is checked on.
+const POLL: Duration = Duration::from_millis(20);
+
+/// How long the output of a killed program is still read: a descendant that left its process
+/// group may hold the pipes open for ever.
+const DRAIN_AFTER_KILL: Duration = Duration::from_secs(1);
+
 /// A finished program.
 #[derive(Debug)]
 pub struct Finished {
     pub success: bool,
-    /// `exit status: 3`, `signal: 9 (SIGKILL)`.
+    /// `exit status: 3`, `signal: 9 (SIGKILL)`, `killed after 5s (its time limit)`.
     pub status: String,
     pub stdout: Vec<u8>,
     pub stderr_tail: Vec<u8>,
@@ -55,9 +71,14 @@ impl Finished {
     }
 }
 
-/// Run `argv` in `cwd` with `env` added, stdin closed, and wait for it (no time limit: an
-/// install may take long, and a hung program is the operator's to see in the journal).
-pub fn run(argv: &[String], cwd: Option<&Path>, env: &[(&str, String)]) -> Result<Finished> {
+/// Run `argv` in `cwd` with `env` added, stdin closed, and wait for it at most `limit`; past
+/// that it and every process in its process group are killed and it counts as failed.
+pub fn run(
+    argv: &[String],
+    cwd: Option<&Path>,
+    env: &[(&str, String)],
+    limit: Duration,
+) -> Result<Finished> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::Command {
             what: "command check".into(),
@@ -71,7 +92,9 @@ pub fn run(argv: &[String], cwd: Option<&Path>, env: &[(&str, String)]) -> Resul
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout kills what it started too.
+        .process_group(0);
     if let Some(dir) = cwd {
         command.current_dir(dir);
     }
@@ -79,28 +102,67 @@ pub fn run(argv: &[String], cwd: Option<&Path>, env: &[(&str, String)]) -> Resul
         command.env(key, value);
     }
     let mut child = command.spawn().map_err(|e| Error::io(program, e))?;
-    let mut stderr = child.stderr.take();
-    // Both pipes are drained at once: a program blocked on a full stderr pipe while we wait
-    // on stdout would never finish.
-    let stderr_reader = std::thread::spawn(move || {
-        let mut tail = VecDeque::new();
-        if let Some(pipe) = stderr.as_mut() {
-            keep_tail(pipe, &mut tail);
-        }
-        Vec::from(tail)
-    });
-    let mut stdout = Vec::new();
-    if let Some(pipe) = child.stdout.as_mut() {
-        keep_head(pipe, &mut stdout);
+    // Both pipes are drained at once, each on its own thread: a program blocked on a full
+    // pipe would never finish, and a hung one must not hold this thread past its limit.
+    let (stdout_tx, stdout_rx) = mpsc::channel();
+    if let Some(mut pipe) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            keep_head(&mut pipe, &mut kept);
+            let _ = stdout_tx.send(kept);
+        });
     }
-    let status = child.wait().map_err(|e| Error::io(program, e))?;
-    let stderr_tail = stderr_reader.join().unwrap_or_default();
+    let (stderr_tx, stderr_rx) = mpsc::channel();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut tail = VecDeque::new();
+            keep_tail(&mut pipe, &mut tail);
+            let _ = stderr_tx.send(Vec::from(tail));
+        });
+    }
+    let deadline = Instant::now() + limit;
+    let (success, status, drain) = loop {
+        if let Some(status) = child.try_wait().map_err(|e| Error::io(program, e))? {
+            // Its output ends when the last process holding the pipes does.
+            break (status.success(), status.to_string(), None);
+        }
+        if Instant::now() >= deadline {
+            kill_group(&mut child, program);
+            break (
+                false,
+                format!("killed after {limit:?} (its time limit)"),
+                Some(DRAIN_AFTER_KILL),
+            );
+        }
+        std::thread::sleep(POLL);
+    };
+    let collect = |rx: mpsc::Receiver<Vec<u8>>| match drain {
+        None => rx.recv().unwrap_or_default(),
+        Some(grace) => rx.recv_timeout(grace).unwrap_or_default(),
+    };
     Ok(Finished {
-        success: status.success(),
-        status: status.to_string(),
-        stdout,
-        stderr_tail,
+        success,
+        status,
+        stdout: collect(stdout_rx),
+        stderr_tail: collect(stderr_rx),
     })
+}
+
+/// SIGKILL to `child`'s process group (which it leads), then reap it.
+fn kill_group(child: &mut std::process::Child, program: &str) {
+    let group = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    let killed =
+        group.map(|pid| rustix::process::kill_process_group(pid, rustix::process::Signal::KILL));
+    if !matches!(killed, Some(Ok(()))) {
+        tracing::warn!(
+            program,
+            "killing the timed-out program's process group failed; killing the program alone"
+        );
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }
 
 /// Keep the first [`KEPT`] bytes, read (and drop) the rest.
@@ -144,6 +206,7 @@ mod tests {
             &sh("head -c 1048576 /dev/zero; head -c 1048576 /dev/zero >&2; echo last words >&2; exit 4"),
             None,
             &[],
+            DEFAULT_TIMEOUT,
         )
         .unwrap();
         assert!(!done.success);
@@ -165,9 +228,95 @@ mod tests {
             &sh("printf '%s %s' \"$FERRY_X\" \"$(pwd)\""),
             Some(dir.path()),
             &[("FERRY_X", "seen".into())],
+            DEFAULT_TIMEOUT,
         )
         .unwrap();
         let canonical = dir.path().canonicalize().unwrap();
         assert_eq!(done.stdout_text(), format!("seen {}", canonical.display()));
+    }
+
+    #[test]
+    fn a_program_past_its_limit_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        let started = Instant::now();
+        // A child that sleeps "for ever" and a grandchild in the background that does too,
+        // holding the pipes open.
+        let done = run(
+            &sh(&format!(
+                "echo started; echo why >&2; sleep 600 & echo $! > {}; sleep 600",
+                pid_file.display()
+            )),
+            None,
+            &[],
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "run waited past its limit"
+        );
+        assert!(!done.success);
+        assert!(done.status.contains("its time limit"), "{}", done.status);
+        assert_eq!(done.stdout_text(), "started\n");
+        let err = done
+            .require_success("module step", "sh")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("killed after 300ms (its time limit)"), "{err}");
+        assert!(err.ends_with("why"), "{err}");
+        // The grandchild went with its group.
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proc_dir.exists() && !is_zombie(&proc_dir) {
+            assert!(
+                Instant::now() < deadline,
+                "the grandchild {} still runs",
+                pid.trim()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn is_zombie(proc_dir: &Path) -> bool {
+        std::fs::read_to_string(proc_dir.join("stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+mod limit_settings {
+    #![allow(clippy::unwrap_used)]
+    use crate::install::container::ContainerSettings;
+    use crate::install::module::ModuleSettings;
+
+    #[test]
+    fn a_zero_time_limit_is_refused_in_both_sections() {
+        let modules = ModuleSettings {
+            timeout_secs: Some(0),
+            ..ModuleSettings::default()
+        };
+        assert_eq!(
+            modules.problem(),
+            Some("[modules] timeout_secs must be at least 1")
+        );
+        let container = ContainerSettings {
+            timeout_secs: Some(0),
+            ..ContainerSettings::default()
+        };
+        assert_eq!(
+            container.problem(),
+            Some("[container] timeout_secs must be at least 1")
+        );
+        let fine = ModuleSettings {
+            timeout_secs: Some(1),
+            ..ModuleSettings::default()
+        };
+        assert_eq!(fine.problem(), None);
     }
 }

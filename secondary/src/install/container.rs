@@ -27,6 +27,7 @@ use super::{InstallJob, Installer};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use store::{Imported, Ref, Store};
 
 /// `[container]` in secondary.toml.
@@ -45,6 +46,10 @@ pub struct ContainerSettings {
     /// Run after the hook with the same environment; non-zero rolls back.
     #[serde(default)]
     pub health_check: Option<Vec<String>>,
+    /// Seconds a hook command or the health check may run before it is killed (with what it
+    /// started) and counts as failed; default 14400 (4 hours, as Mender's modules).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
 }
 
 impl ContainerSettings {
@@ -62,7 +67,15 @@ impl ContainerSettings {
         if matches!(&self.health_check, Some(argv) if argv.is_empty()) {
             return Some("[container] health_check must name a program");
         }
+        if self.timeout_secs == Some(0) {
+            return Some("[container] timeout_secs must be at least 1");
+        }
         None
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout_secs
+            .map_or(capture::DEFAULT_TIMEOUT, Duration::from_secs)
     }
 }
 
@@ -71,6 +84,7 @@ pub struct ContainerInstaller {
     store: Store,
     hook: Vec<Vec<String>>,
     health_check: Option<Vec<String>>,
+    timeout: Duration,
     /// What the last prepare did, for tests and logs.
     last_import: Option<Imported>,
 }
@@ -109,6 +123,7 @@ impl ContainerInstaller {
             store: Store::new(root),
             hook: settings.hook.clone(),
             health_check: settings.health_check.clone(),
+            timeout: settings.timeout(),
             last_import: None,
         }
     }
@@ -142,7 +157,7 @@ impl ContainerInstaller {
         let env = self.env(name, id, action);
         for argv in &self.hook {
             let what = format!("container runtime hook ({action} {name})");
-            capture::run(argv, None, &env)?.require_success(&what, &argv[0])?;
+            capture::run(argv, None, &env, self.timeout)?.require_success(&what, &argv[0])?;
         }
         Ok(())
     }
@@ -227,7 +242,7 @@ impl Installer for ContainerInstaller {
             .read_ref(Ref::Current, &name)?
             .unwrap_or_default();
         let what = format!("container health check ({name})");
-        capture::run(argv, None, &self.env(&name, &id, "install"))?
+        capture::run(argv, None, &self.env(&name, &id, "install"), self.timeout)?
             .require_success(&what, &argv[0])?;
         Ok(())
     }

@@ -28,6 +28,7 @@ use super::{InstallJob, Installer, Reboot};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tree::{Phase, RebootAnswer, Record, WorkDir};
 
 /// Where Mender keeps v3 update modules.
@@ -52,6 +53,10 @@ pub struct ModuleSettings {
     /// such an update fails and rolls back.
     #[serde(default)]
     pub reboot_command: Option<Vec<String>>,
+    /// Seconds one module call (or the reboot command) may run before it is killed, with
+    /// what it started, and fails its state (Mender's ModuleTimeoutSeconds); default 14400.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
 }
 
 impl ModuleSettings {
@@ -67,6 +72,9 @@ impl ModuleSettings {
         if matches!(&self.reboot_command, Some(argv) if argv.is_empty()) {
             return Some("[modules] reboot_command must name a program");
         }
+        if self.timeout_secs == Some(0) {
+            return Some("[modules] timeout_secs must be at least 1");
+        }
         None
     }
 }
@@ -78,6 +86,7 @@ pub struct ModuleInstaller {
     work: WorkDir,
     device_type: String,
     reboot_command: Option<Vec<String>>,
+    timeout: Duration,
 }
 
 /// An executable regular file (following links: modules are often installed as links).
@@ -134,6 +143,9 @@ impl ModuleInstaller {
                 .clone()
                 .unwrap_or_else(|| hardware_id.to_owned()),
             reboot_command: settings.reboot_command.clone(),
+            timeout: settings
+                .timeout_secs
+                .map_or(capture::DEFAULT_TIMEOUT, Duration::from_secs),
         }
     }
 
@@ -188,7 +200,7 @@ impl ModuleInstaller {
         ];
         tracing::info!(module = self.domain, state, "update module call");
         let what = format!("update module {} in state {state}", self.domain);
-        capture::run(&argv, Some(&tree), &[])?.require_success(&what, &argv[0])
+        capture::run(&argv, Some(&tree), &[], self.timeout)?.require_success(&what, &argv[0])
     }
 
     fn record(&self) -> Result<Record> {
@@ -218,7 +230,8 @@ impl ModuleInstaller {
                     state: "NeedsArtifactReboot",
                     detail: "answered Automatic, but [modules] reboot_command is not set; expected it to name the ECU's reboot command".into(),
                 })?;
-                capture::run(argv, None, &[])?.require_success("ECU reboot command", &argv[0])?;
+                capture::run(argv, None, &[], self.timeout)?
+                    .require_success("ECU reboot command", &argv[0])?;
                 Ok(Reboot::Pending)
             }
             _ => Ok(Reboot::Done),
