@@ -49,8 +49,6 @@ pub enum Error {
         domain: String,
         installed: String,
     },
-    #[error("app health check failed: {program} {status}, expected exit status 0")]
-    HealthCheck { program: String, status: String },
     /// A runtime hook, health check or update module exited non-zero.
     #[error("{what} failed: {program} {status}, expected exit status 0; stderr: {stderr}")]
     Command {
@@ -135,7 +133,6 @@ impl Error {
             Error::Depends(_) | Error::Order(_) | Error::NoInstaller { .. } => Fault::Refused,
             Error::TooLarge { .. } => Fault::TooLarge,
             Error::InstallFailed { .. }
-            | Error::HealthCheck { .. }
             | Error::OsCheck { .. }
             | Error::BootControl { .. }
             | Error::Command { .. }

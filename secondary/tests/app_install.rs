@@ -121,7 +121,11 @@ fn a_failed_health_check_restores_the_previous_copy() {
     ecu = v.ecu();
     offer_v2(&mut v, &mut ecu);
     let err = ecu.install(now()).unwrap_err();
-    assert!(err.to_string().contains("app health check failed"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("app health check failed: sh exit status: 3"),
+        "{err}"
+    );
     assert_v1_restored(&v, &ecu, &err);
 }
 

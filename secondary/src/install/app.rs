@@ -8,12 +8,11 @@
 //! two renames on one file system. A crash between them leaves a backup and no
 //! live copy, which [`AppInstaller::recover`] restores at start.
 
-use super::{InstallJob, Installer};
+use super::{capture, InstallJob, Installer};
 use crate::error::{Error, Result};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(Debug, Clone)]
 pub struct AppInstaller {
@@ -193,21 +192,16 @@ impl Installer for AppInstaller {
             return Ok(());
         };
         let p = self.paths(job)?;
-        let Some((program, args)) = argv.split_first() else {
+        let Some(program) = argv.first() else {
             return Ok(());
         };
-        let status = Command::new(program)
-            .args(args)
-            .env("FERRY_APP_NAME", &p.name)
-            .env("FERRY_APP_DIR", &p.live)
-            .status()
-            .map_err(|e| Error::io(program, e))?;
-        if !status.success() {
-            return Err(Error::HealthCheck {
-                program: program.clone(),
-                status: status.to_string(),
-            });
-        }
+        // Bounded like every installer's helper program: a hung check fails and rolls back.
+        let env = [
+            ("FERRY_APP_NAME", p.name.clone()),
+            ("FERRY_APP_DIR", p.live.display().to_string()),
+        ];
+        capture::run(argv, None, &env, capture::DEFAULT_TIMEOUT)?
+            .require_success("app health check", program)?;
         Ok(())
     }
 

@@ -14,12 +14,11 @@
 //! the boot slot back at the old slot.
 
 use super::boot::{self, BootControl, BootState, SLOT_NAMES};
-use super::{InstallJob, Installer, Reboot};
+use super::{capture, InstallJob, Installer, Reboot};
 use crate::error::{Error, Result};
 use ferry_core::metadata::HashCheck;
 use std::io::{ErrorKind, Read, Write};
 use std::path::PathBuf;
-use std::process::Command;
 
 /// The boot-environment variable naming the slot on trial.
 pub const TRIAL: &str = "ferry_trial";
@@ -107,17 +106,18 @@ impl OsInstaller {
     }
 
     fn run_reboot(&self, argv: &[String]) -> Result<Reboot> {
-        let Some((program, args)) = argv.split_first() else {
+        let Some(program) = argv.first() else {
             return Ok(Reboot::Done);
         };
-        let status = Command::new(program)
-            .args(args)
-            .status()
-            .map_err(|e| Error::io(program, e))?;
-        if !status.success() {
+        let done = capture::run(argv, None, &[], capture::DEFAULT_TIMEOUT)?;
+        if !done.success {
             return Err(check(
                 "reboot command",
-                format!("{program} exited with {status}"),
+                format!(
+                    "{program} exited with {}; stderr: {}",
+                    done.status,
+                    done.stderr_quote()
+                ),
                 "exit status 0".into(),
             ));
         }
@@ -181,22 +181,24 @@ impl OsInstaller {
     }
 
     fn health(&self, slot: usize) -> Result<()> {
-        let Some((program, args)) = self.health_check.as_deref().and_then(<[_]>::split_first)
-        else {
+        let Some(argv) = self.health_check.as_deref().filter(|a| !a.is_empty()) else {
             return Ok(());
         };
-        let status = Command::new(program)
-            .args(args)
-            .env("FERRY_OS_SLOT", SLOT_NAMES[slot])
-            .env("FERRY_OS_SLOT_PATH", &self.slots[slot])
-            .status()
-            .map_err(|e| Error::io(program, e))?;
-        if !status.success() {
+        let program = &argv[0];
+        // Bounded like every installer's helper program: a hung check fails and rolls back.
+        let env = [
+            ("FERRY_OS_SLOT", SLOT_NAMES[slot].to_owned()),
+            ("FERRY_OS_SLOT_PATH", self.slots[slot].display().to_string()),
+        ];
+        let done = capture::run(argv, None, &env, capture::DEFAULT_TIMEOUT)?;
+        if !done.success {
             return Err(check(
                 "os health",
                 format!(
-                    "{program} exited with {status} on slot {}",
-                    SLOT_NAMES[slot]
+                    "{program} exited with {} on slot {}; stderr: {}",
+                    done.status,
+                    SLOT_NAMES[slot],
+                    done.stderr_quote()
                 ),
                 "exit status 0".into(),
             ));
