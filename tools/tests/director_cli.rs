@@ -443,6 +443,25 @@ fn an_operator_assigns_runs_a_campaign_and_cancels_through_ferry_admin() {
     );
     let out = admin(&dir, url, &dir.read_token, &["status", &cars[0].vin]);
     assert!(out.stdout.contains("pending (queued)"), "{out}");
+    // `assign` shows the queue of what it added, too: another app behind the os.
+    let p3 = format!("{}=apps/nav-3.tar", cars[1].ecus[0].serial);
+    let o3 = format!("{}=os/rootfs-2.img", cars[1].ecus[0].serial);
+    let out = admin(
+        &dir,
+        url,
+        w,
+        &["assign", &cars[1].vin, "--target", &p3, "--target", &o3],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let rows: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("apps/nav-3.tar") && r.contains("pending (queued)"))
+            && rows
+                .iter()
+                .any(|r| r.contains("os/rootfs-2.img") && !r.contains("queued")),
+        "{out}"
+    );
 
     // Cancel one assignment, then all of a vehicle's.
     let out = admin(&dir, url, w, &["cancel", "--id", &app_id.to_string()]);

@@ -45,8 +45,20 @@ pub fn run(client: &AdminClient, a: Args) -> Result<()> {
         assignments.len(),
         a.vin
     );
-    // The reply lists only the new assignments: which wait behind others is for `status`.
-    super::status::print_assignments(&assignments, &Default::default());
+    // The reply lists the new assignments, not which of them wait behind another of their
+    // ECU; the vehicle's status says, as `ferry admin status` shows it. A token that may
+    // assign may read, so this fails only with the Director gone: the table is then printed
+    // without the queue.
+    let queued = match super::status::status(client, &a.vin) {
+        Ok(status) => super::status::queued_ids(&status),
+        Err(e) => {
+            eprintln!(
+                "note: which assignments are queued is unknown ({e}); see ferry admin status"
+            );
+            Default::default()
+        }
+    };
+    super::status::print_assignments(&assignments, &queued);
     Ok(())
 }
 

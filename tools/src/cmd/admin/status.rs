@@ -25,16 +25,20 @@ pub fn run(client: &AdminClient, a: Args) -> Result<()> {
     }
     let vehicle: Vehicle = from_value(reply["vehicle"].clone(), &path)?;
     let assignments: Vec<Assignment> = from_value(reply["assignments"].clone(), &path)?;
-    let queued: BTreeSet<i64> = reply["assignments"]
+    super::vehicle::print_vehicle(&vehicle);
+    print_assignments(&assignments, &queued_ids(&reply));
+    Ok(())
+}
+
+/// The ids of the assignments a [`status`] reply marks queued.
+pub fn queued_ids(reply: &serde_json::Value) -> BTreeSet<i64> {
+    reply["assignments"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|a| a["queued"] == true)
         .filter_map(|a| a["id"].as_i64())
-        .collect();
-    super::vehicle::print_vehicle(&vehicle);
-    print_assignments(&assignments, &queued);
-    Ok(())
+        .collect()
 }
 
 /// The Director's view of vehicle `vin`: `vehicle` (ECUs with their last reports) and
