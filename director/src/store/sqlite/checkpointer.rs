@@ -72,6 +72,8 @@ fn run(conn: &Connection, commits: &AtomicU64, stop: &(Mutex<bool>, Condvar)) {
     let (stopped, wake) = stop;
     let mut done = commits.load(Ordering::Relaxed);
     let mut oldest: Option<Instant> = None;
+    // Warned once per run of failures (a full disk would fail every attempt).
+    let mut failing = false;
     let mut guard = stopped.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         guard = wake
@@ -93,10 +95,15 @@ fn run(conn: &Connection, commits: &AtomicU64, stop: &(Mutex<bool>, Condvar)) {
             Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
         }) {
             Ok((frames, copied)) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("director database: WAL checkpoints work again");
+                }
                 tracing::trace!(frames, copied, "director database: WAL checkpoint");
             }
             Err(e) => {
-                tracing::warn!(error = %e, "director database: WAL checkpoint failed; retried after the next commits");
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "director database: WAL checkpoint failed; retried after the next commits (the writer's own checkpoint at the backstop remains)");
+                }
             }
         }
         done = now;
