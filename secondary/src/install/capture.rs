@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Bytes kept of each stream: the head of stdout (where answers such as `Yes` are), the tail
@@ -26,9 +26,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
 /// How often a running program is checked on.
 const POLL: Duration = Duration::from_millis(20);
 
-/// How long the output of a killed program is still read: a descendant that left its process
-/// group may hold the pipes open for ever.
-const DRAIN_AFTER_KILL: Duration = Duration::from_secs(1);
+/// How long a program's output is still read after it ended (see [`Drain::take`]).
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// A finished program.
 #[derive(Debug)]
@@ -104,48 +103,64 @@ pub fn run(
     let mut child = command.spawn().map_err(|e| Error::io(program, e))?;
     // Both pipes are drained at once, each on its own thread: a program blocked on a full
     // pipe would never finish, and a hung one must not hold this thread past its limit.
-    let (stdout_tx, stdout_rx) = mpsc::channel();
-    if let Some(mut pipe) = child.stdout.take() {
-        std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            keep_head(&mut pipe, &mut kept);
-            let _ = stdout_tx.send(kept);
-        });
-    }
-    let (stderr_tx, stderr_rx) = mpsc::channel();
-    if let Some(mut pipe) = child.stderr.take() {
-        std::thread::spawn(move || {
-            let mut tail = VecDeque::new();
-            keep_tail(&mut pipe, &mut tail);
-            let _ = stderr_tx.send(Vec::from(tail));
-        });
-    }
+    let stdout = Drain::start(child.stdout.take(), keep_head);
+    let stderr = Drain::start(child.stderr.take(), keep_tail);
     let deadline = Instant::now() + limit;
-    let (success, status, drain) = loop {
+    let (success, status) = loop {
         if let Some(status) = child.try_wait().map_err(|e| Error::io(program, e))? {
-            // Its output ends when the last process holding the pipes does.
-            break (status.success(), status.to_string(), None);
+            break (status.success(), status.to_string());
         }
         if Instant::now() >= deadline {
             kill_group(&mut child, program);
-            break (
-                false,
-                format!("killed after {limit:?} (its time limit)"),
-                Some(DRAIN_AFTER_KILL),
-            );
+            break (false, format!("killed after {limit:?} (its time limit)"));
         }
         std::thread::sleep(POLL);
-    };
-    let collect = |rx: mpsc::Receiver<Vec<u8>>| match drain {
-        None => rx.recv().unwrap_or_default(),
-        Some(grace) => rx.recv_timeout(grace).unwrap_or_default(),
     };
     Ok(Finished {
         success,
         status,
-        stdout: collect(stdout_rx),
-        stderr_tail: collect(stderr_rx),
+        stdout: stdout.take(),
+        stderr_tail: Vec::from(stderr.take()),
     })
+}
+
+/// A pipe read to its end on a thread of its own into a buffer shared with the caller.
+struct Drain<B> {
+    kept: Arc<Mutex<B>>,
+    ended: mpsc::Receiver<()>,
+}
+
+impl<B: Default + Send + 'static> Drain<B> {
+    fn start(pipe: Option<impl Read + Send + 'static>, keep: fn(&mut B, &[u8])) -> Drain<B> {
+        let kept = Arc::new(Mutex::new(B::default()));
+        let (tx, ended) = mpsc::channel();
+        if let Some(mut pipe) = pipe {
+            let kept = kept.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    keep(
+                        &mut kept.lock().unwrap_or_else(PoisonError::into_inner),
+                        &buf[..n],
+                    );
+                }
+                let _ = tx.send(());
+            });
+        }
+        Drain { kept, ended }
+    }
+
+    /// What was read, once the pipe ended or [`DRAIN_GRACE`] after the program did: a
+    /// descendant still running (a daemon a hook started, or one that left a killed
+    /// program's group) may hold the pipe open for ever, and what the program itself wrote
+    /// is read by then.
+    fn take(self) -> B {
+        let _ = self.ended.recv_timeout(DRAIN_GRACE);
+        std::mem::take(&mut *self.kept.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// SIGKILL to `child`'s process group (which it leads), then reap it.
@@ -165,29 +180,17 @@ fn kill_group(child: &mut std::process::Child, program: &str) {
     let _ = child.wait();
 }
 
-/// Keep the first [`KEPT`] bytes, read (and drop) the rest.
-fn keep_head(pipe: &mut dyn Read, kept: &mut Vec<u8>) {
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = pipe.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        let room = KEPT.saturating_sub(kept.len()).min(n);
-        kept.extend_from_slice(&buf[..room]);
-    }
+/// Keep the first [`KEPT`] bytes, drop the rest.
+fn keep_head(kept: &mut Vec<u8>, chunk: &[u8]) {
+    let room = KEPT.saturating_sub(kept.len()).min(chunk.len());
+    kept.extend_from_slice(&chunk[..room]);
 }
 
 /// Keep the last [`KEPT`] bytes.
-fn keep_tail(pipe: &mut dyn Read, kept: &mut VecDeque<u8>) {
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = pipe.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        kept.extend(&buf[..n]);
-        let excess = kept.len().saturating_sub(KEPT);
-        kept.drain(..excess);
-    }
+fn keep_tail(kept: &mut VecDeque<u8>, chunk: &[u8]) {
+    kept.extend(chunk);
+    let excess = kept.len().saturating_sub(KEPT);
+    kept.drain(..excess);
 }
 
 #[cfg(test)]
@@ -277,6 +280,29 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn a_daemon_left_holding_the_pipes_does_not_hold_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("daemon.pid");
+        let started = Instant::now();
+        let done = run(
+            &sh(&format!(
+                "sleep 600 & echo $! > {}; echo Yes",
+                pid_file.display()
+            )),
+            None,
+            &[],
+            DEFAULT_TIMEOUT,
+        )
+        .unwrap();
+        let took = started.elapsed();
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        assert!(took < Duration::from_secs(60), "run waited for the daemon");
+        assert!(done.success, "{}", done.status);
+        assert_eq!(done.stdout_text(), "Yes\n");
     }
 
     fn is_zombie(proc_dir: &Path) -> bool {
