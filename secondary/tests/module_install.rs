@@ -53,6 +53,37 @@ fn installed_v1(v: &mut Vehicle, m: &Module) -> Ecu {
     ecu
 }
 
+/// Offer v2 (`payload`) to `ecu`, running v1, and install it: its ArtifactCommit fails. Checks
+/// that the error names the commit step and the restore, that the module was taken back
+/// through Mender's rollback states, and that v1 is installed again; returns the error.
+fn v2_fails_at_commit(v: &mut Vehicle, m: &Module, ecu: &mut Ecu, payload: &[u8]) -> String {
+    offer(v, ecu, "conf/conf-2.txt", payload, custom("2", 2));
+    let err = ecu.install(now()).unwrap_err().to_string();
+    assert!(err.contains("failed at commit"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "update module {DOMAIN} in state ArtifactCommit failed: "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("restored the previous copy"), "{err}");
+    assert_eq!(
+        m.take_states(),
+        [
+            "Download",
+            "ArtifactInstall",
+            "NeedsArtifactReboot",
+            "ArtifactCommit",
+            "SupportsRollback",
+            "ArtifactRollback",
+            "ArtifactFailure",
+            "Cleanup",
+        ]
+    );
+    assert_eq!(m.installed().unwrap(), "setting = 1\n");
+    err
+}
+
 #[test]
 fn a_shell_module_installs_and_rolls_back_through_the_protocol() {
     let (mut v, m) = vehicle("Yes");
@@ -72,37 +103,8 @@ fn a_shell_module_installs_and_rolls_back_through_the_protocol() {
         )
     );
 
-    offer(
-        &mut v,
-        &mut ecu,
-        "conf/conf-2.txt",
-        b"setting = broken\n",
-        custom("2", 2),
-    );
-    let err = ecu.install(now()).unwrap_err().to_string();
-    assert!(err.contains("failed at commit"), "{err}");
-    assert!(
-        err.contains(&format!(
-            "update module {DOMAIN} in state ArtifactCommit failed"
-        )),
-        "{err}"
-    );
+    let err = v2_fails_at_commit(&mut v, &m, &mut ecu, b"setting = broken\n");
     assert!(err.contains("commit refused: broken payload"), "{err}");
-    assert!(err.contains("restored the previous copy"), "{err}");
-    assert_eq!(
-        m.take_states(),
-        [
-            "Download",
-            "ArtifactInstall",
-            "NeedsArtifactReboot",
-            "ArtifactCommit",
-            "SupportsRollback",
-            "ArtifactRollback",
-            "ArtifactFailure",
-            "Cleanup",
-        ]
-    );
-    assert_eq!(m.installed().unwrap(), "setting = 1\n");
     // v2's tree named v1 as the current artifact.
     let dump = std::fs::read_to_string(&m.dump).unwrap();
     assert!(dump.contains("current=conf/conf-1.txt\n"), "{dump}");
@@ -266,36 +268,7 @@ fn a_module_past_its_time_limit_is_killed_and_the_update_rolled_back() {
     let (mut v, m) = vehicle("Yes");
     v.config.modules.timeout_secs = Some(1);
     let mut ecu = installed_v1(&mut v, &m);
-    offer(
-        &mut v,
-        &mut ecu,
-        "conf/conf-2.txt",
-        b"setting = hang\n",
-        custom("2", 2),
-    );
-    let err = ecu.install(now()).unwrap_err().to_string();
-    assert!(err.contains("failed at commit"), "{err}");
-    assert!(
-        err.contains(&format!(
-            "update module {DOMAIN} in state ArtifactCommit failed: "
-        )),
-        "{err}"
-    );
+    let err = v2_fails_at_commit(&mut v, &m, &mut ecu, b"setting = hang\n");
     assert!(err.contains("killed after 1s (its time limit)"), "{err}");
     assert!(err.contains("committing, slowly"), "{err}");
-    assert!(err.contains("restored the previous copy"), "{err}");
-    assert_eq!(
-        m.take_states(),
-        [
-            "Download",
-            "ArtifactInstall",
-            "NeedsArtifactReboot",
-            "ArtifactCommit",
-            "SupportsRollback",
-            "ArtifactRollback",
-            "ArtifactFailure",
-            "Cleanup",
-        ]
-    );
-    assert_eq!(m.installed().unwrap(), "setting = 1\n");
 }

@@ -23,6 +23,11 @@ const QUOTED: usize = 2048;
 /// A program's time limit unless configured: Mender's default for ModuleTimeoutSeconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
 
+/// The time limit a settings section's `timeout_secs` gives (absent: [`DEFAULT_TIMEOUT`]).
+pub fn limit(timeout_secs: Option<u64>) -> Duration {
+    timeout_secs.map_or(DEFAULT_TIMEOUT, Duration::from_secs)
+}
+
 /// How often a running program is checked on.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -312,37 +317,5 @@ mod tests {
                     .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
             })
             .unwrap_or(true)
-    }
-}
-
-#[cfg(test)]
-mod limit_settings {
-    #![allow(clippy::unwrap_used)]
-    use crate::install::container::ContainerSettings;
-    use crate::install::module::ModuleSettings;
-
-    #[test]
-    fn a_zero_time_limit_is_refused_in_both_sections() {
-        let modules = ModuleSettings {
-            timeout_secs: Some(0),
-            ..ModuleSettings::default()
-        };
-        assert_eq!(
-            modules.problem(),
-            Some("[modules] timeout_secs must be at least 1")
-        );
-        let container = ContainerSettings {
-            timeout_secs: Some(0),
-            ..ContainerSettings::default()
-        };
-        assert_eq!(
-            container.problem(),
-            Some("[container] timeout_secs must be at least 1")
-        );
-        let fine = ModuleSettings {
-            timeout_secs: Some(1),
-            ..ModuleSettings::default()
-        };
-        assert_eq!(fine.problem(), None);
     }
 }

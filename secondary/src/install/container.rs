@@ -72,11 +72,6 @@ impl ContainerSettings {
         }
         None
     }
-
-    fn timeout(&self) -> Duration {
-        self.timeout_secs
-            .map_or(capture::DEFAULT_TIMEOUT, Duration::from_secs)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +118,7 @@ impl ContainerInstaller {
             store: Store::new(root),
             hook: settings.hook.clone(),
             health_check: settings.health_check.clone(),
-            timeout: settings.timeout(),
+            timeout: capture::limit(settings.timeout_secs),
             last_import: None,
         }
     }
@@ -265,5 +260,22 @@ impl Installer for ContainerInstaller {
         self.store.remove_ref(Ref::Next, &name)?;
         self.store.collect_garbage(&name)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_time_limit_is_refused() {
+        let zero = ContainerSettings {
+            timeout_secs: Some(0),
+            ..ContainerSettings::default()
+        };
+        assert_eq!(
+            zero.problem(),
+            Some("[container] timeout_secs must be at least 1")
+        );
     }
 }

@@ -143,9 +143,7 @@ impl ModuleInstaller {
                 .clone()
                 .unwrap_or_else(|| hardware_id.to_owned()),
             reboot_command: settings.reboot_command.clone(),
-            timeout: settings
-                .timeout_secs
-                .map_or(capture::DEFAULT_TIMEOUT, Duration::from_secs),
+            timeout: capture::limit(settings.timeout_secs),
         }
     }
 
@@ -359,5 +357,27 @@ impl Installer for ModuleInstaller {
         let cleaned = self.call("Cleanup");
         self.work.clear()?;
         cleaned.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_time_limit_is_refused() {
+        let zero = ModuleSettings {
+            timeout_secs: Some(0),
+            ..ModuleSettings::default()
+        };
+        assert_eq!(
+            zero.problem(),
+            Some("[modules] timeout_secs must be at least 1")
+        );
+        let one = ModuleSettings {
+            timeout_secs: Some(1),
+            ..ModuleSettings::default()
+        };
+        assert_eq!(one.problem(), None);
     }
 }

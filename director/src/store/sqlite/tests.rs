@@ -34,6 +34,24 @@ fn schema_dump(conn: &Connection) -> Vec<String> {
     .unwrap()
 }
 
+/// Record `count` refused manifests of vehicle V1 with `body_len`-byte bodies, each in a
+/// write (and so a commit) of its own.
+fn record_refused(store: &SqliteStore, count: u64, body_len: usize) {
+    for i in 0..count {
+        store
+            .record_manifest(&IncomingManifest {
+                vin: "V1".into(),
+                received_at: Utc::now(),
+                body: vec![b'x'; body_len],
+                verdict: crate::model::ManifestVerdict::Refused {
+                    nonce: Some(format!("nonce-{i}")),
+                    reason: "test".into(),
+                },
+            })
+            .unwrap();
+    }
+}
+
 fn raw(path: &Path) -> Connection {
     Connection::open(path).unwrap()
 }
@@ -227,19 +245,7 @@ fn integrity_check_fails_on_a_damaged_file() {
     let path = dir.path().join("director.db");
     let store = SqliteStore::open(&path).unwrap();
     store.register_vehicle(&new_vehicle("V1")).unwrap();
-    for i in 0..300 {
-        store
-            .record_manifest(&IncomingManifest {
-                vin: "V1".into(),
-                received_at: Utc::now(),
-                body: vec![b'x'; 200],
-                verdict: crate::model::ManifestVerdict::Refused {
-                    nonce: Some(format!("nonce-{i}")),
-                    reason: "test".into(),
-                },
-            })
-            .unwrap();
-    }
+    record_refused(&store, 300, 200);
     store.integrity_check().unwrap();
     drop(store);
     // Fold the WAL into the main file, then overwrite the root page of one index (the schema
@@ -327,19 +333,7 @@ fn the_wal_is_checkpointed_by_its_own_thread_not_by_the_writers_commits() {
     let before = main_file();
     // Each write commits on its own: enough commits for the checkpointer, far fewer WAL
     // pages than the writer's backstop, so only the thread can have copied them.
-    for i in 0..2 * checkpointer::EVERY_COMMITS {
-        store
-            .record_manifest(&IncomingManifest {
-                vin: "V1".into(),
-                received_at: Utc::now(),
-                body: vec![b'x'; 2000],
-                verdict: crate::model::ManifestVerdict::Refused {
-                    nonce: Some(format!("nonce-{i}")),
-                    reason: "test".into(),
-                },
-            })
-            .unwrap();
-    }
+    record_refused(&store, 2 * checkpointer::EVERY_COMMITS, 2000);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while main_file() == before {
         assert!(

@@ -14,7 +14,9 @@ mod measure;
 mod procs;
 mod world;
 
-use super::report::{host_steal, print_json, ratio, secs, spinner, Phases};
+use super::report::{
+    host_steal, print_json, ratio, secs, spinner, steal_share, steal_since, Phases,
+};
 use crate::error::{Error, Result};
 use crate::world::workdir::WorkDir;
 use serde_json::json;
@@ -132,12 +134,7 @@ pub fn run(args: Args) -> Result<()> {
     let cpu_total: f64 = cpu.iter().map(|(_, s)| s).sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The share of the cores' time during the install the host gave to other machines.
-    let steal = host_steal().zip(steal_before).map(|(after, before)| {
-        ratio(
-            (after.saturating_sub(before)).as_secs_f64(),
-            took.as_secs_f64() * cores as f64,
-        )
-    });
+    let steal = steal_since(steal_before).map(|steal| steal_share(steal, took, cores));
     let secondary_kib = measure::status_kib(world.secondary.guard.pid(), "VmHWM")
         .ok_or_else(|| Error::Bench("reading ferry-secondary's VmHWM from /proc failed".into()))?;
     drop(world);

@@ -45,6 +45,16 @@ pub fn host_steal() -> Option<Duration> {
     parse_steal(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
+/// Host steal since `before`, a [`host_steal`] reading.
+pub fn steal_since(before: Option<Duration>) -> Option<Duration> {
+    Some(host_steal()?.saturating_sub(before?))
+}
+
+/// `steal` as a share of `cores` cores' time over `elapsed`.
+pub fn steal_share(steal: Duration, elapsed: Duration, cores: usize) -> f64 {
+    ratio(steal.as_secs_f64(), elapsed.as_secs_f64() * cores as f64)
+}
+
 fn parse_steal(stat: &str) -> Option<Duration> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     // cpu user nice system idle iowait irq softirq steal ..., in 1/100 s (USER_HZ).

@@ -9,7 +9,7 @@
 //! no vehicle ever has two check-ins at once and all are served evenly.
 
 use super::wire::{Connection, Request};
-use crate::cmd::bench::report::host_steal;
+use crate::cmd::bench::report::{host_steal, steal_since};
 use crate::error::{Error, Result};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -216,9 +216,7 @@ pub fn run(
         vehicles_cpu: threads_cpu(VEHICLE_THREADS)
             .zip(vehicles_before)
             .map(|(after, before)| after.saturating_sub(before)),
-        steal: host_steal()
-            .zip(steal_before)
-            .map(|(after, before)| after.saturating_sub(before)),
+        steal: steal_since(steal_before),
         vehicles: Vec::new(),
     };
     for w in workers {

@@ -5,7 +5,7 @@ use super::ceiling::{Ceiling, SIGNINGS_PER_CHECK_IN, VERIFICATIONS_PER_CHECK_IN}
 use super::check_ins::Window;
 use super::fleet::ECUS;
 use super::GOAL;
-use crate::cmd::bench::report::{group, percentile, ratio, secs, Phases};
+use crate::cmd::bench::report::{group, percentile, ratio, secs, steal_share, Phases};
 use crate::error::{Error, Result};
 use serde_json::json;
 use std::time::Duration;
@@ -53,10 +53,10 @@ impl Results {
 
     /// The share of the cores' time in the window the host gave to other machines.
     fn steal_share(&self) -> Option<f64> {
-        let steal = self.window.steal?;
-        Some(ratio(
-            steal.as_secs_f64(),
-            self.window.elapsed.as_secs_f64() * self.cores as f64,
+        Some(steal_share(
+            self.window.steal?,
+            self.window.elapsed,
+            self.cores,
         ))
     }
 
