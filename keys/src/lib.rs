@@ -6,6 +6,7 @@
 
 mod cert;
 pub mod cjson;
+mod ed25519_strict;
 mod error;
 mod identified;
 mod pem;

@@ -34,7 +34,7 @@ impl Verifier {
                 let sig = ed25519_dalek::Signature::from_bytes(bytes);
                 // Strict: rejects non-canonical S and small-order R/A, so a signature cannot be
                 // mutated into a second valid one (and agrees with libsodium/python).
-                key.verify_strict(msg, &sig).is_ok()
+                crate::ed25519_strict::verify(key, msg, &sig)
             }
             ParsedPublic::Rsa(key) => {
                 if sig.len() != key.size() {
