@@ -8,6 +8,14 @@
 //! the last transactions before a checkpoint; the database itself stays consistent either
 //! way. A deployment that must also survive power loss with no lost acknowledgement opens
 //! with [`Durability::Full`] (`synchronous=FULL`: an fsync of the WAL on every commit).
+//!
+//! Build: the bundled SQLite is compiled without `SQLITE_ENABLE_MEMORY_MANAGEMENT` and with
+//! `SQLITE_DEFAULT_MEMSTATUS=0` (`LIBSQLITE3_FLAGS` in the workspace's `.cargo/config.toml`).
+//! libsqlite3-sys turns memory management on, which puts every connection's pages in one
+//! shared cache behind one global mutex, and memory statistics take another global mutex on
+//! every allocation. The readers and the writer then queue on those mutexes, and a thread
+//! preempted while holding one stalls the rest: under `ferry bench director` a core sat idle
+//! 12% of the time. Neither feature is used here (no soft heap limit, no memory counters).
 
 mod admin;
 mod assignments;

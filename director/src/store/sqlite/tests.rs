@@ -214,6 +214,28 @@ fn connections_have_the_documented_settings() {
     assert_eq!(sync, 2, "synchronous=FULL");
 }
 
+/// The build settings `.cargo/config.toml` gives SQLite (see the module's docs): a checkout
+/// that loses them builds a SQLite whose connections contend on global mutexes.
+#[test]
+fn sqlite_is_built_without_global_cache_and_memory_statistics_mutexes() {
+    let conn = Connection::open_in_memory().unwrap();
+    let options: Vec<String> = conn
+        .prepare("SELECT compile_options FROM pragma_compile_options")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+}
+
 #[test]
 fn the_manifest_log_refuses_update_and_delete() {
     let dir = tempfile::tempdir().unwrap();
