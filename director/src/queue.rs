@@ -70,6 +70,18 @@ pub struct Active {
     pub status: AssignmentStatus,
 }
 
+impl From<&Assignment> for Active {
+    fn from(a: &Assignment) -> Active {
+        Active {
+            id: a.id,
+            position: a.position,
+            target_name: a.target_name.clone(),
+            target: a.target.clone(),
+            status: a.status,
+        }
+    }
+}
+
 /// An assignment a report moves out of the active set, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {

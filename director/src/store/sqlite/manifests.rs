@@ -2,10 +2,10 @@
 
 use super::{db, from_ms, is_unique_violation, ms, to_json};
 use crate::model::{
-    EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, MetadataRole, RecordedManifest,
-    Verdict,
+    Assignment, EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, MetadataRole,
+    RecordedManifest, Verdict,
 };
-use crate::queue::settle;
+use crate::queue::{settle, Active};
 use crate::{Error, Result};
 use ferry_core::manifest::EcuVersionReport;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -53,6 +53,9 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
     let ManifestVerdict::Accepted { reports, .. } = &m.verdict else {
         return Ok(RecordedManifest { id, resign: false });
     };
+    // The vehicle's active assignments, read once for all its ECUs (most vehicles have none,
+    // and the read is then one index probe); what the reports settle leaves this list.
+    let mut active = super::assignments::list(conn, &m.vin, true)?;
     let mut settled = 0;
     for (serial, report) in reports {
         if !serials.contains(serial.as_str()) {
@@ -61,7 +64,7 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
                 serial: serial.to_owned(),
             });
         }
-        settled += apply_report(conn, m, id, serial, report)?;
+        settled += apply_report(conn, m, id, serial, report, &mut active)?;
     }
     conn.prepare_cached(
         "UPDATE vehicles SET last_seen = max(coalesce(last_seen, ?2), ?2) WHERE vin = ?1",
@@ -70,15 +73,16 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
     .map_err(db("update vehicle last_seen"))?;
     Ok(RecordedManifest {
         id,
-        resign: settled > 0 || queue_is_stale(conn, &m.vin)?,
+        resign: settled > 0 || queue_is_stale(conn, &m.vin, &active)?,
     })
 }
 
-/// Whether `vin`'s stored targets fail to name exactly each ECU's queue head. Read in the
-/// manifest's own write transaction, on the writer's warm page cache, rather than in a read
-/// transaction of its own (whose page cache every commit of the writer discards).
-fn queue_is_stale(conn: &Connection, vin: &str) -> Result<bool> {
-    let heads = crate::queue::head_pairs(&super::assignments::list(conn, vin, true)?);
+/// Whether `vin`'s stored targets fail to name exactly each ECU's queue head, `active` being
+/// its active assignments now. Read in the manifest's own write transaction, on the writer's
+/// warm page cache, rather than in a read transaction of its own (whose page cache every
+/// commit of the writer discards).
+fn queue_is_stale(conn: &Connection, vin: &str, active: &[Assignment]) -> Result<bool> {
+    let heads = crate::queue::head_pairs(active);
     if heads.is_empty() {
         // Nothing active, as for most vehicles most of the time: stale only if the served
         // targets name an ECU. SQLite looks for the key in place (no copy of the body, no
@@ -126,6 +130,7 @@ fn apply_report(
     manifest_id: i64,
     serial: &str,
     report: &EcuVersionReport,
+    active: &mut Vec<Assignment>,
 ) -> Result<u64> {
     let state = EcuState::from_report(report, m.received_at);
     let length = i64::try_from(state.installed_image.length).map_err(|_| {
@@ -165,24 +170,30 @@ fn apply_report(
         ])
     })
     .map_err(db("store ECU report"))?;
-    update_assignments(conn, &m.vin, serial, &state, ms(m.received_at))
+    update_assignments(conn, serial, &state, ms(m.received_at), active)
 }
 
-/// Settle the ECU's active assignments against its report ([`crate::queue::settle`] says
-/// which become installed or failed); returns how many left the active set.
+/// Settle the ECU's active assignments (in `active`, the vehicle's) against its report
+/// ([`crate::queue::settle`] says which become installed or failed), and take the settled
+/// ones out of `active`; returns how many left the active set.
 fn update_assignments(
     conn: &Connection,
-    vin: &str,
     serial: &str,
     state: &EcuState,
     now: i64,
+    active: &mut Vec<Assignment>,
 ) -> Result<u64> {
-    let active = super::assignments::active_of_ecu(conn, vin, serial)?;
-    if active.is_empty() {
+    let mine: Vec<Active> = active
+        .iter()
+        .filter(|a| a.ecu_serial == serial)
+        .map(Active::from)
+        .collect();
+    if mine.is_empty() {
         return Ok(0);
     }
-    let settled = settle(state, &active);
+    let settled = settle(state, &mine);
     super::assignments::set_settled(conn, &settled, now)?;
+    active.retain(|a| !settled.iter().any(|s| s.id == a.id));
     Ok(settled.len() as u64)
 }
 
