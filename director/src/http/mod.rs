@@ -21,6 +21,7 @@
 mod admin;
 mod assignments;
 mod auth;
+mod connections;
 mod device;
 mod errors;
 mod tls;
@@ -123,12 +124,11 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the director");
     }
-    // As a make-service the router is shared by every connection (an Arc clone each); served
-    // as a plain Router, axum re-converts every route for each new connection, and a device
-    // opens one per check-in.
-    axum::serve(listener, router(state).into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let router = router(state);
+    connections::accept_loop(listener, shutdown, |tcp, peer, watcher| {
+        connections::serve_http1(tcp, peer, router.clone(), None::<()>, watcher)
+    })
+    .await
 }
 
 /// Run blocking store work on tokio's blocking pool.

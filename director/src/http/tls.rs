@@ -8,13 +8,10 @@
 //! rustls runs with the ring provider, named explicitly: a build that also enables aws-lc-rs
 //! (as other workspace members' dependencies do) would otherwise have no process default.
 
+use super::connections::{accept_loop, serve_http1};
 use super::{router, AppState};
 use crate::error::{Error, Result};
 use crate::fleet_ca::certificate_vins;
-use axum::http::Request;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -25,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 use zeroize::Zeroizing;
 
 /// How long a client may take to complete the TLS handshake before it is dropped.
@@ -156,25 +152,11 @@ pub async fn serve_tls(
     }
     let acceptor = TlsAcceptor::from(tls.config);
     let router = router(state);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    accept_failed(e).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Taken before the handshake, so shutdown waits for connections still in it.
-        let watcher = graceful.watcher();
+    let handshake_timeout = tls.handshake_timeout;
+    accept_loop(listener, shutdown, |tcp, peer, watcher| {
         let acceptor = acceptor.clone();
         let router = router.clone();
-        let handshake_timeout = tls.handshake_timeout;
-        tokio::spawn(async move {
+        async move {
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
@@ -188,22 +170,10 @@ pub async fn serve_tls(
             };
             let identity = identity_of(stream.get_ref().1);
             tracing::debug!(%peer, vins = ?identity.vins, "TLS client connected");
-            let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(identity.clone());
-                router.clone().oneshot(request)
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                // A timer makes hyper's header read timeout apply (slow clients are dropped).
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
+            serve_http1(stream, peer, router, Some(identity), watcher).await;
+        }
+    })
+    .await
 }
 
 /// The identity of a connection's verified client certificate.
@@ -219,19 +189,4 @@ fn identity_of(connection: &rustls::ServerConnection) -> ClientIdentity {
             ClientIdentity { vins: Vec::new() }
         }
     }
-}
-
-/// Per-connection accept errors (the peer reset before we got to it) are routine; anything
-/// else (out of file descriptors) gets a pause so the loop does not spin.
-async fn accept_failed(e: std::io::Error) {
-    use std::io::ErrorKind::*;
-    if matches!(
-        e.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    ) {
-        tracing::debug!(error = %e, "accept failed");
-        return;
-    }
-    tracing::error!(error = %e, "accept failed; retrying in 1s");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
