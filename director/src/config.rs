@@ -18,6 +18,9 @@
 //! timestamp = "1d"
 //! refresh_before = "6h"      # re-sign what expires within this
 //! refresh_interval = "1m"    # how often the refresher looks
+//!
+//! [http]
+//! header_read_timeout = "30s" # a connection with no whole request head in this is closed
 //! ```
 
 use crate::error::{Error, Result};
@@ -43,6 +46,8 @@ pub struct DirectorConfig {
     pub keys: KeyFiles,
     #[serde(default)]
     pub lifetimes: LifetimeConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
     #[serde(default)]
     pub tls: Option<TlsFiles>,
     #[serde(default)]
@@ -89,6 +94,23 @@ impl Default for LifetimeConfig {
     }
 }
 
+/// `[http]`: how long a client may hold a connection without sending a request.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// See [`crate::http::ConnectionLimits::header_read_timeout`].
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout: crate::http::HEADER_READ_TIMEOUT,
+        }
+    }
+}
+
 /// The Director's TLS server certificate and the fleet CA that issued the device
 /// certificates it accepts (mutual TLS).
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +119,13 @@ pub struct TlsFiles {
     pub ca_cert: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// A TLS handshake not finished within this drops the connection.
+    #[serde(default = "handshake_timeout", deserialize_with = "duration")]
+    pub handshake_timeout: Duration,
+}
+
+fn handshake_timeout() -> Duration {
+    crate::http::HANDSHAKE_TIMEOUT
 }
 
 /// The Image repository whose signed targets assignments copy.
@@ -193,6 +222,20 @@ impl DirectorConfig {
                 humantime::format_duration(l.timestamp)
             )));
         }
+        if self.http.header_read_timeout.is_zero() {
+            return Err(bad(
+                "http.header_read_timeout is zero; expected a duration above zero (e.g. \"30s\"): every request would be cut off".to_owned(),
+            ));
+        }
+        if self
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.handshake_timeout.is_zero())
+        {
+            return Err(bad(
+                "tls.handshake_timeout is zero; expected a duration above zero (e.g. \"10s\"): every handshake would be cut off".to_owned(),
+            ));
+        }
         if l.refresh_interval.is_zero() || l.refresh_interval >= l.refresh_before {
             return Err(bad(format!(
                 "lifetimes.refresh_interval ({}) must be above zero and below refresh_before ({}); expected a timestamp never to expire between two passes",
@@ -201,6 +244,13 @@ impl DirectorConfig {
             )));
         }
         Ok(())
+    }
+
+    /// What `[http]` allows each connection.
+    pub fn connection_limits(&self) -> crate::http::ConnectionLimits {
+        crate::http::ConnectionLimits {
+            header_read_timeout: self.http.header_read_timeout,
+        }
     }
 
     /// The SQLite database file.
@@ -260,4 +310,70 @@ pub fn read_private_key(path: &Path, passphrase: Option<&[u8]>) -> Result<Privat
         path: path.to_owned(),
         reason: format!("online key: {e}"),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+listen = "127.0.0.1:8000"
+data_dir = "data"
+roots_dir = "roots"
+[keys]
+targets = ["t.pem"]
+snapshot = ["s.pem"]
+timestamp = ["ts.pem"]
+"#;
+
+    fn parse(extra: &str) -> Result<DirectorConfig> {
+        let config: DirectorConfig =
+            toml::from_str(&format!("{MINIMAL}{extra}")).map_err(|e| Error::Config {
+                path: PathBuf::from(CONFIG_FILE),
+                reason: e.to_string(),
+            })?;
+        config.check(Path::new(CONFIG_FILE))?;
+        Ok(config)
+    }
+
+    #[test]
+    fn connection_limits_default_and_read_from_the_http_section() {
+        let default = parse("").unwrap();
+        assert_eq!(
+            default.connection_limits().header_read_timeout,
+            crate::http::HEADER_READ_TIMEOUT
+        );
+        let set = parse("[http]\nheader_read_timeout = \"5s\"\n").unwrap();
+        assert_eq!(
+            set.connection_limits().header_read_timeout,
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn a_zero_header_read_timeout_is_refused_by_name() {
+        let e = parse("[http]\nheader_read_timeout = \"0s\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("http.header_read_timeout is zero"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_tls_handshake_timeout_defaults_and_a_zero_one_is_refused() {
+        let tls = "[tls]\nca_cert = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+        let default = parse(tls).unwrap();
+        assert_eq!(
+            default.tls.unwrap().handshake_timeout,
+            crate::http::HANDSHAKE_TIMEOUT
+        );
+        let set = parse(&format!("{tls}handshake_timeout = \"3s\"\n")).unwrap();
+        assert_eq!(set.tls.unwrap().handshake_timeout, Duration::from_secs(3));
+        let e = parse(&format!("{tls}handshake_timeout = \"0s\"\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("tls.handshake_timeout is zero"),
+            "{e}"
+        );
+    }
 }

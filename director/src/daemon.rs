@@ -93,7 +93,10 @@ impl Director {
         };
         let state = AppState::new(store, keys, lifetimes, targets);
         let tls = match &config.tls {
-            Some(t) => Some(TlsSettings::from_files(&t.cert, &t.key, &t.ca_cert)?),
+            Some(t) => Some(
+                TlsSettings::from_files(&t.cert, &t.key, &t.ca_cert)?
+                    .with_handshake_timeout(t.handshake_timeout),
+            ),
             None => None,
         };
         Ok(Director { config, state, tls })
@@ -128,9 +131,10 @@ impl Director {
         let director = Arc::new(self);
         let refresher = tokio::spawn(refresh_loop(director.clone()));
         let state = director.state.clone();
+        let limits = director.config.connection_limits();
         let served = match director.tls.clone() {
-            Some(tls) => crate::http::serve_tls(listener, state, tls, shutdown).await,
-            None => crate::http::serve(listener, state, shutdown).await,
+            Some(tls) => crate::http::serve_tls(listener, state, tls, limits, shutdown).await,
+            None => crate::http::serve(listener, state, limits, shutdown).await,
         };
         let result = served.map_err(|e| Error::storage("serve", e));
         refresher.abort();

@@ -12,7 +12,7 @@ use chrono::Utc;
 use ferry_core::manifest::VehicleManifest;
 use ferry_core::metadata::Signed;
 use ferry_core::TrustedSet;
-use ferry_director::http::{device_token, serve, AppState};
+use ferry_director::http::{device_token, serve, AppState, ConnectionLimits};
 use ferry_director::image_repo::TargetSource;
 use ferry_director::model::{NewEcu, NewVehicle, Verdict};
 use ferry_director::vehicle_metadata::{Lifetimes, VehicleSigner};
@@ -256,7 +256,12 @@ fn two_hundred_vehicles_checking_in_concurrently_lose_nothing() {
         Lifetimes::default(),
         Arc::new(NoImages),
     );
-    server.spawn(serve(listener, state, std::future::pending()));
+    server.spawn(serve(
+        listener,
+        state,
+        ConnectionLimits::default(),
+        std::future::pending(),
+    ));
 
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -16,6 +16,27 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+/// [`ConnectionLimits::header_read_timeout`] unless configured (hyper's own default).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client may keep a connection without sending a request: past it, the connection
+/// is closed, so clients that trickle their headers or sit on idle connections cannot use up
+/// the Director's file descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// For a whole request head, counted from the moment the server waits for one: on a new
+    /// connection, and again after each response on a kept-alive one.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+        }
+    }
+}
+
 /// Accept connections on `listener` until `shutdown` completes, each handed to `serve` (with
 /// the watcher its connection must be served under) on a task of its own; then wait for the
 /// connections still open to finish.
@@ -51,12 +72,14 @@ where
 }
 
 /// Serve HTTP/1.1 on `io` with `router` (its requests carrying `extension`, if any) until the
-/// client closes the connection, or shutdown ends it after the request in progress.
+/// client closes the connection, `limits` close it, or shutdown ends it after the request in
+/// progress.
 pub(super) async fn serve_http1<I, E>(
     io: I,
     peer: SocketAddr,
     router: axum::Router,
     extension: Option<E>,
+    limits: ConnectionLimits,
     watcher: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -70,8 +93,9 @@ pub(super) async fn serve_http1<I, E>(
         router.clone().oneshot(request)
     });
     let connection = hyper::server::conn::http1::Builder::new()
-        // A timer makes hyper's header read timeout apply (slow clients are dropped).
+        // Without a timer hyper would not apply the header read timeout.
         .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
         .serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -27,6 +27,7 @@ mod errors;
 mod tls;
 
 pub use auth::device_token;
+pub use connections::{ConnectionLimits, HEADER_READ_TIMEOUT};
 pub use errors::ApiError;
 pub use tls::{serve_tls, ClientIdentity, TlsSettings, HANDSHAKE_TIMEOUT};
 
@@ -119,6 +120,7 @@ async fn fallback() -> ApiError {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
@@ -126,7 +128,7 @@ pub async fn serve(
     }
     let router = router(state);
     connections::accept_loop(listener, shutdown, |tcp, peer, watcher| {
-        connections::serve_http1(tcp, peer, router.clone(), None::<()>, watcher)
+        connections::serve_http1(tcp, peer, router.clone(), None::<()>, limits, watcher)
     })
     .await
 }

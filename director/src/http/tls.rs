@@ -8,7 +8,7 @@
 //! rustls runs with the ring provider, named explicitly: a build that also enables aws-lc-rs
 //! (as other workspace members' dependencies do) would otherwise have no process default.
 
-use super::connections::{accept_loop, serve_http1};
+use super::connections::{accept_loop, serve_http1, ConnectionLimits};
 use super::{router, AppState};
 use crate::error::{Error, Result};
 use crate::fleet_ca::certificate_vins;
@@ -145,6 +145,7 @@ pub async fn serve_tls(
     listener: TcpListener,
     state: AppState,
     tls: TlsSettings,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
@@ -170,7 +171,7 @@ pub async fn serve_tls(
             };
             let identity = identity_of(stream.get_ref().1);
             tracing::debug!(%peer, vins = ?identity.vins, "TLS client connected");
-            serve_http1(stream, peer, router, Some(identity), watcher).await;
+            serve_http1(stream, peer, router, Some(identity), limits, watcher).await;
         }
     })
     .await

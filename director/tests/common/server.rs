@@ -4,7 +4,7 @@
 
 use super::car::Car;
 use chrono::Utc;
-use ferry_director::http::{serve, serve_tls, AppState, TlsSettings};
+use ferry_director::http::{serve, serve_tls, AppState, ConnectionLimits, TlsSettings};
 use ferry_director::image_repo::TargetSource;
 use ferry_director::model::Scope;
 use ferry_director::vehicle_metadata::{Lifetimes, OnlineKeys};
@@ -81,17 +81,19 @@ impl Transport {
         }
     }
 
-    /// `serve` or `serve_tls` on `listener`, spawned on `runtime`, until `shutdown`.
+    /// `serve` or `serve_tls` on `listener` with `limits`, spawned on `runtime`, until
+    /// `shutdown`.
     fn spawn(
         self,
         runtime: &Runtime,
         listener: tokio::net::TcpListener,
         state: AppState,
+        limits: ConnectionLimits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> JoinHandle<std::io::Result<()>> {
         match self {
-            Transport::Http => runtime.spawn(serve(listener, state, shutdown)),
-            Transport::Tls(tls) => runtime.spawn(serve_tls(listener, state, tls, shutdown)),
+            Transport::Http => runtime.spawn(serve(listener, state, limits, shutdown)),
+            Transport::Tls(tls) => runtime.spawn(serve_tls(listener, state, tls, limits, shutdown)),
         }
     }
 }
@@ -132,6 +134,23 @@ impl<R> Server<R> {
         targets: Arc<dyn TargetSource>,
         repo: R,
     ) -> Server<R> {
+        Self::spawn_limited(
+            transport,
+            ConnectionLimits::default(),
+            client,
+            targets,
+            repo,
+        )
+    }
+
+    /// [`Server::spawn`] with connection `limits` other than the defaults.
+    pub fn spawn_limited(
+        transport: Transport,
+        limits: ConnectionLimits,
+        client: Client,
+        targets: Arc<dyn TargetSource>,
+        repo: R,
+    ) -> Server<R> {
         let director = Director::new();
         let (_, write) = director
             .store
@@ -148,7 +167,7 @@ impl<R> Server<R> {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let scheme = transport.scheme();
-        transport.spawn(&runtime, listener, state, std::future::pending());
+        transport.spawn(&runtime, listener, state, limits, std::future::pending());
         Server {
             addr,
             store: director.store,
@@ -277,9 +296,15 @@ pub fn assert_returns_after_shutdown(
         .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = director.state(targets);
-    let task = transport.spawn(&runtime, listener, state, async {
-        let _ = stopped.await;
-    });
+    let task = transport.spawn(
+        &runtime,
+        listener,
+        state,
+        ConnectionLimits::default(),
+        async {
+            let _ = stopped.await;
+        },
+    );
     stop.send(()).unwrap();
     let result = runtime
         .block_on(async { tokio::time::timeout(WAIT, task).await })

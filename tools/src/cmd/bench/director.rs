@@ -26,7 +26,7 @@ use ceiling::Ceiling;
 use check_ins::Sim;
 use chrono::Utc;
 use ferry_core::TrustedSet;
-use ferry_director::http::{serve, AppState};
+use ferry_director::http::{serve, AppState, ConnectionLimits};
 use ferry_director::image_repo::TargetSource;
 use ferry_director::model::Verdict;
 use ferry_director::vehicle_metadata::Lifetimes;
@@ -122,7 +122,12 @@ pub fn run(args: Args) -> Result<()> {
         Lifetimes::default(),
         std::sync::Arc::new(NoImages),
     );
-    server.spawn(serve(listener, state, std::future::pending()));
+    server.spawn(serve(
+        listener,
+        state,
+        ConnectionLimits::default(),
+        std::future::pending(),
+    ));
     let sims: Vec<Sim> = vehicles
         .iter()
         .zip(manifests)

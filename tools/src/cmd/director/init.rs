@@ -64,7 +64,10 @@ pub fn create(
          snapshot = \"7d\"\n\
          timestamp = \"1d\"\n\
          refresh_before = \"6h\"\n\
-         refresh_interval = \"1m\"\n",
+         refresh_interval = \"1m\"\n\n\
+         [http]\n\
+         # a connection without a whole request head in this time is closed\n\
+         header_read_timeout = \"30s\"\n",
         listen
     );
     std::fs::write(&config, text).map_err(io_at(&config))?;
