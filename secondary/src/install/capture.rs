@@ -92,19 +92,25 @@ pub fn run(
         });
     };
     let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so a timeout kills what it started too.
-        .process_group(0);
+    command.args(args);
     if let Some(dir) = cwd {
         command.current_dir(dir);
     }
     for (key, value) in env {
         command.env(key, value);
     }
+    run_command(command, program, limit)
+}
+
+/// [`run`] for a `command` already built (named `program` in errors): its stdin, stdout,
+/// stderr and process group are set here.
+pub fn run_command(mut command: Command, program: &str, limit: Duration) -> Result<Finished> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout kills what it started too.
+        .process_group(0);
     let mut child = command.spawn().map_err(|e| Error::io(program, e))?;
     // Both pipes are drained at once, each on its own thread: a program blocked on a full
     // pipe would never finish, and a hung one must not hold this thread past its limit.

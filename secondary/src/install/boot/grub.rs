@@ -1,7 +1,7 @@
 //! GRUB's environment block through `grub-editenv FILE list` and `grub-editenv FILE set
 //! k=v ...` (one call, one rewrite of the block).
 
-use super::{parse_lines, run_tool, BootControl};
+use super::{parse_lines, run_tool, BootControl, BOOT_TOOL_LIMIT};
 use crate::error::Result;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,10 +28,9 @@ impl BootControl for Grub {
     }
 
     fn get(&self) -> Result<BTreeMap<String, String>> {
-        let out = run_tool(
-            &self.describe(),
-            Command::new(&self.editenv).arg(&self.file).arg("list"),
-        )?;
+        let mut cmd = Command::new(&self.editenv);
+        cmd.arg(&self.file).arg("list");
+        let out = run_tool(&self.describe(), cmd, BOOT_TOOL_LIMIT)?;
         Ok(parse_lines(&out))
     }
 
@@ -41,6 +40,6 @@ impl BootControl for Grub {
         for (k, v) in vars {
             cmd.arg(format!("{k}={v}"));
         }
-        run_tool(&self.describe(), &mut cmd).map(|_| ())
+        run_tool(&self.describe(), cmd, BOOT_TOOL_LIMIT).map(|_| ())
     }
 }

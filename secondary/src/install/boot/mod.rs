@@ -11,9 +11,11 @@ pub mod file_env;
 pub mod grub;
 pub mod uboot;
 
+use super::capture;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::time::Duration;
 
 pub const SLOT: &str = "boot_slot";
 pub const UPGRADE_AVAILABLE: &str = "upgrade_available";
@@ -93,24 +95,95 @@ pub fn parse_lines(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Run a boot tool; anything but exit status 0 is refused with its stderr.
-pub(crate) fn run_tool(what: &str, cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().map_err(|e| Error::BootControl {
+/// How long a boot tool may take. They read or write a few kilobytes of environment; one that
+/// hangs (a misconfigured `fw_env.config` naming a device that never answers) would otherwise
+/// hold the ECU's install, and its rollback, for ever.
+pub const BOOT_TOOL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Run a boot tool for at most `limit`; anything but exit status 0 is refused with its
+/// stderr, and so is more output than [`capture::KEPT`] (a cut-off environment could lack the
+/// very variable that says which slot boots).
+pub(crate) fn run_tool(what: &str, cmd: Command, limit: Duration) -> Result<String> {
+    let program = format!("{:?}", cmd.get_program());
+    let out = capture::run_command(cmd, &program, limit).map_err(|e| Error::BootControl {
         what: what.to_owned(),
-        reason: format!("cannot run {cmd:?}: {e}"),
+        reason: format!("cannot run {program}: {e}"),
     })?;
-    if !out.status.success() {
+    if !out.success {
         return Err(Error::BootControl {
             what: what.to_owned(),
             reason: format!(
-                "{cmd:?} exited with {}, expected 0: {}",
+                "{program} ended with {}, expected exit status 0: {}",
                 out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                out.stderr_quote()
+            ),
+        });
+    }
+    if out.stdout.len() >= capture::KEPT {
+        return Err(Error::BootControl {
+            what: what.to_owned(),
+            reason: format!(
+                "{program} printed {} bytes or more, expected an environment smaller than that",
+                capture::KEPT
             ),
         });
     }
     String::from_utf8(out.stdout).map_err(|_| Error::BootControl {
         what: what.to_owned(),
-        reason: format!("{cmd:?} printed non-UTF-8 output, expected key=value lines"),
+        reason: format!("{program} printed non-UTF-8 output, expected key=value lines"),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script);
+        cmd
+    }
+
+    #[test]
+    fn a_boot_tool_that_hangs_is_killed_at_its_limit_and_fails() {
+        let started = std::time::Instant::now();
+        let e = run_tool("test env", sh("sleep 600"), Duration::from_millis(300)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("killed after 300ms (its time limit)"),
+            "{text}"
+        );
+        assert!(text.contains("expected exit status 0"), "{text}");
+        // Well before the sleep would have ended on its own.
+        assert!(started.elapsed() < Duration::from_secs(300), "{text}");
+    }
+
+    #[test]
+    fn an_environment_too_large_to_keep_whole_is_refused_not_cut() {
+        // One boot variable per line, more than capture::KEPT bytes in all.
+        let big = format!(
+            "i=0; while [ $i -lt {} ]; do echo \"var$i=xxxxxxxxxxxxxxxx\"; i=$((i+1)); done; echo boot_slot=b",
+            capture::KEPT / 16
+        );
+        let e = run_tool("test env", sh(&big), Duration::from_secs(60)).unwrap_err();
+        assert!(e.to_string().contains("bytes or more"), "{e}");
+        // An environment of ordinary size is read whole.
+        let small = "echo boot_slot=b; echo bootcount=2";
+        let out = run_tool("test env", sh(small), Duration::from_secs(60)).unwrap();
+        assert_eq!(parse_lines(&out)["boot_slot"], "b");
+    }
+
+    #[test]
+    fn a_failing_boot_tool_is_refused_with_its_stderr() {
+        let e = run_tool(
+            "test env",
+            sh("echo 'Cannot open /dev/mtd1' >&2; exit 1"),
+            Duration::from_secs(60),
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("exit status: 1"), "{text}");
+        assert!(text.contains("Cannot open /dev/mtd1"), "{text}");
+    }
 }

@@ -2,7 +2,7 @@
 //! `fw_setenv -s SCRIPT` (`key value` lines, applied in one environment write, so the
 //! variables never change one by one).
 
-use super::{parse_lines, run_tool, BootControl};
+use super::{parse_lines, run_tool, BootControl, BOOT_TOOL_LIMIT};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -30,7 +30,11 @@ impl BootControl for UBoot {
     }
 
     fn get(&self) -> Result<BTreeMap<String, String>> {
-        let out = run_tool(&self.describe(), &mut Command::new(&self.printenv))?;
+        let out = run_tool(
+            &self.describe(),
+            Command::new(&self.printenv),
+            BOOT_TOOL_LIMIT,
+        )?;
         Ok(parse_lines(&out))
     }
 
@@ -41,10 +45,8 @@ impl BootControl for UBoot {
         script
             .write_all(text.as_bytes())
             .map_err(|e| Error::io(script.path(), e))?;
-        run_tool(
-            &self.describe(),
-            Command::new(&self.setenv).arg("-s").arg(script.path()),
-        )
-        .map(|_| ())
+        let mut cmd = Command::new(&self.setenv);
+        cmd.arg("-s").arg(script.path());
+        run_tool(&self.describe(), cmd, BOOT_TOOL_LIMIT).map(|_| ())
     }
 }
