@@ -95,6 +95,8 @@ pub struct OwnEcuConfig {
     #[serde(default)]
     pub app_health_check: Option<Vec<String>>,
     #[serde(default)]
+    pub app_health_timeout_secs: Option<u64>,
+    #[serde(default)]
     pub initial_provides: BTreeMap<String, String>,
     #[serde(default)]
     pub os: Option<ferry_secondary::config::OsConfig>,
@@ -291,6 +293,7 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| self.data_dir.join("apps")),
             app_health_check: self.ecu.app_health_check.clone(),
+            app_health_timeout_secs: self.ecu.app_health_timeout_secs,
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             initial_provides: self.ecu.initial_provides.clone(),
             container: Default::default(),

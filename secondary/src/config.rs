@@ -13,6 +13,7 @@
 //! director_targets_key = "director-targets.pub"  # partial: pinned key (TUF key JSON or SPKI PEM)
 //! apps_dir = "/data/apps"             # the app installer's directory
 //! app_health_check = ["/usr/bin/app-check"]  # optional; run after the swap, non-zero rolls back
+//! app_health_timeout_secs = 300       # optional; default 14400 (4 h), then killed: rolls back
 //! max_metadata_bytes = 8388608        # optional cap on a metadata bundle (413 above)
 //!
 //! [initial_provides]                  # optional; seeds provides when state.db is created
@@ -26,6 +27,7 @@
 //! bootlimit = 3                       # boots on trial before the bootloader falls back
 //! health_check = ["/usr/bin/os-check"]   # optional; after the reboot, non-zero rolls back
 //! reboot_command = ["systemctl", "reboot"]  # optional; none: the reboot is simulated in-process
+//! timeout_secs = 300                  # health check / reboot command; default 14400 (4 h)
 //! fw_printenv = "fw_printenv"         # uboot tools and grub-editenv, as programs to run
 //! fw_setenv = "fw_setenv"
 //! grub_editenv = "grub-editenv"
@@ -102,6 +104,10 @@ pub struct Config {
     pub apps_dir: PathBuf,
     #[serde(default)]
     pub app_health_check: Option<Vec<String>>,
+    /// Seconds the app health check may run before it is killed and fails (rolls back);
+    /// default [`crate::install::capture::DEFAULT_TIMEOUT`].
+    #[serde(default)]
+    pub app_health_timeout_secs: Option<u64>,
     #[serde(default = "default_max_metadata")]
     pub max_metadata_bytes: usize,
     #[serde(default)]
@@ -142,6 +148,10 @@ pub struct OsConfig {
     pub health_check: Option<Vec<String>>,
     #[serde(default)]
     pub reboot_command: Option<Vec<String>>,
+    /// Seconds the health check or the reboot command may run before it is killed and fails
+    /// (the update rolls back); default [`crate::install::capture::DEFAULT_TIMEOUT`].
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
     #[serde(default = "default_fw_printenv")]
     pub fw_printenv: PathBuf,
     #[serde(default = "default_fw_setenv")]
@@ -250,12 +260,18 @@ impl Config {
         if matches!(&self.app_health_check, Some(argv) if argv.is_empty()) {
             return bad("app_health_check must name a program".into());
         }
+        if self.app_health_timeout_secs == Some(0) {
+            return bad("app_health_timeout_secs must be at least 1".into());
+        }
         if let Some(problem) = self.container.problem().or(self.modules.problem()) {
             return bad(problem.into());
         }
         if let Some(os) = &self.os {
             if os.slots.len() != 2 || os.slots[0] == os.slots[1] {
                 return bad("[os] slots must name two different slots (A and B)".into());
+            }
+            if os.timeout_secs == Some(0) {
+                return bad("[os] timeout_secs must be at least 1".into());
             }
             if os.boot == BootBackend::Grub && os.boot_env.is_none() {
                 return bad("[os] boot = \"grub\" needs boot_env, the grubenv file".into());
@@ -342,4 +358,49 @@ fn check_private_mode(path: &Path) -> Result<()> {
         path: path.to_owned(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+serial = "ivi-1"
+hardware_id = "ivi-a53"
+key = "ecu.key.pem"
+listen = "127.0.0.1:0"
+data_dir = "data"
+director_root = "director.root.json"
+image_root = "image.root.json"
+apps_dir = "apps"
+"#;
+
+    fn checked(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(&format!("{MINIMAL}{text}")).unwrap();
+        config.check(Path::new("secondary.toml"))?;
+        Ok(config)
+    }
+
+    #[test]
+    fn health_check_limits_are_read_and_zero_is_refused_by_name() {
+        let set = checked(
+            "app_health_timeout_secs = 30\n[os]\nslots = [\"a\", \"b\"]\ntimeout_secs = 60\n",
+        )
+        .unwrap();
+        assert_eq!(set.app_health_timeout_secs, Some(30));
+        assert_eq!(set.os.unwrap().timeout_secs, Some(60));
+        let e = checked("app_health_timeout_secs = 0\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("app_health_timeout_secs must be at least 1"),
+            "{e}"
+        );
+        let e = checked("[os]\nslots = [\"a\", \"b\"]\ntimeout_secs = 0\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("[os] timeout_secs must be at least 1"),
+            "{e}"
+        );
+    }
 }

@@ -104,7 +104,10 @@ impl Ecu {
         let anchors = config.read_anchors()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         let mut state = State::open(&config.state_db(), &config.initial_provides)?;
-        let app = AppInstaller::new(&config.apps_dir, config.app_health_check.clone());
+        let app = AppInstaller::new(&config.apps_dir, config.app_health_check.clone())
+            .with_health_timeout(crate::install::capture::limit(
+                config.app_health_timeout_secs,
+            ));
         app.recover()?;
         let mut installers = Installers::new();
         installers.add(Box::new(app));

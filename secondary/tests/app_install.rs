@@ -130,6 +130,23 @@ fn a_failed_health_check_restores_the_previous_copy() {
 }
 
 #[test]
+fn a_health_check_that_hangs_is_killed_at_its_limit_and_the_copy_restored() {
+    let mut v = Vehicle::new(VerificationMode::Full);
+    let mut ecu = installed_v1(&mut v);
+    drop(ecu);
+    v.config.app_health_check = Some(vec!["sleep".into(), "600".into()]);
+    v.config.app_health_timeout_secs = Some(1);
+    ecu = v.ecu();
+    offer_v2(&mut v, &mut ecu);
+    let err = ecu.install(now()).unwrap_err();
+    assert!(
+        err.to_string().contains("killed after 1s (its time limit)"),
+        "{err}"
+    );
+    assert_v1_restored(&v, &ecu, &err);
+}
+
+#[test]
 fn an_interrupted_swap_is_recovered_at_start() {
     let mut v = Vehicle::new(VerificationMode::Full);
     let ecu = installed_v1(&mut v);

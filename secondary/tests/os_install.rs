@@ -37,6 +37,7 @@ fn os_config(v: &Vehicle, boot: BootBackend) -> OsConfig {
         bootlimit: 3,
         health_check: None,
         reboot_command: None,
+        timeout_secs: None,
         fw_printenv: root.join("fw_printenv"),
         fw_setenv: root.join("fw_setenv"),
         grub_editenv: root.join("grub-editenv"),
@@ -302,6 +303,27 @@ fn a_failed_health_check_after_the_reboot_rolls_back_to_the_old_slot() {
             ]
         );
     }
+}
+
+#[test]
+fn a_health_check_that_hangs_is_killed_at_its_limit_and_rolls_back() {
+    let (mut v, ecu) = first_boot(BootBackend::File);
+    drop(ecu);
+    let os = v.config.os.as_mut().unwrap();
+    os.health_check = Some(vec!["sleep".into(), "600".into()]);
+    os.timeout_secs = Some(1);
+    let mut ecu = v.ecu();
+    let err = install(
+        &mut v,
+        &mut ecu,
+        "os/poky-2.0.img",
+        OS2,
+        os_custom("2.0", 2, &[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("killed after 1s (its time limit)"), "{err}");
+    assert_rolled_back_to_1(&v, &ecu, "os health check failed");
 }
 
 /// A real reboot: `reboot_command` runs and the install answers pending; the test then plays

@@ -19,6 +19,8 @@ pub struct AppInstaller {
     apps_dir: PathBuf,
     /// Run after the swap with `FERRY_APP_NAME` and `FERRY_APP_DIR` set; non-zero rolls back.
     health_check: Option<Vec<String>>,
+    /// How long the health check may run.
+    health_timeout: std::time::Duration,
 }
 
 /// The paths of one app.
@@ -103,7 +105,14 @@ impl AppInstaller {
         AppInstaller {
             apps_dir: apps_dir.into(),
             health_check,
+            health_timeout: capture::DEFAULT_TIMEOUT,
         }
+    }
+
+    /// How long the health check may run (default [`capture::DEFAULT_TIMEOUT`]).
+    pub fn with_health_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.health_timeout = timeout;
+        self
     }
 
     fn paths(&self, job: &InstallJob<'_>) -> Result<AppPaths> {
@@ -200,7 +209,7 @@ impl Installer for AppInstaller {
             ("FERRY_APP_NAME", p.name.clone()),
             ("FERRY_APP_DIR", p.live.display().to_string()),
         ];
-        capture::run(argv, None, &env, capture::DEFAULT_TIMEOUT)?
+        capture::run(argv, None, &env, self.health_timeout)?
             .require_success("app health check", program)?;
         Ok(())
     }

@@ -34,6 +34,8 @@ pub struct OsInstaller {
     health_check: Option<Vec<String>>,
     /// None: the reboot is simulated in-process (tests, demo).
     reboot_command: Option<Vec<String>>,
+    /// How long the health check or the reboot command may run.
+    timeout: std::time::Duration,
 }
 
 fn other(slot: usize) -> usize {
@@ -62,7 +64,15 @@ impl OsInstaller {
             bootlimit,
             health_check,
             reboot_command,
+            timeout: capture::DEFAULT_TIMEOUT,
         }
+    }
+
+    /// How long the health check and the reboot command may run (default
+    /// [`capture::DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     fn state(&self) -> Result<BootState> {
@@ -109,7 +119,7 @@ impl OsInstaller {
         let Some(program) = argv.first() else {
             return Ok(Reboot::Done);
         };
-        let done = capture::run(argv, None, &[], capture::DEFAULT_TIMEOUT)?;
+        let done = capture::run(argv, None, &[], self.timeout)?;
         if !done.success {
             return Err(check(
                 "reboot command",
@@ -190,7 +200,7 @@ impl OsInstaller {
             ("FERRY_OS_SLOT", SLOT_NAMES[slot].to_owned()),
             ("FERRY_OS_SLOT_PATH", self.slots[slot].display().to_string()),
         ];
-        let done = capture::run(argv, None, &env, capture::DEFAULT_TIMEOUT)?;
+        let done = capture::run(argv, None, &env, self.timeout)?;
         if !done.success {
             return Err(check(
                 "os health",
@@ -333,7 +343,8 @@ impl OsInstaller {
             os.bootlimit,
             os.health_check.clone(),
             os.reboot_command.clone(),
-        ))
+        )
+        .with_timeout(capture::limit(os.timeout_secs)))
     }
 
     /// The slot the boot environment boots, and its path.

@@ -120,6 +120,7 @@ impl Vehicle {
             director_targets_key: Some(root.join("director-targets.pub.json")),
             apps_dir: root.join("apps"),
             app_health_check: None,
+            app_health_timeout_secs: None,
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             initial_provides: [("rootfs-image.python.version".into(), "3.12".into())].into(),
             os: None,
