@@ -116,6 +116,11 @@ fn install(
     ecu.install(now())
 }
 
+/// Offer and install os 2.0 (release counter 2, no extra provides).
+fn install_2(v: &mut Vehicle, ecu: &mut Ecu) -> ferry_secondary::Result<Installed> {
+    install(v, ecu, "os/poky-2.0.img", OS2, os_custom("2.0", 2, &[]))
+}
+
 fn assert_booted(v: &Vehicle, slot: &str, upgrade: &str, count: &str) {
     let env = boot_env(v);
     assert_eq!(env["boot_slot"], slot, "{env:?}");
@@ -196,14 +201,7 @@ fn a_persistent_app_survives_an_os_swap_and_unmet_depends_are_refused() {
         "1.0"
     );
 
-    install(
-        &mut v,
-        &mut ecu,
-        "os/poky-2.0.img",
-        OS2,
-        os_custom("2.0", 2, &[]),
-    )
-    .unwrap();
+    install_2(&mut v, &mut ecu).unwrap();
     assert_eq!(slot(&v, "a"), OS2);
     assert_booted(&v, "a", "0", "0");
     let provides = ecu.state().provides().unwrap();
@@ -266,15 +264,7 @@ fn a_failed_health_check_after_the_reboot_rolls_back_to_the_old_slot() {
         drop(ecu);
         failing_health(&mut v);
         let mut ecu = v.ecu();
-        let err = install(
-            &mut v,
-            &mut ecu,
-            "os/poky-2.0.img",
-            OS2,
-            os_custom("2.0", 2, &[]),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = install_2(&mut v, &mut ecu).unwrap_err().to_string();
         assert!(
             err.contains("failed at verify-reboot: os health check failed"),
             "{boot:?}: {err}"
@@ -313,15 +303,7 @@ fn a_health_check_that_hangs_is_killed_at_its_limit_and_rolls_back() {
     os.health_check = Some(vec!["sleep".into(), "600".into()]);
     os.timeout_secs = Some(1);
     let mut ecu = v.ecu();
-    let err = install(
-        &mut v,
-        &mut ecu,
-        "os/poky-2.0.img",
-        OS2,
-        os_custom("2.0", 2, &[]),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = install_2(&mut v, &mut ecu).unwrap_err().to_string();
     assert!(err.contains("killed after 1s (its time limit)"), "{err}");
     assert_rolled_back_to_1(&v, &ecu, "os health check failed");
 }
@@ -336,14 +318,7 @@ fn install_with_reboot(v: &mut Vehicle, bootloader: impl FnOnce(&Path)) -> Ecu {
         format!("echo reboot >> '{}'", marker.display()),
     ]);
     let mut ecu = v.ecu();
-    let done = install(
-        v,
-        &mut ecu,
-        "os/poky-2.0.img",
-        OS2,
-        os_custom("2.0", 2, &[]),
-    )
-    .unwrap();
+    let done = install_2(v, &mut ecu).unwrap();
     assert!(matches!(done, Installed::RebootPending { .. }), "{done:?}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "reboot\n");
     assert_eq!(ecu.status().unwrap().in_flight.as_deref(), Some("reboot"));
@@ -434,15 +409,7 @@ fn a_slot_that_cannot_be_written_durably_is_refused_before_the_switch() {
     std::fs::remove_file(&a).unwrap();
     std::os::unix::fs::symlink("/dev/null", &a).unwrap();
     let mut ecu = v.ecu();
-    let err = install(
-        &mut v,
-        &mut ecu,
-        "os/poky-2.0.img",
-        OS2,
-        os_custom("2.0", 2, &[]),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = install_2(&mut v, &mut ecu).unwrap_err().to_string();
     assert!(err.contains("failed at download"), "{err}");
     assert!(err.contains("slot-a.img"), "{err}");
     assert!(err.contains("nothing was changed"), "{err}");
