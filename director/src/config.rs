@@ -222,6 +222,13 @@ impl DirectorConfig {
                 humantime::format_duration(l.timestamp)
             )));
         }
+        if l.refresh_interval.is_zero() || l.refresh_interval >= l.refresh_before {
+            return Err(bad(format!(
+                "lifetimes.refresh_interval ({}) must be above zero and below refresh_before ({}); expected a timestamp never to expire between two passes",
+                humantime::format_duration(l.refresh_interval),
+                humantime::format_duration(l.refresh_before)
+            )));
+        }
         if self.http.header_read_timeout.is_zero() {
             return Err(bad(
                 "http.header_read_timeout is zero; expected a duration above zero (e.g. \"30s\"): every request would be cut off".to_owned(),
@@ -235,13 +242,6 @@ impl DirectorConfig {
             return Err(bad(
                 "tls.handshake_timeout is zero; expected a duration above zero (e.g. \"10s\"): every handshake would be cut off".to_owned(),
             ));
-        }
-        if l.refresh_interval.is_zero() || l.refresh_interval >= l.refresh_before {
-            return Err(bad(format!(
-                "lifetimes.refresh_interval ({}) must be above zero and below refresh_before ({}); expected a timestamp never to expire between two passes",
-                humantime::format_duration(l.refresh_interval),
-                humantime::format_duration(l.refresh_before)
-            )));
         }
         Ok(())
     }

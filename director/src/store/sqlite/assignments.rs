@@ -232,7 +232,7 @@ fn reported_provides(conn: &Connection, serial: &str) -> Result<BTreeMap<String,
 }
 
 /// The ECU's active assignments (its queue), as a report or a cancel is checked against them.
-pub(super) fn active_of_ecu(conn: &Connection, vin: &str, serial: &str) -> Result<Vec<Active>> {
+fn active_of_ecu(conn: &Connection, vin: &str, serial: &str) -> Result<Vec<Active>> {
     // The partial index of active assignments (schema version 3) holds exactly these rows
     // under the ECU's serial. Left to itself the planner picks the (ecu_serial, status) index
     // and walks the IN list through a temporary B-tree, opened and freed on every call: three

