@@ -63,6 +63,12 @@ pub enum Error {
     NoHashes { what: String },
     #[error("delegation check failed: {delegator} does not delegate to {role}")]
     NotDelegated { role: String, delegator: String },
+    #[error("delegation check failed: {role} was verified as delegated by {first}; reached again through {second}, whose keys and threshold it was never checked against (a role delegated by two roles is refused on the second path)")]
+    DelegatedTwice {
+        role: String,
+        first: String,
+        second: String,
+    },
     #[error("delegation check failed: target {target} is outside the paths delegated to {role}")]
     OutsideDelegation { target: String, role: String },
     #[error("target path check failed: {path:?} {reason}")]
@@ -110,6 +116,11 @@ pub enum Error {
         offered: u64,
     },
 
+    #[error("vehicle binding check failed: Director targets are for {}, expected this vehicle's VIN {expected:?}", found.as_ref().map_or("no vehicle (they name no VIN)".to_owned(), |v| format!("VIN {v:?}")))]
+    VehicleBinding {
+        expected: String,
+        found: Option<String>,
+    },
     #[error("manifest check failed: manifest is for VIN {found:?}, expected {expected:?}")]
     ManifestVin { expected: String, found: String },
     #[error("manifest check failed: primary ECU serial is {found:?}, expected the registered primary {expected:?}")]
@@ -132,6 +143,8 @@ pub enum Error {
     // --- the caller broke the workflow order: a bug in the client, not the repository ---
     #[error("client workflow order violated: {0}")]
     Order(&'static str),
+    #[error("authority check failed: {role} {reason}")]
+    Authority { role: String, reason: &'static str },
 
     #[error(transparent)]
     Keys(#[from] ferry_keys::Error),
@@ -139,7 +152,26 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Who is at fault for a core [`Error`]. Core does no I/O, so it is one of two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The metadata (its repository, or someone in the middle): a failed security check.
+    /// An ECU counts these in `attacks_detected`.
+    BadMetadata,
+    /// The caller used the API out of order or with an impossible authority: a bug here.
+    Misuse,
+}
+
 impl Error {
+    /// Who is at fault: callers decide on this, never on the variant list themselves.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Error::Order(_) | Error::Authority { .. } => Fault::Misuse,
+            _ => Fault::BadMetadata,
+        }
+    }
+
     pub(crate) fn malformed(role: impl Into<String>, reason: impl ToString) -> Self {
         Error::Malformed {
             role: role.into(),

@@ -1,7 +1,8 @@
 //! Ferry metadata core: the TUF metadata schema with Uptane's custom fields, canonical JSON,
-//! threshold verification and the client's trusted set. No network, no database, no clock:
-//! bytes and the current time come in as parameters.
+//! threshold verification, the client's trusted set and the vehicle-side Uptane procedure
+//! ([`uptane`]). No network, no database: bytes come in as parameters, time from a [`Clock`].
 
+pub mod clock;
 mod error;
 pub mod manifest;
 pub mod metadata;
@@ -11,10 +12,11 @@ pub mod refresh;
 pub mod search;
 mod target_name;
 pub mod trusted;
-pub mod uptane_checks;
+pub mod uptane;
 pub mod verify;
 
-pub use error::{Error, Result};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::{Error, Fault, Result};
 pub use ferry_keys::cjson;
 pub use search::{find_target, FoundTarget};
 pub use target_name::TargetName;

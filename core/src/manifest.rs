@@ -168,13 +168,8 @@ fn single_key_authority<'a>(
     role: String,
     keyid: &'a [KeyId],
     keys: &'a BTreeMap<KeyId, PublicKey>,
-) -> Authority<'a> {
-    Authority {
-        role: role.into(),
-        keyids: keyid,
-        threshold: 1,
-        keys,
-    }
+) -> Result<Authority<'a>> {
+    Authority::new(role, keyid, 1, keys)
 }
 
 /// Uptane §5.3.2.1 for one manifest: signed by the registered primary key; for this VIN and
@@ -197,7 +192,7 @@ pub fn check_vehicle_manifest(
         format!("vehicle manifest of primary {}", vehicle.primary_ecu_serial),
         &keyid,
         &keys,
-    );
+    )?;
     let manifest = verify(parsed, &[authority])?.into_inner();
     if manifest.vin != vehicle.vin {
         return Err(Error::ManifestVin {
@@ -238,7 +233,7 @@ pub fn check_vehicle_manifest(
                 format!("version report of ECU {serial}"),
                 &keyid,
                 &keys,
-            )],
+            )?],
         )?;
         if &report.ecu_serial != serial {
             return Err(Error::EcuSerialMismatch {

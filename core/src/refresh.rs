@@ -200,7 +200,7 @@ impl<'a, S: MetadataSource> Workflow<'a, S> {
         role: &str,
         delegator: &str,
     ) -> Result<(), S::Error> {
-        if set.targets(role).is_some() {
+        if set.targets_via(role, delegator)?.is_some() {
             return Ok(());
         }
         if let Some(kept) = self.source.load(role)? {

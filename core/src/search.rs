@@ -18,7 +18,7 @@ pub struct FoundTarget {
 /// each role on the path that is not yet in the trusted set; it must fetch the role's bytes and
 /// pass them to [`TrustedSet::update_targets`]. A terminating delegation that matches ends the
 /// search of its siblings.
-pub fn find_target<E>(
+pub fn find_target<E: From<crate::Error>>(
     set: &mut TrustedSet,
     target: &str,
     load: &mut dyn FnMut(&mut TrustedSet, &str, &str) -> std::result::Result<(), E>,
@@ -32,10 +32,10 @@ pub fn find_target<E>(
         if visited.contains(&role) {
             continue;
         }
-        if set.targets(&role).is_none() {
+        if set.targets_via(&role, &parent)?.is_none() {
             load(set, &role, &parent)?;
         }
-        let Some(meta) = set.targets(&role) else {
+        let Some(meta) = set.targets_via(&role, &parent)? else {
             continue;
         };
         if let Some(found) = meta.targets.get(target) {

@@ -28,6 +28,9 @@ pub struct TrustedSet {
     timestamp: Option<Verified<Timestamp>>,
     snapshot: Option<Verified<Snapshot>>,
     targets: HashMap<String, Verified<Targets>>,
+    /// Which role's delegation each loaded targets role was verified under: a role is
+    /// trusted only for the delegator whose keys and threshold it met.
+    delegators: HashMap<String, String>,
 }
 
 fn expired<T: Role>(role: &str, meta: &T, now: DateTime<Utc>) -> Result<()> {
@@ -55,6 +58,7 @@ impl TrustedSet {
             timestamp: None,
             snapshot: None,
             targets: HashMap::new(),
+            delegators: HashMap::new(),
         })
     }
 
@@ -72,6 +76,24 @@ impl TrustedSet {
     }
     pub fn targets(&self, role: &str) -> Option<&Verified<Targets>> {
         self.targets.get(role)
+    }
+
+    /// `role` as reached through `delegator`: `None` when not loaded yet, an error when it was
+    /// loaded through another delegator. A role met through two delegators (a diamond) was
+    /// checked against only the first one's keys and threshold, so it is refused on the
+    /// second path rather than trusted with authority the second delegator never gave it.
+    pub fn targets_via(&self, role: &str, delegator: &str) -> Result<Option<&Verified<Targets>>> {
+        let Some(first) = self.delegators.get(role) else {
+            return Ok(None);
+        };
+        if first != delegator {
+            return Err(Error::DelegatedTwice {
+                role: role.to_owned(),
+                first: first.clone(),
+                second: delegator.to_owned(),
+            });
+        }
+        Ok(self.targets.get(role))
     }
 
     /// Accept root version N+1: signed by the trusted root's threshold and by its own.
@@ -198,6 +220,11 @@ impl TrustedSet {
         role: &str,
         delegator: &str,
     ) -> Result<&Verified<Targets>> {
+        if self.targets_via(role, delegator)?.is_some() {
+            return Err(Error::Order(
+                "a targets role is loaded once per trusted set",
+            ));
+        }
         let snapshot = self.check_final_snapshot()?;
         let meta = snapshot
             .role_meta(role)
@@ -222,7 +249,7 @@ impl TrustedSet {
                 .ok_or_else(|| Error::NotDelegated {
                     role: role.into(),
                     delegator: delegator.into(),
-                })?
+                })??
         };
         verify_length_and_hashes(
             &format!("{role}.json"),
@@ -242,6 +269,8 @@ impl TrustedSet {
             });
         }
         expired(role, &*new, self.now)?;
+        self.delegators
+            .insert(role.to_owned(), delegator.to_owned());
         self.targets.insert(role.to_owned(), new);
         Ok(&self.targets[role])
     }

@@ -8,13 +8,57 @@ use ferry_keys::{KeyId, PublicKey};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Who may sign a role: key ids, how many of them must sign, and where the keys are.
+/// Who may sign a role: key ids, how many of them must sign, and where the keys are. Only
+/// [`Authority::new`] makes one, and it refuses a threshold below 1 and an empty key list, so
+/// no authority can be met by zero signatures.
 #[derive(Debug, Clone)]
 pub struct Authority<'a> {
-    pub role: Cow<'a, str>,
-    pub keyids: &'a [KeyId],
-    pub threshold: u32,
-    pub keys: &'a BTreeMap<KeyId, PublicKey>,
+    role: Cow<'a, str>,
+    keyids: &'a [KeyId],
+    threshold: u32,
+    keys: &'a BTreeMap<KeyId, PublicKey>,
+}
+
+impl<'a> Authority<'a> {
+    pub fn new(
+        role: impl Into<Cow<'a, str>>,
+        keyids: &'a [KeyId],
+        threshold: u32,
+        keys: &'a BTreeMap<KeyId, PublicKey>,
+    ) -> Result<Self> {
+        let role = role.into();
+        if threshold < 1 {
+            return Err(Error::Authority {
+                role: role.into_owned(),
+                reason: "has threshold 0; a threshold must be at least 1",
+            });
+        }
+        if keyids.is_empty() {
+            return Err(Error::Authority {
+                role: role.into_owned(),
+                reason: "lists no key ids; at least one is needed",
+            });
+        }
+        Ok(Authority {
+            role,
+            keyids,
+            threshold,
+            keys,
+        })
+    }
+
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+    pub fn threshold(&self) -> u32 {
+        self.threshold
+    }
+    pub fn keyids(&self) -> &'a [KeyId] {
+        self.keyids
+    }
+    pub fn keys(&self) -> &'a BTreeMap<KeyId, PublicKey> {
+        self.keys
+    }
 }
 
 /// Metadata whose signatures met every authority it was checked against. Only [`verify`]
@@ -41,12 +85,18 @@ impl<T> std::ops::Deref for Verified<T> {
 }
 
 /// Check `parsed` against each authority in turn (root rotation passes two: the trusted root's
-/// and the new root's own). Nothing else is checked here: versions and expiry are the trusted
-/// set's business.
+/// and the new root's own). At least one authority is required: an empty list would verify
+/// anything. Nothing else is checked here: versions and expiry are the trusted set's business.
 pub fn verify<T: Document>(
     parsed: Parsed<T>,
     authorities: &[Authority<'_>],
 ) -> Result<Verified<T>> {
+    if authorities.is_empty() {
+        return Err(Error::Authority {
+            role: T::kind().to_owned(),
+            reason: "was given no authority to verify against",
+        });
+    }
     for authority in authorities {
         check_threshold(authority, &parsed.canonical, &parsed.signatures)?;
     }
@@ -56,7 +106,8 @@ pub fn verify<T: Document>(
 }
 
 /// Like [`verify`], and also against an authority the document grants itself (a new root must
-/// be signed by its own root keys as well as by the trusted root's).
+/// be signed by its own root keys as well as by the trusted root's). `authorities` may be
+/// empty here: the document's own authority is always checked.
 pub fn verify_self_signed<T: Document>(
     parsed: Parsed<T>,
     authorities: &[Authority<'_>],
@@ -103,4 +154,38 @@ pub fn check_threshold(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::metadata::Targets;
+
+    fn unsigned_targets() -> Parsed<Targets> {
+        let doc = serde_json::json!({"signed": {"_type": "targets", "spec_version": "1.0.0",
+            "version": 1, "expires": "2030-01-01T00:00:00Z", "targets": {}}, "signatures": []});
+        Parsed::<Targets>::from_bytes(doc.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn verify_with_no_authority_is_an_error() {
+        let err = verify(unsigned_targets(), &[]).unwrap_err();
+        assert!(matches!(err, Error::Authority { .. }), "{err}");
+        assert!(err.to_string().contains("no authority"), "{err}");
+    }
+
+    #[test]
+    fn an_authority_with_threshold_zero_or_no_keys_cannot_be_made() {
+        let keys = BTreeMap::new();
+        let keyids = [KeyId::new("ab".repeat(32))];
+        let err = Authority::new("targets", &keyids, 0, &keys).unwrap_err();
+        assert!(err.to_string().contains("threshold 0"), "{err}");
+        let err = Authority::new("targets", &[], 1, &keys).unwrap_err();
+        assert!(err.to_string().contains("no key ids"), "{err}");
+        // With a real threshold, unsigned metadata still fails the threshold check.
+        let authority = Authority::new("targets", &keyids, 1, &keys).unwrap();
+        let err = verify(unsigned_targets(), &[authority]).unwrap_err();
+        assert!(matches!(err, Error::Threshold { valid: 0, .. }), "{err}");
+    }
 }

@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use ferry_core::metadata::{Delegations, MetaFile, SuccinctRoles};
 use ferry_core::{find_target, Error, TrustedSet};
+use ferry_keys::PrivateKey;
 use std::collections::BTreeMap;
 
 /// Load top-level metadata, then search `target`, recording which delegated roles were loaded.
@@ -174,4 +175,79 @@ fn malformed_delegations_are_refused() {
         .update_targets(&repo.targets_bytes(), "targets", "root")
         .unwrap_err();
     assert!(matches!(err, Error::Malformed { .. }), "{err}");
+}
+
+/// `delegator` (already in `repo.delegated`) delegates `role` for `paths` to `key`.
+fn delegate_from(repo: &mut Repo, delegator: &str, role: &str, paths: &[&str], key: &PrivateKey) {
+    let (meta, _) = repo.delegated.get_mut(delegator).unwrap();
+    let delegations = meta.delegations.get_or_insert_with(|| Delegations {
+        keys: BTreeMap::new(),
+        roles: Some(Vec::new()),
+        succinct_roles: None,
+        extra: BTreeMap::new(),
+    });
+    delegations
+        .keys
+        .insert(key.key_id().clone(), key.public_key().clone());
+    delegations
+        .roles
+        .as_mut()
+        .unwrap()
+        .push(delegated_role(role, &[key], paths, false));
+}
+
+#[test]
+fn a_role_delegated_by_two_roles_is_refused_on_the_second_path() {
+    // targets -> a (a/*) -> shared (a/*), signed by the key `a` names for it;
+    // targets -> b (b/*) -> shared (b/*), for which `b` names another key, which never signed.
+    let mut repo = Repo::new();
+    repo.delegate("a", &["a/*"], false);
+    repo.delegate("b", &["b/*"], false);
+    let (a_key, b_key) = (key(), key());
+    delegate_from(&mut repo, "a", "shared", &["a/*"], &a_key);
+    delegate_from(&mut repo, "b", "shared", &["b/*"], &b_key);
+    let mut shared = repo.targets.clone();
+    shared.delegations = None;
+    shared.targets = [("b/evil.bin".to_string(), target_file(b"evil"))].into();
+    repo.delegated
+        .insert("shared".into(), (shared, vec![std::rc::Rc::new(a_key)]));
+    repo.snapshot
+        .meta
+        .insert("shared.json".into(), MetaFile::new(1));
+
+    let mut set = TrustedSet::new(&repo.root_bytes(), now()).unwrap();
+    set.update_timestamp(&repo.timestamp_bytes()).unwrap();
+    set.update_snapshot(&repo.snapshot_bytes(), false).unwrap();
+    let mut load = |set: &mut TrustedSet, role: &str, parent: &str| {
+        let bytes = if role == "targets" {
+            repo.targets_bytes()
+        } else {
+            repo.role_bytes(role)
+        };
+        set.update_targets(&bytes, role, parent).map(|_| ())
+    };
+    // First path: a/x.bin walks targets -> a -> shared, which `a`'s key signed: loaded.
+    assert!(find_target(&mut set, "a/x.bin", &mut load)
+        .unwrap()
+        .is_none());
+    assert!(set.targets("shared").is_some());
+    // Second path: b/evil.bin walks targets -> b -> shared. `shared` was never signed by the
+    // key `b` delegates to, so it must not vouch for b/evil.bin.
+    let err = find_target(&mut set, "b/evil.bin", &mut load).unwrap_err();
+    assert!(matches!(err, Error::DelegatedTwice { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("delegation check failed"), "{text}");
+    assert!(
+        text.contains("shared") && text.contains("through b"),
+        "{text}"
+    );
+
+    // On a fresh trusted set the b path alone is refused too: b's key never signed shared.
+    let mut fresh = TrustedSet::new(&repo.root_bytes(), now()).unwrap();
+    fresh.update_timestamp(&repo.timestamp_bytes()).unwrap();
+    fresh
+        .update_snapshot(&repo.snapshot_bytes(), false)
+        .unwrap();
+    let err = find_target(&mut fresh, "b/evil.bin", &mut load).unwrap_err();
+    assert!(matches!(err, Error::Threshold { .. }), "{err}");
 }

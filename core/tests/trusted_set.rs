@@ -82,12 +82,7 @@ fn two_signatures_by_one_key_are_refused_and_never_count_twice() {
         serde_json::from_value(sig).unwrap(),
     ];
     let keyids = repo.root.roles["root"].keyids.clone();
-    let authority = ferry_core::Authority {
-        role: "root".into(),
-        keyids: &keyids,
-        threshold: 2,
-        keys: &repo.root.keys,
-    };
+    let authority = ferry_core::Authority::new("root", &keyids, 2, &repo.root.keys).unwrap();
     let msg = ferry_keys::cjson::to_vec(&repo.root).unwrap();
     let err = ferry_core::verify::check_threshold(&authority, &msg, &signatures).unwrap_err();
     assert!(

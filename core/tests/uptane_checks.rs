@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use ferry_core::metadata::{hashes_of, Delegations, TargetFile, Targets};
-use ferry_core::uptane_checks::{director_assignments, match_image_target, VehicleEcus};
+use ferry_core::uptane::{director_assignments, match_image_target, VehicleEcus};
 use ferry_core::{Error, FoundTarget};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -110,7 +110,7 @@ fn an_ecu_outside_the_vehicle_is_refused_when_the_vehicle_is_known() {
     assert!(director_assignments(&d, VehicleEcus::Unknown).is_ok());
 }
 
-fn assignment() -> ferry_core::uptane_checks::EcuAssignment {
+fn assignment() -> ferry_core::uptane::EcuAssignment {
     let d = director(&[(NAME, director_target(&[("ivi-1", "ivi-a53")]))]);
     director_assignments(&d, VehicleEcus::Unknown).unwrap()["ivi-1"].clone()
 }

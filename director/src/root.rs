@@ -145,16 +145,16 @@ pub fn check_online_keys(store: &dyn Store, keys: &OnlineKeys, now: DateTime<Utc
             .map_err(|e| Error::corrupt(format!("director root {version}"), e))?;
         let mut named = 0u32;
         for signer in signers.iter() {
-            if authority.keyids.contains(signer.key_id()) {
+            if authority.keyids().contains(signer.key_id()) {
                 named += 1;
             }
         }
-        if named < authority.threshold {
+        if named < authority.threshold() {
             return Err(Error::OnlineKeys {
                 role: role.name(),
                 root_version: version,
                 authorised: named,
-                threshold: authority.threshold,
+                threshold: authority.threshold(),
             });
         }
     }
@@ -167,7 +167,7 @@ pub fn spec_of(root: &Root) -> Result<RootSpec> {
     let role = |name: RoleType| -> Result<RoleSpec> {
         let authority = root.authority(name).map_err(Error::RootChain)?;
         let keys = authority
-            .keyids
+            .keyids()
             .iter()
             .map(|id| {
                 root.keys.get(id).cloned().ok_or_else(|| Error::RootSpec {
@@ -180,7 +180,7 @@ pub fn spec_of(root: &Root) -> Result<RootSpec> {
             .collect::<Result<Vec<_>>>()?;
         Ok(RoleSpec {
             keys,
-            threshold: authority.threshold,
+            threshold: authority.threshold(),
         })
     };
     Ok(RootSpec {

@@ -234,15 +234,15 @@ impl Repository {
     )> {
         if role == "targets" {
             let a = self.root.signed.authority(RoleType::Targets)?;
-            return Ok((a.keyids.to_vec(), a.threshold, a.keys.clone()));
+            return Ok((a.keyids().to_vec(), a.threshold(), a.keys().clone()));
         }
         let targets = self.targets_role("targets")?;
         let a = targets
             .delegations
             .as_ref()
             .and_then(|d| d.authority(role))
-            .ok_or_else(|| Error::NoSuchRole(role.to_owned()))?;
-        Ok((a.keyids.to_vec(), a.threshold, a.keys.clone()))
+            .ok_or_else(|| Error::NoSuchRole(role.to_owned()))??;
+        Ok((a.keyids().to_vec(), a.threshold(), a.keys().clone()))
     }
 
     /// Publish every staged role, then snapshot and timestamp. With nothing staged nothing is
@@ -382,12 +382,7 @@ impl Repository {
             .map(|k| k as &dyn Signer)
             .collect();
         entry.doc.sign_all(&signers)?;
-        let authority = Authority {
-            role: role.to_owned().into(),
-            keyids: &keyids,
-            threshold,
-            keys: &keys,
-        };
+        let authority = Authority::new(role.to_owned(), &keyids, threshold, &keys)?;
         let msg = entry.doc.canonical_signed()?;
         match ferry_core::verify::check_threshold(&authority, &msg, &entry.doc.signatures) {
             Err(ferry_core::Error::Threshold {
@@ -497,7 +492,7 @@ fn sign_online<T: Role>(
     let keys = config.load_keys(dir)?;
     let signers: Vec<&dyn Signer> = keys
         .iter()
-        .filter(|k| authority.keyids.contains(k.key_id()))
+        .filter(|k| authority.keyids().contains(k.key_id()))
         .map(|k| k as &dyn Signer)
         .collect();
     doc.sign_all(&signers)?;

@@ -277,6 +277,7 @@ impl Config {
     /// same pinned roots as the primary.
     pub fn own_ecu_config(&self) -> Result<ferry_secondary::Config> {
         Ok(ferry_secondary::Config {
+            vin: self.vin.clone(),
             serial: self.ecu.serial.clone(),
             hardware_id: self.ecu.hardware_id.clone(),
             key: self.ecu.key.clone(),

@@ -17,13 +17,14 @@ use crate::stream::{self, Failure};
 use crate::updater::Updater;
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::{EcuVersionReport, VehicleManifest};
-use ferry_core::metadata::uptane::ImageCustom;
 use ferry_core::metadata::Signed;
 use ferry_core::provides::check_depends;
-use ferry_core::uptane_checks::{
-    director_assignments, match_image_target, EcuAssignment, MatchedTarget, VehicleEcus,
+use ferry_core::uptane::{
+    already_installed, match_assignment, EcuAssignment, MatchedTarget, Running, Vehicle,
+    VehicleEcus,
 };
 use ferry_core::FoundTarget;
+use ferry_secondary::state::InstalledImage;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -217,47 +218,16 @@ fn fresh_nonce() -> String {
     hex::encode(bytes)
 }
 
-/// Whether an ECU already runs `a`'s image: same name, length, and every hash the Director
-/// lists equal.
+/// Whether an ECU already runs `a`'s image: its latest install, or what any domain runs (an
+/// app assigned again after an OS update).
 fn runs(status: &EcuStatus, a: &EcuAssignment) -> bool {
-    let same = |target: &str, length: u64, hashes: &ferry_core::metadata::Hashes| {
-        target == a.target_name
-            && length == a.target.length
-            && a.target
-                .hashes
-                .iter()
-                .all(|(alg, h)| hashes.get(alg).is_some_and(|x| x.eq_ignore_ascii_case(h)))
-    };
-    // The latest install, or what any domain runs (an app assigned again after an OS update).
-    status
-        .installed
-        .as_ref()
-        .is_some_and(|i| same(&i.target, i.length, &i.hashes))
-        || status
-            .installed_domains
-            .values()
-            .any(|d| same(&d.target, d.length, &d.hashes))
-}
-
-/// The releaseCounter an offered image may not go below: the installed image's, when it is the
-/// same image (same target name, or same domain and software name), else 0. The ECU checks
-/// its exact counters again itself; this refuses before anything is downloaded.
-fn release_floor(status: &EcuStatus, target: &str, offered: &ImageCustom) -> u64 {
-    let Some(installed) = &status.installed else {
-        return 0;
-    };
-    let Ok(custom) = serde_json::from_value::<ImageCustom>(installed.custom.clone()) else {
-        return 0;
-    };
-    let same_image = custom.name.is_some()
-        && custom.name == offered.name
-        && custom.domain.as_ref().map(|d| d.as_str())
-            == offered.domain.as_ref().map(|d| d.as_str());
-    if installed.target == target || same_image {
-        custom.release_counter
-    } else {
-        0
-    }
+    let latest = status.installed.iter().map(InstalledImage::running);
+    let domains = status.installed_domains.values().map(|d| Running {
+        target: &d.target,
+        length: d.length,
+        hashes: &d.hashes,
+    });
+    already_installed(latest.chain(domains), &a.target_name, &a.target)
 }
 
 /// A Secondary whose target's depends its provides do not meet is sent the metadata anyway:
@@ -316,15 +286,12 @@ fn update(
 ) -> std::result::Result<BTreeMap<String, String>, Stop> {
     let now = clock();
     let mut director = repos::director_updater(config, now).map_err(stop(DIRECTOR))?;
-    director.refresh().map_err(stop(DIRECTOR))?;
-    let targets = director
-        .trusted()
-        .and_then(|t| t.targets("targets"))
-        .ok_or(ferry_core::Error::Order("director targets not loaded"))
-        .map_err(|e| stop(DIRECTOR)(e.into()))?;
     let serials: BTreeSet<String> = config.serials().into_iter().collect();
-    let assignments = director_assignments(targets, VehicleEcus::Known(&serials))
-        .map_err(|e| stop("director targets")(e.into()))?;
+    let vehicle = Vehicle {
+        vin: &config.vin,
+        ecus: VehicleEcus::Known(&serials),
+    };
+    let assignments = director.refresh_director(vehicle).map_err(stop(DIRECTOR))?;
 
     let mut statuses = Vec::new();
     for ecu in ecus.iter_mut() {
@@ -348,20 +315,17 @@ fn update(
     let mut plan = Vec::new();
     for (i, a) in todo {
         let name = a.target_name.as_str();
-        let found = image.target_info(name).map_err(|e| match e {
-            Error::TargetNotFound(target) => {
-                stop(name)(ferry_core::Error::NotInImageRepo { target }.into())
-            }
-            other => stop(name)(other),
-        })?;
+        let found = image.find_target(name).map_err(stop(name))?;
         let hardware_id = ecus[i].hardware_id().map_err(stop(name))?;
-        let offered = found
-            .target
-            .image_custom(name)
+        let counters = &statuses[i].release_counters;
+        let matched = match_assignment(a, found.as_ref(), &hardware_id, counters)
             .map_err(|e| stop(name)(e.into()))?;
-        let floor = release_floor(&statuses[i], name, &offered);
-        let matched =
-            match_image_target(a, &found, &hardware_id, floor).map_err(|e| stop(name)(e.into()))?;
+        // match_assignment refused a target the Image repository does not list.
+        let found = found
+            .ok_or(ferry_core::Error::Order(
+                "matched a target that was not found",
+            ))
+            .map_err(|e| stop(name)(e.into()))?;
         if matched.target.length > config.download.max_image_bytes {
             return Err(stop(name)(Error::TooLarge {
                 url: name.to_owned(),
@@ -450,64 +414,4 @@ fn update(
         return Err(stop("install")(Error::InstallsFailed(failed.join("; "))));
     }
     Ok(installed)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use ferry_secondary::state::InstalledImage;
-
-    fn status(target: &str, custom: serde_json::Value) -> EcuStatus {
-        EcuStatus {
-            installed: Some(InstalledImage {
-                target: target.into(),
-                length: 3,
-                hashes: [("sha256".to_string(), "AB".to_string())].into(),
-                custom,
-            }),
-            ..EcuStatus::default()
-        }
-    }
-
-    fn custom(v: serde_json::Value) -> ImageCustom {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn the_release_floor_is_the_installed_counter_of_the_same_image_only() {
-        let installed = status(
-            "apps/demo-2.tar",
-            serde_json::json!({"hardwareIds": ["ivi"], "releaseCounter": 5, "domain": "app", "name": "demo"}),
-        );
-        let same_name =
-            custom(serde_json::json!({"hardwareIds": ["ivi"], "domain": "app", "name": "demo"}));
-        let other =
-            custom(serde_json::json!({"hardwareIds": ["ivi"], "domain": "app", "name": "maps"}));
-        assert_eq!(release_floor(&installed, "apps/demo-1.tar", &same_name), 5);
-        assert_eq!(release_floor(&installed, "apps/demo-2.tar", &other), 5);
-        assert_eq!(release_floor(&installed, "apps/maps.tar", &other), 0);
-        assert_eq!(
-            release_floor(&EcuStatus::default(), "apps/demo-1.tar", &same_name),
-            0
-        );
-    }
-
-    #[test]
-    fn an_ecu_runs_a_target_only_with_the_same_name_length_and_hashes() {
-        let installed = status("a.bin", serde_json::Value::Null);
-        let assignment = |name: &str, length: u64, hash: &str| EcuAssignment {
-            ecu_serial: "e".into(),
-            hardware_id: "h".into(),
-            target_name: name.into(),
-            target: serde_json::from_value(serde_json::json!({
-                "length": length, "hashes": {"sha256": hash}
-            }))
-            .unwrap(),
-        };
-        assert!(runs(&installed, &assignment("a.bin", 3, "ab")));
-        assert!(!runs(&installed, &assignment("a.bin", 3, "cd")));
-        assert!(!runs(&installed, &assignment("a.bin", 4, "ab")));
-        assert!(!runs(&installed, &assignment("b.bin", 3, "ab")));
-    }
 }

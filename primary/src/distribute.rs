@@ -7,33 +7,14 @@ use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::Signed;
 use ferry_secondary::image::tee::{Aborted, Chunk, Tap};
-use ferry_secondary::report::DomainImage;
-use ferry_secondary::state::{InstalledImage, Outcome};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// What an ECU says about itself (`GET /status`, or the own ECU's state).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct EcuStatus {
-    #[serde(default)]
-    pub installed: Option<InstalledImage>,
-    #[serde(default)]
-    pub provides: BTreeMap<String, String>,
-    #[serde(default)]
-    pub last_install: Option<Outcome>,
-    #[serde(default)]
-    pub attacks_detected: String,
-    /// What each domain runs (Secondaries that predate domains send none).
-    #[serde(default)]
-    pub installed_domains: BTreeMap<String, DomainImage>,
-    /// An install still in flight, by its journaled state (`reboot` while rebooting).
-    #[serde(default)]
-    pub in_flight: Option<String>,
-}
+/// What an ECU says about itself (`GET /status`, or the own ECU's state): the Secondary's
+/// own type, read as it writes it.
+pub type EcuStatus = ferry_secondary::Status;
 
 /// One ECU of the vehicle. `Send`: an image streams to all its ECUs at once, one thread each.
 pub trait EcuLink: std::fmt::Debug + Send {
@@ -125,17 +106,17 @@ impl EcuLink for SecondaryClient {
 
     fn hardware_id(&mut self) -> Result<String> {
         let url = format!("{}/info", self.url);
-        let info = self.call("info", self.http.get(&url))?;
-        let serial = info["serial"].as_str().unwrap_or_default();
-        if serial != self.serial {
+        let value = self.call("info", self.http.get(&url))?;
+        let info: ferry_secondary::Info = self.parse("info", value)?;
+        if info.serial != self.serial {
             // A config pointing at the wrong daemon must not install another ECU's image.
             return Err(Error::SecondaryIdentity {
                 url,
                 expected: self.serial.clone(),
-                found: serial.to_owned(),
+                found: info.serial,
             });
         }
-        Ok(info["hardwareId"].as_str().unwrap_or_default().to_owned())
+        Ok(info.hardware_id)
     }
 
     fn status(&mut self) -> Result<EcuStatus> {

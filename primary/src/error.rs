@@ -115,12 +115,9 @@ impl Error {
     /// failure or a local fault.
     pub fn is_attack(&self) -> bool {
         match self {
-            Error::Metadata(ferry_core::Error::Order(_)) => false,
+            Error::Metadata(e) => e.fault() == ferry_core::Fault::BadMetadata,
             // Slow retrieval is an attack on freshness (TUF), not only a bad network.
-            Error::Metadata(_)
-            | Error::TooLarge { .. }
-            | Error::TooSlow { .. }
-            | Error::TargetNotFound(_) => true,
+            Error::TooLarge { .. } | Error::TooSlow { .. } | Error::TargetNotFound(_) => true,
             Error::OwnEcu { source, .. } => source.fault() == ferry_secondary::Fault::Attack,
             // 422: the Secondary's answer for a failed security check.
             Error::Secondary { status, .. } => *status == 422,

@@ -66,15 +66,7 @@ impl EcuLink for OwnEcu {
     }
 
     fn status(&mut self) -> Result<EcuStatus> {
-        let s = self.ecu.status().map_err(self.wrap())?;
-        Ok(EcuStatus {
-            installed: s.installed,
-            provides: s.provides,
-            last_install: s.last_install,
-            attacks_detected: s.attacks_detected,
-            installed_domains: s.installed_domains,
-            in_flight: s.in_flight,
-        })
+        self.ecu.status().map_err(self.wrap())
     }
 
     fn send_metadata(&mut self, bundle: &[u8], now: DateTime<Utc>) -> Result<Option<String>> {

@@ -1,6 +1,6 @@
 //! `ferry-primary status`: each ECU's installed image, provides and last result, and what the
-//! last cycle did. The own ECU's state is read straight from its state.db (never through
-//! `Ecu::open`, which would discard a staged image of a cycle running in another process).
+//! last cycle did. The own ECU's status is read at rest (never through `Ecu::open`, which
+//! would discard a staged image of a cycle running in another process).
 
 use crate::config::Config;
 use crate::cycle::CycleReport;
@@ -27,26 +27,7 @@ pub struct VehicleStatus {
 
 fn own_status(config: &Config) -> Result<EcuStatus> {
     let ecu = config.own_ecu_config()?;
-    let wrap = |source| Error::own_ecu(&ecu.serial, source);
-    if !ecu.state_db().exists() {
-        return Ok(EcuStatus::default());
-    }
-    let state = ferry_secondary::state::State::open(&ecu.state_db(), &ecu.initial_provides)
-        .map_err(wrap)?;
-    let (last_install, attacks_detected) = state.outcome().map_err(wrap)?;
-    Ok(EcuStatus {
-        installed: state.installed().map_err(wrap)?,
-        provides: state.provides().map_err(wrap)?,
-        last_install,
-        attacks_detected,
-        installed_domains: state
-            .installed_domains()
-            .map_err(wrap)?
-            .iter()
-            .map(|(d, i)| (d.clone(), i.into()))
-            .collect(),
-        in_flight: state.in_flight().map_err(wrap)?.map(|f| f.state),
-    })
+    ferry_secondary::status_at_rest(&ecu).map_err(|source| Error::own_ecu(&ecu.serial, source))
 }
 
 /// Gather the status of every ECU; an unreachable Secondary is listed with its error.

@@ -9,7 +9,9 @@ use crate::store::{quote, quote_path, write_atomic, MetadataStore};
 use chrono::{DateTime, Utc};
 use ferry_core::metadata::HashCheck;
 use ferry_core::refresh::{MetadataFile, MetadataSource, Workflow};
+use ferry_core::uptane::{verify_director, EcuAssignment, Vehicle};
 use ferry_core::{FoundTarget, TargetName, TrustedSet};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -172,8 +174,35 @@ impl<F: Fetcher> Updater<F> {
         Ok(())
     }
 
-    /// Find `target` through the delegation graph, loading only the roles on its path.
-    pub fn target_info(&mut self, target: &str) -> Result<FoundTarget> {
+    /// The Director's refresh (`ferry_core::uptane::verify_director`): root chain, timestamp,
+    /// snapshot and targets verified as one set, bound to `vehicle`; nothing is kept unless
+    /// all of it passed.
+    pub fn refresh_director(
+        &mut self,
+        vehicle: Vehicle<'_>,
+    ) -> Result<BTreeMap<String, EcuAssignment>> {
+        self.set = None;
+        let root = self
+            .store
+            .load("root")?
+            .ok_or_else(|| Error::NoTrustedRoot(self.store.dir().to_owned()))?;
+        self.used_roles.clear();
+        let mut source = Source {
+            fetcher: &self.fetcher,
+            store: &self.store,
+            metadata_url: &self.metadata_url,
+            used_roles: &mut self.used_roles,
+            keep_root_chain: self.keep_root_chain,
+        };
+        let director = verify_director(&mut source, &root, vehicle, &self.limits, self.now)?;
+        let (set, assignments) = director.into_parts();
+        self.set = Some(set);
+        Ok(assignments)
+    }
+
+    /// Find `target` through the delegation graph, loading only the roles on its path:
+    /// `None` when the repository does not list it there.
+    pub fn find_target(&mut self, target: &str) -> Result<Option<FoundTarget>> {
         let mut set = self
             .set
             .take()
@@ -187,7 +216,13 @@ impl<F: Fetcher> Updater<F> {
         };
         let found = Workflow::new(&mut source, &self.limits).find_target(&mut set, target);
         self.set = Some(set);
-        found?.ok_or_else(|| Error::TargetNotFound(target.to_owned()))
+        found
+    }
+
+    /// Find `target` through the delegation graph, loading only the roles on its path.
+    pub fn target_info(&mut self, target: &str) -> Result<FoundTarget> {
+        self.find_target(target)?
+            .ok_or_else(|| Error::TargetNotFound(target.to_owned()))
     }
 
     /// Download `name` (found by [`Updater::target_info`]) into `dir`, verifying its length and

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 const EXAMPLE: &str = "\
 Example secondary.toml (relative paths are relative to the file):
 
+  vin = \"WVW1234567890\"          # Director metadata for another VIN is refused
   serial = \"ivi-1\"
   hardware_id = \"ivi-a53\"
   key = \"ecu.key.pem\"               # PKCS#8 PEM, mode 0600

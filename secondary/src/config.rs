@@ -2,6 +2,7 @@
 //! are resolved against the directory of the config file.
 //!
 //! ```toml
+//! vin = "WVW1234567890"              # the vehicle: Director metadata for another VIN is refused
 //! serial = "ivi-1"                    # this ECU's serial, as the Director knows it
 //! hardware_id = "ivi-a53"             # its hardwareId
 //! key = "ecu.key.pem"                 # PKCS#8 PEM, unencrypted, mode 0600: signs version reports
@@ -88,6 +89,8 @@ fn default_max_metadata() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The vehicle this ECU belongs to: Director metadata naming another VIN is refused.
+    pub vin: String,
     pub serial: String,
     pub hardware_id: String,
     pub key: PathBuf,
@@ -366,6 +369,7 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = r#"
+vin = "VIN1"
 serial = "ivi-1"
 hardware_id = "ivi-a53"
 key = "ecu.key.pem"

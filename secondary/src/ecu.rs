@@ -19,29 +19,28 @@ use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::Signed;
 use ferry_core::provides::check_depends;
+use ferry_core::uptane::already_installed;
 use ferry_keys::{PrivateKey, PublicKey, Signer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-/// The domain of a target that names none: partial verification sees only Director targets,
-/// which carry no domain, and an app is the least intrusive thing to install.
-pub const DEFAULT_DOMAIN: &str = "app";
-
-/// `GET /info`.
-#[derive(Debug, Clone, Serialize)]
+/// `GET /info`: the Primary reads it as this type too.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Info {
     pub serial: String,
     pub hardware_id: String,
     pub public_key: PublicKey,
     pub keyid: String,
-    pub verification: &'static str,
+    pub verification: String,
 }
 
-/// `GET /status`.
-#[derive(Debug, Clone, Serialize)]
+/// `GET /status`: the Primary reads it as this type too. Every field has a default, so a
+/// Primary reads the status of a Secondary that predates a field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Status {
     /// The latest target installed (the report's `installed_image`).
     pub installed: Option<InstalledImage>,
@@ -57,6 +56,9 @@ pub struct Status {
     pub attacks_detected: String,
     /// RFC 3339: the latest time metadata verified at (never goes backwards).
     pub verified_time: Option<String>,
+    /// Release counters by identity ([`ferry_core::uptane::counter_keys`]): the Primary
+    /// refuses an offer below them before any download, with the rule the ECU applies.
+    pub release_counters: BTreeMap<String, u64>,
 }
 
 /// How `install` ended without error.
@@ -164,28 +166,15 @@ impl Ecu {
             hardware_id: self.config.hardware_id.clone(),
             public_key: self.key.public_key().clone(),
             keyid: self.key.key_id().to_string(),
-            verification: self.config.verification.as_str(),
+            verification: self.config.verification.as_str().to_owned(),
         }
     }
 
     pub fn status(&self) -> Result<Status> {
-        let (last_install, attacks_detected) = self.state.outcome()?;
-        let in_flight = self.state.in_flight()?.map(|f| f.state);
         Ok(Status {
-            installed: self.state.installed()?,
-            installed_domains: self
-                .state
-                .installed_domains()?
-                .iter()
-                .map(|(d, i)| (d.clone(), DomainImage::from(i)))
-                .collect(),
-            in_flight,
-            provides: self.state.provides()?,
             pending: self.pending.as_ref().map(|a| a.target_name().to_owned()),
             image_ready: self.staged.is_some(),
-            last_install,
-            attacks_detected,
-            verified_time: self.state.verified_time()?.map(|t| t.to_rfc3339()),
+            ..status_of(&self.state)?
         })
     }
 
@@ -219,7 +208,14 @@ impl Ecu {
             serial: &self.config.serial,
             hardware_id: &self.config.hardware_id,
         };
-        let verification = match verify_bundle(bytes, &self.state, &self.anchors, ecu, now) {
+        let verification = match verify_bundle(
+            bytes,
+            &self.state,
+            &self.anchors,
+            &self.config.vin,
+            ecu,
+            now,
+        ) {
             Ok(v) => v,
             Err(e) => return Err(self.refused("metadata bundle", e)),
         };
@@ -228,9 +224,11 @@ impl Ecu {
         installed.extend(self.state.installed()?);
         // Already running it: nothing to do (the Director re-sends until it sees the report).
         let assignment = verification.assignment.filter(|a| {
-            !installed
-                .iter()
-                .any(|i| i.target == a.target_name() && i.hashes == a.target().hashes)
+            !already_installed(
+                installed.iter().map(InstalledImage::running),
+                a.target_name(),
+                a.target(),
+            )
         });
         if let Some(a) = &assignment {
             if let Err(e) = self.acceptable(a) {
@@ -402,10 +400,37 @@ impl Ecu {
     }
 }
 
+/// What `state` says of the ECU, nothing pending.
+fn status_of(state: &State) -> Result<Status> {
+    let (last_install, attacks_detected) = state.outcome()?;
+    Ok(Status {
+        installed: state.installed()?,
+        installed_domains: state
+            .installed_domains()?
+            .iter()
+            .map(|(d, i)| (d.clone(), DomainImage::from(i)))
+            .collect(),
+        in_flight: state.in_flight()?.map(|f| f.state),
+        provides: state.provides()?,
+        pending: None,
+        image_ready: false,
+        last_install,
+        attacks_detected,
+        verified_time: state.verified_time()?.map(|t| t.to_rfc3339()),
+        release_counters: state.release_counters()?,
+    })
+}
+
+/// The status of the ECU configured by `config` without opening it (which would resume an
+/// install and discard a staged image of a cycle running in another process): read from its
+/// state, nothing pending. An ECU that never ran has the default status.
+pub fn status_at_rest(config: &Config) -> Result<Status> {
+    if !config.state_db().exists() {
+        return Ok(Status::default());
+    }
+    status_of(&State::open(&config.state_db(), &config.initial_provides)?)
+}
+
 fn domain_of(a: &Assignment) -> String {
-    a.custom()
-        .domain
-        .as_ref()
-        .map_or(DEFAULT_DOMAIN, |d| d.as_str())
-        .to_owned()
+    a.custom().domain_or_default().as_str().to_owned()
 }

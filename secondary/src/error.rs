@@ -123,7 +123,7 @@ impl Error {
 
     pub fn fault(&self) -> Fault {
         match self {
-            Error::Metadata(ferry_core::Error::Order(_)) => Fault::Local,
+            Error::Metadata(e) if e.fault() != ferry_core::Fault::BadMetadata => Fault::Local,
             Error::Metadata(_)
             | Error::Bundle(_)
             | Error::NotInBundle { .. }

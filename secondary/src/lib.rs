@@ -19,7 +19,7 @@ pub mod state;
 pub mod verify;
 
 pub use config::{Config, Verification as VerificationMode};
-pub use ecu::{Ecu, ImageTicket, Info, Installed, Status};
+pub use ecu::{status_at_rest, Ecu, ImageTicket, Info, Installed, Status};
 pub use error::{Error, Fault, Result};
 pub use install::{InstallJob, Installer, Installers};
 pub use verify::{Assignment, Bundle, RepoBundle};

@@ -21,7 +21,9 @@
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
+use ferry_core::metadata::uptane::Domain;
 use ferry_core::metadata::Hashes;
+use ferry_core::uptane::Running;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -59,6 +61,17 @@ pub struct InstalledImage {
     pub hashes: Hashes,
     /// The Image repository's custom metadata of the target, as JSON.
     pub custom: serde_json::Value,
+}
+
+impl InstalledImage {
+    /// What "already installed" needs to know of it.
+    pub fn running(&self) -> Running<'_> {
+        Running {
+            target: &self.target,
+            length: self.length,
+            hashes: &self.hashes,
+        }
+    }
 }
 
 /// How the last update ended ("success", "failure", "rolled-back").
@@ -173,7 +186,7 @@ impl State {
                 let domain = serde_json::from_str::<serde_json::Value>(&custom)
                     .ok()
                     .and_then(|c| c["domain"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| crate::ecu::DEFAULT_DOMAIN.to_owned());
+                    .unwrap_or_else(|| Domain::DEFAULT.as_str().to_owned());
                 tx.execute(
                     "INSERT OR REPLACE INTO installed_domains (domain, target, length, hashes,
                      custom) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -280,6 +293,23 @@ impl State {
             max = max.max(counter.unwrap_or(0).max(0) as u64);
         }
         Ok(max)
+    }
+
+    /// Every release counter this ECU keeps, by identity ([`ferry_core::uptane::counter_keys`]).
+    pub fn release_counters(&self) -> Result<BTreeMap<String, u64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT image, counter FROM release_counters")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(self.db())?;
+        let mut counters = BTreeMap::new();
+        for row in rows {
+            let (image, counter) = row.map_err(self.db())?;
+            counters.insert(image, counter.max(0) as u64);
+        }
+        Ok(counters)
     }
 
     pub fn installed(&self) -> Result<Option<InstalledImage>> {

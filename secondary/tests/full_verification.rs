@@ -52,12 +52,7 @@ fn verified_report(ecu: &Ecu, nonce: &str) -> EcuVersionReport {
     let key = ecu.info().public_key;
     let keyid = [key.key_id().unwrap()];
     let keys = BTreeMap::from([(keyid[0].clone(), key)]);
-    let authority = Authority {
-        role: "ecu".into(),
-        keyids: &keyid,
-        threshold: 1,
-        keys: &keys,
-    };
+    let authority = Authority::new("ecu", &keyid, 1, &keys).unwrap();
     verify(
         Parsed::<EcuVersionReport>::from_bytes(&bytes).unwrap(),
         &[authority],

@@ -176,7 +176,7 @@ fn the_daemon_prints_its_address_serves_and_stops_on_sigterm() {
     let v = Vehicle::new(VerificationMode::Full);
     let c = &v.config;
     let toml = format!(
-        "serial = \"{SERIAL}\"\nhardware_id = \"{HW}\"\nkey = \"ecu.key.pem\"\n\
+        "vin = \"{VIN}\"\nserial = \"{SERIAL}\"\nhardware_id = \"{HW}\"\nkey = \"ecu.key.pem\"\n\
          listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndirector_root = \"director.root.json\"\n\
          image_root = \"image.root.json\"\napps_dir = \"apps\"\n"
     );

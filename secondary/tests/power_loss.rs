@@ -115,7 +115,7 @@ impl Node {
         let root = v.dir.path().to_owned();
         // The app settings are top-level keys: they go before the first table.
         let toml = format!(
-            "serial = \"{SERIAL}\"\nhardware_id = \"{HW}\"\nkey = \"ecu.key.pem\"\n\
+            "vin = \"{VIN}\"\nserial = \"{SERIAL}\"\nhardware_id = \"{HW}\"\nkey = \"ecu.key.pem\"\n\
              listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndirector_root = \"director.root.json\"\n\
              image_root = \"image.root.json\"\n{}\
              [initial_provides]\n\"rootfs-image.python.version\" = \"3.12\"\n{}{}{}",

@@ -116,6 +116,12 @@ impl<T: Document> Parsed<T> {
 
     /// [`Parsed::from_bytes`] for an envelope already parsed as JSON, such as an ECU report
     /// inside a vehicle manifest: the same checks, without writing it out and parsing it again.
+    /// The typed `signed` part, signatures unchecked: for reading what kept, once-verified
+    /// bytes say (a version to guard against rollback) without making a `Verified` of them.
+    pub fn unverified(&self) -> &T {
+        &self.signed
+    }
+
     pub fn from_value(value: serde_json::Value) -> Result<Self> {
         let raw = RawEnvelope::from_value(value).map_err(|e| Error::malformed(T::kind(), e))?;
         Self::from_raw(raw)

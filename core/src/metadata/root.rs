@@ -74,11 +74,6 @@ impl Root {
             .roles
             .get(role.name())
             .ok_or_else(|| Error::malformed("root", format!("no {role} role")))?;
-        Ok(Authority {
-            role: role.name().into(),
-            keyids: &keys.keyids,
-            threshold: keys.threshold,
-            keys: &self.keys,
-        })
+        Authority::new(role.name(), &keys.keyids, keys.threshold, &self.keys)
     }
 }

@@ -139,23 +139,27 @@ impl Delegations {
             .collect()
     }
 
-    /// The keys and threshold that `role` (a delegated role or a bin) must be signed with.
-    pub fn authority(&self, role: &str) -> Option<Authority<'_>> {
-        if let Some(bins) = &self.succinct_roles {
-            return bins.is_bin(role).then(|| Authority {
-                role: role.to_owned().into(),
-                keyids: &bins.keyids,
-                threshold: bins.threshold,
-                keys: &self.keys,
-            });
-        }
-        let r = self.roles.iter().flatten().find(|r| r.name == role)?;
-        Some(Authority {
-            role: role.to_owned().into(),
-            keyids: &r.keyids,
-            threshold: r.threshold,
-            keys: &self.keys,
-        })
+    /// The keys and threshold that `role` (a delegated role or a bin) must be signed with:
+    /// `None` when this role does not delegate to it.
+    pub fn authority(&self, role: &str) -> Option<Result<Authority<'_>>> {
+        let (keyids, threshold) = match &self.succinct_roles {
+            Some(bins) => {
+                if !bins.is_bin(role) {
+                    return None;
+                }
+                (&bins.keyids, bins.threshold)
+            }
+            None => {
+                let r = self.roles.iter().flatten().find(|r| r.name == role)?;
+                (&r.keyids, r.threshold)
+            }
+        };
+        Some(Authority::new(
+            role.to_owned(),
+            keyids,
+            threshold,
+            &self.keys,
+        ))
     }
 }
 

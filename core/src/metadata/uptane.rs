@@ -17,6 +17,10 @@ pub enum Domain {
 }
 
 impl Domain {
+    /// The domain of a target that names none: partial verification sees only Director
+    /// targets, which carry no domain, and an app is the least intrusive thing to install.
+    pub const DEFAULT: Domain = Domain::App;
+
     pub fn as_str(&self) -> &str {
         match self {
             Domain::Os => "os",
@@ -89,6 +93,11 @@ pub struct ImageCustom {
 }
 
 impl ImageCustom {
+    /// The target's domain, [`Domain::DEFAULT`] when it names none.
+    pub fn domain_or_default(&self) -> &Domain {
+        self.domain.as_ref().unwrap_or(&Domain::DEFAULT)
+    }
+
     /// The namespace a domain's claims live in: `rootfs-image` for the OS,
     /// `data-partition.<name>` for apps, containers and modules.
     fn namespace(&self) -> Option<String> {

@@ -1,8 +1,8 @@
-//! Verifying a metadata bundle from the Primary, in DESIGN.md's order (Uptane 2.1.0
-//! §5.4.4.2): time, Director root chain, timestamp, snapshot, targets, Director targets
-//! checks, then the Image repository's root chain, timestamp, snapshot and top-level targets,
-//! and this ECU's target matched against the Image repository's (its delegation path resolved
-//! on demand). Or partial verification (§5.4.4.1): Director targets only, by a pinned key.
+//! Feeding a metadata bundle from the Primary to `ferry_core::uptane`, which decides: full
+//! verification (§5.4.4.2: the Director's metadata as a set bound to this vehicle, then this
+//! ECU's target matched against the Image repository's, its delegation path resolved on
+//! demand) or partial verification (§5.4.4.1: Director targets only, by a pinned key). This
+//! module only reads the bundle and the ECU's state and collects what is to be kept.
 //!
 //! Bundle wire format (JSON; every metadata file is the exact text the repository served):
 //!
@@ -18,7 +18,6 @@
 //! Nothing is written here: the new trusted metadata comes back in [`Verification`] and is
 //! committed by the caller once everything, depends included, is accepted.
 
-mod partial;
 mod source;
 
 use crate::config::Anchors;
@@ -28,11 +27,17 @@ use chrono::{DateTime, Utc};
 use ferry_core::metadata::uptane::ImageCustom;
 use ferry_core::metadata::TargetFile;
 use ferry_core::refresh::{Limits, Workflow};
-use ferry_core::uptane_checks::{director_assignments, match_image_target, VehicleEcus};
-use partial::partial;
+use ferry_core::uptane::{
+    counter_keys, match_assignment, verified_time, verify_director, verify_partial, EcuIdentity,
+    Vehicle, VehicleEcus,
+};
 use serde::{Deserialize, Serialize};
 use source::{root_version, BundleSource};
 use std::collections::BTreeMap;
+
+/// The role partial verification keeps: Director targets, under its own name so a later
+/// switch to full verification never mistakes it for snapshot-checked metadata.
+pub const PARTIAL_ROLE: &str = "targets (partial)";
 
 /// One repository's metadata in a bundle.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -57,11 +62,7 @@ pub struct Bundle {
 }
 
 /// This ECU's identity as the checks need it.
-#[derive(Debug, Clone, Copy)]
-pub struct Ecu<'a> {
-    pub serial: &'a str,
-    pub hardware_id: &'a str,
-}
+pub type Ecu<'a> = EcuIdentity<'a>;
 
 /// The update verified for this ECU. Only this module builds one, so an image can only be
 /// received against a target that went through every check.
@@ -84,20 +85,10 @@ impl Assignment {
     pub fn custom(&self) -> &ImageCustom {
         &self.custom
     }
-    /// The keys release counters are kept under: the target's name and the image's name, so
-    /// neither an older file nor an older build of the same app under a new file name passes.
+    /// The identities this image's release counter is kept under ([`counter_keys`]).
     pub fn counter_keys(&self) -> Vec<String> {
         counter_keys(&self.target_name, &self.custom)
     }
-}
-
-fn counter_keys(target: &str, custom: &ImageCustom) -> Vec<String> {
-    let mut keys = vec![format!("target:{target}")];
-    if let Some(name) = &custom.name {
-        let domain = custom.domain.as_ref().map_or("", |d| d.as_str());
-        keys.push(format!("image:{domain}:{name}"));
-    }
-    keys
 }
 
 /// A verified bundle: what to keep, and what (if anything) to install.
@@ -109,34 +100,63 @@ pub struct Verification {
     pub verified_at: DateTime<Utc>,
 }
 
-/// Verify `bytes` (a [`Bundle`]) against what `state` trusts, at `now` or the latest time
-/// verified before, whichever is later.
+/// Verify `bytes` (a [`Bundle`]) for this ECU of vehicle `vin` against what `state` trusts,
+/// at `now` or the latest time verified before, whichever is later.
 pub fn verify_bundle(
     bytes: &[u8],
     state: &State,
     anchors: &Anchors,
+    vin: &str,
     ecu: Ecu<'_>,
     now: DateTime<Utc>,
 ) -> Result<Verification> {
     let bundle: Bundle = serde_json::from_slice(bytes).map_err(|e| Error::Bundle(e.to_string()))?;
-    let verified_at = state.verified_time()?.map_or(now, |t| t.max(now));
+    let at = verified_time(now, state.verified_time()?);
+    let counters = state.release_counters()?;
     match anchors {
         Anchors::Full {
             director_root,
             image_root,
-        } => full(&bundle, state, director_root, image_root, ecu, verified_at),
+        } => {
+            let roots = (director_root.as_slice(), image_root.as_slice());
+            full(&bundle, state, roots, vin, ecu, &counters, at)
+        }
         Anchors::Partial {
             director_targets_key,
-        } => partial(&bundle, state, director_targets_key, ecu, verified_at),
+        } => {
+            let targets = bundle.director.targets.as_bytes();
+            let kept = state.metadata(Repo::Director, PARTIAL_ROLE)?;
+            let mine = verify_partial(
+                targets,
+                director_targets_key,
+                kept.as_deref(),
+                vin,
+                ecu,
+                &counters,
+                at,
+            )?;
+            let mut changes = MetadataChanges::default();
+            changes.put.insert(PARTIAL_ROLE.into(), targets.to_vec());
+            Ok(Verification {
+                changes: vec![(Repo::Director, changes)],
+                assignment: mine.map(|m| Assignment {
+                    target_name: m.target_name,
+                    target: m.target,
+                    custom: m.custom,
+                }),
+                verified_at: at,
+            })
+        }
     }
 }
 
 fn full(
     bundle: &Bundle,
     state: &State,
-    director_root: &[u8],
-    image_root: &[u8],
+    (director_root, image_root): (&[u8], &[u8]),
+    vin: &str,
     ecu: Ecu<'_>,
+    counters: &BTreeMap<String, u64>,
     at: DateTime<Utc>,
 ) -> Result<Verification> {
     let limits = Limits::default();
@@ -148,11 +168,12 @@ fn full(
         state,
         &mut director_changes,
     )?;
-    let director = Workflow::new(&mut source, &limits).refresh(&root, at)?;
-    let targets = director
-        .targets("targets")
-        .ok_or(ferry_core::Error::Order("director targets not loaded"))?;
-    let mine = director_assignments(targets, VehicleEcus::Unknown)?.remove(ecu.serial);
+    let vehicle = Vehicle {
+        vin,
+        ecus: VehicleEcus::Unknown,
+    };
+    let director = verify_director(&mut source, &root, vehicle, &limits, at)?;
+    let mine = director.into_assignments().remove(ecu.serial);
 
     let mut changes = vec![(Repo::Director, director_changes)];
     let image_bundle = match (&bundle.image, &mine) {
@@ -180,14 +201,8 @@ fn full(
     let assignment = match mine {
         None => None,
         Some(mine) => {
-            let found = workflow
-                .find_target(&mut image, &mine.target_name)?
-                .ok_or_else(|| ferry_core::Error::NotInImageRepo {
-                    target: mine.target_name.clone(),
-                })?;
-            let custom = found.target.image_custom(&mine.target_name)?;
-            let floor = state.release_counter(&counter_keys(&mine.target_name, &custom))?;
-            let matched = match_image_target(&mine, &found, ecu.hardware_id, floor)?;
+            let found = workflow.find_target(&mut image, &mine.target_name)?;
+            let matched = match_assignment(&mine, found.as_ref(), ecu.hardware_id, counters)?;
             Some(Assignment {
                 target_name: mine.target_name,
                 target: matched.target,

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 pub use tuf::{expires_in, key, now, sign, Repo};
 
 pub const SERIAL: &str = "ivi-1";
+pub const VIN: &str = "WVW-SECONDARY-1";
 pub const HW: &str = "ivi-a53";
 
 /// Bump every role of `repo` to a new version, as a repository publishing again would.
@@ -93,7 +94,12 @@ pub struct Vehicle {
 impl Vehicle {
     pub fn new(mode: VerificationMode) -> Vehicle {
         let dir = tempfile::tempdir().unwrap();
-        let director = Repo::new();
+        let mut director = Repo::new();
+        // The Director names the vehicle its targets are for (DESIGN.md "Vehicle binding").
+        director
+            .targets
+            .extra
+            .insert("custom".into(), json!({ "vin": VIN }));
         let image = Repo::new();
         let root = dir.path();
         std::fs::write(root.join("director.root.json"), director.root_bytes()).unwrap();
@@ -109,6 +115,7 @@ impl Vehicle {
             .write_file(&ecu_key, None)
             .unwrap();
         let config = Config {
+            vin: VIN.into(),
             serial: SERIAL.into(),
             hardware_id: HW.into(),
             key: ecu_key.clone(),

@@ -286,7 +286,7 @@ impl World {
                 "director_targets_key = \"director-targets.pub.json\"\n"
             };
             let toml = format!(
-                "serial = \"{serial}\"\nhardware_id = \"tcu\"\nkey = \"{serial}.key\"\n\
+                "vin = \"{VIN}\"\nserial = \"{serial}\"\nhardware_id = \"tcu\"\nkey = \"{serial}.key\"\n\
                  listen = \"127.0.0.1:0\"\ndata_dir = \"{serial}-state\"\nverification = \"{mode}\"\n\
                  {anchors}apps_dir = \"{serial}-apps\"\n"
             );

@@ -75,10 +75,11 @@ impl World {
                 std::fs::write(&path, bytes).map_err(io_at(&path))?;
             }
             let toml = format!(
-                "serial = \"{s}\"\nhardware_id = \"{}\"\nkey = \"keys/{s}.key\"\n\
+                "vin = \"{}\"\nserial = \"{s}\"\nhardware_id = \"{}\"\nkey = \"keys/{s}.key\"\n\
                  listen = \"127.0.0.1:0\"\ndata_dir = \"{s}-state\"\nverification = \"full\"\n\
                  director_root = \"d/roots/1.root.json\"\nimage_root = \"img/metadata/1.root.json\"\n\
                  apps_dir = \"{s}-apps\"\n{}{}",
+                self.vehicle.vin,
                 ecu.hardware_id,
                 ecu.extra_toml,
                 provides_toml(&ecu.initial_provides),

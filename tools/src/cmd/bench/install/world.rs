@@ -165,7 +165,7 @@ pub fn start(dir: &Path, ferry: &Path, secondary_bin: &Path, bar: &ProgressBar) 
 
     bar.set_message("starting ferry-secondary (full verification)");
     let toml = format!(
-        "serial = \"{SECONDARY}\"\nhardware_id = \"tcu\"\nkey = \"{SECONDARY}.key\"\n\
+        "vin = \"{VIN}\"\nserial = \"{SECONDARY}\"\nhardware_id = \"tcu\"\nkey = \"{SECONDARY}.key\"\n\
          listen = \"127.0.0.1:0\"\ndata_dir = \"{SECONDARY}-state\"\nverification = \"full\"\n\
          director_root = \"d/roots/1.root.json\"\nimage_root = \"img/metadata/1.root.json\"\n\
          apps_dir = \"{SECONDARY}-apps\"\n"
