@@ -1,0 +1,187 @@
+//! One entry point per parser that takes outside bytes, shared by the cargo-fuzz targets
+//! (`fuzz/`, nightly) and the stable property test (`tests/tests/parser_properties.rs`, CI).
+//! Each takes any bytes and must return without panicking, whatever they hold; where a parser
+//! has a property beyond that (canonical JSON is a fixed point), it is asserted here.
+
+use chrono::{DateTime, TimeZone, Utc};
+use ferry_core::manifest::{
+    check_vehicle_manifest, EcuVersionReport, RegisteredVehicle, VehicleManifest,
+};
+use ferry_core::metadata::{Parsed, Root, Snapshot, Targets, Timestamp};
+use ferry_core::TrustedSet;
+use ferry_keys::{IdentifiedKey, KeyKind, PrivateKey};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The instant every harness verifies at: fixed, so a run is reproducible.
+pub fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Every TUF role parser, and a trusted set started from the bytes as a root.
+pub fn metadata(data: &[u8]) {
+    let _ = Parsed::<Root>::from_bytes(data);
+    let _ = Parsed::<Timestamp>::from_bytes(data);
+    let _ = Parsed::<Snapshot>::from_bytes(data);
+    let _ = Parsed::<Targets>::from_bytes(data);
+    if let Ok(mut set) = TrustedSet::new(data, at()) {
+        // A root that verifies against itself: feed the same bytes on as the next roles.
+        let _ = set.update_root(data);
+        let _ = set.update_timestamp(data);
+    }
+}
+
+fn vehicle() -> &'static RegisteredVehicle {
+    static VEHICLE: OnceLock<RegisteredVehicle> = OnceLock::new();
+    VEHICLE.get_or_init(|| {
+        let mut ecu_keys = BTreeMap::new();
+        for serial in ["ivi-1", "tcu-1"] {
+            if let Ok(key) = PrivateKey::generate(KeyKind::Ed25519) {
+                if let Ok(id) = IdentifiedKey::new(key.public_key().clone()) {
+                    ecu_keys.insert(serial.to_owned(), id);
+                }
+            }
+        }
+        RegisteredVehicle {
+            vin: "VIN-FUZZ".into(),
+            primary_ecu_serial: "ivi-1".into(),
+            ecu_keys,
+        }
+    })
+}
+
+/// A vehicle version manifest and the ECU version reports inside it, as the Director reads
+/// them.
+pub fn manifest(data: &[u8]) {
+    let _ = Parsed::<VehicleManifest>::from_bytes(data);
+    let _ = Parsed::<EcuVersionReport>::from_bytes(data);
+    let _ = check_vehicle_manifest(data, vehicle());
+}
+
+/// Canonical JSON: whatever JSON parses has a canonical form or a named error, and the form is
+/// a fixed point (parsed again, it canonicalises to the same bytes), so signer and verifier
+/// agree on the bytes. The OLPC dialect escapes only `"` and `\`, so a string with a control
+/// character canonicalises to bytes that are not JSON (as securesystemslib's do): those are
+/// not parsed back.
+pub fn canonical_json(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let Ok(once) = ferry_core::cjson::to_vec(&value) else {
+        return;
+    };
+    if once.iter().any(|b| *b < 0x20) {
+        return;
+    }
+    let again: serde_json::Value = match serde_json::from_slice(&once) {
+        Ok(v) => v,
+        Err(e) => panic!("canonical JSON does not parse back: {e}"),
+    };
+    let twice = ferry_core::cjson::to_vec(&again).ok();
+    assert_eq!(
+        twice.as_deref(),
+        Some(&once[..]),
+        "canonical JSON is not a fixed point"
+    );
+}
+
+/// The Secondary's metadata bundle, verified against an empty state in both modes.
+pub fn secondary_bundle(data: &[u8]) {
+    use ferry_secondary::config::Anchors;
+    use ferry_secondary::state::State;
+    use ferry_secondary::verify::{verify_bundle, Ecu};
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let Ok(state) = State::open(&dir.path().join("state.db"), &BTreeMap::new()) else {
+        return;
+    };
+    let ecu = Ecu {
+        serial: "ivi-1",
+        hardware_id: "ivi-a53",
+    };
+    let Some(root) = fixture_root() else { return };
+    let anchors = [
+        Anchors::Full {
+            director_root: root.clone(),
+            image_root: root,
+        },
+        Anchors::Partial {
+            director_targets_key: vehicle().ecu_keys["ivi-1"].key().clone(),
+        },
+    ];
+    for anchors in &anchors {
+        let _ = verify_bundle(data, &state, anchors, "VIN-FUZZ", ecu, at());
+    }
+}
+
+/// A self-signed root, made once: what a Secondary ships with.
+fn fixture_root() -> Option<Vec<u8>> {
+    static ROOT: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let key = PrivateKey::generate(KeyKind::Ed25519).ok()?;
+        let id = key.key_id().clone();
+        let role = serde_json::json!({"keyids": [id.as_str()], "threshold": 1});
+        let signed = serde_json::json!({"_type": "root", "spec_version": "1.0.0", "version": 1,
+            "expires": "2030-01-01T00:00:00Z", "consistent_snapshot": true,
+            "keys": {id.as_str(): key.public_key()},
+            "roles": {"root": role, "timestamp": role, "snapshot": role, "targets": role}});
+        let root: Root = serde_json::from_value(signed).ok()?;
+        let mut doc = ferry_core::metadata::Signed::new(root);
+        doc.sign(&key).ok()?;
+        doc.to_bytes().ok()
+    })
+    .clone()
+}
+
+/// An OCI image-layout archive (tar) as the container installer checks it.
+pub fn oci_archive(data: &[u8]) {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let archive = dir.path().join("image.tar");
+    let incoming = dir.path().join("incoming");
+    if std::fs::write(&archive, data).is_err() || std::fs::create_dir(&incoming).is_err() {
+        return;
+    }
+    let _ = ferry_secondary::install::container::oci::check_archive(
+        &archive,
+        data.len() as u64,
+        &incoming,
+        &|_| None,
+    );
+}
+
+/// `data` as a config file named `name` in a fresh directory, loaded by `load`.
+fn config_file<T, E>(data: &[u8], name: &str, load: impl Fn(&Path) -> Result<T, E>) {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let path = dir.path().join(name);
+    let Ok(mut file) = std::fs::File::create(&path) else {
+        return;
+    };
+    if file.write_all(data).is_err() {
+        return;
+    }
+    let _ = load(&path);
+}
+
+/// director.toml, primary.toml and secondary.toml.
+pub fn configs(data: &[u8]) {
+    config_file(
+        data,
+        "director.toml",
+        ferry_director::config::DirectorConfig::load,
+    );
+    config_file(data, "primary.toml", ferry_primary::Config::load);
+    config_file(data, "secondary.toml", ferry_secondary::Config::load);
+}
+
+/// Every harness by name: what `fuzz/` builds a target for and the property test runs.
+pub const ALL: &[(&str, fn(&[u8]))] = &[
+    ("metadata", metadata),
+    ("manifest", manifest),
+    ("canonical_json", canonical_json),
+    ("secondary_bundle", secondary_bundle),
+    ("oci_archive", oci_archive),
+    ("configs", configs),
+];

@@ -1,0 +1,117 @@
+//! Stable property tests of every parser that reads outside bytes: the CI counterpart of the
+//! cargo-fuzz targets in fuzz/ (nightly only), over the same harnesses
+//! (`ferry_tests::parsers`). Each parser gets random bytes and mutations of a valid input,
+//! and must answer with an error or a value, never a panic; canonical JSON must also be a
+//! fixed point of parse-and-canonicalise.
+#![allow(clippy::unwrap_used)]
+
+use ferry_tests::parsers;
+use proptest::prelude::*;
+
+/// Valid inputs to mutate, so the cases get past the first parse.
+const ROOT: &str = r#"{"signatures":[{"keyid":"ab","sig":"00"}],"signed":{"_type":"root","spec_version":"1.0.0","version":1,"expires":"2030-01-01T00:00:00Z","consistent_snapshot":true,"keys":{},"roles":{"root":{"keyids":["ab"],"threshold":1}}}}"#;
+const TARGETS: &str = r#"{"signatures":[],"signed":{"_type":"targets","spec_version":"1.0.0","version":2,"expires":"2030-01-01T00:00:00Z","targets":{"a/b.bin":{"length":3,"hashes":{"sha256":"00"},"custom":{"ecuIdentifiers":{"ivi-1":{"hardwareId":"ivi-a53"}}}}},"delegations":{"keys":{},"roles":[{"name":"x","keyids":[],"threshold":1,"paths":["a/*"],"terminating":false}]},"custom":{"vin":"VIN-FUZZ"}}}"#;
+const MANIFEST: &str = r#"{"signatures":[{"keyid":"ab","sig":"00"}],"signed":{"vin":"VIN-FUZZ","primary_ecu_serial":"ivi-1","ecu_version_manifests":{"ivi-1":{"signatures":[],"signed":{"ecu_serial":"ivi-1","time":"2026-12-01T00:00:00Z","nonce":"n","installed_image":{"filepath":"a","fileinfo":{"length":0,"hashes":{}}},"attacks_detected":""}}}}}"#;
+const BUNDLE: &str = r#"{"director":{"root":[],"timestamp":"{}","snapshot":"{}","targets":"{\"signatures\":[],\"signed\":{}}"},"image":{"targets":"{}"}}"#;
+const CONFIG: &str = "vin = \"V\"\nserial = \"s\"\nhardware_id = \"h\"\nkey = \"k\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\napps_dir = \"a\"\n[director]\nurl = \"http://127.0.0.1:1\"\nroot = \"r\"\n[os]\nslots = [\"a\", \"b\"]\n";
+
+fn run(name: &str, data: &[u8]) {
+    let (_, harness) = parsers::ALL.iter().find(|(n, _)| *n == name).unwrap();
+    harness(data);
+}
+
+/// `seed` with up to 16 bytes flipped, inserted or deleted.
+fn mutated(seed: &'static str) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec((any::<u8>(), any::<u16>(), 0u8..3), 0..16).prop_map(move |edits| {
+        let mut bytes = seed.as_bytes().to_vec();
+        for (byte, at, kind) in edits {
+            let i = at as usize % (bytes.len() + 1);
+            match kind {
+                0 if i < bytes.len() => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                _ if i < bytes.len() => {
+                    bytes.remove(i);
+                }
+                _ => {}
+            }
+        }
+        bytes
+    })
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        ".{0,12}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            prop::collection::btree_map(".{0,8}", inner, 0..6)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn metadata_never_panics(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..2048), mutated(ROOT), mutated(TARGETS)]) {
+        run("metadata", &data);
+    }
+
+    #[test]
+    fn manifests_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..2048), mutated(MANIFEST)]) {
+        run("manifest", &data);
+    }
+
+    #[test]
+    fn canonical_json_is_a_fixed_point(value in json_value(), raw in mutated(TARGETS)) {
+        run("canonical_json", &serde_json::to_vec(&value).unwrap());
+        run("canonical_json", &raw);
+    }
+
+    #[test]
+    fn secondary_bundles_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(BUNDLE)]) {
+        run("secondary_bundle", &data);
+    }
+
+    #[test]
+    fn configs_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(CONFIG)]) {
+        run("configs", &data);
+    }
+
+    #[test]
+    fn oci_archives_never_panic(data in prop::collection::vec(any::<u8>(), 0..4096), tar in tar_archive()) {
+        run("oci_archive", &data);
+        run("oci_archive", &tar);
+    }
+}
+
+/// A real tar of an OCI layout with one entry's content from the strategy.
+fn tar_archive() -> impl Strategy<Value = Vec<u8>> {
+    (prop::collection::vec(any::<u8>(), 0..256), "[a-z/.]{1,20}").prop_map(|(content, name)| {
+        let mut out = Vec::new();
+        {
+            let mut builder = tar::Builder::new(&mut out);
+            for (path, body) in [
+                ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+                (name.as_str(), content),
+            ] {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(body.len() as u64);
+                header.set_mode(0o644);
+                if header.set_path(path).is_err() {
+                    continue;
+                }
+                header.set_cksum();
+                let _ = builder.append(&header, body.as_slice());
+            }
+            let _ = builder.finish();
+        }
+        out
+    })
+}
