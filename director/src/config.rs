@@ -25,7 +25,7 @@
 
 use crate::error::{Error, Result};
 use crate::vehicle_metadata::{Lifetimes, OnlineKeys};
-use ferry_keys::{PrivateKey, Signer};
+use ferry_keys::{FileKeySource, KeySource, Signer};
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -286,10 +286,7 @@ impl DirectorConfig {
         };
         let passphrase = passphrase.as_ref().map(|p| trim_newline(p));
         let load = |files: &[PathBuf]| -> Result<Vec<Arc<dyn Signer>>> {
-            files
-                .iter()
-                .map(|f| read_private_key(f, passphrase).map(|k| Arc::new(k) as Arc<dyn Signer>))
-                .collect()
+            files.iter().map(|f| online_key(f, passphrase)).collect()
         };
         Ok(OnlineKeys {
             targets: load(&self.keys.targets)?,
@@ -304,12 +301,16 @@ fn trim_newline(p: &[u8]) -> &[u8] {
     p.strip_suffix(b"\r").unwrap_or(p)
 }
 
-/// A private key file that only its owner can read.
-pub fn read_private_key(path: &Path, passphrase: Option<&[u8]>) -> Result<PrivateKey> {
-    PrivateKey::read_file_owner_only(path, passphrase).map_err(|e| Error::Config {
-        path: path.to_owned(),
-        reason: format!("online key: {e}"),
-    })
+/// An online key's signer, from a key file that only its owner can read.
+fn online_key(path: &Path, passphrase: Option<&[u8]>) -> Result<Arc<dyn Signer>> {
+    FileKeySource::new(path)
+        .with_passphrase(passphrase)
+        .owner_only()
+        .signer()
+        .map_err(|e| Error::Config {
+            path: path.to_owned(),
+            reason: format!("online key: {e}"),
+        })
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! relative to the repository directory unless absolute.
 
 use crate::error::{io_at, Error, Result};
-use ferry_keys::PrivateKey;
+use ferry_keys::{FileKeySource, KeySource, Signer};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const CONFIG_FILE: &str = "ferry-repo.toml";
@@ -111,8 +112,8 @@ impl Config {
 }
 
 impl RoleConfig {
-    /// Load this role's private keys (the ones present on this host).
-    pub fn load_keys(&self, dir: &Path) -> Result<Vec<PrivateKey>> {
+    /// This role's signers (the keys present on this host), each from its [`KeySource`].
+    pub fn load_keys(&self, dir: &Path) -> Result<Vec<Arc<dyn Signer>>> {
         let passphrase = match &self.passphrase_file {
             Some(p) => {
                 let path = dir.join(p);
@@ -127,7 +128,9 @@ impl RoleConfig {
         self.keys
             .iter()
             .map(|p| {
-                PrivateKey::read_file(dir.join(p), passphrase.as_deref().map(|v| v.as_slice()))
+                FileKeySource::new(dir.join(p))
+                    .with_passphrase(passphrase.as_deref().map(|v| v.as_slice()))
+                    .signer()
                     .map_err(Error::from)
             })
             .collect()

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::repo::{Force, PublishReport, Repository};
 use ferry_core::metadata::Role;
-use ferry_keys::{PrivateKey, Signer};
+use ferry_keys::PrivateKey;
 use std::path::PathBuf;
 
 impl Repository {
@@ -84,7 +84,7 @@ impl Repository {
             .unwrap_or_default();
         for key in &old_root_keys {
             if old_authority.contains(key.key_id()) {
-                self.root.sign(key as &dyn Signer)?;
+                self.root.sign(key.as_ref())?;
             }
         }
         self.layout.write_staged("root", &self.root)?;

@@ -12,9 +12,10 @@ use crate::layout::Layout;
 use chrono::{DateTime, Utc};
 use ferry_core::metadata::{Expires, Role, RoleType, Root, Signed, Snapshot, Targets, Timestamp};
 use ferry_core::Authority;
-use ferry_keys::{PrivateKey, Signer};
+use ferry_keys::Signer;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// One targets role as the editor holds it.
 #[derive(Debug)]
@@ -211,7 +212,7 @@ impl Repository {
     }
 
     /// The keys this host holds for `role`, per the config (none for a supplier's role).
-    pub(crate) fn keys_for(&mut self, role: &str) -> Result<Vec<PrivateKey>> {
+    pub(crate) fn keys_for(&mut self, role: &str) -> Result<Vec<Arc<dyn Signer>>> {
         let config: Option<RoleConfig> = match role {
             "root" | "targets" | "snapshot" | "timestamp" => self.config.role(role).cloned(),
             _ if self.is_bin(role)? => self.config.bins.clone(),
@@ -320,7 +321,7 @@ impl Repository {
     fn prepare_root(&mut self) -> Result<(u64, Vec<u8>)> {
         for key in self.config.root.load_keys(self.dir())? {
             if self.root.signed.roles["root"].keyids.contains(key.key_id()) {
-                self.root.sign(&key)?;
+                self.root.sign(key.as_ref())?;
             }
         }
         let published_version = self.published_root.as_ref().map_or(0, |r| r.signed.version);
@@ -379,7 +380,7 @@ impl Repository {
         let signers: Vec<&dyn Signer> = own_keys
             .iter()
             .filter(|k| keyids.contains(k.key_id()))
-            .map(|k| k as &dyn Signer)
+            .map(|k| k.as_ref())
             .collect();
         entry.doc.sign_all(&signers)?;
         let authority = Authority::new(role.to_owned(), &keyids, threshold, &keys)?;
@@ -493,7 +494,7 @@ fn sign_online<T: Role>(
     let signers: Vec<&dyn Signer> = keys
         .iter()
         .filter(|k| authority.keyids().contains(k.key_id()))
-        .map(|k| k as &dyn Signer)
+        .map(|k| k.as_ref())
         .collect();
     doc.sign_all(&signers)?;
     let msg = doc.canonical_signed()?;

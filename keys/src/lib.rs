@@ -9,6 +9,7 @@ pub mod cjson;
 mod ed25519_strict;
 mod error;
 mod identified;
+mod key_source;
 mod pem;
 mod private;
 mod private_pem;
@@ -19,6 +20,7 @@ mod verify;
 
 pub use error::{Error, Result};
 pub use identified::IdentifiedKey;
+pub use key_source::{FileKeySource, KeySource};
 pub use public::{KeyId, KeyVal, PublicKey, Scheme};
 pub use signer::Signer;
 
