@@ -4,6 +4,7 @@
 
 pub mod clock;
 mod error;
+pub mod layout;
 pub mod manifest;
 pub mod metadata;
 pub mod paths;

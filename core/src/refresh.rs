@@ -9,7 +9,6 @@ use crate::metadata::{RoleKeys, Root};
 use crate::search::{find_target, FoundTarget};
 use crate::trusted::{TimestampUpdate, TrustedSet};
 use chrono::{DateTime, Utc};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Size caps for metadata whose length is not pinned by a role above it (the TUF reference
 /// client's defaults).
@@ -35,14 +34,6 @@ impl Default for Limits {
     }
 }
 
-/// Everything but `A-Za-z0-9-._~` is encoded (python's `urllib.parse.quote(s, safe="")`, as
-/// python-tuf names delegated roles' files), so a role name never leaves `metadata/`.
-const QUOTE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
 /// One metadata file of a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetadataFile<'a> {
@@ -55,11 +46,7 @@ impl MetadataFile<'_> {
     /// The file's name under the repository's `metadata/`: `N.ROLE.json` or `ROLE.json`, the
     /// role percent-encoded.
     pub fn file_name(&self) -> String {
-        let role = utf8_percent_encode(self.role, QUOTE);
-        match self.version {
-            Some(version) => format!("{version}.{role}.json"),
-            None => format!("{role}.json"),
-        }
+        crate::layout::metadata_file_name(self.role, self.version)
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+pub use ferry_core::layout::TOP_LEVEL_ROLES;
 
 #[derive(Debug, Default, Clone)]
 pub struct InitOptions {

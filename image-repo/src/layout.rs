@@ -12,21 +12,12 @@
 
 use crate::error::{io_at, Error, Result};
 use ferry_core::metadata::{Role, Root, Signed, Snapshot, Targets, Timestamp};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const QUOTE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// A role name as it appears in a file name: percent-encoded like python's `quote(name, "")`.
-pub fn quote(role: &str) -> String {
-    utf8_percent_encode(role, QUOTE).to_string()
-}
+use ferry_core::layout::metadata_file_name;
+pub use ferry_core::layout::quote;
 
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -54,11 +45,11 @@ impl Layout {
 
     pub fn versioned(&self, role: &str, version: u64) -> PathBuf {
         self.metadata()
-            .join(format!("{version}.{}.json", quote(role)))
+            .join(metadata_file_name(role, Some(version)))
     }
 
     pub fn staged_path(&self, role: &str) -> PathBuf {
-        self.staging().join(format!("{}.json", quote(role)))
+        self.staging().join(metadata_file_name(role, None))
     }
 
     pub fn published_root(&self) -> Result<Signed<Root>> {

@@ -152,7 +152,7 @@ impl Repository {
         with_sha512: bool,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(u64, Hashes)> {
-        let (dir_part, file_name) = name.split_dir();
+        let (dir_part, _) = name.split_dir();
         let dir = self.layout.targets().join(dir_part);
         std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         let mut input = std::fs::File::open(file).map_err(io_at(file))?;
@@ -186,10 +186,14 @@ impl Repository {
         }
         // One stored file, linked under the name of every hash it is signed with (consistent
         // snapshot paths `dir/HASH.name`).
-        let first = dir.join(format!("{}.{file_name}", hashes["sha256"]));
+        let stored = |hash: &str| {
+            let path = ferry_core::layout::consistent_target_path(name, hash);
+            self.layout.targets().join(path)
+        };
+        let first = stored(&hashes["sha256"]);
         tmp.persist(&first).map_err(|e| io_at(&first)(e.error))?;
         if let Some(h512) = hashes.get("sha512") {
-            let second = dir.join(format!("{h512}.{file_name}"));
+            let second = stored(h512);
             if !second.exists() && std::fs::hard_link(&first, &second).is_err() {
                 std::fs::copy(&first, &second).map_err(io_at(&second))?;
             }

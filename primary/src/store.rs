@@ -1,26 +1,10 @@
 //! Trusted metadata on disk: one file per role, unversioned names, exactly the bytes received.
 
 use crate::error::{io_at, Result};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Everything but `A-Za-z0-9-._~` is encoded (python's `urllib.parse.quote(s, safe="")`), so a
-/// role or target name can never name a path outside its directory.
-const QUOTE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-pub fn quote(name: &str) -> String {
-    utf8_percent_encode(name, QUOTE).to_string()
-}
-
-/// Percent-encode a URL path, keeping `/` separators.
-pub fn quote_path(path: &str) -> String {
-    path.split('/').map(quote).collect::<Vec<_>>().join("/")
-}
+pub use ferry_core::layout::{quote, quote_path};
 
 #[derive(Debug, Clone)]
 pub struct MetadataStore {

@@ -279,13 +279,12 @@ impl<F: Fetcher> Updater<F> {
             .is_some_and(|s| s.root().consistent_snapshot);
         let remote =
             if consistent {
-                let (dir_part, file) = name.split_dir();
                 let hash = found.target.hashes.values().next().ok_or_else(|| {
                     ferry_core::Error::NoHashes {
                         what: name.to_string(),
                     }
                 })?;
-                format!("{dir_part}{hash}.{file}")
+                ferry_core::layout::consistent_target_path(&name, hash)
             } else {
                 name.as_str().to_owned()
             };

@@ -53,7 +53,7 @@ impl Root {
     /// a sane threshold and no key listed twice.
     pub(crate) fn check(&self) -> Result<()> {
         let names: BTreeSet<&str> = self.roles.keys().map(String::as_str).collect();
-        let expected: BTreeSet<&str> = ["root", "snapshot", "targets", "timestamp"].into();
+        let expected: BTreeSet<&str> = crate::layout::TOP_LEVEL_ROLES.into();
         if names != expected {
             return Err(Error::malformed(
                 "root",

@@ -79,7 +79,7 @@ pub struct SuccinctRoles {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
-const TOP_LEVEL: [&str; 4] = ["root", "snapshot", "targets", "timestamp"];
+use crate::layout::TOP_LEVEL_ROLES as TOP_LEVEL;
 
 impl Delegations {
     fn check(&self, owner: &str) -> Result<()> {
