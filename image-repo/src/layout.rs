@@ -13,7 +13,6 @@
 use crate::error::{io_at, Error, Result};
 use ferry_core::metadata::{Role, Root, Signed, Snapshot, Targets, Timestamp};
 use serde::de::DeserializeOwned;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ferry_core::layout::metadata_file_name;
@@ -119,16 +118,7 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
 }
 
-/// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+/// [`ferry_keys::fs::write_atomic`], with this crate's error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ferry-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(io_at(dir))?;
-    tmp.write_all(bytes).map_err(io_at(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_at(tmp.path()))?;
-    tmp.persist(path).map_err(|e| io_at(path)(e.error))?;
-    Ok(())
+    ferry_keys::fs::write_atomic(path, bytes).map_err(io_at(path))
 }

@@ -8,6 +8,7 @@ mod cert;
 pub mod cjson;
 mod ed25519_strict;
 mod error;
+pub mod fs;
 mod identified;
 mod key_source;
 mod pem;

@@ -1,7 +1,6 @@
 //! Trusted metadata on disk: one file per role, unversioned names, exactly the bytes received.
 
 use crate::error::{io_at, Result};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use ferry_core::layout::{quote, quote_path};
@@ -51,17 +50,9 @@ impl MetadataStore {
     }
 }
 
+/// [`ferry_keys::fs::write_atomic`], with this crate's error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ferry-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(io_at(dir))?;
-    tmp.write_all(bytes).map_err(io_at(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_at(tmp.path()))?;
-    tmp.persist(path).map_err(|e| io_at(path)(e.error))?;
-    Ok(())
+    ferry_keys::fs::write_atomic(path, bytes).map_err(io_at(path))
 }
 
 #[cfg(test)]

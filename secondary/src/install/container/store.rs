@@ -18,7 +18,7 @@
 use super::oci::CheckedArchive;
 use crate::error::{Error, Result};
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -71,19 +71,11 @@ fn create_dirs(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
-/// Write `bytes` to `path` durably: a temporary file beside it, fsynced, renamed over it.
+/// [`ferry_keys::fs::write_atomic`] into a directory made if missing.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_dirs(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(dir)
+    ferry_keys::fs::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 fn file_names(dir: &Path) -> Result<Vec<String>> {
