@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use ferry_core::metadata::{Delegations, MetaFile, SuccinctRoles};
 use ferry_core::{find_target, Error, TrustedSet};
-use ferry_keys::PrivateKey;
 use std::collections::BTreeMap;
 
 /// Load top-level metadata, then search `target`, recording which delegated roles were loaded.
@@ -177,25 +176,6 @@ fn malformed_delegations_are_refused() {
     assert!(matches!(err, Error::Malformed { .. }), "{err}");
 }
 
-/// `delegator` (already in `repo.delegated`) delegates `role` for `paths` to `key`.
-fn delegate_from(repo: &mut Repo, delegator: &str, role: &str, paths: &[&str], key: &PrivateKey) {
-    let (meta, _) = repo.delegated.get_mut(delegator).unwrap();
-    let delegations = meta.delegations.get_or_insert_with(|| Delegations {
-        keys: BTreeMap::new(),
-        roles: Some(Vec::new()),
-        succinct_roles: None,
-        extra: BTreeMap::new(),
-    });
-    delegations
-        .keys
-        .insert(key.key_id().clone(), key.public_key().clone());
-    delegations
-        .roles
-        .as_mut()
-        .unwrap()
-        .push(delegated_role(role, &[key], paths, false));
-}
-
 #[test]
 fn a_role_delegated_by_two_roles_is_refused_on_the_second_path() {
     // targets -> a (a/*) -> shared (a/*), signed by the key `a` names for it;
@@ -204,8 +184,10 @@ fn a_role_delegated_by_two_roles_is_refused_on_the_second_path() {
     repo.delegate("a", &["a/*"], false);
     repo.delegate("b", &["b/*"], false);
     let (a_key, b_key) = (key(), key());
-    delegate_from(&mut repo, "a", "shared", &["a/*"], &a_key);
-    delegate_from(&mut repo, "b", "shared", &["b/*"], &b_key);
+    for (delegator, path, key) in [("a", "a/*", &a_key), ("b", "b/*", &b_key)] {
+        let (meta, _) = repo.delegated.get_mut(delegator).unwrap();
+        add_delegation(meta, "shared", &[path], false, key);
+    }
     let mut shared = repo.targets.clone();
     shared.delegations = None;
     shared.targets = [("b/evil.bin".to_string(), target_file(b"evil"))].into();

@@ -114,6 +114,20 @@ impl<F: Fetcher> MetadataSource for Source<'_, F> {
     }
 }
 
+/// The workflow's view of `updater`'s repository. A macro, not a method: it borrows the
+/// updater's fields one by one, so the limits and the clock stay readable beside it.
+macro_rules! source {
+    ($updater:ident) => {
+        Source {
+            fetcher: &$updater.fetcher,
+            store: &$updater.store,
+            metadata_url: &$updater.metadata_url,
+            used_roles: &mut $updater.used_roles,
+            keep_root_chain: $updater.keep_root_chain,
+        }
+    };
+}
+
 impl<F: Fetcher> Updater<F> {
     pub fn new(fetcher: F, store: MetadataStore, metadata_url: &str, now: DateTime<Utc>) -> Self {
         Updater {
@@ -156,22 +170,9 @@ impl<F: Fetcher> Updater<F> {
 
     /// Run the client workflow for the top-level roles: root chain, timestamp, snapshot, targets.
     pub fn refresh(&mut self) -> Result<()> {
-        self.set = None;
-        let root = self
-            .store
-            .load("root")?
-            .ok_or_else(|| Error::NoTrustedRoot(self.store.dir().to_owned()))?;
-        self.used_roles.clear();
-        let mut source = Source {
-            fetcher: &self.fetcher,
-            store: &self.store,
-            metadata_url: &self.metadata_url,
-            used_roles: &mut self.used_roles,
-            keep_root_chain: self.keep_root_chain,
-        };
-        let set = Workflow::new(&mut source, &self.limits).refresh(&root, self.now)?;
-        self.set = Some(set);
-        Ok(())
+        self.refresh_with(|source, root, limits, now| {
+            Ok(Workflow::new(source, limits).refresh(root, now)?)
+        })
     }
 
     /// The Director's refresh (`ferry_core::uptane::verify_director`): root chain, timestamp,
@@ -181,23 +182,30 @@ impl<F: Fetcher> Updater<F> {
         &mut self,
         vehicle: Vehicle<'_>,
     ) -> Result<BTreeMap<String, EcuAssignment>> {
+        let mut assignments = BTreeMap::new();
+        self.refresh_with(|source, root, limits, now| {
+            let (set, found) = verify_director(source, root, vehicle, limits, now)?.into_parts();
+            assignments = found;
+            Ok(set)
+        })?;
+        Ok(assignments)
+    }
+
+    /// A refresh from the kept root through `run`, which makes the new trusted set.
+    fn refresh_with(
+        &mut self,
+        run: impl FnOnce(&mut Source<'_, F>, &[u8], &Limits, DateTime<Utc>) -> Result<TrustedSet>,
+    ) -> Result<()> {
         self.set = None;
         let root = self
             .store
             .load("root")?
             .ok_or_else(|| Error::NoTrustedRoot(self.store.dir().to_owned()))?;
         self.used_roles.clear();
-        let mut source = Source {
-            fetcher: &self.fetcher,
-            store: &self.store,
-            metadata_url: &self.metadata_url,
-            used_roles: &mut self.used_roles,
-            keep_root_chain: self.keep_root_chain,
-        };
-        let director = verify_director(&mut source, &root, vehicle, &self.limits, self.now)?;
-        let (set, assignments) = director.into_parts();
+        let mut source = source!(self);
+        let set = run(&mut source, &root, &self.limits, self.now)?;
         self.set = Some(set);
-        Ok(assignments)
+        Ok(())
     }
 
     /// Find `target` through the delegation graph, loading only the roles on its path:
@@ -207,13 +215,7 @@ impl<F: Fetcher> Updater<F> {
             .set
             .take()
             .ok_or(ferry_core::Error::Order("target lookup before refresh"))?;
-        let mut source = Source {
-            fetcher: &self.fetcher,
-            store: &self.store,
-            metadata_url: &self.metadata_url,
-            used_roles: &mut self.used_roles,
-            keep_root_chain: self.keep_root_chain,
-        };
+        let mut source = source!(self);
         let found = Workflow::new(&mut source, &self.limits).find_target(&mut set, target);
         self.set = Some(set);
         found

@@ -166,20 +166,7 @@ impl Repo {
     /// Add a delegation from top-level targets to `name`, signed by a fresh key.
     pub fn delegate(&mut self, name: &str, paths: &[&str], terminating: bool) {
         let k = key();
-        let delegations = self.targets.delegations.get_or_insert_with(|| Delegations {
-            keys: BTreeMap::new(),
-            roles: Some(Vec::new()),
-            succinct_roles: None,
-            extra: BTreeMap::new(),
-        });
-        delegations
-            .keys
-            .insert(k.key_id().clone(), k.public_key().clone());
-        delegations
-            .roles
-            .as_mut()
-            .unwrap()
-            .push(delegated_role(name, &[&k], paths, terminating));
+        add_delegation(&mut self.targets, name, paths, terminating, &k);
         let mut meta = self.targets.clone();
         meta.delegations = None;
         meta.targets.clear();
@@ -188,4 +175,27 @@ impl Repo {
             .meta
             .insert(format!("{name}.json"), MetaFile::new(1));
     }
+}
+
+/// `delegator` delegates `role` for `paths` to `key` (threshold 1).
+pub fn add_delegation(
+    delegator: &mut Targets,
+    role: &str,
+    paths: &[&str],
+    terminating: bool,
+    key: &PrivateKey,
+) {
+    let delegations = delegator.delegations.get_or_insert_with(|| Delegations {
+        keys: BTreeMap::new(),
+        roles: Some(Vec::new()),
+        succinct_roles: None,
+        extra: BTreeMap::new(),
+    });
+    delegations
+        .keys
+        .insert(key.key_id().clone(), key.public_key().clone());
+    delegations
+        .roles
+        .get_or_insert_with(Vec::new)
+        .push(delegated_role(role, &[key], paths, terminating));
 }
