@@ -9,6 +9,7 @@ use crate::image_repo::{ImageRepoClient, ImageRepoSettings, TargetSource, Unconf
 use crate::refresher::{refresh_once, resign_all};
 use crate::root::{check_online_keys, import_root};
 use crate::store::{SqliteStore, Store};
+use ferry_core::{Clock, SystemClock};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,12 +70,21 @@ pub fn import_roots_from(
 
 impl Director {
     /// Open the store, import new roots, check the online keys and heal what a crash may
-    /// have left unsigned. Blocking.
+    /// have left unsigned, on the system clock. Blocking.
     pub fn open(config: DirectorConfig) -> Result<Director> {
+        Self::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// [`Director::open`] on `clock`: the store, the handlers, the Image repository client
+    /// and the refresher all read the time from it. Blocking.
+    pub fn open_with_clock(config: DirectorConfig, clock: Arc<dyn Clock>) -> Result<Director> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::storage(format!("create {}", config.data_dir.display()), e))?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(config.database())?);
-        let now = chrono::Utc::now();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with_clock(
+            config.database(),
+            clock.clone(),
+        )?);
+        let now = clock.now();
         let imported = import_roots_from(store.as_ref(), &config.roots_dir, now)?;
         let keys = config.online_keys()?;
         check_online_keys(store.as_ref(), &keys, now)?;
@@ -85,13 +95,13 @@ impl Director {
         resign_if_keys_changed(store.as_ref(), &config, &keys, lifetimes, now)?;
         heal_unsigned(store.as_ref(), &keys, lifetimes, now)?;
         let targets: Arc<dyn TargetSource> = match &config.image_repo {
-            Some(repo) => Arc::new(ImageRepoClient::new(ImageRepoSettings::new(
-                repo.url.clone(),
-                &repo.root,
-            )?)?),
+            Some(repo) => Arc::new(ImageRepoClient::new(
+                ImageRepoSettings::new(repo.url.clone(), &repo.root)?,
+                clock.clone(),
+            )?),
             None => Arc::new(Unconfigured),
         };
-        let state = AppState::new(store, keys, lifetimes, targets);
+        let state = AppState::new(store, keys, lifetimes, targets, clock);
         let tls = match &config.tls {
             Some(t) => Some(
                 TlsSettings::from_files(&t.cert, &t.key, &t.ca_cert)?
@@ -116,7 +126,7 @@ impl Director {
     pub fn refresh(&self) -> Result<crate::refresher::RefreshReport> {
         let before = chrono::Duration::from_std(self.config.lifetimes.refresh_before)
             .unwrap_or(chrono::Duration::hours(6));
-        let now = chrono::Utc::now();
+        let now = self.state.clock.now();
         let store = self.state.store.as_ref();
         heal_unsigned(store, &self.state.keys, self.state.lifetimes, now)?;
         refresh_once(store, &self.state.keys, self.state.lifetimes, now, before)

@@ -491,11 +491,12 @@ fn set_validity(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use ferry_core::{Clock, SystemClock};
 
     const YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
     fn ca() -> FleetCa {
-        FleetCa::generate("Ferry fleet CA", Utc::now(), 10 * YEAR).unwrap()
+        FleetCa::generate("Ferry fleet CA", SystemClock.now(), 10 * YEAR).unwrap()
     }
 
     fn der(pem: &str) -> Vec<u8> {
@@ -507,7 +508,9 @@ mod tests {
     #[test]
     fn a_device_certificate_names_its_vin_in_cn_and_san() {
         let ca = ca();
-        let issued = ca.issue_device_cert("VIN-1", Utc::now(), YEAR).unwrap();
+        let issued = ca
+            .issue_device_cert("VIN-1", SystemClock.now(), YEAR)
+            .unwrap();
         let info = ferry_keys::certificate_info(issued.cert_pem.as_bytes()).unwrap();
         assert_eq!(info.subject_cn.as_deref(), Some("VIN-1"));
         assert_eq!(info.san_uri, ["urn:ferry:vin:VIN-1"]);
@@ -520,7 +523,9 @@ mod tests {
     fn a_loaded_ca_issues_certificates_that_chain_to_it() {
         let ca = ca();
         let loaded = FleetCa::from_pem(ca.cert_pem(), &ca.key_pem(), None).unwrap();
-        let issued = loaded.issue_device_cert("VIN-2", Utc::now(), YEAR).unwrap();
+        let issued = loaded
+            .issue_device_cert("VIN-2", SystemClock.now(), YEAR)
+            .unwrap();
         let cert_der = der(&issued.cert_pem);
         let ca_der = der(ca.cert_pem());
         let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
@@ -551,7 +556,9 @@ mod tests {
         let err = FleetCa::from_pem(ca.cert_pem(), &encrypted, None).unwrap_err();
         assert!(err.to_string().contains("passphrase"), "{err}");
         let loaded = FleetCa::from_pem(ca.cert_pem(), &encrypted, Some(b"secret")).unwrap();
-        loaded.issue_device_cert("VIN-3", Utc::now(), YEAR).unwrap();
+        loaded
+            .issue_device_cert("VIN-3", SystemClock.now(), YEAR)
+            .unwrap();
     }
 
     #[test]
@@ -560,7 +567,9 @@ mod tests {
         let ca = ca();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("device.key");
-        let issued = ca.issue_device_cert("VIN-4", Utc::now(), YEAR).unwrap();
+        let issued = ca
+            .issue_device_cert("VIN-4", SystemClock.now(), YEAR)
+            .unwrap();
         write_private_pem(&path, &issued.key_pem, None).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -576,7 +585,9 @@ mod tests {
             err.to_string().contains("not the CA certificate's key"),
             "{err}"
         );
-        let leaf = a.issue_device_cert("VIN-5", Utc::now(), YEAR).unwrap();
+        let leaf = a
+            .issue_device_cert("VIN-5", SystemClock.now(), YEAR)
+            .unwrap();
         let err = FleetCa::from_pem(&leaf.cert_pem, &leaf.key_pem, None).unwrap_err();
         assert!(err.to_string().contains("not a CA certificate"), "{err}");
     }
@@ -584,7 +595,7 @@ mod tests {
     #[test]
     fn bad_names_and_validities_are_refused() {
         let ca = ca();
-        let now = Utc::now();
+        let now = SystemClock.now();
         let err = ca.issue_device_cert("VIN/../x", now, YEAR).unwrap_err();
         assert!(
             err.to_string().contains("registration check failed"),
@@ -613,11 +624,15 @@ mod tests {
     #[test]
     fn an_operator_certificate_can_never_name_a_registrable_vin() {
         let ca = ca();
-        let issued = ca.issue_operator_cert("ops", Utc::now(), YEAR).unwrap();
+        let issued = ca
+            .issue_operator_cert("ops", SystemClock.now(), YEAR)
+            .unwrap();
         let vins = certificate_vins(&der(&issued.cert_pem)).unwrap();
         assert_eq!(vins, ["operator:ops"]);
         assert!(check_vin(&vins[0]).is_err());
-        let err = ca.issue_operator_cert("a b", Utc::now(), YEAR).unwrap_err();
+        let err = ca
+            .issue_operator_cert("a b", SystemClock.now(), YEAR)
+            .unwrap_err();
         assert!(err.to_string().contains("operator name"), "{err}");
     }
 
@@ -625,7 +640,9 @@ mod tests {
     fn a_server_certificate_names_hosts_and_addresses() {
         let ca = ca();
         let names = ["localhost".to_string(), "127.0.0.1".to_string()];
-        let issued = ca.issue_server_cert(&names, Utc::now(), YEAR).unwrap();
+        let issued = ca
+            .issue_server_cert(&names, SystemClock.now(), YEAR)
+            .unwrap();
         let info = ferry_keys::certificate_info(issued.cert_pem.as_bytes()).unwrap();
         assert_eq!(info.san_dns, ["localhost"]);
         assert!(info.san_uri.is_empty());

@@ -17,11 +17,11 @@ use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use ferry_core::metadata::{Role, TargetFile};
 use ferry_core::refresh::{Limits, MetadataFile, MetadataSource, Workflow};
-use ferry_core::{TargetName, TimestampUpdate, TrustedSet};
+use ferry_core::{Clock, TargetName, TimestampUpdate, TrustedSet};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Where assignments get their targets.
@@ -94,6 +94,8 @@ pub struct ImageRepoClient {
     metadata_url: String,
     limits: Limits,
     timeout: Duration,
+    /// Expiry is judged against this clock's time at each lookup.
+    clock: Arc<dyn Clock>,
     state: Mutex<State>,
 }
 
@@ -109,8 +111,9 @@ struct State {
 
 impl ImageRepoClient {
     /// Checks the pinned root (signed by its own threshold) without touching the network.
-    pub fn new(config: ImageRepoSettings) -> Result<Self> {
-        TrustedSet::new(&config.pinned_root, Utc::now()).map_err(|e| Error::ImageRepoConfig {
+    /// Expiries are judged by `clock`.
+    pub fn new(config: ImageRepoSettings, clock: Arc<dyn Clock>) -> Result<Self> {
+        TrustedSet::new(&config.pinned_root, clock.now()).map_err(|e| Error::ImageRepoConfig {
             reason: format!("the pinned root does not verify: {e}; expected the Image repository's root.json, signed by its root keys"),
         })?;
         let base = config.url.trim_end_matches('/');
@@ -122,6 +125,7 @@ impl ImageRepoClient {
             metadata_url: format!("{base}/metadata/"),
             limits: config.limits,
             timeout: config.request_timeout,
+            clock,
             state: Mutex::new(state),
         })
     }
@@ -155,7 +159,7 @@ impl ImageRepoClient {
             metadata_url: &self.metadata_url,
             kept: &mut state.kept,
         };
-        let now = Utc::now();
+        let now = self.clock.now();
         let previous = state.trusted.take();
         let mut set = refreshed(&mut source, &self.limits, previous, now)?;
         let mut found = find_all(&mut source, &self.limits, &mut set, names);

@@ -182,7 +182,7 @@ pub fn unmet_without(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
+    use ferry_core::{Clock, SystemClock};
 
     fn assignment(id: i64, ecu: &str, position: i64, status: AssignmentStatus) -> Assignment {
         Assignment {
@@ -200,8 +200,8 @@ mod tests {
             status,
             detail: String::new(),
             campaign: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
+            created_at: SystemClock.now(),
+            updated_at: SystemClock.now(),
         }
     }
 

@@ -7,10 +7,12 @@ mod common;
 
 use common::http::{assign, assignments, director_targets, named, Server};
 use common::image_repo::{catalogue, image_repo, ML, NAV, OS, TCU};
+use ferry_core::SystemClock;
 use ferry_director::image_repo::{ImageRepoClient, ImageRepoSettings, TargetSource};
 use ferry_keys::{KeyKind, PrivateKey};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 #[test]
 fn a_target_for_other_hardware_is_unprocessable() {
@@ -260,8 +262,11 @@ fn a_director_pinning_another_root_trusts_nothing_from_the_repository() {
     let repo = catalogue();
     let other = image_repo(&[]);
     // The Director was given another repository's root.
-    let source =
-        ImageRepoClient::new(ImageRepoSettings::with_root(&repo.url, other.root.clone())).unwrap();
+    let source = ImageRepoClient::new(
+        ImageRepoSettings::with_root(&repo.url, other.root.clone()),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
     let err = source.target(OS).unwrap_err();
     assert!(
         err.to_string().contains("image repository check failed"),
@@ -271,8 +276,11 @@ fn a_director_pinning_another_root_trusts_nothing_from_the_repository() {
     let source = repo.client();
     assert_eq!(&source.target(OS).unwrap(), &repo.published[OS]);
     // A root that does not verify is refused up front.
-    let err =
-        ImageRepoClient::new(ImageRepoSettings::with_root(&repo.url, b"{}".to_vec())).unwrap_err();
+    let err = ImageRepoClient::new(
+        ImageRepoSettings::with_root(&repo.url, b"{}".to_vec()),
+        Arc::new(SystemClock),
+    )
+    .unwrap_err();
     assert!(
         err.to_string().contains("pinned root does not verify"),
         "{err}"

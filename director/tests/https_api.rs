@@ -4,13 +4,13 @@
 
 mod common;
 
-use chrono::Utc;
 use common::car::verified_targets;
 use common::server::{assert_returns_after_shutdown, Transport, WAIT};
 use common::tls::{
     assert_refused, client, device, fleet_ca, get, get_result, no_images, put, server_cert, start,
     start_with, tls_settings, YEAR,
 };
+use ferry_core::{Clock, SystemClock};
 use ferry_director::fleet_ca::{FleetCa, IssuedCert};
 use ferry_director::http::TlsSettings;
 use reqwest::{Method, StatusCode};
@@ -24,7 +24,9 @@ fn a_device_fetches_verified_metadata_and_reports_with_its_certificate() {
     let ca = fleet_ca();
     let server = start(&ca);
     let car = server.register("VIN-HAPPY");
-    let cert = ca.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
+    let cert = ca
+        .issue_device_cert(&car.vin, SystemClock.now(), YEAR)
+        .unwrap();
     let device = client(&ca, Some(&cert));
 
     // No bearer token anywhere: the certificate is the device's credential.
@@ -57,7 +59,9 @@ fn another_vehicles_certificate_is_forbidden_and_writes_nothing() {
     let server = start(&ca);
     let a = server.register("VIN-A");
     let b = server.register("VIN-B");
-    let b_cert = ca.issue_device_cert(&b.vin, Utc::now(), YEAR).unwrap();
+    let b_cert = ca
+        .issue_device_cert(&b.vin, SystemClock.now(), YEAR)
+        .unwrap();
     let b_client = client(&ca, Some(&b_cert));
 
     let (status, body) = get(&server, &b_client, &a.vin, "targets.json");
@@ -143,7 +147,9 @@ fn certificates_the_fleet_ca_did_not_issue_for_devices_are_refused() {
 
     // Same VIN, another CA.
     let other = fleet_ca();
-    let foreign = other.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
+    let foreign = other
+        .issue_device_cert(&car.vin, SystemClock.now(), YEAR)
+        .unwrap();
     let result = get_result(&server, &client(&ca, Some(&foreign)), &car.vin);
     // Same CA name, another key: the signature does not verify.
     let why = assert_refused(result, "another CA's certificate was accepted");
@@ -151,7 +157,9 @@ fn certificates_the_fleet_ca_did_not_issue_for_devices_are_refused() {
 
     // The fleet CA's server certificate is for server authentication only.
     let names = [car.vin.clone()];
-    let server_cert = ca.issue_server_cert(&names, Utc::now(), YEAR).unwrap();
+    let server_cert = ca
+        .issue_server_cert(&names, SystemClock.now(), YEAR)
+        .unwrap();
     let result = get_result(&server, &client(&ca, Some(&server_cert)), &car.vin);
     let why = assert_refused(result, "a server certificate passed as a device's");
     assert!(why.contains("fatal alert"), "{why}");
@@ -166,7 +174,9 @@ fn certificates_the_fleet_ca_did_not_issue_for_devices_are_refused() {
     assert!(why.contains("fatal alert"), "{why}");
 
     // The vehicle's own certificate works.
-    let own = ca.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
+    let own = ca
+        .issue_device_cert(&car.vin, SystemClock.now(), YEAR)
+        .unwrap();
     let (status, _) = get_result(&server, &client(&ca, Some(&own)), &car.vin).unwrap();
     assert_eq!(status, StatusCode::OK);
 }
@@ -221,7 +231,9 @@ fn a_vin_only_in_the_san_is_accepted() {
     assert_eq!(server.manifests(&car.vin), 1);
 
     // The loaded CA issues certificates the server accepts too.
-    let issued = ca.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
+    let issued = ca
+        .issue_device_cert(&car.vin, SystemClock.now(), YEAR)
+        .unwrap();
     let (status, _) = get(
         &server,
         &client(&ca, Some(&issued)),
@@ -236,7 +248,9 @@ fn an_unregistered_vin_is_not_found() {
     let ca = fleet_ca();
     let server = start(&ca);
     let car = server.register("VIN-REAL");
-    let cert = ca.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
+    let cert = ca
+        .issue_device_cert(&car.vin, SystemClock.now(), YEAR)
+        .unwrap();
     let device = client(&ca, Some(&cert));
     let (status, body) = get(&server, &device, "VIN-NONE", "targets.json");
     let text = String::from_utf8_lossy(&body);
@@ -244,7 +258,9 @@ fn an_unregistered_vin_is_not_found() {
     assert!(text.contains("no vehicle VIN-NONE is registered"), "{text}");
 
     // A valid certificate for a VIN never registered: 404 on its own path, nothing stored.
-    let ghost = ca.issue_device_cert("VIN-GHOST", Utc::now(), YEAR).unwrap();
+    let ghost = ca
+        .issue_device_cert("VIN-GHOST", SystemClock.now(), YEAR)
+        .unwrap();
     let ghost_client = client(&ca, Some(&ghost));
     let (status, text) = put(&server, &ghost_client, "VIN-GHOST", car.manifest("n1"));
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
@@ -261,7 +277,9 @@ fn garbage_and_silent_clients_do_not_stop_the_server() {
     // Short enough to see the silent client dropped, long enough for any real handshake.
     let server = start_with(&ca, Duration::from_secs(2));
     let car = server.register("VIN-JUNK");
-    let cert = ca.issue_device_cert(&car.vin, Utc::now(), YEAR).unwrap();
+    let cert = ca
+        .issue_device_cert(&car.vin, SystemClock.now(), YEAR)
+        .unwrap();
 
     // One client never says anything (its handshake is pending), one sends junk.
     let mut silent = TcpStream::connect(server.addr).unwrap();

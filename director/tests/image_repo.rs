@@ -5,7 +5,9 @@
 mod common;
 
 use common::image_repo::{image, image_repo, OS};
+use ferry_core::{Clock, SystemClock};
 use ferry_director::image_repo::{ImageRepoClient, ImageRepoSettings, TargetSource, Unconfigured};
+use std::sync::Arc;
 
 #[test]
 fn a_new_timestamp_brings_new_targets_and_an_unchanged_one_reuses_the_trusted_set() {
@@ -21,7 +23,7 @@ fn a_new_timestamp_brings_new_targets_and_an_unchanged_one_reuses_the_trusted_se
 
     // Publishing moves the timestamp: the next lookup refreshes and finds the new target.
     let repo_dir = repo.dir.path().join("repo");
-    let mut editor = ferry_image_repo::Repository::open(&repo_dir, chrono::Utc::now()).unwrap();
+    let mut editor = ferry_image_repo::Repository::open(&repo_dir, SystemClock.now()).unwrap();
     let file = repo.dir.path().join("new.tar");
     std::fs::write(&file, b"new app").unwrap();
     let (_, new) = editor
@@ -52,7 +54,7 @@ fn metadata_above_the_size_caps_is_refused() {
     let repo = image_repo(&[image(OS, &["ivi"], "os", "2", &[], &[])]);
     let mut settings = ImageRepoSettings::with_root(&repo.url, repo.root.clone());
     settings.limits.timestamp_max = 64;
-    let err = ImageRepoClient::new(settings)
+    let err = ImageRepoClient::new(settings, Arc::new(SystemClock))
         .unwrap()
         .target(OS)
         .unwrap_err();
@@ -68,10 +70,13 @@ fn an_unreachable_repository_and_a_missing_one_name_the_check() {
     let url = repo.url.clone();
     let root = repo.root.clone();
     drop(repo);
-    let err = ImageRepoClient::new(ImageRepoSettings::with_root(&url, root))
-        .unwrap()
-        .target(OS)
-        .unwrap_err();
+    let err = ImageRepoClient::new(
+        ImageRepoSettings::with_root(&url, root),
+        Arc::new(SystemClock),
+    )
+    .unwrap()
+    .target(OS)
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("image repository check failed: fetching"),

@@ -8,10 +8,10 @@
 
 mod common;
 
-use chrono::Utc;
 use ferry_core::manifest::VehicleManifest;
 use ferry_core::metadata::Signed;
 use ferry_core::TrustedSet;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::http::{device_token, serve, AppState, ConnectionLimits};
 use ferry_director::image_repo::TargetSource;
 use ferry_director::model::{NewEcu, NewVehicle, Verdict};
@@ -45,7 +45,7 @@ impl Car {
 
     /// A manifest of every ECU's report with `nonce`, signed by the primary.
     fn manifest(&self, nonce: &str) -> Vec<u8> {
-        let now = Utc::now();
+        let now = SystemClock.now();
         let reports: Vec<_> = self
             .ecus
             .iter()
@@ -114,7 +114,7 @@ fn register(store: &dyn Store, keys: &ferry_director::vehicle_metadata::OnlineKe
                 })
                 .unwrap();
             let secret = store.issue_device_token(&vin).unwrap();
-            signer.sign_vehicle(&vin, Utc::now()).unwrap();
+            signer.sign_vehicle(&vin, SystemClock.now()).unwrap();
             Car {
                 token: device_token(&vin, &secret),
                 vin,
@@ -219,7 +219,7 @@ async fn drive(
 /// The vehicle's metadata verifies from the director root: timestamp → snapshot → targets,
 /// and the targets name this vehicle.
 fn verify_metadata(root: &[u8], car: &Car, seen: &Seen, snapshot: &[u8]) {
-    let mut set = TrustedSet::new(root, Utc::now()).unwrap();
+    let mut set = TrustedSet::new(root, SystemClock.now()).unwrap();
     set.update_timestamp(&seen.timestamp)
         .unwrap_or_else(|e| panic!("{}: timestamp: {e}", car.vin));
     set.update_snapshot(snapshot, false)
@@ -234,7 +234,7 @@ fn verify_metadata(root: &[u8], car: &Car, seen: &Seen, snapshot: &[u8]) {
 fn two_hundred_vehicles_checking_in_concurrently_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("director.db")).unwrap());
-    let (root, keys, _) = common::director_root(store.as_ref(), Utc::now());
+    let (root, keys, _) = common::director_root(store.as_ref(), SystemClock.now());
     let cars: Vec<Arc<Car>> = register(store.as_ref(), &keys)
         .into_iter()
         .map(Arc::new)
@@ -255,6 +255,7 @@ fn two_hundred_vehicles_checking_in_concurrently_lose_nothing() {
         keys,
         Lifetimes::default(),
         Arc::new(NoImages),
+        Arc::new(SystemClock),
     );
     server.spawn(serve(
         listener,

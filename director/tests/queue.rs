@@ -5,7 +5,7 @@
 
 mod common;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use common::car::Car;
 use common::http::{assign, assignments, director_targets, named, Server};
 use common::image_repo::{image, image_repo, NAV, OS, TCU};
@@ -13,6 +13,7 @@ use ferry_core::manifest::{
     EcuVersionReport, FileInfo, InstalledImage, LastInstall, VehicleManifest,
 };
 use ferry_core::metadata::{hashes_of, Expires, Signed};
+use ferry_core::{Clock, SystemClock};
 use ferry_director::Store;
 use ferry_keys::{PrivateKey, Signer};
 use reqwest::{Method, StatusCode};
@@ -91,7 +92,7 @@ fn report(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
-        time: Expires::after(Utc::now(), Duration::zero()),
+        time: Expires::after(SystemClock.now(), Duration::zero()),
         extra: BTreeMap::new(),
     });
     r.sign(key as &dyn Signer).unwrap();

@@ -7,6 +7,7 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use ferry_core::metadata::Expires;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::config::DirectorConfig;
 use ferry_director::daemon::Director;
 use ferry_director::model::{MetadataRole, NewEcu, NewVehicle};
@@ -143,10 +144,15 @@ fn a_vehicle_registered_without_metadata_is_signed_when_the_director_starts() {
         snapshot: keyfile("snapshot"),
         timestamp: keyfile("timestamp"),
     };
-    let root = build_root(&spec, 1, Expires::after(Utc::now(), Duration::days(30))).unwrap();
+    let root = build_root(
+        &spec,
+        1,
+        Expires::after(SystemClock.now(), Duration::days(30)),
+    )
+    .unwrap();
     let root = sign_root(root, &[&root_key as &dyn Signer]).unwrap();
     let store = SqliteStore::open(base.join("director.db")).unwrap();
-    import_root(&store, &root, Utc::now()).unwrap();
+    import_root(&store, &root, SystemClock.now()).unwrap();
     // Registered, but the signing that should have followed never happened (a crash).
     register(&store, "HEAL1");
     assert_eq!(

@@ -5,9 +5,10 @@
 
 mod common;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use ferry_core::metadata::Expires;
 use ferry_core::TrustedSet;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::model::{MetadataRole, NewEcu, NewVehicle};
 use ferry_director::root::{
     build_root, check_online_keys, import_root, latest_root, sign_root, RoleSpec, RootSpec,
@@ -63,7 +64,12 @@ fn rotated(new_root: &Arc<PrivateKey>, online: &OnlineKeys, signers: &[&dyn Sign
             threshold: 1,
         },
     };
-    let root = build_root(&spec, 2, Expires::after(Utc::now(), Duration::days(365))).unwrap();
+    let root = build_root(
+        &spec,
+        2,
+        Expires::after(SystemClock.now(), Duration::days(365)),
+    )
+    .unwrap();
     sign_root(root, signers).unwrap()
 }
 
@@ -78,7 +84,7 @@ fn new_online() -> OnlineKeys {
 #[test]
 fn a_cross_signed_rotation_is_imported_and_a_vehicle_walks_to_it() {
     let (_dir, store) = store();
-    let (root1, old_online, old_root_key) = common::director_root(&store, Utc::now());
+    let (root1, old_online, old_root_key) = common::director_root(&store, SystemClock.now());
     let new_root_key = key();
     let online = new_online();
     let root2 = rotated(
@@ -87,12 +93,12 @@ fn a_cross_signed_rotation_is_imported_and_a_vehicle_walks_to_it() {
         &[old_root_key.as_ref() as &dyn Signer, new_root_key.as_ref()],
     );
     // Old online keys are no longer authorised once version 2 is in.
-    check_online_keys(&store, &old_online, Utc::now()).unwrap();
-    assert_eq!(import_root(&store, &root2, Utc::now()).unwrap(), 2);
+    check_online_keys(&store, &old_online, SystemClock.now()).unwrap();
+    assert_eq!(import_root(&store, &root2, SystemClock.now()).unwrap(), 2);
     // Importing the same bytes again changes nothing.
-    assert_eq!(import_root(&store, &root2, Utc::now()).unwrap(), 2);
-    assert_eq!(latest_root(&store, Utc::now()).unwrap().version, 2);
-    let err = check_online_keys(&store, &old_online, Utc::now()).unwrap_err();
+    assert_eq!(import_root(&store, &root2, SystemClock.now()).unwrap(), 2);
+    assert_eq!(latest_root(&store, SystemClock.now()).unwrap().version, 2);
+    let err = check_online_keys(&store, &old_online, SystemClock.now()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -104,7 +110,7 @@ fn a_cross_signed_rotation_is_imported_and_a_vehicle_walks_to_it() {
         ),
         "{err}"
     );
-    check_online_keys(&store, &online, Utc::now()).unwrap();
+    check_online_keys(&store, &online, SystemClock.now()).unwrap();
 
     // A vehicle trusting version 1 walks to version 2 and verifies new-key metadata.
     let p = PrivateKey::generate(KeyKind::Ed25519).unwrap();
@@ -120,9 +126,9 @@ fn a_cross_signed_rotation_is_imported_and_a_vehicle_walks_to_it() {
         })
         .unwrap();
     VehicleSigner::new(&store, &online, Lifetimes::default())
-        .sign_vehicle("VIN-ROT", Utc::now())
+        .sign_vehicle("VIN-ROT", SystemClock.now())
         .unwrap();
-    let mut trusted = TrustedSet::new(&root1, Utc::now()).unwrap();
+    let mut trusted = TrustedSet::new(&root1, SystemClock.now()).unwrap();
     trusted
         .update_root(&store.get_root(2).unwrap().unwrap())
         .unwrap();
@@ -147,7 +153,7 @@ fn a_cross_signed_rotation_is_imported_and_a_vehicle_walks_to_it() {
 #[test]
 fn a_rotation_not_signed_by_the_previous_root_is_refused() {
     let (_dir, store) = store();
-    common::director_root(&store, Utc::now());
+    common::director_root(&store, SystemClock.now());
     let new_root_key = key();
     // Signed only by the new key: an attacker's root.
     let root2 = rotated(
@@ -155,7 +161,7 @@ fn a_rotation_not_signed_by_the_previous_root_is_refused() {
         &new_online(),
         &[new_root_key.as_ref() as &dyn Signer],
     );
-    let err = import_root(&store, &root2, Utc::now()).unwrap_err();
+    let err = import_root(&store, &root2, SystemClock.now()).unwrap_err();
     assert!(matches!(err, Error::RootChain(_)), "{err}");
     assert!(err.to_string().contains("root chain check failed"), "{err}");
     assert_eq!(store.latest_root().unwrap().unwrap().0, 1);
@@ -164,13 +170,13 @@ fn a_rotation_not_signed_by_the_previous_root_is_refused() {
 #[test]
 fn a_rotation_not_signed_by_the_new_root_key_is_refused() {
     let (_dir, store) = store();
-    let (_, _, old_root_key) = common::director_root(&store, Utc::now());
+    let (_, _, old_root_key) = common::director_root(&store, SystemClock.now());
     let root2 = rotated(
         &key(),
         &new_online(),
         &[old_root_key.as_ref() as &dyn Signer],
     );
-    let err = import_root(&store, &root2, Utc::now()).unwrap_err();
+    let err = import_root(&store, &root2, SystemClock.now()).unwrap_err();
     assert!(matches!(err, Error::RootChain(_)), "{err}");
     assert_eq!(store.latest_root().unwrap().unwrap().0, 1);
 }
@@ -181,7 +187,7 @@ fn a_first_root_other_than_version_one_or_not_self_signed_is_refused() {
     let root_key = key();
     let online = new_online();
     let root2 = rotated(&root_key, &online, &[root_key.as_ref() as &dyn Signer]);
-    let err = import_root(&store, &root2, Utc::now()).unwrap_err();
+    let err = import_root(&store, &root2, SystemClock.now()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -198,13 +204,18 @@ fn a_first_root_other_than_version_one_or_not_self_signed_is_refused() {
         snapshot: one(online.snapshot[0].as_ref()),
         timestamp: one(online.timestamp[0].as_ref()),
     };
-    let root1 = build_root(&spec, 1, Expires::after(Utc::now(), Duration::days(1))).unwrap();
+    let root1 = build_root(
+        &spec,
+        1,
+        Expires::after(SystemClock.now(), Duration::days(1)),
+    )
+    .unwrap();
     let unsigned = sign_root(root1, &[online.targets[0].as_ref() as &dyn Signer]).unwrap();
-    let err = import_root(&store, &unsigned, Utc::now()).unwrap_err();
+    let err = import_root(&store, &unsigned, SystemClock.now()).unwrap_err();
     assert!(matches!(err, Error::RootChain(_)), "{err}");
     assert!(store.latest_root().unwrap().is_none());
     assert!(matches!(
-        check_online_keys(&store, &online, Utc::now()).unwrap_err(),
+        check_online_keys(&store, &online, SystemClock.now()).unwrap_err(),
         Error::NoRoot
     ));
 }
@@ -221,7 +232,12 @@ fn a_threshold_above_the_keys_is_refused_when_building() {
         snapshot: one(k.as_ref()),
         timestamp: one(k.as_ref()),
     };
-    let err = build_root(&spec, 1, Expires::after(Utc::now(), Duration::days(1))).unwrap_err();
+    let err = build_root(
+        &spec,
+        1,
+        Expires::after(SystemClock.now(), Duration::days(1)),
+    )
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("root threshold 2 with 1 distinct keys"),

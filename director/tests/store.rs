@@ -1,12 +1,13 @@
 #![allow(clippy::unwrap_used)]
 //! The Director store's rules, through the `Store` trait, on the SQLite backend.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use ferry_core::manifest::{
     check_vehicle_manifest, EcuVersionReport, FileInfo, InstalledImage, LastInstall,
     VehicleManifest,
 };
 use ferry_core::metadata::{hashes_of, Expires, Signed, TargetFile};
+use ferry_core::{Clock, SystemClock};
 use ferry_director::model::{
     AssignmentStatus, IncomingManifest, ManifestVerdict, MetadataRole, NewAssignment, NewEcu,
     NewVehicle, Scope, Vehicle, VehicleState, Verdict,
@@ -75,7 +76,7 @@ fn report(serial: &str, nonce: &str, image: &str, data: &[u8]) -> EcuVersionRepo
         last_install: None,
         nonce: nonce.into(),
         provides: BTreeMap::from([("rootfs-image.version".into(), image.into())]),
-        time: Expires::after(Utc::now(), Duration::zero()),
+        time: Expires::after(SystemClock.now(), Duration::zero()),
         extra: BTreeMap::new(),
     }
 }
@@ -83,7 +84,7 @@ fn report(serial: &str, nonce: &str, image: &str, data: &[u8]) -> EcuVersionRepo
 fn accepted(vin: &str, nonce: &str, reports: Vec<EcuVersionReport>) -> IncomingManifest {
     IncomingManifest {
         vin: vin.into(),
-        received_at: Utc::now(),
+        received_at: SystemClock.now(),
         body: format!("manifest {vin} {nonce}").into_bytes(),
         verdict: ManifestVerdict::Accepted {
             nonce: nonce.into(),
@@ -224,7 +225,7 @@ fn a_read_view_sees_what_the_store_methods_see_and_hands_back_its_own_result() {
             "VIN1",
             MetadataRole::Timestamp,
             1,
-            Utc::now() + Duration::days(1),
+            SystemClock.now() + Duration::days(1),
             b"ts",
         )
         .unwrap();
@@ -309,7 +310,7 @@ fn manifests_are_append_only_and_a_nonce_is_accepted_once() {
     // A refused manifest is stored and changes nothing else, whatever its nonce.
     let refused = IncomingManifest {
         vin: "VIN1".into(),
-        received_at: Utc::now(),
+        received_at: SystemClock.now(),
         body: b"forged".to_vec(),
         verdict: ManifestVerdict::Refused {
             nonce: Some("n1".into()),
@@ -491,7 +492,7 @@ fn metadata_versions_only_go_up() {
     let (_dir, _path, store) = open();
     register(&store, "VIN1");
     register(&store, "VIN2");
-    let t0 = Utc::now();
+    let t0 = SystemClock.now();
     let put = |vin: &str, role, v, days: i64, body: &str| {
         store.put_vehicle_metadata(vin, role, v, t0 + Duration::days(days), body.as_bytes())
     };
@@ -646,7 +647,7 @@ fn signed_manifests_checked_by_core_then_recorded() {
         let checked = check_vehicle_manifest(&body, &vehicle.registered().unwrap()).unwrap();
         store.record_manifest(&IncomingManifest {
             vin: "VIN1".into(),
-            received_at: Utc::now(),
+            received_at: SystemClock.now(),
             body,
             verdict: ManifestVerdict::Accepted {
                 nonce: checked.nonce,
@@ -848,7 +849,7 @@ fn vehicles_missing_signed_metadata_are_listed_until_all_roles_are_stored() {
     register(&store, "V1");
     register(&store, "V2");
     assert_eq!(store.vins_without_metadata().unwrap(), ["V1", "V2"]);
-    let expires = Utc::now() + Duration::days(1);
+    let expires = SystemClock.now() + Duration::days(1);
     store
         .put_vehicle_metadata("V1", MetadataRole::Targets, 1, expires, b"t")
         .unwrap();

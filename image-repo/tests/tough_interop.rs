@@ -4,7 +4,7 @@
 //! The repository is read through file:// URLs (tough's default transport), so the test needs
 //! no server and no HTTP client feature of tough; the HTTP path is covered by the python-tuf
 //! tests in tools/tests/repo_interop*.rs. Expiry is real here (tough checks it against the
-//! system clock), so the repository is made with `Utc::now()`.
+//! system clock), so the repository is made at the system clock's time.
 //!
 //! Known difference (DESIGN.md "Why our own verification engine"): with consistent snapshots
 //! tough fetches a target `dir/file` from `HASH.dir/file`, where the TUF spec (and Ferry, and
@@ -12,7 +12,7 @@
 //! `subdirectory_target_is_where_the_spec_puts_it_not_where_tough_looks` pins that down.
 #![allow(clippy::unwrap_used)]
 
-use chrono::Utc;
+use ferry_core::{Clock, SystemClock};
 use ferry_image_repo::{init, InitOptions, Repository, TargetOptions};
 use ferry_keys::{KeyKind, PrivateKey};
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ fn fixture(targets: &[(&str, &[u8])]) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().to_owned();
     let dir = work.join("repo");
-    let (mut repo, _) = init(&dir, Utc::now(), &InitOptions::default()).unwrap();
+    let (mut repo, _) = init(&dir, SystemClock.now(), &InitOptions::default()).unwrap();
     for (name, data) in targets {
         add(&mut repo, &work, name, data);
     }

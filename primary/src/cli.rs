@@ -88,7 +88,7 @@ where
 
 fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = Config::load(&args.config)?;
-    let clock = chrono::Utc::now;
+    let clock = ferry_core::SystemClock;
     match &args.command {
         Command::Check { json } => match run_cycle(&config, &clock) {
             Ok(report) => {

@@ -15,7 +15,6 @@ use crate::own_ecu::OwnEcu;
 use crate::repos;
 use crate::stream::{self, Failure};
 use crate::updater::Updater;
-use chrono::{DateTime, Utc};
 use ferry_core::manifest::{EcuVersionReport, VehicleManifest};
 use ferry_core::metadata::Signed;
 use ferry_core::provides::check_depends;
@@ -23,14 +22,11 @@ use ferry_core::uptane::{
     already_installed, match_assignment, EcuAssignment, MatchedTarget, Running, Vehicle,
     VehicleEcus,
 };
-use ferry_core::FoundTarget;
+use ferry_core::{Clock, FoundTarget};
 use ferry_secondary::state::InstalledImage;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The time source: the system clock in the binary, a fixed one in tests.
-pub type Clock<'a> = &'a dyn Fn() -> DateTime<Utc>;
 
 /// What a cycle did, kept in `last_cycle.json` for `status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,9 +86,9 @@ impl From<Error> for CycleError {
 /// be) sent, with the report: the update's refusal takes precedence over a manifest failure.
 pub fn run_cycle(
     config: &Config,
-    clock: Clock<'_>,
+    clock: &dyn Clock,
 ) -> std::result::Result<CycleReport, CycleError> {
-    let mut own = OwnEcu::open(config.own_ecu_config()?)?;
+    let mut own = OwnEcu::open(config.own_ecu_config()?, clock.now())?;
     let policy = config.fetch_policy();
     let mut secondaries = Vec::new();
     for s in &config.secondaries {
@@ -145,7 +141,7 @@ pub fn run_cycle(
         tracing::error!(error = %e, "vehicle manifest not accepted");
     }
     let report = CycleReport {
-        time: clock().to_rfc3339(),
+        time: clock.now().to_rfc3339(),
         result: result.into(),
         detail,
         installed,
@@ -169,11 +165,11 @@ fn collect_reports(
     own: &mut OwnEcu,
     secondaries: &mut [SecondaryClient],
     nonce: &str,
-    clock: Clock<'_>,
+    clock: &dyn Clock,
 ) -> Result<Vec<Signed<EcuVersionReport>>> {
-    let mut reports = vec![own.report(nonce, clock())?];
+    let mut reports = vec![own.report(nonce, clock.now())?];
     for s in secondaries {
-        reports.push(s.report(nonce, clock())?);
+        reports.push(s.report(nonce, clock.now())?);
     }
     Ok(reports)
 }
@@ -240,10 +236,10 @@ fn let_secondary_refuse(
     target: &str,
     director: &Updater<HttpFetcher>,
     image: &Updater<HttpFetcher>,
-    clock: Clock<'_>,
+    clock: &dyn Clock,
 ) -> bool {
     let sent =
-        repos::bundle(director, image).and_then(|bundle| ecu.send_metadata(&bundle, clock()));
+        repos::bundle(director, image).and_then(|bundle| ecu.send_metadata(&bundle, clock.now()));
     if sent.is_ok() {
         tracing::warn!(
             ecu = ecu.serial(),
@@ -282,9 +278,9 @@ struct Planned {
 fn update(
     config: &Config,
     ecus: &mut [&mut dyn EcuLink],
-    clock: Clock<'_>,
+    clock: &dyn Clock,
 ) -> std::result::Result<BTreeMap<String, String>, Stop> {
-    let now = clock();
+    let now = clock.now();
     let mut director = repos::director_updater(config, now).map_err(stop(DIRECTOR))?;
     let serials: BTreeSet<String> = config.serials().into_iter().collect();
     let vehicle = Vehicle {
@@ -354,7 +350,7 @@ fn update(
         let name = &p.matched.assignment.target_name;
         let ecu = &mut ecus[p.ecu];
         let pending = ecu
-            .send_metadata(&bundle, clock())
+            .send_metadata(&bundle, clock.now())
             .map_err(not_ready(name, ecu.serial()))?;
         if pending.as_deref() != Some(name.as_str()) {
             return Err(not_ready(name, ecu.serial())(Error::Config(format!(
@@ -403,7 +399,7 @@ fn update(
         let name = &p.matched.assignment.target_name;
         let ecu = &mut ecus[p.ecu];
         let serial = ecu.serial().to_owned();
-        match ecu.install(clock()) {
+        match ecu.install(clock.now()) {
             Ok(()) => {
                 installed.insert(serial, name.clone());
             }

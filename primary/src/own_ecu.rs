@@ -20,9 +20,10 @@ pub struct OwnEcu {
 }
 
 impl OwnEcu {
-    pub fn open(config: ferry_secondary::Config) -> Result<Self> {
+    /// Open the own ECU at `now` (the time resumed install steps are journaled at).
+    pub fn open(config: ferry_secondary::Config, now: DateTime<Utc>) -> Result<Self> {
         let serial = config.serial.clone();
-        let ecu = Ecu::open(config).map_err(|source| Error::own_ecu(&serial, source))?;
+        let ecu = Ecu::open_at(config, now).map_err(|source| Error::own_ecu(&serial, source))?;
         Ok(OwnEcu { serial, ecu })
     }
 

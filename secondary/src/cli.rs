@@ -4,9 +4,11 @@
 use crate::http::{serve, AppState};
 use crate::{Config, Ecu};
 use clap::Parser;
+use ferry_core::{Clock, SystemClock};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 const EXAMPLE: &str = "\
 Example secondary.toml (relative paths are relative to the file):
@@ -92,7 +94,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(&args.config)?;
     let listen = config.listen;
     let max_metadata = config.max_metadata_bytes;
-    let ecu = Ecu::open(config)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ecu = Ecu::open_at(config, clock.now())?;
     let info = ecu.info();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -107,7 +110,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         out.flush()?;
         drop(out);
         tracing::info!(%addr, serial = %info.serial, verification = info.verification, "secondary serving");
-        let state = AppState::new(ecu, AppState::system_clock());
+        let state = AppState::new(ecu, clock);
         serve(listener, state, max_metadata, shutdown_signal()).await?;
         tracing::info!("secondary stopped");
         Ok(())

@@ -20,6 +20,7 @@ use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::Signed;
 use ferry_core::provides::check_depends;
 use ferry_core::uptane::already_installed;
+use ferry_core::{Clock, SystemClock};
 use ferry_keys::{PrivateKey, PublicKey, Signer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -97,7 +98,7 @@ impl Ecu {
     /// Read the key and trust anchors, open state.db, finish any interrupted app swap, then
     /// resume or roll back an install a restart cut short ([`resume`]).
     pub fn open(config: Config) -> Result<Ecu> {
-        Ecu::open_at(config, Utc::now())
+        Ecu::open_at(config, SystemClock.now())
     }
 
     /// [`Ecu::open`] at `now` (the time the resumed steps are journaled at).

@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::Signed;
+use ferry_core::FixedClock;
 use ferry_secondary::http::{serve, AppState};
 use ferry_secondary::VerificationMode;
 use reqwest::blocking::Client;
@@ -39,7 +40,7 @@ impl Drop for Server {
 
 fn start(v: &Vehicle, max_metadata: usize) -> Server {
     let ecu = v.ecu();
-    let state = AppState::new(ecu, Arc::new(now));
+    let state = AppState::new(ecu, Arc::new(FixedClock(now())));
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {

@@ -27,6 +27,7 @@ mod os;
 
 use common::*;
 use ferry_core::metadata::Expires;
+use ferry_core::{Clock, SystemClock};
 use reqwest::blocking::Client;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -101,7 +102,7 @@ impl Drop for Node {
 
 /// Metadata valid by the daemon's (system) clock.
 fn fresh(v: &mut Vehicle) {
-    let until = Expires::after(chrono::Utc::now(), chrono::Duration::days(30));
+    let until = Expires::after(SystemClock.now(), chrono::Duration::days(30));
     for repo in [&mut v.director, &mut v.image] {
         repo.targets.expires = until;
         repo.snapshot.expires = until;

@@ -9,6 +9,7 @@ use ferry_core::metadata::{
     hashes_of, DelegatedRole, Delegations, Expires, MetaFile, Role, RoleKeys, Root, Signed,
     Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp, SPEC_VERSION,
 };
+use ferry_core::{Clock, SystemClock};
 use ferry_keys::{KeyKind, PrivateKey, Signer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,12 +65,12 @@ impl FerryRepo {
         let gen = || PrivateKey::generate(kind).unwrap();
         FerryRepo {
             dir: dir.to_owned(),
-            now: Utc::now(),
+            now: SystemClock.now(),
             root_keys: vec![gen(), gen()],
             timestamp_key: gen(),
             snapshot_key: gen(),
             targets_key: gen(),
-            targets: targets_meta(Utc::now()),
+            targets: targets_meta(SystemClock.now()),
             delegated: BTreeMap::new(),
             blobs: BTreeMap::new(),
         }

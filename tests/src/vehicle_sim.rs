@@ -1,9 +1,10 @@
 //! A simulated vehicle for Director tests: ECU keys, signed version reports and the signed
 //! vehicle manifest, built the way a Primary builds them (DESIGN.md "Manifests").
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use ferry_core::manifest::{EcuVersionReport, FileInfo, InstalledImage, VehicleManifest};
 use ferry_core::metadata::{hashes_of, Expires, Signed};
+use ferry_core::{Clock, SystemClock};
 use ferry_keys::{KeyKind, PrivateKey, Signer};
 use std::collections::BTreeMap;
 
@@ -92,7 +93,7 @@ fn report(ecu: &SimEcu, nonce: &str) -> Signed<EcuVersionReport> {
         last_install: None,
         nonce: nonce.into(),
         provides: [("rootfs-image.version".to_string(), "1.0".to_string())].into(),
-        time: Expires::after(Utc::now(), Duration::zero()),
+        time: Expires::after(SystemClock.now(), Duration::zero()),
         extra: BTreeMap::new(),
     });
     r.sign(&ecu.key as &dyn Signer).expect("sign report");

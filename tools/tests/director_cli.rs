@@ -6,9 +6,9 @@
 
 mod director_common;
 
-use chrono::Utc;
 use director_common::{ferry_in, ferry_ok, DirectorDir};
 use ferry_core::TrustedSet;
+use ferry_core::{Clock, SystemClock};
 use ferry_tests::vehicle_sim::SimVehicle;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -238,7 +238,7 @@ fn a_root_rotation_with_a_new_timestamp_key_is_followed_by_the_vehicle() {
     let director = dir.serve();
     let (status, root2) = director.metadata(&v.vin, "2.root.json", &token);
     assert_eq!(status, StatusCode::OK);
-    let mut trusted = TrustedSet::new(&root1, Utc::now()).unwrap();
+    let mut trusted = TrustedSet::new(&root1, SystemClock.now()).unwrap();
     trusted.update_root(&root2).unwrap();
     let (status, ts) = director.metadata(&v.vin, "timestamp.json", &token);
     assert_eq!(status, StatusCode::OK);

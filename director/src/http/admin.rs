@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ferry_core::Clock;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -39,7 +40,7 @@ pub async fn register(
         store.register_vehicle(&new)?;
         let secret = store.issue_device_token(&new.vin)?;
         VehicleSigner::new(store, &state.keys, state.lifetimes)
-            .sign_vehicle(&new.vin, chrono::Utc::now())?;
+            .sign_vehicle(&new.vin, state.clock.now())?;
         tracing::info!(vin = %new.vin, ecus = new.ecus.len(), "vehicle registered");
         Ok(serde_json::json!({
             "vin": new.vin,

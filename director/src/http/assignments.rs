@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_core::metadata::TargetFile;
+use ferry_core::Clock;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -110,7 +111,7 @@ fn store_and_sign(
     let store = state.store.as_ref();
     let added = store.add_assignments(vin, planned)?;
     let signed = VehicleSigner::new(store, &state.keys, state.lifetimes)
-        .sign_vehicle(vin, chrono::Utc::now());
+        .sign_vehicle(vin, state.clock.now());
     if let Err(e) = signed {
         for a in &added {
             if let Err(undo) = store.cancel_assignment(a.id, "metadata signing failed") {
@@ -326,7 +327,7 @@ pub async fn cancel(
         }
         let cancelled = store.cancel_assignments(&vin, "cancelled by the operator")?;
         VehicleSigner::new(store, &state.keys, state.lifetimes)
-            .sign_vehicle(&vin, chrono::Utc::now())?;
+            .sign_vehicle(&vin, state.clock.now())?;
         tracing::info!(%vin, cancelled, "assignments cancelled");
         Ok(cancelled)
     })
@@ -352,7 +353,7 @@ pub async fn cancel_one(
             .cancel_assignment(id, "cancelled by the operator")
             .map_err(refusal)?;
         VehicleSigner::new(store, &state.keys, state.lifetimes)
-            .sign_vehicle(&cancelled.vin, chrono::Utc::now())?;
+            .sign_vehicle(&cancelled.vin, state.clock.now())?;
         tracing::info!(id, vin = %cancelled.vin, "assignment cancelled");
         Ok(cancelled)
     })

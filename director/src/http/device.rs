@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ferry_core::Clock;
 use std::sync::Arc;
 
 /// Which metadata file a device asks for.
@@ -167,7 +168,7 @@ pub async fn manifest(
             caller.check(view, &vin)?;
             Ok::<_, ApiError>(view.ecu_keys(&vin)?)
         })??;
-        let now = chrono::Utc::now();
+        let now = state.clock.now();
         let recorded = process_manifest_of(store, &vin, vehicle, &body, now, DEFAULT_MAX_SKEW)?;
         // Settled assignments (or targets that miss a queue head) mean the next one queued on
         // an ECU is served only once the vehicle is re-signed. The manifest is recorded

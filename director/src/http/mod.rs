@@ -37,6 +37,7 @@ use crate::vehicle_metadata::{Lifetimes, OnlineKeys};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
+use ferry_core::Clock;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub lifetimes: Lifetimes,
     /// Where assignments get length, hashes and custom metadata: the Image repository.
     pub targets: Arc<dyn TargetSource>,
+    /// Where handlers read the time: the system clock in the daemon, a fixed one in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
@@ -63,12 +66,14 @@ impl AppState {
         keys: OnlineKeys,
         lifetimes: Lifetimes,
         targets: Arc<dyn TargetSource>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         AppState {
             store,
             keys,
             lifetimes,
             targets,
+            clock,
         }
     }
 }

@@ -2,10 +2,10 @@
 //! Director metadata it verifies.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use chrono::Utc;
 use ferry_core::manifest::VehicleManifest;
 use ferry_core::metadata::{Signed, Targets};
 use ferry_core::TrustedSet;
+use ferry_core::{Clock, SystemClock};
 use ferry_keys::{PrivateKey, Signer};
 
 /// A vehicle with a primary (`{vin}-p`) and a secondary (`{vin}-s`) ECU, and the device
@@ -52,7 +52,7 @@ impl Car {
     ) -> Vec<u8> {
         let reports: Vec<_> = reports
             .iter()
-            .map(|(serial, key)| super::report(serial, nonce, Utc::now(), key))
+            .map(|(serial, key)| super::report(serial, nonce, SystemClock.now(), key))
             .collect();
         let mut m = Signed::new(VehicleManifest::new(&self.vin, &self.p(), &reports).unwrap());
         m.sign(signer as &dyn Signer).unwrap();
@@ -63,7 +63,7 @@ impl Car {
 /// Director metadata verified from `root` as a primary does: timestamp, snapshot, then
 /// targets, each read with `fetch`. The verified targets.
 pub fn verified_targets(root: &[u8], fetch: impl Fn(&str) -> Vec<u8>) -> Targets {
-    let mut set = TrustedSet::new(root, Utc::now()).unwrap();
+    let mut set = TrustedSet::new(root, SystemClock.now()).unwrap();
     set.update_timestamp(&fetch("timestamp.json")).unwrap();
     set.update_snapshot(&fetch("snapshot.json"), false).unwrap();
     set.update_targets(&fetch("targets.json"), "targets", "root")

@@ -4,8 +4,8 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use super::server::runtime;
-use chrono::Utc;
 use ferry_core::metadata::TargetFile;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::image_repo::{ImageRepoClient, ImageRepoSettings, TargetSource};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -74,7 +74,7 @@ pub fn image(
 pub fn image_repo(images: &[ferry_image_repo::TargetOptions]) -> ImageRepo {
     let dir = tempfile::tempdir().unwrap();
     let repo_dir = dir.path().join("repo");
-    let now = Utc::now();
+    let now = SystemClock.now();
     let (mut repo, _) =
         ferry_image_repo::init(&repo_dir, now, &ferry_image_repo::InitOptions::default()).unwrap();
     repo.make_bins(4, None).unwrap();
@@ -144,7 +144,11 @@ pub fn catalogue() -> ImageRepo {
 impl ImageRepo {
     /// A Director client of this repository pinning its own root.
     pub fn client(&self) -> ImageRepoClient {
-        ImageRepoClient::new(ImageRepoSettings::with_root(&self.url, self.root.clone())).unwrap()
+        ImageRepoClient::new(
+            ImageRepoSettings::with_root(&self.url, self.root.clone()),
+            Arc::new(SystemClock),
+        )
+        .unwrap()
     }
 
     /// The same client, as the Director's target source.

@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use super::car::Car;
-use chrono::Utc;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::http::{serve, serve_tls, AppState, ConnectionLimits, TlsSettings};
 use ferry_director::image_repo::TargetSource;
 use ferry_director::model::Scope;
@@ -46,7 +46,7 @@ impl Director {
     pub fn new() -> Director {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path().join("director.db")).unwrap());
-        let (root, keys, _) = super::director_root(store.as_ref(), Utc::now());
+        let (root, keys, _) = super::director_root(store.as_ref(), SystemClock.now());
         Director {
             dir,
             store,
@@ -62,6 +62,7 @@ impl Director {
             self.keys.clone(),
             Lifetimes::default(),
             targets,
+            Arc::new(SystemClock),
         )
     }
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use super::server::{self, send, Transport, WAIT};
-use chrono::Utc;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::fleet_ca::{FleetCa, IssuedCert};
 use ferry_director::http::{TlsSettings, HANDSHAKE_TIMEOUT};
 use ferry_director::image_repo::{TargetSource, Unconfigured};
@@ -24,13 +24,14 @@ pub fn no_images() -> Arc<dyn TargetSource> {
 }
 
 pub fn fleet_ca() -> FleetCa {
-    FleetCa::generate("Ferry test fleet CA", Utc::now(), 10 * YEAR).unwrap()
+    FleetCa::generate("Ferry test fleet CA", SystemClock.now(), 10 * YEAR).unwrap()
 }
 
 /// A server certificate from `ca` for `names`, valid a year.
 pub fn server_cert(ca: &FleetCa, names: &[&str]) -> IssuedCert {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    ca.issue_server_cert(&names, Utc::now(), YEAR).unwrap()
+    ca.issue_server_cert(&names, SystemClock.now(), YEAR)
+        .unwrap()
 }
 
 /// TLS settings serving `cert` and admitting clients `ca` issued.
@@ -54,7 +55,7 @@ pub fn start_with(ca: &FleetCa, handshake_timeout: Duration) -> Server {
     let cert = server_cert(ca, &["localhost", "127.0.0.1"]);
     let tls = tls_settings(ca, &cert).with_handshake_timeout(handshake_timeout);
     let ops = ca
-        .issue_operator_cert("ops-console", Utc::now(), YEAR)
+        .issue_operator_cert("ops-console", SystemClock.now(), YEAR)
         .unwrap();
     Server::spawn(Transport::Tls(tls), client(ca, Some(&ops)), no_images(), ())
 }

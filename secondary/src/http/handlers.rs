@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use ferry_core::Clock;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -27,7 +28,7 @@ where
     F: FnOnce(&mut Ecu, DateTime<Utc>) -> Result<T> + Send + 'static,
 {
     let ecu = state.ecu.clone();
-    let now = (state.clock)();
+    let now = state.clock.now();
     let task = tokio::task::spawn_blocking(move || {
         let mut guard = ecu.lock().map_err(|_| poisoned())?;
         f(&mut guard, now).map_err(ApiError::from)

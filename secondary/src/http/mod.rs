@@ -24,19 +24,17 @@ use crate::ecu::Ecu;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
-use chrono::{DateTime, Utc};
+use ferry_core::Clock;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
-
-/// Where handlers read the time: the system clock in the daemon, a fixed one in tests.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub ecu: Arc<Mutex<Ecu>>,
-    pub clock: Clock,
+    /// Where handlers read the time: the system clock in the daemon, a fixed one in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -46,16 +44,11 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    pub fn new(ecu: Ecu, clock: Clock) -> Self {
+    pub fn new(ecu: Ecu, clock: Arc<dyn Clock>) -> Self {
         AppState {
             ecu: Arc::new(Mutex::new(ecu)),
             clock,
         }
-    }
-
-    /// The system clock.
-    pub fn system_clock() -> Clock {
-        Arc::new(Utc::now)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use clap::{Args as ClapArgs, Subcommand};
+use ferry_core::{Clock, SystemClock};
 use ferry_primary::{init_trusted_root, FetchPolicy, HttpFetcher, MetadataStore, Updater};
 use std::path::PathBuf;
 
@@ -71,7 +72,7 @@ pub fn run(args: Args) -> Result<()> {
     let metadata_url = required(&args.metadata_url, "--metadata-url")?;
     let fetcher = HttpFetcher::new(FetchPolicy::default())?;
     // The clock is read once, through libc (so LD_PRELOAD faketime applies), and injected.
-    let now = chrono::Utc::now();
+    let now = SystemClock.now();
     let mut updater = Updater::new(fetcher, store, &metadata_url, now);
     updater.refresh()?;
     if let Action::Download = args.action {

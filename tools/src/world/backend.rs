@@ -5,8 +5,8 @@
 use super::{TargetSpec, World};
 use crate::cmd::director::{init as director_init, root as director_root, token};
 use crate::error::{io_at, Result};
-use chrono::Utc;
 use ferry_core::metadata::TargetFile;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::model::Scope;
 use ferry_director::root::RoleSpec;
 use ferry_image_repo::{PublishReport, Repository, TargetOptions};
@@ -30,14 +30,14 @@ impl World {
     pub fn init_image_repo(&self) -> Result<PublishReport> {
         let dir = self.dir.join("img");
         let options = ferry_image_repo::InitOptions::default();
-        let (_, report) = ferry_image_repo::init(&dir, Utc::now(), &options)?;
+        let (_, report) = ferry_image_repo::init(&dir, SystemClock.now(), &options)?;
         Ok(report)
     }
 
     /// `ferry repo add-target` for each of `targets` (added again if the name exists: new
     /// custom metadata), then `ferry repo publish`. Returns each target as signed.
     pub fn publish(&self, targets: &[TargetSpec]) -> Result<(Vec<TargetFile>, PublishReport)> {
-        let mut repo = Repository::open(&self.dir.join("img"), Utc::now())?;
+        let mut repo = Repository::open(&self.dir.join("img"), SystemClock.now())?;
         let images = self.dir.join("images");
         std::fs::create_dir_all(&images).map_err(io_at(&images))?;
         let mut files = Vec::new();

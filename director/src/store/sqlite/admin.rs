@@ -1,11 +1,17 @@
 //! Admin API tokens: a name, a scope, and the SHA-256 of the secret (never the secret).
 
-use super::{db, from_ms, now_ms};
+use super::{db, from_ms};
 use crate::model::{AdminToken, Scope};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
-pub(super) fn create(conn: &Connection, name: &str, scope: Scope, hash: &[u8; 32]) -> Result<i64> {
+pub(super) fn create(
+    conn: &Connection,
+    name: &str,
+    scope: Scope,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<i64> {
     if name.trim().is_empty() || name.chars().any(char::is_control) {
         return Err(Error::InvalidTokenName {
             name: name.to_owned(),
@@ -16,7 +22,7 @@ pub(super) fn create(conn: &Connection, name: &str, scope: Scope, hash: &[u8; 32
     conn.prepare_cached(
         "INSERT INTO admin_tokens (name, scope, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
     )
-    .and_then(|mut s| s.execute(params![name, scope.as_str(), &hash[..], now_ms()]))
+    .and_then(|mut s| s.execute(params![name, scope.as_str(), &hash[..], now]))
     .map_err(db("insert admin token"))?;
     Ok(conn.last_insert_rowid())
 }
@@ -45,12 +51,12 @@ pub(super) fn check(conn: &Connection, presented: &[u8; 32]) -> Result<Option<Sc
     }
 }
 
-pub(super) fn revoke(conn: &Connection, id: i64) -> Result<()> {
+pub(super) fn revoke(conn: &Connection, id: i64, now: i64) -> Result<()> {
     let n = conn
         .prepare_cached(
             "UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
         )
-        .and_then(|mut s| s.execute(params![id, now_ms()]))
+        .and_then(|mut s| s.execute(params![id, now]))
         .map_err(db("revoke admin token"))?;
     if n == 0 {
         return Err(Error::UnknownAdminToken { id });

@@ -1,7 +1,7 @@
 //! Assignments: which target each ECU of a vehicle is to install, in which order, and how far
 //! it got. (Manifests move them to installed or failed: see `manifests.rs`.)
 
-use super::{db, from_json, from_ms, inventory, is_unique_violation, now_ms, to_json};
+use super::{db, from_json, from_ms, inventory, is_unique_violation, to_json};
 use crate::model::{Assignment, AssignmentStatus, NewAssignment};
 use crate::queue::{Active, Settled};
 use crate::{Error, Result};
@@ -80,7 +80,12 @@ fn check_new(vin: &str, a: &NewAssignment) -> Result<()> {
     Err(Error::InvalidAssignment { reason })
 }
 
-pub(super) fn add(conn: &Connection, vin: &str, new: &[NewAssignment]) -> Result<Vec<Assignment>> {
+pub(super) fn add(
+    conn: &Connection,
+    vin: &str,
+    new: &[NewAssignment],
+    now: i64,
+) -> Result<Vec<Assignment>> {
     if !inventory::exists(conn, vin)? {
         return Err(Error::UnknownVehicle {
             vin: vin.to_owned(),
@@ -95,7 +100,6 @@ pub(super) fn add(conn: &Connection, vin: &str, new: &[NewAssignment]) -> Result
         .prepare_cached("SELECT coalesce(max(position), 0) FROM assignments WHERE vin = ?1")
         .and_then(|mut s| s.query_row([vin], |r| r.get(0)))
         .map_err(db("read last assignment position"))?;
-    let now = now_ms();
     let mut ids = Vec::with_capacity(new.len());
     for (i, a) in new.iter().enumerate() {
         check_new(vin, a)?;
@@ -176,7 +180,7 @@ pub(super) fn list(conn: &Connection, vin: &str, active_only: bool) -> Result<Ve
     rows.into_iter().map(RawAssignment::decode).collect()
 }
 
-pub(super) fn cancel_vehicle(conn: &Connection, vin: &str, detail: &str) -> Result<u64> {
+pub(super) fn cancel_vehicle(conn: &Connection, vin: &str, detail: &str, now: i64) -> Result<u64> {
     if !inventory::exists(conn, vin)? {
         return Err(Error::UnknownVehicle {
             vin: vin.to_owned(),
@@ -187,12 +191,12 @@ pub(super) fn cancel_vehicle(conn: &Connection, vin: &str, detail: &str) -> Resu
             "UPDATE assignments SET status = 'cancelled', detail = ?2, updated_at = ?3
              WHERE vin = ?1 AND status IN ('pending', 'in_flight')",
         )
-        .and_then(|mut s| s.execute(params![vin, detail, now_ms()]))
+        .and_then(|mut s| s.execute(params![vin, detail, now]))
         .map_err(db("cancel assignments"))?;
     Ok(n as u64)
 }
 
-pub(super) fn cancel_one(conn: &Connection, id: i64, detail: &str) -> Result<Assignment> {
+pub(super) fn cancel_one(conn: &Connection, id: i64, detail: &str, now: i64) -> Result<Assignment> {
     let current = get(conn, id)?.ok_or(Error::UnknownAssignment { id })?;
     if !current.status.is_active() {
         return Err(Error::AssignmentNotActive {
@@ -200,7 +204,6 @@ pub(super) fn cancel_one(conn: &Connection, id: i64, detail: &str) -> Result<Ass
             status: current.status.to_string(),
         });
     }
-    let now = now_ms();
     conn.prepare_cached(
         "UPDATE assignments SET status = 'cancelled', detail = ?2, updated_at = ?3 WHERE id = ?1",
     )
@@ -287,13 +290,12 @@ pub(super) fn set_settled(conn: &Connection, settled: &[Settled], now: i64) -> R
     Ok(())
 }
 
-pub(super) fn mark_in_flight(conn: &Connection, ids: &[i64]) -> Result<u64> {
+pub(super) fn mark_in_flight(conn: &Connection, ids: &[i64], now: i64) -> Result<u64> {
     let mut stmt = conn
         .prepare_cached(
             "UPDATE assignments SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status = ?4",
         )
         .map_err(db("mark assignment in flight"))?;
-    let now = now_ms();
     let mut changed = 0;
     for id in ids {
         changed += stmt

@@ -1,6 +1,6 @@
 //! Vehicles, ECUs, their last reports, and device tokens.
 
-use super::{db, from_json, from_ms, now_ms, to_json};
+use super::{db, from_json, from_ms, to_json};
 use crate::model::{
     AssignmentStatus, Ecu, EcuRef, EcuState, InstalledImage, NewVehicle, StatusSummary, Vehicle,
     VehicleState,
@@ -9,7 +9,7 @@ use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::HashMap;
 
-pub(super) fn register(conn: &Connection, vehicle: &NewVehicle) -> Result<()> {
+pub(super) fn register(conn: &Connection, vehicle: &NewVehicle, now: i64) -> Result<()> {
     let vin = &vehicle.vin;
     if exists(conn, vin)? {
         return Err(Error::VehicleExists { vin: vin.clone() });
@@ -27,7 +27,7 @@ pub(super) fn register(conn: &Connection, vehicle: &NewVehicle) -> Result<()> {
         }
     }
     conn.prepare_cached("INSERT INTO vehicles (vin, created_at) VALUES (?1, ?2)")
-        .and_then(|mut s| s.execute(params![vin, now_ms()]))
+        .and_then(|mut s| s.execute(params![vin, now]))
         .map_err(db("insert vehicle"))?;
     let mut insert = conn
         .prepare_cached(

@@ -39,8 +39,10 @@ use crate::{Error, Result};
 use checkpointer::Checkpointer;
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::RegisteredVehicle;
+use ferry_core::{Clock, SystemClock};
 use pool::{connect, Pool, Role};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What a commit waits for (see the module documentation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,14 +62,22 @@ pub struct SqliteStore {
     pool: Pool,
     path: PathBuf,
     keys: ecu_keys::KeyCache,
+    /// The time rows are stamped with (registered, created, updated, revoked).
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteStore {
     pub const DEFAULT_READERS: usize = 4;
 
     /// Open (creating it if needed) the database at `path` and migrate it to the latest schema.
+    /// Rows are stamped with the system clock's time.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(path, Self::DEFAULT_READERS, Durability::Normal)
+    }
+
+    /// [`SqliteStore::open`], stamping rows with `clock`'s time.
+    pub fn open_with_clock(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self> {
+        Self::open_configured(path, Self::DEFAULT_READERS, Durability::Normal, clock)
     }
 
     /// [`SqliteStore::open`] with `readers` reader connections (at least one).
@@ -75,6 +85,16 @@ impl SqliteStore {
         path: impl AsRef<Path>,
         readers: usize,
         durability: Durability,
+    ) -> Result<Self> {
+        Self::open_configured(path, readers, durability, Arc::new(SystemClock))
+    }
+
+    /// [`SqliteStore::open_with`], stamping rows with `clock`'s time.
+    pub fn open_configured(
+        path: impl AsRef<Path>,
+        readers: usize,
+        durability: Durability,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut writer = connect(&path, Role::Writer, durability)?;
@@ -92,7 +112,13 @@ impl SqliteStore {
             pool,
             path,
             keys: ecu_keys::KeyCache::default(),
+            clock,
         })
+    }
+
+    /// The clock's time, as rows store it.
+    fn now_ms(&self) -> i64 {
+        ms(self.clock.now())
     }
 
     pub fn path(&self) -> &Path {
@@ -119,10 +145,6 @@ pub(super) fn ms(t: DateTime<Utc>) -> i64 {
 pub(super) fn from_ms(what: &str, v: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_millis(v)
         .ok_or_else(|| Error::corrupt(what, format!("time {v} ms is out of range")))
-}
-
-pub(super) fn now_ms() -> i64 {
-    ms(Utc::now())
 }
 
 /// A version as SQLite stores it (a signed 64-bit integer).
@@ -173,7 +195,7 @@ impl Store for SqliteStore {
     fn register_vehicle(&self, vehicle: &NewVehicle) -> Result<Vehicle> {
         super::check_registration(vehicle)?;
         self.pool.write("register vehicle", |tx| {
-            inventory::register(tx, vehicle)?;
+            inventory::register(tx, vehicle, self.now_ms())?;
             inventory::get_vehicle(tx, &vehicle.vin)?.ok_or_else(|| Error::UnknownVehicle {
                 vin: vehicle.vin.clone(),
             })
@@ -271,8 +293,9 @@ impl Store for SqliteStore {
     }
 
     fn add_assignments(&self, vin: &str, new: &[NewAssignment]) -> Result<Vec<Assignment>> {
-        self.pool
-            .write("add assignments", |tx| assignments::add(tx, vin, new))
+        self.pool.write("add assignments", |tx| {
+            assignments::add(tx, vin, new, self.now_ms())
+        })
     }
 
     fn active_assignments(&self, vin: &str) -> Result<Vec<Assignment>> {
@@ -288,19 +311,19 @@ impl Store for SqliteStore {
 
     fn cancel_assignments(&self, vin: &str, detail: &str) -> Result<u64> {
         self.pool.write("cancel assignments", |tx| {
-            assignments::cancel_vehicle(tx, vin, detail)
+            assignments::cancel_vehicle(tx, vin, detail, self.now_ms())
         })
     }
 
     fn cancel_assignment(&self, id: i64, detail: &str) -> Result<Assignment> {
         self.pool.write("cancel assignment", |tx| {
-            assignments::cancel_one(tx, id, detail)
+            assignments::cancel_one(tx, id, detail, self.now_ms())
         })
     }
 
     fn mark_in_flight(&self, ids: &[i64]) -> Result<u64> {
         self.pool.write("mark assignments in flight", |tx| {
-            assignments::mark_in_flight(tx, ids)
+            assignments::mark_in_flight(tx, ids, self.now_ms())
         })
     }
 
@@ -355,7 +378,7 @@ impl Store for SqliteStore {
         let secret = crate::secret::generate()?;
         let hash = crate::secret::hash(&secret);
         let id = self.pool.write("create admin token", |tx| {
-            admin::create(tx, name, scope, &hash)
+            admin::create(tx, name, scope, &hash, self.now_ms())
         })?;
         Ok((id, secret))
     }
@@ -367,8 +390,9 @@ impl Store for SqliteStore {
     }
 
     fn revoke_admin_token(&self, id: i64) -> Result<()> {
-        self.pool
-            .write("revoke admin token", |tx| admin::revoke(tx, id))
+        self.pool.write("revoke admin token", |tx| {
+            admin::revoke(tx, id, self.now_ms())
+        })
     }
 
     fn list_admin_tokens(&self) -> Result<Vec<AdminToken>> {

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use ferry_core::{Clock, SystemClock};
 use ferry_keys::{PublicKey, Scheme};
 use rusqlite::Connection;
 
@@ -41,7 +42,7 @@ fn record_refused(store: &SqliteStore, count: u64, body_len: usize) {
         store
             .record_manifest(&IncomingManifest {
                 vin: "V1".into(),
-                received_at: Utc::now(),
+                received_at: SystemClock.now(),
                 body: vec![b'x'; body_len],
                 verdict: crate::model::ManifestVerdict::Refused {
                     nonce: Some(format!("nonce-{i}")),
@@ -245,7 +246,7 @@ fn the_manifest_log_refuses_update_and_delete() {
     store
         .record_manifest(&IncomingManifest {
             vin: "V1".into(),
-            received_at: Utc::now(),
+            received_at: SystemClock.now(),
             body: b"{}".to_vec(),
             verdict: crate::model::ManifestVerdict::Refused {
                 nonce: None,

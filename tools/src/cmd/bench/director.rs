@@ -24,8 +24,8 @@ use super::report::{counter, say, secs, spinner, Phases};
 use crate::error::{Error, Result};
 use ceiling::Ceiling;
 use check_ins::Sim;
-use chrono::Utc;
 use ferry_core::TrustedSet;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::http::{serve, AppState, ConnectionLimits};
 use ferry_director::image_repo::TargetSource;
 use ferry_director::model::Verdict;
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let bar = spinner("creating the Director database");
     let mut setup = Phases::start();
-    let director = Director::create(Utc::now())?;
+    let director = Director::create(SystemClock.now())?;
     let vehicles = register(&director, count, cores)?;
     setup.lap("register");
     bar.set_message(format!(
@@ -121,6 +121,7 @@ pub fn run(args: Args) -> Result<()> {
         director.keys.clone(),
         Lifetimes::default(),
         std::sync::Arc::new(NoImages),
+        std::sync::Arc::new(SystemClock),
     );
     server.spawn(serve(
         listener,
@@ -199,7 +200,7 @@ fn planned_check_ins(ceiling: &Ceiling, duration: Duration, vehicles: usize) -> 
 /// in parallel; the store serialises the writes).
 fn register(director: &Director, count: usize, threads: usize) -> Result<Vec<Vehicle>> {
     let bar = counter(count as u64, "registering vehicles");
-    let now = Utc::now();
+    let now = SystemClock.now();
     let chunks = parallel(count, threads, |i| {
         let v = director.register(i, now);
         bar.inc(1);
@@ -215,7 +216,7 @@ fn presign(vehicles: &[Vehicle], per_vehicle: usize, threads: usize) -> Result<V
     let total = (vehicles.len() * per_vehicle) as u64;
     let bar = counter(total, "pre-signing manifests (not timed)");
     let start = std::time::Instant::now();
-    let now = Utc::now();
+    let now = SystemClock.now();
     let out = parallel(vehicles.len(), threads, |i| {
         let v = &vehicles[i];
         let manifests = (0..per_vehicle)
@@ -301,7 +302,7 @@ fn verify_metadata(addr: SocketAddr, root: &[u8], vehicle: &Vehicle) -> Result<(
             .map_err(|e| failed(format!("GET {file}: {e}")))?;
         Ok(response.to_vec())
     };
-    let mut set = TrustedSet::new(root, Utc::now())?;
+    let mut set = TrustedSet::new(root, SystemClock.now())?;
     set.update_timestamp(&fetch("timestamp.json")?)?;
     set.update_snapshot(&fetch("snapshot.json")?, false)?;
     let targets = set.update_targets(&fetch("targets.json")?, "targets", "root")?;

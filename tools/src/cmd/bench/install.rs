@@ -19,6 +19,7 @@ use super::report::{
 };
 use crate::error::{Error, Result};
 use crate::world::workdir::WorkDir;
+use ferry_core::{Clock, SystemClock};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -101,7 +102,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut cmd = Command::new(&primary_bin);
         cmd.args(["--config", "primary.toml", "check", "--json"]);
         let start = Instant::now();
-        let started_at = chrono::Utc::now();
+        let started_at = SystemClock.now();
         let mut guard = procs::spawn(dir, cmd, "ferry-primary")?;
         let stdout = guard.child.stdout.take();
         // Drain stdout on a thread so the primary never blocks on a full pipe.

@@ -24,10 +24,10 @@ use super::python;
 use super::report::{print_json, say, secs, secs_f, spinner, Phases};
 use crate::error::{io_at, Error, Result};
 use background::{bad_output, durations, seconds_of, write_json, Background};
-use chrono::Utc;
 use ferry_core::metadata::uptane::{Domain, ImageCustom};
 use ferry_core::metadata::{hashes_of, TargetFile};
 use ferry_core::{find_target, TrustedSet};
+use ferry_core::{Clock, SystemClock};
 use ferry_image_repo::{init, InitOptions, Repository, TargetOptions};
 use results::Results;
 use serde_json::json;
@@ -133,7 +133,7 @@ fn bench(args: &Args, py: &Path, work: &Path) -> Result<Results> {
     let start = Instant::now();
     let mut phases = Phases::start();
     bar.set_message("ferry: init (python-tuf builds its flat repository meanwhile)");
-    let (mut repo, _) = init(&ferry_dir, Utc::now(), &InitOptions::default())?;
+    let (mut repo, _) = init(&ferry_dir, SystemClock.now(), &InitOptions::default())?;
     phases.lap("init");
     bar.set_message(format!("ferry: staging {} hashed bins", args.bins));
     repo.make_bins(args.bins, None)?;
@@ -204,7 +204,7 @@ fn bench(args: &Args, py: &Path, work: &Path) -> Result<Results> {
         };
         let start = Instant::now();
         let mut steps = Phases::start();
-        let mut repo = Repository::open(&ferry_dir, Utc::now())?;
+        let mut repo = Repository::open(&ferry_dir, SystemClock.now())?;
         steps.lap("open");
         let (_, target) = repo.add_target(path, &options, &mut |_| {})?;
         steps.lap("add_target");
@@ -321,7 +321,7 @@ fn ferry_verify(metadata: &Path, target: &str) -> Result<Vec<(String, u64)>> {
     let mut sizes = Vec::new();
     let root = read("1.root.json")?;
     sizes.push(("root".to_owned(), root.len() as u64));
-    let mut set = TrustedSet::new(&root, Utc::now())?;
+    let mut set = TrustedSet::new(&root, SystemClock.now())?;
     loop {
         let next = format!("{}.root.json", set.root().version + 1);
         if !metadata.join(&next).exists() {

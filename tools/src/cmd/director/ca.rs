@@ -3,7 +3,7 @@
 
 use crate::error::{io_at, Error, Result};
 use crate::keyfile::read_passphrase;
-use chrono::Utc;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::fleet_ca::{write_private_pem, FleetCa};
 use std::path::{Path, PathBuf};
 
@@ -104,7 +104,7 @@ pub fn write_cert(path: &Path, pem: &str) -> Result<()> {
 }
 
 pub fn run(cmd: Command) -> Result<()> {
-    let now = Utc::now();
+    let now = SystemClock.now();
     match cmd {
         Command::Init(a) => {
             if a.passphrase_file.is_some() && a.insecure_plaintext {

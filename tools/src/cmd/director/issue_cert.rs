@@ -4,7 +4,7 @@
 
 use super::ca::{write_cert, CaFiles};
 use crate::error::{Error, Result};
-use chrono::Utc;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::fleet_ca::write_private_pem;
 use ferry_director::Store;
 use std::path::PathBuf;
@@ -44,7 +44,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let ca = a.ca.load()?;
-    let now = Utc::now();
+    let now = SystemClock.now();
     let issued = match (&a.vin, &a.operator) {
         (Some(vin), None) => {
             let config = a.config.as_deref().ok_or_else(|| {

@@ -3,8 +3,8 @@
 
 use crate::error::{io_at, Error, Result};
 use crate::keyfile;
-use chrono::Utc;
 use ferry_core::metadata::Expires;
+use ferry_core::{Clock, SystemClock};
 use ferry_director::root::{build_root, read_root_file, sign_root, spec_of, RoleSpec, RootSpec};
 use ferry_keys::{PrivateKey, Signer};
 use std::path::{Path, PathBuf};
@@ -130,7 +130,7 @@ fn private_keys(files: &[PathBuf], passphrase: Option<&Path>) -> Result<Vec<Priv
 
 fn expires(d: std::time::Duration) -> Result<Expires> {
     let d = chrono::Duration::from_std(d).map_err(|e| Error::Usage(format!("--expires: {e}")))?;
-    Ok(Expires::after(Utc::now(), d))
+    Ok(Expires::after(SystemClock.now(), d))
 }
 
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -184,7 +184,7 @@ pub fn first_root(
 fn rotate(a: RotateArgs) -> Result<()> {
     let pass = a.passphrase_file.as_deref();
     let previous_bytes = std::fs::read(&a.previous).map_err(io_at(&a.previous))?;
-    let previous = read_root_file(&previous_bytes, Utc::now())?;
+    let previous = read_root_file(&previous_bytes, SystemClock.now())?;
     let mut spec = spec_of(&previous)?;
     let old_keys = private_keys(&a.sign_keys, pass)?;
     let new_keys = private_keys(&a.root_keys, pass)?;
@@ -214,7 +214,7 @@ fn rotate(a: RotateArgs) -> Result<()> {
         .collect();
     let bytes = sign_root(root, &signers)?;
     // Refuse to write a root the chain check would refuse (too few old or new signatures).
-    let mut trusted = ferry_core::TrustedSet::new(&previous_bytes, Utc::now())?;
+    let mut trusted = ferry_core::TrustedSet::new(&previous_bytes, SystemClock.now())?;
     trusted.update_root(&bytes)?;
     write_new(&a.out, &bytes)?;
     println!(
@@ -229,7 +229,7 @@ fn import(a: ImportArgs) -> Result<()> {
     std::fs::create_dir_all(&config.roots_dir).map_err(io_at(&config.roots_dir))?;
     // Check the chain as the Director will: stored roots, then roots_dir, then these files.
     let mut chain: Option<ferry_core::TrustedSet> = None;
-    let now = Utc::now();
+    let now = SystemClock.now();
     let mut walk = |bytes: &[u8]| -> Result<u64> {
         match &mut chain {
             None => {

@@ -1,4 +1,5 @@
 use crate::error::{Error, Result};
+use ferry_core::{Clock, SystemClock};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -44,7 +45,7 @@ pub fn run(args: Args) -> Result<()> {
         expires.insert(role, super::duration(&d).map_err(Error::Usage)?);
     }
     options.expires = expires;
-    let (_, report) = ferry_image_repo::init(&args.dir, chrono::Utc::now(), &options)?;
+    let (_, report) = ferry_image_repo::init(&args.dir, SystemClock.now(), &options)?;
     if !args.json {
         println!("created repository in {}", args.dir.display());
     }

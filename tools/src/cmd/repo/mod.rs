@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use clap::Subcommand;
+use ferry_core::{Clock, SystemClock};
 use ferry_image_repo::{PublishReport, Repository};
 use std::path::Path;
 
@@ -61,7 +62,7 @@ pub fn run(cmd: Command) -> Result<()> {
 
 /// Open the repository at `dir`; new expiries count from the system clock.
 fn open(dir: &Path) -> Result<Repository> {
-    Ok(Repository::open(dir, chrono::Utc::now())?)
+    Ok(Repository::open(dir, SystemClock.now())?)
 }
 
 /// Print what a publish wrote, for a person or (`json`) a script.

@@ -9,9 +9,9 @@
 
 use super::fleet::{report, Vehicle, ECUS};
 use crate::error::{Error, Result};
-use chrono::Utc;
 use ferry_core::manifest::VehicleManifest;
 use ferry_core::metadata::{Document, Signed};
+use ferry_core::{Clock, SystemClock};
 use ferry_keys::{PublicKey, Signer};
 use std::time::{Duration, Instant};
 
@@ -73,7 +73,7 @@ fn check_of<T: Document>(signed: &Signed<T>, key: &PublicKey) -> Result<Check> {
 
 /// The signatures of one check-in of `vehicle`.
 fn checks(vehicle: &Vehicle) -> Result<Vec<Check>> {
-    let now = Utc::now();
+    let now = SystemClock.now();
     let mut out = Vec::new();
     let mut reports = Vec::new();
     for (serial, key) in &vehicle.ecus {
