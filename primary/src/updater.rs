@@ -171,7 +171,7 @@ impl<F: Fetcher> Updater<F> {
     /// Run the client workflow for the top-level roles: root chain, timestamp, snapshot, targets.
     pub fn refresh(&mut self) -> Result<()> {
         self.refresh_with(|source, root, limits, now| {
-            Ok(Workflow::new(source, limits).refresh(root, now)?)
+            Workflow::new(source, limits).refresh(root, now)
         })
     }
 

@@ -176,8 +176,11 @@ pub fn configs(data: &[u8]) {
     config_file(data, "secondary.toml", ferry_secondary::Config::load);
 }
 
+/// A harness: any bytes in, nothing out, never a panic.
+pub type Harness = fn(&[u8]);
+
 /// Every harness by name: what `fuzz/` builds a target for and the property test runs.
-pub const ALL: &[(&str, fn(&[u8]))] = &[
+pub const ALL: &[(&str, Harness)] = &[
     ("metadata", metadata),
     ("manifest", manifest),
     ("canonical_json", canonical_json),
