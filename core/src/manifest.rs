@@ -27,13 +27,51 @@ pub struct InstalledImage {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+/// How an install ended, on the wire (`last_install.result`) and in code: `success`,
+/// `failure` (refused, or failed with nothing changed) or `rolled-back` (failed after it
+/// began changing the ECU, which was restored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstallResult {
+    Success,
+    Failure,
+    RolledBack,
+}
+
+impl InstallResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallResult::Success => "success",
+            InstallResult::Failure => "failure",
+            InstallResult::RolledBack => "rolled-back",
+        }
+    }
+
+    /// The word as stored or sent; `None` for anything else.
+    pub fn parse(s: &str) -> Option<InstallResult> {
+        [Self::Success, Self::Failure, Self::RolledBack]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
+    /// Whether the install did not leave its target running.
+    pub fn failed(self) -> bool {
+        self != InstallResult::Success
+    }
+}
+
+impl std::fmt::Display for InstallResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How the last install on this ECU ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastInstall {
     /// Which check or step failed, or what was installed.
     pub detail: String,
-    /// "success", "failure" or "rolled-back".
-    pub result: String,
+    pub result: InstallResult,
     pub target: String,
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,

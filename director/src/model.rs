@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
+use ferry_core::manifest::InstallResult;
 use ferry_core::metadata::{Hashes, TargetFile};
 use ferry_keys::{IdentifiedKey, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -84,7 +85,7 @@ impl EcuState {
             attacks_detected: report.attacks_detected.clone(),
             last_install: report.last_install.as_ref().map(|l| LastInstall {
                 target: l.target.clone(),
-                result: l.result.clone(),
+                result: l.result,
                 detail: l.detail.clone(),
             }),
             reported_at,
@@ -121,15 +122,14 @@ impl InstalledImage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastInstall {
     pub target: String,
-    /// "success", "failure" or "rolled-back".
-    pub result: String,
+    pub result: InstallResult,
     pub detail: String,
 }
 
 impl LastInstall {
     /// Whether the install did not leave the target running.
     pub fn failed(&self) -> bool {
-        matches!(self.result.as_str(), "failure" | "rolled-back")
+        self.result.failed()
     }
 }
 

@@ -9,6 +9,7 @@ use chrono::Duration;
 use common::car::Car;
 use common::http::{assign, assignments, director_targets, named, Server};
 use common::image_repo::{image, image_repo, NAV, OS, TCU};
+use ferry_core::manifest::InstallResult;
 use ferry_core::manifest::{
     EcuVersionReport, FileInfo, InstalledImage, LastInstall, VehicleManifest,
 };
@@ -82,7 +83,7 @@ fn report(
         },
         last_install: says.last.map(|(target, result, detail)| LastInstall {
             detail: detail.into(),
-            result: result.into(),
+            result: InstallResult::parse(result).unwrap(),
             target: target.into(),
             extra: BTreeMap::new(),
         }),

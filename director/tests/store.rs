@@ -2,6 +2,7 @@
 //! The Director store's rules, through the `Store` trait, on the SQLite backend.
 
 use chrono::Duration;
+use ferry_core::manifest::InstallResult;
 use ferry_core::manifest::{
     check_vehicle_manifest, EcuVersionReport, FileInfo, InstalledImage, LastInstall,
     VehicleManifest,
@@ -427,7 +428,7 @@ fn assignments_move_with_reports_and_can_be_cancelled() {
             let s = reports.get_mut("VIN1-s").unwrap();
             s.last_install = Some(LastInstall {
                 target: "app-2".into(),
-                result: "failure".into(),
+                result: InstallResult::Failure,
                 detail: "hash check failed".into(),
                 extra: BTreeMap::new(),
             });

@@ -15,6 +15,7 @@ use crate::own_ecu::OwnEcu;
 use crate::repos;
 use crate::stream::{self, Failure};
 use crate::updater::Updater;
+use ferry_core::manifest::InstallResult;
 use ferry_core::manifest::{EcuVersionReport, VehicleManifest};
 use ferry_core::metadata::Signed;
 use ferry_core::provides::check_depends;
@@ -28,13 +29,37 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How a cycle ended, as `last_cycle.json` and `check --json` say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CycleResult {
+    /// Something was installed.
+    Updated,
+    /// Every ECU already ran what the Director assigns.
+    UpToDate,
+    /// A security check or an unmet depends stopped the update.
+    Refused,
+    /// Anything else: a repository out of reach, an install that failed.
+    Failed,
+}
+
+impl std::fmt::Display for CycleResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CycleResult::Updated => "updated",
+            CycleResult::UpToDate => "up-to-date",
+            CycleResult::Refused => "refused",
+            CycleResult::Failed => "failed",
+        })
+    }
+}
+
 /// What a cycle did, kept in `last_cycle.json` for `status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CycleReport {
     /// RFC 3339.
     pub time: String,
-    /// "updated", "up-to-date", "refused" or "failed".
-    pub result: String,
+    pub result: CycleResult,
     pub detail: String,
     /// ECU serial → target installed in this cycle.
     pub installed: BTreeMap<String, String>,
@@ -108,8 +133,10 @@ pub fn run_cycle(
         update(config, &mut ecus, clock)
     };
     let (result, detail, installed, failure) = match update {
-        Ok(installed) if installed.is_empty() => ("up-to-date", String::new(), installed, None),
-        Ok(installed) => ("updated", String::new(), installed, None),
+        Ok(installed) if installed.is_empty() => {
+            (CycleResult::UpToDate, String::new(), installed, None)
+        }
+        Ok(installed) => (CycleResult::Updated, String::new(), installed, None),
         Err(Stop {
             target,
             error,
@@ -127,9 +154,9 @@ pub fn run_cycle(
                 }
             }
             let result = if error.is_attack() || matches!(error, Error::Depends(_)) {
-                "refused"
+                CycleResult::Refused
             } else {
-                "failed"
+                CycleResult::Failed
             };
             (result, error.to_string(), BTreeMap::new(), Some(error))
         }
@@ -142,7 +169,7 @@ pub fn run_cycle(
     }
     let report = CycleReport {
         time: clock.now().to_rfc3339(),
-        result: result.into(),
+        result,
         detail,
         installed,
         nonce,
@@ -251,7 +278,7 @@ fn let_secondary_refuse(
     // Its refusal counts only as the ECU itself now reports it.
     ecu.status().is_ok_and(|s| {
         s.last_install
-            .is_some_and(|l| l.target == target && l.result == "failure")
+            .is_some_and(|l| l.target == target && l.result == InstallResult::Failure)
     })
 }
 

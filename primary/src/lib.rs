@@ -21,7 +21,7 @@ pub mod stream;
 pub mod updater;
 
 pub use config::Config;
-pub use cycle::{run_cycle, CycleError, CycleReport};
+pub use cycle::{run_cycle, CycleError, CycleReport, CycleResult};
 pub use error::{Error, Result};
 pub use fetch::{FetchPolicy, Fetcher, HttpFetcher, ReadSink, SinkStop};
 pub use store::MetadataStore;

@@ -10,7 +10,6 @@ use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::Signed;
 use ferry_keys::Signer;
 use ferry_secondary::image::tee::Tap;
-use ferry_secondary::state::Outcome;
 use ferry_secondary::Ecu;
 
 #[derive(Debug)]
@@ -39,21 +38,10 @@ impl OwnEcu {
     /// Record a refusal the primary made for the vehicle: in `attacks_detected` when it was
     /// a failed security check, always as the last install's result.
     pub fn record_refusal(&mut self, target: &str, error: &Error) -> Result<()> {
-        let outcome = Outcome {
-            target: target.to_owned(),
-            result: "failure".into(),
-            detail: error.to_string(),
-        };
-        let serial = self.serial.clone();
-        // The state handle is only lent immutably by the library; reopening is cheap and
-        // shares the same SQLite file (WAL).
-        let path = self.ecu.config().state_db();
-        let mut state =
-            ferry_secondary::state::State::open(&path, &self.ecu.config().initial_provides)
-                .map_err(|source| Error::own_ecu(&serial, source))?;
-        state
-            .record_failure(&outcome, error.is_attack())
-            .map_err(self.wrap())
+        let detail = error.to_string();
+        self.ecu
+            .record_refusal(target, &detail, error.is_attack())
+            .map_err(|source| Error::own_ecu(&self.serial, source))
     }
 }
 

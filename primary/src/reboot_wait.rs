@@ -7,6 +7,7 @@
 
 use crate::distribute::EcuLink;
 use crate::error::{Error, Result};
+use ferry_core::manifest::InstallResult;
 use std::time::{Duration, Instant};
 
 /// The default bound on one Secondary's reboot.
@@ -29,7 +30,7 @@ pub fn wait(ecu: &mut dyn EcuLink, target: &str, budget: Duration) -> Result<()>
         let last = match ecu.status() {
             Ok(status) if status.in_flight.is_none() => {
                 return match status.last_install {
-                    Some(o) if o.target == target && o.result == "success" => Ok(()),
+                    Some(o) if o.target == target && o.result == InstallResult::Success => Ok(()),
                     Some(o) if o.target == target => Err(failed(
                         format!("{}: {}", o.result, o.detail),
                         "the install committed after the reboot",

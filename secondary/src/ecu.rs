@@ -17,6 +17,7 @@ use crate::state::{InstalledImage, Outcome, State};
 use crate::verify::{verify_bundle, Assignment, Ecu as EcuId};
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
+use ferry_core::manifest::InstallResult;
 use ferry_core::metadata::Signed;
 use ferry_core::provides::check_depends;
 use ferry_core::uptane::already_installed;
@@ -179,12 +180,24 @@ impl Ecu {
         })
     }
 
+    /// Record for the next report a refusal made for this ECU by its Primary (a check between
+    /// the repositories, a download, a sibling ECU not ready): in `attacks_detected` when it
+    /// was a failed security check, always as the last install's result.
+    pub fn record_refusal(&mut self, target: &str, detail: &str, attack: bool) -> Result<()> {
+        let outcome = Outcome {
+            target: target.to_owned(),
+            result: InstallResult::Failure,
+            detail: detail.to_owned(),
+        };
+        self.state.record_failure(&outcome, attack)
+    }
+
     /// Record a refusal for the next report; the refusal itself is what the caller returns.
     fn refused(&mut self, target: &str, error: Error) -> Error {
         let fault = error.fault();
         let outcome = Outcome {
             target: target.to_owned(),
-            result: "failure".into(),
+            result: InstallResult::Failure,
             detail: error.to_string(),
         };
         tracing::warn!(target, %error, "update refused");

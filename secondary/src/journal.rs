@@ -104,7 +104,11 @@ impl State {
         tx.execute(
             "UPDATE outcome SET target = ?1, result = ?2, detail = ?3, attacks_detected = ''
              WHERE id = 1",
-            [&outcome.target, &outcome.result, &outcome.detail],
+            [
+                outcome.target.as_str(),
+                outcome.result.as_str(),
+                &outcome.detail,
+            ],
         )
         .map_err(db.clone())?;
         advance_in(&tx, "failure", None, now).map_err(db.clone())?;

@@ -21,6 +21,7 @@
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
+use ferry_core::manifest::InstallResult;
 use ferry_core::metadata::uptane::Domain;
 use ferry_core::metadata::Hashes;
 use ferry_core::uptane::Running;
@@ -74,11 +75,11 @@ impl InstalledImage {
     }
 }
 
-/// How the last update ended ("success", "failure", "rolled-back").
+/// How the last update ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub target: String,
-    pub result: String,
+    pub result: InstallResult,
     pub detail: String,
 }
 
@@ -443,7 +444,12 @@ impl State {
             .execute(
                 "UPDATE outcome SET target = ?1, result = ?2, detail = ?3, attacks_detected = ?4
                  WHERE id = 1",
-                [&outcome.target, &outcome.result, &outcome.detail, attacks],
+                [
+                    outcome.target.as_str(),
+                    outcome.result.as_str(),
+                    &outcome.detail,
+                    attacks,
+                ],
             )
             .map_err(self.db())?;
         Ok(())
@@ -468,7 +474,11 @@ impl State {
         let outcome = match (target, result, detail) {
             (Some(target), Some(result), Some(detail)) => Some(Outcome {
                 target,
-                result,
+                result: InstallResult::parse(&result).ok_or_else(|| Error::StateCorrupt {
+                    path: self.path.clone(),
+                    what: "last install result",
+                    reason: format!("{result:?}; expected success, failure or rolled-back"),
+                })?,
                 detail,
             }),
             _ => None,

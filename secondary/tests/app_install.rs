@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use ferry_core::manifest::InstallResult;
 use ferry_secondary::install::app::AppInstaller;
 use ferry_secondary::{Ecu, Error, InstallJob, Installer, VerificationMode};
 
@@ -78,7 +79,7 @@ fn assert_v1_restored(v: &Vehicle, ecu: &Ecu, err: &Error) {
         "1"
     );
     let (last, attacks) = ecu.state().outcome().unwrap();
-    assert_eq!(last.unwrap().result, "rolled-back");
+    assert_eq!(last.unwrap().result, InstallResult::RolledBack);
     assert_eq!(attacks, "");
 }
 

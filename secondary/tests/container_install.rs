@@ -9,6 +9,7 @@ mod common;
 mod oci;
 
 use common::*;
+use ferry_core::manifest::InstallResult;
 use ferry_secondary::{Ecu, VerificationMode};
 use oci::Image;
 use serde_json::{json, Value};
@@ -259,7 +260,7 @@ fn a_failed_health_check_restores_the_previous_image() {
     // Cleanup dropped everything v2 brought: the store holds what it held before.
     assert_eq!(content(&v), before);
     let (last, _) = ecu.state().outcome().unwrap();
-    assert_eq!(last.unwrap().result, "rolled-back");
+    assert_eq!(last.unwrap().result, InstallResult::RolledBack);
     assert_eq!(
         ecu.state().provides().unwrap()["data-partition.web.version"],
         "1"

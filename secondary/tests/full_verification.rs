@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use ferry_core::manifest::EcuVersionReport;
+use ferry_core::manifest::InstallResult;
 use ferry_core::metadata::Parsed;
 use ferry_core::verify::{verify, Authority};
 use ferry_secondary::state::Repo as R;
@@ -89,7 +90,7 @@ fn a_good_update_installs_the_app_and_is_reported() {
     assert_eq!(report.installed_image.fileinfo.hashes, hashes(CONTENT));
     assert_eq!(report.installed_image.fileinfo.length, CONTENT.len() as u64);
     assert_eq!(report.attacks_detected, "");
-    assert_eq!(report.last_install.unwrap().result, "success");
+    assert_eq!(report.last_install.unwrap().result, InstallResult::Success);
     assert_eq!(report.provides, provides);
 
     // The same assignment again is nothing to do.
@@ -201,7 +202,7 @@ fn unmet_depends_are_refused_before_download_with_menders_words() {
         "unmet depends are not an attack"
     );
     let last = report.last_install.unwrap();
-    assert_eq!(last.result, "failure");
+    assert_eq!(last.result, InstallResult::Failure);
     assert!(last.detail.contains("System not modified"));
 }
 

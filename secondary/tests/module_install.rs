@@ -8,6 +8,7 @@ mod common;
 mod module;
 
 use common::*;
+use ferry_core::manifest::InstallResult;
 use ferry_secondary::{Ecu, VerificationMode};
 use module::{Module, DOMAIN};
 use serde_json::{json, Value};
@@ -110,7 +111,7 @@ fn a_shell_module_installs_and_rolls_back_through_the_protocol() {
     assert!(dump.contains("current=conf/conf-1.txt\n"), "{dump}");
     assert!(!tree.exists(), "cleanup removes the file tree");
     let (last, _) = ecu.state().outcome().unwrap();
-    assert_eq!(last.unwrap().result, "rolled-back");
+    assert_eq!(last.unwrap().result, InstallResult::RolledBack);
     assert_eq!(
         ecu.state().provides().unwrap()["data-partition.conf.version"],
         "1"
@@ -150,7 +151,7 @@ fn a_module_without_rollback_is_not_asked_to_roll_back() {
     // Left as the module left it: the new (uncommitted) payload.
     assert_eq!(m.installed().unwrap(), "setting = broken\n");
     let (last, _) = ecu.state().outcome().unwrap();
-    assert_eq!(last.unwrap().result, "failure");
+    assert_eq!(last.unwrap().result, InstallResult::Failure);
 }
 
 #[test]

@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use ferry_core::manifest::InstallResult;
 use ferry_core::metadata::Signed;
 use ferry_secondary::config::{BootBackend, OsConfig};
 use ferry_secondary::install::boot::parse_lines;
@@ -252,7 +253,7 @@ fn assert_rolled_back_to_1(v: &Vehicle, ecu: &Ecu, check: &str) {
     assert_eq!(status.installed_domains["os"].target, "os/poky-1.0.img");
     assert_eq!(status.in_flight, None);
     let last = status.last_install.unwrap();
-    assert_eq!(last.result, "rolled-back");
+    assert_eq!(last.result, InstallResult::RolledBack);
     assert!(last.detail.contains(check), "{}", last.detail);
     assert_eq!(status.attacks_detected, "");
 }
@@ -358,7 +359,7 @@ fn after_a_real_reboot_the_ecu_verifies_and_commits() {
         "2.0"
     );
     let status = ecu.status().unwrap();
-    assert_eq!(status.last_install.unwrap().result, "success");
+    assert_eq!(status.last_install.unwrap().result, InstallResult::Success);
     assert_eq!(status.in_flight, None);
 }
 
@@ -420,6 +421,6 @@ fn a_slot_that_cannot_be_written_durably_is_refused_before_the_switch() {
     );
     assert_eq!(
         ecu.status().unwrap().last_install.unwrap().result,
-        "failure"
+        InstallResult::Failure
     );
 }

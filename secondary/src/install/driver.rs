@@ -4,6 +4,7 @@
 use super::{InstallJob, Installer, Reboot, NOT_RESTORED, RESTORED, UNCHANGED};
 use crate::error::{Error, Result};
 use crate::state::Outcome;
+use ferry_core::manifest::InstallResult;
 
 /// The journaled states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,11 +227,10 @@ pub fn drive(
                 let outcome = Outcome {
                     target: job.target_name.to_owned(),
                     result: if words == RESTORED {
-                        "rolled-back"
+                        InstallResult::RolledBack
                     } else {
-                        "failure"
-                    }
-                    .into(),
+                        InstallResult::Failure
+                    },
                     detail: f.error(job).to_string(),
                 };
                 if let Err(e) = journal.failed(&outcome) {
