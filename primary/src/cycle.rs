@@ -24,7 +24,7 @@ use ferry_core::uptane::{
     VehicleEcus,
 };
 use ferry_core::{Clock, FoundTarget};
-use ferry_secondary::state::InstalledImage;
+use ferry_secondary::InstalledImage;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

@@ -11,9 +11,9 @@ use crate::install::module::ModuleInstaller;
 use crate::install::os::OsInstaller;
 use crate::install::resume::{resume, StateJournal};
 use crate::install::{drive, pause, Finish, InstallJob, Installers, Step};
-use crate::journal::JobRecord;
 use crate::report::{version_report, DomainImage};
-use crate::state::{InstalledImage, Outcome, State};
+use crate::state::journal::JobRecord;
+use crate::state::{InstalledImage, Outcome, Repo, State};
 use crate::verify::{verify_bundle, Assignment, Ecu as EcuId};
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
@@ -97,7 +97,7 @@ pub struct Ecu {
 
 impl Ecu {
     /// Read the key and trust anchors, open state.db, finish any interrupted app swap, then
-    /// resume or roll back an install a restart cut short ([`resume`]).
+    /// resume or roll back an install a restart cut short (`install::resume`).
     pub fn open(config: Config) -> Result<Ecu> {
         Ecu::open_at(config, SystemClock.now())
     }
@@ -151,8 +151,26 @@ impl Ecu {
     pub fn config(&self) -> &Config {
         &self.config
     }
-    pub fn state(&self) -> &State {
+    /// The ECU's state, for this crate only: other crates read it through [`Ecu::status`]
+    /// and the read-only accessors below.
+    pub(crate) fn state(&self) -> &State {
         &self.state
+    }
+    /// The trusted metadata of `role` in `repo`, exactly as received.
+    pub fn trusted_metadata(&self, repo: Repo, role: &str) -> Result<Option<Vec<u8>>> {
+        self.state().metadata(repo, role)
+    }
+    /// The latest root trusted for `repo`, exactly as received.
+    pub fn trusted_root(&self, repo: Repo) -> Result<Option<Vec<u8>>> {
+        self.state().root(repo)
+    }
+    /// The latest time metadata verified at (never goes backwards).
+    pub fn verified_time(&self) -> Result<Option<DateTime<Utc>>> {
+        self.state().verified_time()
+    }
+    /// The install journal, oldest first: (state, target).
+    pub fn journal_entries(&self) -> Result<Vec<(String, String)>> {
+        self.state().journal_entries()
     }
     pub fn pending(&self) -> Option<&Assignment> {
         self.pending.as_ref()

@@ -13,13 +13,13 @@ mod error;
 pub mod http;
 pub mod image;
 pub mod install;
-pub mod journal;
 pub mod report;
-pub mod state;
+mod state;
 pub mod verify;
 
 pub use config::{Config, Verification as VerificationMode};
 pub use ecu::{status_at_rest, Ecu, ImageTicket, Info, Installed, Status};
 pub use error::{Error, Fault, Result};
 pub use install::{InstallJob, Installer, Installers};
+pub use state::{InstalledImage, Outcome, Repo};
 pub use verify::{Assignment, Bundle, RepoBundle};

@@ -40,7 +40,7 @@ impl From<&crate::state::InstalledImage> for DomainImage {
 
 /// Build and sign this ECU's report. With nothing installed yet, the image is empty: no path,
 /// length 0, no hashes.
-pub fn version_report(
+pub(crate) fn version_report(
     serial: &str,
     state: &State,
     nonce: &str,

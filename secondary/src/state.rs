@@ -17,7 +17,9 @@
 //! - `journal(id, state, target, started_at, domain)`: install transitions, each written before
 //!   it runs (history; `domain` since v2)
 //! - `install_txn(id = 1, domain, target, state, reason, job)`: the install in flight, if any:
-//!   what a restart resumes ([`crate::journal`], v2)
+//!   what a restart resumes ([`journal`], v2)
+
+pub(crate) mod journal;
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -113,7 +115,7 @@ ALTER TABLE journal ADD COLUMN domain TEXT NOT NULL DEFAULT '';
 ";
 
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,
 }
@@ -278,24 +280,6 @@ impl State {
         tx.commit().map_err(db)
     }
 
-    /// The highest releaseCounter installed under any of `keys` (0 if none).
-    pub fn release_counter(&self, keys: &[String]) -> Result<u64> {
-        let mut max = 0u64;
-        for key in keys {
-            let counter: Option<i64> = self
-                .conn
-                .query_row(
-                    "SELECT counter FROM release_counters WHERE image = ?1",
-                    [key],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(self.db())?;
-            max = max.max(counter.unwrap_or(0).max(0) as u64);
-        }
-        Ok(max)
-    }
-
     /// Every release counter this ECU keeps, by identity ([`ferry_core::uptane::counter_keys`]).
     pub fn release_counters(&self) -> Result<BTreeMap<String, u64>> {
         let mut stmt = self
@@ -432,7 +416,7 @@ impl State {
             [&image.target, detail],
         )
         .map_err(db.clone())?;
-        crate::journal::advance_in(&tx, "cleanup", None, now).map_err(db.clone())?;
+        journal::advance_in(&tx, "cleanup", None, now).map_err(db.clone())?;
         tx.commit().map_err(db)
     }
 

@@ -71,14 +71,15 @@ fn assert_v1_restored(v: &Vehicle, ecu: &Ecu, err: &Error) {
         "no backup or staging directory is left"
     );
     assert_eq!(
-        ecu.state().installed().unwrap().unwrap().target,
+        ecu.status().unwrap().installed.unwrap().target,
         "apps/demo-1.bin"
     );
     assert_eq!(
-        ecu.state().provides().unwrap()["data-partition.demo.version"],
+        ecu.status().unwrap().provides["data-partition.demo.version"],
         "1"
     );
-    let (last, attacks) = ecu.state().outcome().unwrap();
+    let status = ecu.status().unwrap();
+    let (last, attacks) = (status.last_install, status.attacks_detected);
     assert_eq!(last.unwrap().result, InstallResult::RolledBack);
     assert_eq!(attacks, "");
 }
@@ -95,7 +96,6 @@ fn a_failed_swap_restores_the_previous_copy() {
     assert!(err.to_string().contains("failed at install"), "{err}");
     assert_v1_restored(&v, &ecu, &err);
     let steps: Vec<String> = ecu
-        .state()
         .journal_entries()
         .unwrap()
         .into_iter()

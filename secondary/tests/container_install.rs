@@ -139,7 +139,7 @@ fn an_image_installs_and_a_blob_already_stored_is_not_stored_again() {
     let base = store(&v).join("blobs/sha256").join(&one.layers[0]);
     let base_inode = std::fs::metadata(&base).unwrap().ino();
     assert_eq!(
-        ecu.state().provides().unwrap()["data-partition.web.version"],
+        ecu.status().unwrap().provides["data-partition.web.version"],
         "1"
     );
 
@@ -170,7 +170,7 @@ fn an_image_installs_and_a_blob_already_stored_is_not_stored_again() {
         ]
     );
     assert_eq!(
-        ecu.state().provides().unwrap()["data-partition.web.version"],
+        ecu.status().unwrap().provides["data-partition.web.version"],
         "2"
     );
 }
@@ -205,11 +205,11 @@ fn an_archive_with_one_altered_blob_is_refused_and_nothing_changes() {
     assert_eq!(current(&v).unwrap(), v1().id);
     assert_eq!(hook_log(&log), [format!("install web:1 {}", v1().id)]);
     assert_eq!(
-        ecu.state().installed().unwrap().unwrap().target,
+        ecu.status().unwrap().installed.unwrap().target,
         "containers/web-1.tar"
     );
     assert_eq!(
-        ecu.state().provides().unwrap()["data-partition.web.version"],
+        ecu.status().unwrap().provides["data-partition.web.version"],
         "1"
     );
 }
@@ -259,10 +259,10 @@ fn a_failed_health_check_restores_the_previous_image() {
     assert!(err.contains("web:2 answers 503"), "{err}");
     // Cleanup dropped everything v2 brought: the store holds what it held before.
     assert_eq!(content(&v), before);
-    let (last, _) = ecu.state().outcome().unwrap();
+    let last = ecu.status().unwrap().last_install;
     assert_eq!(last.unwrap().result, InstallResult::RolledBack);
     assert_eq!(
-        ecu.state().provides().unwrap()["data-partition.web.version"],
+        ecu.status().unwrap().provides["data-partition.web.version"],
         "1"
     );
 }

@@ -10,7 +10,7 @@ use ferry_core::manifest::EcuVersionReport;
 use ferry_core::manifest::InstallResult;
 use ferry_core::metadata::Parsed;
 use ferry_core::verify::{verify, Authority};
-use ferry_secondary::state::Repo as R;
+use ferry_secondary::Repo as R;
 use ferry_secondary::{Ecu, Error, VerificationMode};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -32,18 +32,18 @@ struct Snapshot {
     director_targets: Option<Vec<u8>>,
     image_targets: Option<Vec<u8>>,
     verified_time: Option<chrono::DateTime<chrono::Utc>>,
-    installed: Option<ferry_secondary::state::InstalledImage>,
+    installed: Option<ferry_secondary::InstalledImage>,
     provides: BTreeMap<String, String>,
 }
 
 fn snapshot(ecu: &Ecu) -> Snapshot {
-    let s = ecu.state();
+    let status = ecu.status().unwrap();
     Snapshot {
-        director_targets: s.metadata(R::Director, "targets").unwrap(),
-        image_targets: s.metadata(R::Image, "targets").unwrap(),
-        verified_time: s.verified_time().unwrap(),
-        installed: s.installed().unwrap(),
-        provides: s.provides().unwrap(),
+        director_targets: ecu.trusted_metadata(R::Director, "targets").unwrap(),
+        image_targets: ecu.trusted_metadata(R::Image, "targets").unwrap(),
+        verified_time: ecu.verified_time().unwrap(),
+        installed: status.installed,
+        provides: status.provides,
     }
 }
 
@@ -79,7 +79,7 @@ fn a_good_update_installs_the_app_and_is_reported() {
         CONTENT
     );
 
-    let provides = ecu.state().provides().unwrap();
+    let provides = ecu.status().unwrap().provides;
     assert_eq!(provides["data-partition.analytics.version"], "3.0");
     assert_eq!(provides["rootfs-image.python.version"], "3.12");
 
@@ -99,7 +99,6 @@ fn a_good_update_installs_the_app_and_is_reported() {
     assert!(ecu.receive_metadata(&v.bundle(), now()).unwrap().is_none());
     // Each transition was journaled before it ran.
     let steps: Vec<String> = ecu
-        .state()
         .journal_entries()
         .unwrap()
         .into_iter()

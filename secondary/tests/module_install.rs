@@ -90,7 +90,7 @@ fn a_shell_module_installs_and_rolls_back_through_the_protocol() {
     let (mut v, m) = vehicle("Yes");
     let mut ecu = installed_v1(&mut v, &m);
     assert_eq!(
-        ecu.state().provides().unwrap()["data-partition.conf.version"],
+        ecu.status().unwrap().provides["data-partition.conf.version"],
         "1"
     );
     // The file tree the module saw for v1.
@@ -110,10 +110,10 @@ fn a_shell_module_installs_and_rolls_back_through_the_protocol() {
     let dump = std::fs::read_to_string(&m.dump).unwrap();
     assert!(dump.contains("current=conf/conf-1.txt\n"), "{dump}");
     assert!(!tree.exists(), "cleanup removes the file tree");
-    let (last, _) = ecu.state().outcome().unwrap();
+    let last = ecu.status().unwrap().last_install;
     assert_eq!(last.unwrap().result, InstallResult::RolledBack);
     assert_eq!(
-        ecu.state().provides().unwrap()["data-partition.conf.version"],
+        ecu.status().unwrap().provides["data-partition.conf.version"],
         "1"
     );
 }
@@ -150,7 +150,7 @@ fn a_module_without_rollback_is_not_asked_to_roll_back() {
     );
     // Left as the module left it: the new (uncommitted) payload.
     assert_eq!(m.installed().unwrap(), "setting = broken\n");
-    let (last, _) = ecu.state().outcome().unwrap();
+    let last = ecu.status().unwrap().last_install;
     assert_eq!(last.unwrap().result, InstallResult::Failure);
 }
 

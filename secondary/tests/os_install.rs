@@ -154,7 +154,7 @@ fn the_first_os_install_boots_the_new_slot_and_provides_its_rootfs_claims() {
         "the booted slot is never written"
     );
     assert_booted(&v, "b", "0", "0");
-    let provides = ecu.state().provides().unwrap();
+    let provides = ecu.status().unwrap().provides;
     assert_eq!(provides["rootfs-image.version"], "1.0");
     // The shipped claim is cleared by the OS's default clears, then provided anew.
     assert_eq!(provides["rootfs-image.python.version"], "3.13");
@@ -172,7 +172,6 @@ fn the_first_os_install_boots_the_new_slot_and_provides_its_rootfs_claims() {
     assert_eq!(domains["os"]["length"], OS1.len());
     assert_eq!(report.signed.installed_image.filepath, "os/poky-1.0.img");
     let steps: Vec<String> = ecu
-        .state()
         .journal_entries()
         .unwrap()
         .into_iter()
@@ -198,14 +197,14 @@ fn a_persistent_app_survives_an_os_swap_and_unmet_depends_are_refused() {
                       "name": "demo-app", "version": "1.0" });
     install(&mut v, &mut ecu, "apps/demo-app-1.0.bin", APP, app).unwrap();
     assert_eq!(
-        ecu.state().provides().unwrap()["data-partition.demo-app.version"],
+        ecu.status().unwrap().provides["data-partition.demo-app.version"],
         "1.0"
     );
 
     install_2(&mut v, &mut ecu).unwrap();
     assert_eq!(slot(&v, "a"), OS2);
     assert_booted(&v, "a", "0", "0");
-    let provides = ecu.state().provides().unwrap();
+    let provides = ecu.status().unwrap().provides;
     assert_eq!(provides["rootfs-image.version"], "2.0");
     assert!(
         !provides.contains_key("rootfs-image.python.version"),
@@ -229,7 +228,7 @@ fn a_persistent_app_survives_an_os_swap_and_unmet_depends_are_refused() {
         "{err}"
     );
     assert!(err.contains("System not modified"), "{err}");
-    assert_eq!(ecu.state().provides().unwrap(), provides);
+    assert_eq!(ecu.status().unwrap().provides, provides);
     assert_eq!(slot(&v, "a"), OS2);
     assert_booted(&v, "a", "0", "0");
 }
@@ -246,7 +245,7 @@ fn failing_health(v: &mut Vehicle) {
 fn assert_rolled_back_to_1(v: &Vehicle, ecu: &Ecu, check: &str) {
     assert_booted(v, "b", "0", "0");
     assert_eq!(slot(v, "b"), OS1);
-    let provides = ecu.state().provides().unwrap();
+    let provides = ecu.status().unwrap().provides;
     assert_eq!(provides["rootfs-image.version"], "1.0");
     assert_eq!(provides["rootfs-image.python.version"], "3.13");
     let status = ecu.status().unwrap();
@@ -273,7 +272,6 @@ fn a_failed_health_check_after_the_reboot_rolls_back_to_the_old_slot() {
         assert!(err.contains("restored the previous copy"), "{err}");
         assert_rolled_back_to_1(&v, &ecu, "os health check failed");
         let steps: Vec<String> = ecu
-            .state()
             .journal_entries()
             .unwrap()
             .into_iter()
@@ -355,7 +353,7 @@ fn after_a_real_reboot_the_ecu_verifies_and_commits() {
     let ecu = install_with_reboot(&mut v, |env| set_var(env, "bootcount", "1"));
     assert_booted(&v, "a", "0", "0");
     assert_eq!(
-        ecu.state().provides().unwrap()["rootfs-image.version"],
+        ecu.status().unwrap().provides["rootfs-image.version"],
         "2.0"
     );
     let status = ecu.status().unwrap();
@@ -416,7 +414,7 @@ fn a_slot_that_cannot_be_written_durably_is_refused_before_the_switch() {
     assert!(err.contains("nothing was changed"), "{err}");
     assert_booted(&v, "b", "0", "0");
     assert_eq!(
-        ecu.state().provides().unwrap()["rootfs-image.version"],
+        ecu.status().unwrap().provides["rootfs-image.version"],
         "1.0"
     );
     assert_eq!(

@@ -7,8 +7,8 @@ mod common;
 use chrono::Duration;
 use common::*;
 use ferry_core::metadata::Root;
-use ferry_secondary::state::Repo as R;
 use ferry_secondary::verify::{Bundle, RepoBundle};
+use ferry_secondary::Repo as R;
 use ferry_secondary::VerificationMode;
 use serde_json::json;
 
@@ -16,7 +16,7 @@ const APP: &str = "apps/nav-2.bin";
 const CONTENT: &[u8] = b"nav 2";
 
 fn trusted_root_version(ecu: &ferry_secondary::Ecu, repo: R) -> u64 {
-    let bytes = ecu.state().root(repo).unwrap().unwrap();
+    let bytes = ecu.trusted_root(repo).unwrap().unwrap();
     let doc: ferry_core::metadata::Signed<Root> = serde_json::from_slice(&bytes).unwrap();
     doc.signed.version
 }
@@ -83,8 +83,8 @@ fn a_root_not_signed_by_the_trusted_root_is_refused() {
             .contains("signature threshold check failed: root"),
         "{err}"
     );
-    assert!(ecu.state().root(R::Director).unwrap().is_none());
-    assert!(ecu.state().verified_time().unwrap().is_none());
+    assert!(ecu.trusted_root(R::Director).unwrap().is_none());
+    assert!(ecu.verified_time().unwrap().is_none());
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn verified_time_never_goes_backwards() {
     let mut ecu = v.ecu();
     let later = now() + Duration::days(2);
     ecu.receive_metadata(&v.bundle(), later).unwrap();
-    assert_eq!(ecu.state().verified_time().unwrap(), Some(later));
+    assert_eq!(ecu.verified_time().unwrap(), Some(later));
 
     // Valid at the clock's `now`, expired at the time already verified: refused.
     v.director.timestamp.expires = expires_in(1);
@@ -106,7 +106,7 @@ fn verified_time_never_goes_backwards() {
         err.to_string().contains("expiry check failed: timestamp"),
         "{err}"
     );
-    assert_eq!(ecu.state().verified_time().unwrap(), Some(later));
+    assert_eq!(ecu.verified_time().unwrap(), Some(later));
 }
 
 #[test]
@@ -142,10 +142,9 @@ fn image_targets_are_found_through_their_delegation_path() {
             .target_name(),
         APP
     );
-    assert!(ecu.state().metadata(R::Image, "apps").unwrap().is_some());
+    assert!(ecu.trusted_metadata(R::Image, "apps").unwrap().is_some());
     assert!(ecu
-        .state()
-        .metadata(R::Image, "unrelated")
+        .trusted_metadata(R::Image, "unrelated")
         .unwrap()
         .is_none());
 }
@@ -180,8 +179,7 @@ fn partial_verification_accepts_the_pinned_key_and_refuses_another() {
     v.director.targets_key = key();
     v.publish();
     let before = ecu
-        .state()
-        .metadata(R::Director, "targets (partial)")
+        .trusted_metadata(R::Director, "targets (partial)")
         .unwrap();
     let err = ecu
         .receive_metadata(&partial_bundle(&v), now())
@@ -191,8 +189,7 @@ fn partial_verification_accepts_the_pinned_key_and_refuses_another() {
         "{err}"
     );
     assert_eq!(
-        ecu.state()
-            .metadata(R::Director, "targets (partial)")
+        ecu.trusted_metadata(R::Director, "targets (partial)")
             .unwrap(),
         before
     );

@@ -7,8 +7,8 @@
 mod common;
 
 use common::*;
-use ferry_secondary::state::Repo as R;
 use ferry_secondary::verify::PARTIAL_ROLE;
+use ferry_secondary::Repo as R;
 use ferry_secondary::VerificationMode;
 use serde_json::json;
 
@@ -20,7 +20,7 @@ const OTHER_VIN: &str = "WVW-SOMEONE-ELSE";
 fn kept(ecu: &ferry_secondary::Ecu) -> Vec<Option<Vec<u8>>> {
     ["timestamp", "snapshot", "targets", PARTIAL_ROLE]
         .iter()
-        .map(|role| ecu.state().metadata(R::Director, role).unwrap())
+        .map(|role| ecu.trusted_metadata(R::Director, role).unwrap())
         .collect()
 }
 

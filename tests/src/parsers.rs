@@ -89,32 +89,82 @@ pub fn canonical_json(data: &[u8]) {
     );
 }
 
-/// The Secondary's metadata bundle, verified against an empty state in both modes.
+/// The Secondary's metadata bundle, received by a real ECU (its public API, as the daemon
+/// and the Primary call it) in both modes: full verification against self-signed roots, and
+/// partial verification against a pinned Director targets key. Neither can be satisfied by
+/// outside bytes (the keys are made here), so every bundle is refused and the trusted
+/// metadata stays empty from one input to the next.
 pub fn secondary_bundle(data: &[u8]) {
-    use ferry_secondary::config::Anchors;
-    use ferry_secondary::state::State;
-    use ferry_secondary::verify::{verify_bundle, Ecu};
-    let Ok(dir) = tempfile::tempdir() else { return };
-    let Ok(state) = State::open(&dir.path().join("state.db"), &BTreeMap::new()) else {
-        return;
-    };
-    let ecu = Ecu {
-        serial: "ivi-1",
-        hardware_id: "ivi-a53",
-    };
-    let Some(root) = fixture_root() else { return };
-    let anchors = [
-        Anchors::Full {
-            director_root: root.clone(),
-            image_root: root,
-        },
-        Anchors::Partial {
-            director_targets_key: vehicle().ecu_keys["ivi-1"].key().clone(),
-        },
-    ];
-    for anchors in &anchors {
-        let _ = verify_bundle(data, &state, anchors, "VIN-FUZZ", ecu, at());
+    let _ = SECONDARY_ECUS.try_with(|ecus| {
+        let Some(ecus) = ecus else { return };
+        let Ok(mut ecus) = ecus.try_borrow_mut() else {
+            return;
+        };
+        for ecu in &mut ecus.ecus {
+            let _ = ecu.receive_metadata(data, at());
+        }
+    });
+}
+
+/// The ECUs [`secondary_bundle`] feeds, with the directory their keys, anchors and state
+/// live in (removed when the thread ends).
+#[derive(Debug)]
+struct SecondaryEcus {
+    _dir: tempfile::TempDir,
+    ecus: Vec<ferry_secondary::Ecu>,
+}
+
+thread_local! {
+    /// Made once per thread: opening an ECU creates its state, which is not per input work.
+    static SECONDARY_ECUS: Option<std::cell::RefCell<SecondaryEcus>> =
+        secondary_ecus().map(std::cell::RefCell::new);
+}
+
+/// One ECU with full verification and one with partial, configured as a Secondary is
+/// (`secondary.toml`), in a fresh temporary directory.
+fn secondary_ecus() -> Option<SecondaryEcus> {
+    use ferry_secondary::{Config, Ecu, VerificationMode};
+    let dir = tempfile::tempdir().ok()?;
+    let root = dir.path();
+    let key = root.join("ecu.key.pem");
+    PrivateKey::generate(KeyKind::Ed25519)
+        .ok()?
+        .write_file(&key, None)
+        .ok()?;
+    let shipped_root = root.join("root.json");
+    std::fs::write(&shipped_root, fixture_root()?).ok()?;
+    let targets_key = root.join("director-targets.pub.json");
+    let pinned = vehicle().ecu_keys.get("ivi-1")?.key();
+    std::fs::write(&targets_key, serde_json::to_vec(pinned).ok()?).ok()?;
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut ecus = Vec::new();
+    for (name, verification) in [
+        ("full", VerificationMode::Full),
+        ("partial", VerificationMode::Partial),
+    ] {
+        let config = Config {
+            vin: "VIN-FUZZ".into(),
+            serial: "ivi-1".into(),
+            hardware_id: "ivi-a53".into(),
+            key: key.clone(),
+            listen,
+            data_dir: root.join(name).join("data"),
+            verification,
+            director_root: Some(shipped_root.clone()),
+            image_root: Some(shipped_root.clone()),
+            director_targets_key: Some(targets_key.clone()),
+            apps_dir: root.join(name).join("apps"),
+            app_health_check: None,
+            app_health_timeout_secs: None,
+            max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
+            initial_provides: BTreeMap::new(),
+            os: None,
+            container: Default::default(),
+            modules: Default::default(),
+        };
+        ecus.push(Ecu::open_at(config, at()).ok()?);
     }
+    Some(SecondaryEcus { _dir: dir, ecus })
 }
 
 /// A self-signed root, made once: what a Secondary ships with.
@@ -188,3 +238,30 @@ pub const ALL: &[(&str, Harness)] = &[
     ("oci_archive", oci_archive),
     ("configs", configs),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The harness reaches both ECUs: they open, and a bundle they refuse is recorded.
+    #[test]
+    fn the_secondary_bundle_harness_feeds_an_ecu_in_each_mode() {
+        secondary_bundle(b"{}");
+        let refused = SECONDARY_ECUS.with(|ecus| {
+            ecus.as_ref().map(|ecus| {
+                ecus.borrow()
+                    .ecus
+                    .iter()
+                    .map(|ecu| ecu.status().map(|s| s.last_install.map(|o| o.target)))
+                    .collect::<Vec<_>>()
+            })
+        });
+        let Some(refused) = refused else {
+            panic!("the harness's ECUs did not open");
+        };
+        assert_eq!(refused.len(), 2);
+        for r in refused {
+            assert_eq!(r.ok().flatten().as_deref(), Some("metadata bundle"));
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! # The contract (read this before writing an installer)
 //!
-//! States, each journaled in `state.db` *before* it runs ([`crate::journal`]):
+//! States, each journaled in `state.db` *before* it runs (`state::journal`):
 //! `download` ([`Installer::prepare`]: the new copy beside the live one, nothing live
 //! changes) → `install` (make it live, keeping the old one) → `reboot` and `verify-reboot`
 //! when [`Installer::needs_reboot`], else `verify` → `commit` (the install record and provides

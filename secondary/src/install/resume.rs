@@ -1,5 +1,5 @@
-//! The journal as the state machine's memory: [`StateJournal`] writes each transition to
-//! `state.db` (and offers the test pause hook after each write), and [`resume`] decides, at
+//! The journal as the state machine's memory: `StateJournal` writes each transition to
+//! `state.db` (and offers the test pause hook after each write), and `resume` decides, at
 //! start, what an install cut short by a crash or a power loss still needs. The restart rules
 //! (the last state journaled → where the machine re-enters):
 //!
@@ -17,7 +17,7 @@
 use super::driver::{drive, encode_reason, Finish, Journal, Step};
 use super::{pause, InstallJob, Installers};
 use crate::error::Result;
-use crate::journal::{InFlight, JobRecord};
+use crate::state::journal::{InFlight, JobRecord};
 use crate::state::{InstalledImage, Outcome, State};
 use chrono::{DateTime, Utc};
 use ferry_core::metadata::uptane::ImageCustom;
@@ -25,7 +25,7 @@ use ferry_core::provides::merge_provides;
 
 /// The driver's journal over the ECU's state.
 #[derive(Debug)]
-pub struct StateJournal<'a> {
+pub(crate) struct StateJournal<'a> {
     pub state: &'a mut State,
     pub record: &'a JobRecord,
     pub custom: &'a ImageCustom,
@@ -109,7 +109,7 @@ pub fn restart_rule(journaled: &str) -> (Step, Option<String>) {
 }
 
 /// Finish the install in flight, if any, through its domain's installer.
-pub fn resume(
+pub(crate) fn resume(
     state: &mut State,
     installers: &mut Installers,
     now: DateTime<Utc>,

@@ -15,7 +15,7 @@
 //!
 //! `root` lists the roots newer than the ECU may trust, any order (each is verified as N+1);
 //! `image` may be omitted in partial mode; in partial mode only `director.targets` is read.
-//! Nothing is written here: the new trusted metadata comes back in [`Verification`] and is
+//! Nothing is written here: the new trusted metadata comes back in `Verification` and is
 //! committed by the caller once everything, depends included, is accepted.
 
 mod source;
@@ -93,7 +93,7 @@ impl Assignment {
 
 /// A verified bundle: what to keep, and what (if anything) to install.
 #[derive(Debug)]
-pub struct Verification {
+pub(crate) struct Verification {
     pub changes: Vec<(Repo, MetadataChanges)>,
     pub assignment: Option<Assignment>,
     /// The time it verified at: never earlier than a time verified before.
@@ -102,7 +102,7 @@ pub struct Verification {
 
 /// Verify `bytes` (a [`Bundle`]) for this ECU of vehicle `vin` against what `state` trusts,
 /// at `now` or the latest time verified before, whichever is later.
-pub fn verify_bundle(
+pub(crate) fn verify_bundle(
     bytes: &[u8],
     state: &State,
     anchors: &Anchors,

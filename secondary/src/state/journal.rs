@@ -5,8 +5,8 @@
 //! The job is stored whole (target, signed length and hashes, custom) so a restart can finish
 //! a commit or a rollback without the Primary or the metadata that announced it.
 
+use super::{Outcome, State};
 use crate::error::{Error, Result};
-use crate::state::{Outcome, State};
 use chrono::{DateTime, Utc};
 use ferry_core::metadata::Hashes;
 use rusqlite::{params, Connection, OptionalExtension};
