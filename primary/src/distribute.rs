@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
 use ferry_core::metadata::Signed;
 use ferry_secondary::image::tee::{Aborted, Chunk, Tap};
+use ferry_secondary::wire::MetadataAccepted;
+use ferry_secondary::Installed;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -130,8 +132,9 @@ impl EcuLink for SecondaryClient {
             .put(format!("{}/metadata", self.url))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(bundle.to_vec());
-        let answer = self.call("metadata", request)?;
-        Ok(answer["target"].as_str().map(str::to_owned))
+        let value = self.call("metadata", request)?;
+        let answer: MetadataAccepted = self.parse("metadata", value)?;
+        Ok(answer.target)
     }
 
     fn send_image(&mut self, image: Tap, length: u64) -> Result<()> {
@@ -176,13 +179,17 @@ impl EcuLink for SecondaryClient {
     }
 
     fn install(&mut self, _now: DateTime<Utc>) -> Result<()> {
-        let answer = self.call("install", self.http.post(format!("{}/install", self.url)))?;
-        if answer["rebootPending"] == true {
-            let target = answer["target"].as_str().unwrap_or_default().to_owned();
-            let budget = self.reboot_wait;
-            return crate::reboot_wait::wait(self, &target, budget);
+        let value = self.call("install", self.http.post(format!("{}/install", self.url)))?;
+        match self.parse("install", value)? {
+            Installed::RebootPending {
+                target,
+                reboot_pending: true,
+            } => {
+                let budget = self.reboot_wait;
+                crate::reboot_wait::wait(self, &target, budget)
+            }
+            Installed::RebootPending { .. } | Installed::Done(_) => Ok(()),
         }
-        Ok(())
     }
 
     fn report(&mut self, nonce: &str, _now: DateTime<Utc>) -> Result<Signed<EcuVersionReport>> {

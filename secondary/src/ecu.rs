@@ -63,8 +63,9 @@ pub struct Status {
     pub release_counters: BTreeMap<String, u64>,
 }
 
-/// How `install` ended without error.
-#[derive(Debug, Clone, Serialize)]
+/// How `install` ended without error (`POST /install`'s answer: 200 with the image, 202 with
+/// `rebootPending`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Installed {
     /// Committed: the image now installed.

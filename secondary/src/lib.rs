@@ -16,6 +16,7 @@ pub mod install;
 pub mod report;
 mod state;
 pub mod verify;
+pub mod wire;
 
 pub use config::{Config, Verification as VerificationMode};
 pub use ecu::{status_at_rest, Ecu, ImageTicket, Info, Installed, Status};

@@ -7,6 +7,7 @@ use super::AppState;
 use crate::ecu::{Ecu, Installed};
 use crate::error::{Error, Result};
 use crate::image;
+use crate::wire::{ImageReceived, MetadataAccepted};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -16,7 +17,6 @@ use chrono::{DateTime, Utc};
 use ferry_core::Clock;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
-use serde_json::json;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 /// The longest nonce accepted: the Primary's nonces are short random strings.
@@ -59,12 +59,12 @@ pub async fn metadata(State(state): State<AppState>, body: Bytes) -> Response {
         with_ecu(&state, move |ecu, now| {
             let pending = ecu.receive_metadata(&body, now)?;
             Ok(match pending {
-                Some(a) => json!({
-                    "target": a.target_name(),
-                    "length": a.target().length,
-                    "hashes": a.target().hashes,
-                }),
-                None => json!({ "target": null }),
+                Some(a) => MetadataAccepted {
+                    target: Some(a.target_name().to_owned()),
+                    length: Some(a.target().length),
+                    hashes: Some(a.target().hashes.clone()),
+                },
+                None => MetadataAccepted::default(),
             })
         })
         .await,
@@ -110,7 +110,10 @@ pub async fn image(State(state): State<AppState>, headers: HeaderMap, body: Body
     respond(
         with_ecu(&state, move |ecu, _| ecu.accept_image(&ticket, received))
             .await
-            .map(|()| json!({ "target": name, "ready": true })),
+            .map(|()| ImageReceived {
+                target: name,
+                ready: true,
+            }),
     )
 }
 
