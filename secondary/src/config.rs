@@ -49,11 +49,12 @@
 //! ```
 
 use crate::error::{Error, Result};
-use ferry_keys::{PrivateKey, PublicKey};
+use ferry_keys::{FileKeySource, KeySource, PublicKey, Signer};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The default cap on a metadata bundle: both repositories' roots, timestamps, snapshots and
 /// targets with room for delegations (TUF's default caps add up to about 7.5 MB).
@@ -299,14 +300,16 @@ impl Config {
         self.data_dir.join("staging")
     }
 
-    /// The ECU key. Refused when group or others may read it: a version report is only worth
-    /// something if nobody else can sign one.
-    pub fn read_key(&self) -> Result<PrivateKey> {
+    /// The ECU key's signer, from its [`KeySource`]. Refused when group or others may read
+    /// the file: a version report is only worth something if nobody else can sign one.
+    pub fn signer(&self) -> Result<Arc<dyn Signer>> {
         check_private_mode(&self.key)?;
-        PrivateKey::read_file(&self.key, None).map_err(|source| Error::Key {
-            path: self.key.clone(),
-            source,
-        })
+        FileKeySource::new(&self.key)
+            .signer()
+            .map_err(|source| Error::Key {
+                path: self.key.clone(),
+                source,
+            })
     }
 
     pub fn read_anchors(&self) -> Result<Anchors> {

@@ -22,11 +22,12 @@ use ferry_core::metadata::Signed;
 use ferry_core::provides::check_depends;
 use ferry_core::uptane::already_installed;
 use ferry_core::{Clock, SystemClock};
-use ferry_keys::{PrivateKey, PublicKey, Signer};
+use ferry_keys::{PublicKey, Signer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `GET /info`: the Primary reads it as this type too.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,7 +89,7 @@ pub struct ImageTicket {
 #[derive(Debug)]
 pub struct Ecu {
     config: Config,
-    key: PrivateKey,
+    key: Arc<dyn Signer>,
     anchors: Anchors,
     state: State,
     installers: Installers,
@@ -105,7 +106,7 @@ impl Ecu {
 
     /// [`Ecu::open`] at `now` (the time the resumed steps are journaled at).
     pub fn open_at(config: Config, now: DateTime<Utc>) -> Result<Ecu> {
-        let key = config.read_key()?;
+        let key = config.signer()?;
         let anchors = config.read_anchors()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         let mut state = State::open(&config.state_db(), &config.initial_provides)?;
@@ -425,11 +426,17 @@ impl Ecu {
 
     /// The signed version report for the Primary's `nonce`.
     pub fn report(&self, nonce: &str, now: DateTime<Utc>) -> Result<Signed<EcuVersionReport>> {
-        version_report(&self.config.serial, &self.state, nonce, now, &self.key)
+        version_report(
+            &self.config.serial,
+            &self.state,
+            nonce,
+            now,
+            self.key.as_ref(),
+        )
     }
 
     pub fn signer(&self) -> &dyn Signer {
-        &self.key
+        self.key.as_ref()
     }
 }
 
