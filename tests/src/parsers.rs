@@ -202,6 +202,17 @@ pub fn oci_archive(data: &[u8]) {
     );
 }
 
+/// What a Primary reads from a Secondary over the in-vehicle network (each answer of its HTTP
+/// API), as the Primary deserializes it.
+pub fn secondary_answers(data: &[u8]) {
+    let _ = serde_json::from_slice::<ferry_secondary::Info>(data);
+    let _ = serde_json::from_slice::<ferry_secondary::Status>(data);
+    let _ = serde_json::from_slice::<ferry_secondary::wire::MetadataAccepted>(data);
+    let _ = serde_json::from_slice::<ferry_secondary::wire::ImageReceived>(data);
+    let _ = serde_json::from_slice::<ferry_secondary::Installed>(data);
+    let _ = Parsed::<EcuVersionReport>::from_bytes(data);
+}
+
 /// `data` as a config file named `name` in a fresh directory, loaded by `load`.
 fn config_file<T, E>(data: &[u8], name: &str, load: impl Fn(&Path) -> Result<T, E>) {
     let Ok(dir) = tempfile::tempdir() else { return };
@@ -237,6 +248,7 @@ pub const ALL: &[(&str, Harness)] = &[
     ("secondary_bundle", secondary_bundle),
     ("oci_archive", oci_archive),
     ("configs", configs),
+    ("secondary_answers", secondary_answers),
 ];
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ const ROOT: &str = r#"{"signatures":[{"keyid":"ab","sig":"00"}],"signed":{"_type
 const TARGETS: &str = r#"{"signatures":[],"signed":{"_type":"targets","spec_version":"1.0.0","version":2,"expires":"2030-01-01T00:00:00Z","targets":{"a/b.bin":{"length":3,"hashes":{"sha256":"00"},"custom":{"ecuIdentifiers":{"ivi-1":{"hardwareId":"ivi-a53"}}}}},"delegations":{"keys":{},"roles":[{"name":"x","keyids":[],"threshold":1,"paths":["a/*"],"terminating":false}]},"custom":{"vin":"VIN-FUZZ"}}}"#;
 const MANIFEST: &str = r#"{"signatures":[{"keyid":"ab","sig":"00"}],"signed":{"vin":"VIN-FUZZ","primary_ecu_serial":"ivi-1","ecu_version_manifests":{"ivi-1":{"signatures":[],"signed":{"ecu_serial":"ivi-1","time":"2026-12-01T00:00:00Z","nonce":"n","installed_image":{"filepath":"a","fileinfo":{"length":0,"hashes":{}}},"attacks_detected":""}}}}}"#;
 const BUNDLE: &str = r#"{"director":{"root":[],"timestamp":"{}","snapshot":"{}","targets":"{\"signatures\":[],\"signed\":{}}"},"image":{"targets":"{}"}}"#;
+const STATUS: &str = r#"{"installed":{"target":"a","length":1,"hashes":{"sha256":"00"},"custom":{}},"installed_domains":{},"provides":{"k":"v"},"last_install":{"target":"a","result":"rolled-back","detail":"d"},"release_counters":{"target:a":3},"rebootPending":true,"target":"a"}"#;
 const CONFIG: &str = "vin = \"V\"\nserial = \"s\"\nhardware_id = \"h\"\nkey = \"k\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\napps_dir = \"a\"\n[director]\nurl = \"http://127.0.0.1:1\"\nroot = \"r\"\n[os]\nslots = [\"a\", \"b\"]\n";
 
 fn run(name: &str, data: &[u8]) {
@@ -77,6 +78,11 @@ proptest! {
     #[test]
     fn secondary_bundles_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(BUNDLE)]) {
         run("secondary_bundle", &data);
+    }
+
+    #[test]
+    fn secondary_answers_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(STATUS)]) {
+        run("secondary_answers", &data);
     }
 
     #[test]
