@@ -117,7 +117,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     })
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM: what stops every Ferry daemon (stop accepting, let requests in flight
+/// finish). One handler for all of them; the `ferry` tool's daemons call this one too.
+pub async fn shutdown_signal() {
     let interrupt = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for SIGINT");

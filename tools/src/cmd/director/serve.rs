@@ -47,31 +47,9 @@ pub fn run(args: Args) -> Result<()> {
             };
             println!("director listening on {scheme}://{addr}");
         }
-        director.serve(listener, shutdown_signal()).await?;
+        director
+            .serve(listener, ferry_secondary::cli::shutdown_signal())
+            .await?;
         Ok(())
     })
-}
-
-/// SIGINT or SIGTERM: stop accepting, let open requests finish.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
 }
