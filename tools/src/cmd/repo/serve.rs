@@ -59,14 +59,15 @@ fn serve_until_signal(args: Args) -> std::result::Result<(), ServeError> {
     let on_signal = events.clone();
     runtime.spawn(async move {
         loop {
-            termination().await;
+            ferry_secondary::cli::shutdown_signal().await;
             if on_signal.send(Event::Signal).is_err() {
                 return;
             }
         }
     });
     runtime.spawn(async move {
-        let result = serve::serve(args.dir, listener, termination()).await;
+        let result =
+            serve::serve(args.dir, listener, ferry_secondary::cli::shutdown_signal()).await;
         let _ = events.send(Event::Stopped(result));
     });
 
@@ -92,34 +93,5 @@ fn wait_for_stop(received: &mpsc::Receiver<Event>) -> std::result::Result<(), Se
             tracing::warn!("downloads still open after {SHUTDOWN_GRACE:?}; closing them");
             Ok(())
         }
-    }
-}
-
-/// Completes on SIGINT or SIGTERM. A signal that cannot be watched is logged and never fires,
-/// rather than stopping the server at once.
-async fn termination() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot watch SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
