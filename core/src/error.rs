@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 /// Everything ferry-core can refuse, grouped by who is at fault. Each message names the check
 /// that failed and what was expected, so a log line is enough to tell an attack from a mistake.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     // --- bad metadata or an attack: the repository (or someone in the middle) is at fault ---
     #[error("metadata format check failed: {role} is malformed: {reason}")]

@@ -181,6 +181,34 @@ fn another_vehicles_metadata_is_refused_by_the_primary_and_a_secondary() {
     );
     assert!(full["installed"]["target"].is_string(), "{full}");
 
+    // A set whose targets are this vehicle's own but whose timestamp and snapshot are the
+    // other vehicle's (newer, genuinely signed): refused as a whole, nothing of it kept.
+    let (ts, snap, own) = (timestamp.clone(), snapshot.clone(), before[2].clone());
+    let mixed = Mitm::start(director, move |line| {
+        if !line.starts_with("GET ") {
+            Act::Forward
+        } else if line.contains("/timestamp.json") {
+            Act::Serve(ts.clone())
+        } else if line.contains(".snapshot.json") {
+            Act::Serve(snap.clone())
+        } else if line.contains(".targets.json") {
+            Act::Serve(own.clone())
+        } else {
+            Act::Forward
+        }
+    });
+    let mixed_url = format!("http://{}", mixed.addr);
+    world.write_primary_config_with(PrimaryLinks {
+        image_url: &image_url,
+        director_url: &mixed_url,
+        secondary_urls: [&secondaries[0], &secondaries[1]],
+        download: "min_bytes_per_sec = 1\nspeed_grace = \"60s\"\n",
+    });
+    let out = world.check();
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("check failed"), "{out}");
+    assert_eq!(kept(&world), before, "the Primary kept part of a mixed set");
+
     // Back on the real Director link the next genuine cycle succeeds.
     world.write_primary_config(&image_url);
     let out = world.check();
