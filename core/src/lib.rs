@@ -11,6 +11,7 @@ pub mod paths;
 pub mod provides;
 pub mod refresh;
 pub mod search;
+pub mod strict_json;
 mod target_name;
 pub mod trusted;
 pub mod uptane;

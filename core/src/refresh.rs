@@ -171,9 +171,10 @@ impl<'a, S: MetadataSource> Workflow<'a, S> {
             role: "snapshot",
             version: set.root().consistent_snapshot.then_some(meta.version),
         };
-        let bytes = self
-            .source
-            .fetch(file, meta.length.unwrap_or(self.limits.snapshot_max))?;
+        let bytes = self.source.fetch(
+            file,
+            fetch_cap("snapshot", meta.length, self.limits.snapshot_max)?,
+        )?;
         set.update_snapshot(&bytes, false)?;
         self.source.persist("snapshot", &bytes)?;
         Ok(())
@@ -207,7 +208,7 @@ impl<'a, S: MetadataSource> Workflow<'a, S> {
         };
         let bytes = self
             .source
-            .fetch(file, meta.length.unwrap_or(self.limits.targets_max))?;
+            .fetch(file, fetch_cap(role, meta.length, self.limits.targets_max)?)?;
         set.update_targets(&bytes, role, delegator)?;
         self.source.persist(role, &bytes)?;
         Ok(())
@@ -225,6 +226,20 @@ impl<'a, S: MetadataSource> Workflow<'a, S> {
     }
 }
 
+/// How many bytes to accept for `role`: the length the role above pins, never more than the
+/// role's cap. A pinned length over the cap is refused before anything is fetched: a
+/// timestamp pinning 2^62 bytes must not make the client buffer up to that.
+fn fetch_cap(role: &str, pinned: Option<u64>, cap: u64) -> Result<u64, crate::Error> {
+    match pinned {
+        Some(length) if length > cap => Err(crate::Error::TooLong {
+            what: format!("{role}.json (the length pinned for it is {length})"),
+            limit: cap,
+        }),
+        Some(length) => Ok(length),
+        None => Ok(cap),
+    }
+}
+
 /// The key ids and thresholds of the timestamp and snapshot roles.
 fn online_role_keys(root: &Root) -> Vec<Option<RoleKeys>> {
     ["timestamp", "snapshot"]
@@ -235,7 +250,23 @@ fn online_role_keys(root: &Root) -> Vec<Option<RoleKeys>> {
 
 #[cfg(test)]
 mod tests {
-    use super::MetadataFile;
+    use super::{fetch_cap, MetadataFile};
+
+    #[test]
+    fn a_pinned_length_never_lifts_the_cap() {
+        assert_eq!(fetch_cap("snapshot", None, 100).expect("unpinned"), 100);
+        assert_eq!(fetch_cap("snapshot", Some(40), 100).expect("pinned"), 40);
+        assert_eq!(
+            fetch_cap("snapshot", Some(100), 100).expect("at the cap"),
+            100
+        );
+        let err = fetch_cap("snapshot", Some(1 << 62), 100).expect_err("over the cap");
+        let text = err.to_string();
+        assert!(
+            text.contains("length check failed") && text.contains("100 bytes"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn file_names_are_versioned_when_asked_and_roles_quoted() {

@@ -226,3 +226,36 @@ fn a_malformed_report_envelope_is_refused_by_name() {
         assert!(matches!(err, Error::Malformed { .. }), "{broken}: {err}");
     }
 }
+
+#[test]
+fn a_manifest_or_report_naming_a_key_twice_is_refused() {
+    let v = vehicle();
+    let bytes = manifest(
+        "VIN123",
+        &[
+            report("pri", "n1", &v.primary),
+            report("sec", "n1", &v.secondary),
+        ],
+        &v.primary,
+    );
+    let genuine = String::from_utf8(bytes).unwrap();
+    check_vehicle_manifest(genuine.as_bytes(), &v.registered).unwrap();
+    // In the manifest's own signed part, and inside an ECU report it carries: both signatures
+    // still verify over what a last-wins parser keeps.
+    for (what, from, to) in [
+        ("manifest", "\"signed\":{", "\"signed\":{\"vin\":\"OTHER\","),
+        (
+            "report",
+            "\"nonce\":\"n1\"",
+            "\"nonce\":\"replayed\",\"nonce\":\"n1\"",
+        ),
+    ] {
+        let forged = genuine.replacen(from, to, 1);
+        assert_ne!(forged, genuine, "{what}: the test edits the document");
+        let err = check_vehicle_manifest(forged.as_bytes(), &v.registered).unwrap_err();
+        assert!(
+            err.to_string().contains("duplicate key check failed"),
+            "{what}: {err}"
+        );
+    }
+}

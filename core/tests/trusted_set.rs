@@ -480,3 +480,64 @@ fn out_of_order_updates_are_refused() {
         Err(Error::Order(_))
     ));
 }
+
+#[test]
+fn an_empty_hashes_object_in_meta_is_refused() {
+    let mut repo = Repo::new();
+    let mut meta = MetaFile::new(1);
+    meta.hashes = Some(Default::default());
+    repo.timestamp
+        .meta
+        .insert("snapshot.json".into(), meta.clone());
+    let mut set = TrustedSet::new(&repo.root_bytes(), now()).unwrap();
+    let err = set.update_timestamp(&repo.timestamp_bytes()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("meta snapshot.json: hashes is empty"),
+        "{text}"
+    );
+    assert!(
+        set.timestamp().is_none(),
+        "nothing trusted from a refused timestamp"
+    );
+
+    let mut repo = Repo::new();
+    repo.snapshot.meta.insert("targets.json".into(), meta);
+    let mut set = TrustedSet::new(&repo.root_bytes(), now()).unwrap();
+    set.update_timestamp(&repo.timestamp_bytes()).unwrap();
+    let err = set
+        .update_snapshot(&repo.snapshot_bytes(), false)
+        .unwrap_err();
+    assert!(err.to_string().contains("hashes is empty"), "{err}");
+}
+
+#[test]
+fn a_signed_document_naming_a_key_twice_is_refused() {
+    // The signature covers the canonical form of what a last-wins parser keeps, so an earlier
+    // copy of `version` rides along unsigned: genuine signature, ambiguous document.
+    let repo = Repo::new();
+    let genuine = String::from_utf8(repo.timestamp_bytes()).unwrap();
+    let forged = genuine.replacen("\"signed\":{", "\"signed\":{\"version\":99,", 1);
+    assert_ne!(genuine, forged, "the test edits the signed part");
+    let mut set = TrustedSet::new(&repo.root_bytes(), now()).unwrap();
+    let err = set.update_timestamp(forged.as_bytes()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("duplicate key check failed") && text.contains("\"version\""),
+        "{text}"
+    );
+    assert!(set.timestamp().is_none());
+    set.update_timestamp(genuine.as_bytes()).unwrap();
+
+    let root = String::from_utf8(repo.root_bytes()).unwrap();
+    let forged = root.replacen(
+        "\"signed\":{",
+        "\"signed\":{\"expires\":\"2999-01-01T00:00:00Z\",",
+        1,
+    );
+    let err = TrustedSet::new(forged.as_bytes(), now()).unwrap_err();
+    assert!(
+        err.to_string().contains("duplicate key check failed"),
+        "{err}"
+    );
+}

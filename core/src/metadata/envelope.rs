@@ -108,20 +108,22 @@ impl RawEnvelope {
 impl<T: Document> Parsed<T> {
     /// Parse `bytes` as a `T` document. Signatures are verified over the canonical form of the
     /// `signed` object as received, not over our re-serialisation of it.
+    /// An object that names a key twice is refused ([`crate::strict_json`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let raw: RawEnvelope =
-            serde_json::from_slice(bytes).map_err(|e| Error::malformed(T::kind(), e))?;
-        Self::from_raw(raw)
+        let value = crate::strict_json::value_from_slice(bytes)
+            .map_err(|e| Error::malformed(T::kind(), e))?;
+        Self::from_value(value)
     }
 
-    /// [`Parsed::from_bytes`] for an envelope already parsed as JSON, such as an ECU report
-    /// inside a vehicle manifest: the same checks, without writing it out and parsing it again.
     /// The typed `signed` part, signatures unchecked: for reading what kept, once-verified
     /// bytes say (a version to guard against rollback) without making a `Verified` of them.
     pub fn unverified(&self) -> &T {
         &self.signed
     }
 
+    /// [`Parsed::from_bytes`] for an envelope already parsed as JSON (strictly), such as an ECU
+    /// report inside a vehicle manifest: the same checks, without writing it out and parsing it
+    /// again.
     pub fn from_value(value: serde_json::Value) -> Result<Self> {
         let raw = RawEnvelope::from_value(value).map_err(|e| Error::malformed(T::kind(), e))?;
         Self::from_raw(raw)
@@ -161,6 +163,18 @@ pub(super) fn check_common<T: Role>(signed: &T) -> Result<()> {
     }
     if signed.version() == 0 {
         return Err(Error::malformed(role, "version must be at least 1"));
+    }
+    // An empty `hashes` pins nothing while looking as if it did (python-tuf refuses it too):
+    // leave the field out to pin by version and length only.
+    for (file, meta) in signed.meta_files().into_iter().flatten() {
+        if meta.hashes.as_ref().is_some_and(|h| h.is_empty()) {
+            return Err(Error::malformed(
+                role,
+                format!(
+                    "meta {file}: hashes is empty; expected at least one hash, or no hashes field"
+                ),
+            ));
+        }
     }
     Ok(())
 }

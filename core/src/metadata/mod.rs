@@ -98,14 +98,32 @@ pub trait Role: Serialize + DeserializeOwned {
     fn version(&self) -> u64;
     fn expires(&self) -> &Expires;
 
+    /// The `meta` of timestamp and snapshot: the files they pin.
+    fn meta_files(&self) -> Option<&std::collections::BTreeMap<String, MetaFile>> {
+        None
+    }
+
     fn is_expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
         now >= self.expires().0
     }
 }
 
 macro_rules! impl_role {
+    ($ty:ty, $role:expr, meta) => {
+        $crate::metadata::impl_role!($ty, $role, {
+            fn meta_files(
+                &self,
+            ) -> Option<&std::collections::BTreeMap<String, $crate::metadata::MetaFile>> {
+                Some(&self.meta)
+            }
+        });
+    };
     ($ty:ty, $role:expr) => {
+        $crate::metadata::impl_role!($ty, $role, {});
+    };
+    ($ty:ty, $role:expr, { $($extra:item)* }) => {
         impl $crate::metadata::Role for $ty {
+            $($extra)*
             const TYPE: $crate::metadata::RoleType = $role;
             fn type_field(&self) -> &str {
                 &self.type_

@@ -14,7 +14,7 @@ pub struct Snapshot {
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
-impl_role!(Snapshot, RoleType::Snapshot);
+impl_role!(Snapshot, RoleType::Snapshot, meta);
 
 impl Snapshot {
     pub fn role_meta(&self, role: &str) -> Option<&MetaFile> {

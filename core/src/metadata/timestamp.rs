@@ -37,7 +37,7 @@ pub struct Timestamp {
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
-impl_role!(Timestamp, RoleType::Timestamp);
+impl_role!(Timestamp, RoleType::Timestamp, meta);
 
 impl Timestamp {
     /// Timestamp lists snapshot.json and nothing else.
