@@ -13,6 +13,7 @@ use crate::install::resume::{resume, StateJournal};
 use crate::install::{drive, pause, Finish, InstallJob, Installers, Step};
 use crate::report::{version_report, DomainImage};
 use crate::state::journal::JobRecord;
+use crate::state::refusals::NetworkRefusal;
 use crate::state::{InstalledImage, Outcome, Repo, State};
 use crate::verify::{verify_bundle, Assignment, Ecu as EcuId};
 use chrono::{DateTime, Utc};
@@ -62,6 +63,8 @@ pub struct Status {
     /// Release counters by identity ([`ferry_core::uptane::counter_keys`]): the Primary
     /// refuses an offer below them before any download, with the rule the ECU applies.
     pub release_counters: BTreeMap<String, u64>,
+    /// Requests refused from the network, newest first: never part of the signed report.
+    pub network_refusals: Vec<NetworkRefusal>,
 }
 
 /// How `install` ended without error (`POST /install`'s answer: 200 with the image, 202 with
@@ -77,6 +80,20 @@ pub enum Installed {
         target: String,
         reboot_pending: bool,
     },
+}
+
+/// Who handed the ECU a metadata bundle or an image: where a refusal of it is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender<'a> {
+    /// The Primary in this very process (the Primary's own ECU): a refusal goes into the
+    /// signed version report, as the last install's result and, for a failed security check,
+    /// in `attacks_detected`.
+    InProcess,
+    /// Whoever reached the ECU's HTTP port, unauthenticated: a refusal goes into the network
+    /// refusal log of `GET /status` with `peer`, never into what the ECU signs (an attacker's
+    /// text must not be signed by the ECU). The Primary records the refusals it is answered
+    /// with in its own report.
+    Network { peer: &'a str, at: DateTime<Utc> },
 }
 
 /// What receiving an image needs, taken so the ECU is not held while bytes stream in.
@@ -212,6 +229,31 @@ impl Ecu {
         self.state.record_failure(&outcome, attack)
     }
 
+    /// Record a refusal of what `sender` sent (see [`Sender`]); the refusal itself is what the
+    /// caller returns.
+    fn refused_from(
+        &mut self,
+        sender: Sender<'_>,
+        request: &str,
+        target: &str,
+        error: Error,
+    ) -> Error {
+        match sender {
+            Sender::InProcess => self.refused(target, error),
+            Sender::Network { peer, at } => {
+                tracing::warn!(%peer, request, %error, "request from the network refused");
+                let reason = error.to_string();
+                if let Err(e) = self
+                    .state
+                    .record_network_refusal(at, peer, request, &reason)
+                {
+                    tracing::error!(error = %e, "cannot record the refusal");
+                }
+                error
+            }
+        }
+    }
+
     /// Record a refusal for the next report; the refusal itself is what the caller returns.
     fn refused(&mut self, target: &str, error: Error) -> Error {
         let fault = error.fault();
@@ -227,17 +269,28 @@ impl Ecu {
         error
     }
 
-    /// Verify a metadata bundle (see [`crate::verify`]); on success keep it as the trusted
-    /// state and return the target this ECU is to install, if any. Depends are checked here,
-    /// before any image is sent.
+    /// Verify a metadata bundle from the Primary in this process (see
+    /// [`Ecu::receive_metadata_from`]).
     pub fn receive_metadata(
         &mut self,
         bytes: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Option<&Assignment>> {
-        self.pending = None;
-        self.staged = None;
-        image::discard(&self.config.staging_dir())?;
+        self.receive_metadata_from(Sender::InProcess, bytes, now)
+    }
+
+    /// Verify a metadata bundle (see [`crate::verify`]); on success keep it as the trusted
+    /// state and return the target this ECU is to install, if any. Depends are checked here,
+    /// before any image is sent. A refused bundle changes nothing: the trusted metadata, the
+    /// pending target and an image already received for it stay as they were. A verified
+    /// bundle that names the pending target again keeps its received image.
+    pub fn receive_metadata_from(
+        &mut self,
+        sender: Sender<'_>,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<&Assignment>> {
+        const REQUEST: &str = "PUT /metadata";
         let ecu = EcuId {
             serial: &self.config.serial,
             hardware_id: &self.config.hardware_id,
@@ -251,7 +304,7 @@ impl Ecu {
             now,
         ) {
             Ok(v) => v,
-            Err(e) => return Err(self.refused("metadata bundle", e)),
+            Err(e) => return Err(self.refused_from(sender, REQUEST, "metadata bundle", e)),
         };
         let mut installed: Vec<InstalledImage> =
             self.state.installed_domains()?.into_values().collect();
@@ -265,6 +318,8 @@ impl Ecu {
             )
         });
         if let Some(a) = &assignment {
+            // A valid update this ECU will not take: verified metadata, our words, so it is the
+            // last install's result in the signed report whoever sent it.
             if let Err(e) = self.acceptable(a) {
                 return Err(self.refused(a.target_name(), e));
             }
@@ -272,6 +327,14 @@ impl Ecu {
         let changes: Vec<_> = verification.changes.iter().map(|(r, c)| (*r, c)).collect();
         self.state
             .commit_metadata(&changes, verification.verified_at)?;
+        let keeps_image = match (&self.pending, &assignment) {
+            (Some(old), Some(new)) => same_target(old, new),
+            _ => false,
+        };
+        if !keeps_image {
+            self.staged = None;
+            image::discard(&self.config.staging_dir())?;
+        }
         self.pending = assignment;
         if let Some(a) = &self.pending {
             tracing::info!(target = a.target_name(), "update verified");
@@ -298,17 +361,19 @@ impl Ecu {
         })
     }
 
-    /// Take the outcome of receiving an image against `ticket`.
+    /// Take the outcome of receiving an image against `ticket`, sent by `sender`. A refused
+    /// image leaves nothing of itself in staging and changes nothing else: an image received
+    /// before for the same target stays ready.
     pub fn accept_image(
         &mut self,
+        sender: Sender<'_>,
         ticket: &ImageTicket,
         received: Result<StagedImage>,
     ) -> Result<()> {
-        let same = self.pending.as_ref().is_some_and(|a| {
-            a.target_name() == ticket.assignment.target_name()
-                && a.target().length == ticket.assignment.target().length
-                && a.target().hashes == ticket.assignment.target().hashes
-        });
+        let same = self
+            .pending
+            .as_ref()
+            .is_some_and(|a| same_target(a, &ticket.assignment));
         if !same {
             // New metadata arrived while the image streamed: this image is for nothing.
             if let Ok(staged) = &received {
@@ -326,18 +391,18 @@ impl Ecu {
                 Ok(())
             }
             Err(e) => {
-                self.staged = None;
-                Err(self.refused(ticket.assignment.target_name(), e))
+                let name = ticket.assignment.target_name();
+                Err(self.refused_from(sender, "PUT /image", name, e))
             }
         }
     }
 
-    /// Receive the image of the pending target from `reader` (what `PUT /image` does, without
-    /// the HTTP streaming).
+    /// Receive the image of the pending target from the Primary in this process, reading
+    /// `reader` (what `PUT /image` does, without the HTTP streaming).
     pub fn receive_image(&mut self, reader: &mut dyn Read) -> Result<()> {
         let ticket = self.image_ticket()?;
         let received = image::receive(reader, &ticket.staging_dir, &ticket.assignment);
-        self.accept_image(&ticket, received)
+        self.accept_image(Sender::InProcess, &ticket, received)
     }
 
     /// Install the received image through its domain's installer, every state journaled
@@ -458,6 +523,7 @@ fn status_of(state: &State) -> Result<Status> {
         attacks_detected,
         verified_time: state.verified_time()?.map(|t| t.to_rfc3339()),
         release_counters: state.release_counters()?,
+        network_refusals: state.network_refusals()?,
     })
 }
 
@@ -469,6 +535,13 @@ pub fn status_at_rest(config: &Config) -> Result<Status> {
         return Ok(Status::default());
     }
     status_of(&State::open(&config.state_db(), &config.initial_provides)?)
+}
+
+/// The same target: name, length and hashes (an image received for one is the other's).
+fn same_target(a: &Assignment, b: &Assignment) -> bool {
+    a.target_name() == b.target_name()
+        && a.target().length == b.target().length
+        && a.target().hashes == b.target().hashes
 }
 
 fn domain_of(a: &Assignment) -> String {

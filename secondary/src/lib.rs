@@ -19,8 +19,9 @@ pub mod verify;
 pub mod wire;
 
 pub use config::{Config, Verification as VerificationMode};
-pub use ecu::{status_at_rest, Ecu, ImageTicket, Info, Installed, Status};
+pub use ecu::{status_at_rest, Ecu, ImageTicket, Info, Installed, Sender, Status};
 pub use error::{Error, Fault, Result};
 pub use install::{InstallJob, Installer, Installers};
+pub use state::refusals::NetworkRefusal;
 pub use state::{InstalledImage, Outcome, Repo};
 pub use verify::{Assignment, Bundle, RepoBundle};

@@ -3,7 +3,7 @@
 //! the install journal. Whatever must change together changes in one transaction: new trusted
 //! metadata with the verified time; the installed image with provides and release counters.
 //!
-//! Schema (version 2, `PRAGMA user_version`; a version-1 database is migrated at open):
+//! Schema (version 3, `PRAGMA user_version`; an older database is migrated at open):
 //! - `roots(repo, version, bytes)`: every root accepted, per repository (`director`, `image`)
 //! - `metadata(repo, role, bytes)`: the trusted timestamp, snapshot, targets and delegated roles
 //! - `clock(id = 1, max_time)`: the latest time metadata was verified at (unix seconds)
@@ -18,8 +18,11 @@
 //!   it runs (history; `domain` since v2)
 //! - `install_txn(id = 1, domain, target, state, reason, job)`: the install in flight, if any:
 //!   what a restart resumes ([`journal`], v2)
+//! - `network_refusals(id, at, peer, request, reason)`: requests refused from the network,
+//!   never signed, the newest few kept ([`refusals`], v3)
 
 pub(crate) mod journal;
+pub(crate) mod refusals;
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -198,6 +201,11 @@ impl State {
                 .map_err(db.clone())?;
             }
             tx.execute_batch("PRAGMA user_version = 2")
+                .map_err(db.clone())?;
+        }
+        if version < 3 {
+            tx.execute_batch(refusals::SCHEMA_V3).map_err(db.clone())?;
+            tx.execute_batch("PRAGMA user_version = 3")
                 .map_err(db.clone())?;
         }
         tx.commit().map_err(db)

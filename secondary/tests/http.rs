@@ -163,13 +163,107 @@ fn refusals_answer_with_the_failed_check() {
     let r = c.put(url("/metadata")).body(bundle).send().unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().unwrap().contains("image match hash check failed"));
+    // Refusals from the network are listed with the caller, newest first, and never signed.
     let status: Value = json(c.get(url("/status")).send().unwrap());
-    assert!(status["attacks_detected"]
+    assert_eq!(status["attacks_detected"], "", "{status}");
+    let refusals = status["network_refusals"].as_array().unwrap();
+    assert_eq!(refusals.len(), 2, "{status}");
+    assert!(refusals[0]["peer"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert_eq!(refusals[0]["request"], "PUT /metadata");
+    assert!(refusals[0]["reason"]
         .as_str()
         .unwrap()
         .contains("image match hash check failed"));
+    assert!(refusals[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("bundle format check failed"));
+    let report: Signed<EcuVersionReport> = json(c.get(url("/report?nonce=n")).send().unwrap());
+    assert_eq!(report.signed.attacks_detected, "");
     let r = c.post(url("/install")).send().unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
+}
+
+/// The files in the ECU's staging directory.
+fn staged_files(v: &Vehicle) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(v.config.staging_dir())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_refused_request_from_the_network_changes_nothing() {
+    let mut v = Vehicle::new(VerificationMode::Full);
+    v.offer(APP, CONTENT, app_custom("web", "1", 1));
+    let server = start(&v, 1 << 20);
+    let url = |p: &str| format!("http://{}{p}", server.addr);
+    let c = client();
+    let ready = |c: &Client| -> Value { json(c.get(url("/status")).send().unwrap()) };
+
+    let r = c.put(url("/metadata")).body(v.bundle()).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Good, bad, good, bad: one verified image stays staged, nothing else is left behind.
+    let mut bad = CONTENT.to_vec();
+    bad[0] ^= 1;
+    for (body, code) in [
+        (CONTENT.to_vec(), StatusCode::OK),
+        (bad.clone(), StatusCode::UNPROCESSABLE_ENTITY),
+        (CONTENT.to_vec(), StatusCode::OK),
+        (bad.clone(), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let r = c.put(url("/image")).body(body).send().unwrap();
+        assert_eq!(r.status(), code, "{:?}", r.text());
+        let status = ready(&c);
+        assert_eq!(status["image_ready"], true, "{status}");
+        let files = staged_files(&v);
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(
+            files[0].starts_with(".image-") && files[0].ends_with(".ready"),
+            "{files:?}"
+        );
+    }
+
+    // Between "all ready" and the install: garbage, a hostile text, and a replay of the
+    // genuine bundle cancel nothing.
+    let hostile = r#"{"director": "\u001b[2J\nforged line"}"#;
+    for body in [b"garbage".to_vec(), hostile.as_bytes().to_vec(), v.bundle()] {
+        let r = c.put(url("/metadata")).body(body).send().unwrap();
+        assert!(r.status() == StatusCode::UNPROCESSABLE_ENTITY || r.status() == StatusCode::OK);
+        let status = ready(&c);
+        assert_eq!(status["pending"], APP, "{status}");
+        assert_eq!(status["image_ready"], true, "{status}");
+        assert_eq!(staged_files(&v).len(), 1);
+    }
+    let status = ready(&c);
+    assert_eq!(status["attacks_detected"], "", "{status}");
+    assert_eq!(status["last_install"], Value::Null, "{status}");
+    let refusals = status["network_refusals"].as_array().unwrap();
+    // Newest first: the hostile bundle, garbage, then the two bad images.
+    assert_eq!(refusals.len(), 4, "{status}");
+    let hostile_reason = refusals[0]["reason"].as_str().unwrap();
+    assert!(
+        hostile_reason.contains("bundle format check failed"),
+        "{hostile_reason}"
+    );
+    assert!(!hostile_reason.contains('\n') && !hostile_reason.contains('\u{1b}'));
+    assert_eq!(refusals[2]["request"], "PUT /image");
+    assert!(refusals[2]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("hash check failed"));
+
+    let r = c.post(url("/install")).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text());
+    assert_eq!(v.app_file("web", "web-1.bin").unwrap(), CONTENT);
+    assert!(staged_files(&v).is_empty());
 }
 
 #[test]

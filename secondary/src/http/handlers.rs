@@ -4,12 +4,12 @@
 
 use super::errors::{join_failed, poisoned, ApiError};
 use super::AppState;
-use crate::ecu::{Ecu, Installed};
+use crate::ecu::{Ecu, Installed, Sender};
 use crate::error::{Error, Result};
 use crate::image;
 use crate::wire::{ImageReceived, MetadataAccepted};
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use ferry_core::Clock;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 /// The longest nonce accepted: the Primary's nonces are short random strings.
@@ -54,10 +55,22 @@ pub async fn status(State(state): State<AppState>) -> Response {
     respond(with_ecu(&state, |ecu, _| ecu.status()).await)
 }
 
-pub async fn metadata(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn metadata(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
     respond(
         with_ecu(&state, move |ecu, now| {
-            let pending = ecu.receive_metadata(&body, now)?;
+            let peer = peer.to_string();
+            let pending = ecu.receive_metadata_from(
+                Sender::Network {
+                    peer: &peer,
+                    at: now,
+                },
+                &body,
+                now,
+            )?;
             Ok(match pending {
                 Some(a) => MetadataAccepted {
                     target: Some(a.target_name().to_owned()),
@@ -80,7 +93,13 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-pub async fn image(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn image(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let peer = peer.to_string();
     let ticket = match with_ecu(&state, |ecu, _| ecu.image_ticket()).await {
         Ok(ticket) => ticket,
         Err(e) => return e.into_response(),
@@ -93,7 +112,19 @@ pub async fn image(State(state): State<AppState>, headers: HeaderMap, body: Body
             limit,
         });
         let t = ticket.clone();
-        return respond(with_ecu(&state, move |ecu, _| ecu.accept_image(&t, refusal)).await);
+        return respond(
+            with_ecu(&state, move |ecu, now| {
+                ecu.accept_image(
+                    Sender::Network {
+                        peer: &peer,
+                        at: now,
+                    },
+                    &t,
+                    refusal,
+                )
+            })
+            .await,
+        );
     }
     let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
     let t = ticket.clone();
@@ -108,12 +139,21 @@ pub async fn image(State(state): State<AppState>, headers: HeaderMap, body: Body
     };
     let name = ticket.assignment.target_name().to_owned();
     respond(
-        with_ecu(&state, move |ecu, _| ecu.accept_image(&ticket, received))
-            .await
-            .map(|()| ImageReceived {
-                target: name,
-                ready: true,
-            }),
+        with_ecu(&state, move |ecu, now| {
+            ecu.accept_image(
+                Sender::Network {
+                    peer: &peer,
+                    at: now,
+                },
+                &ticket,
+                received,
+            )
+        })
+        .await
+        .map(|()| ImageReceived {
+            target: name,
+            ready: true,
+        }),
     )
 }
 

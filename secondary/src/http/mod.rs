@@ -8,12 +8,14 @@
 //! - `POST /install`: install the received image; answers the installed image, or 202 with
 //!   `{"target", "rebootPending": true}` while a real reboot finishes it
 //! - `GET /status`: installed image, per-domain images, provides, pending target, install in
-//!   flight, last install, verified time
+//!   flight, last install, verified time, and the requests refused from the network (with the
+//!   caller's address; never in the signed report)
 //! - `GET /report?nonce=N`: the signed ECU version report carrying nonce N
 //!
 //! Refusals answer plain text naming the failed check: 422 for a failed security check, 409 for
 //! a valid update this ECU will not take (depends, order of requests), 413 for too large a
-//! body, 500 for a local failure. The ECU's work (SQLite, file I/O) runs on the blocking pool.
+//! body, 500 for a local failure. A refused bundle or image changes nothing: a verified
+//! target and the image received for it stay ready for `POST /install`. The ECU's work (SQLite, file I/O) runs on the blocking pool.
 
 mod errors;
 mod handlers;
@@ -26,6 +28,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use ferry_core::Clock;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
@@ -78,7 +81,12 @@ pub async fn serve(
     max_metadata_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state, max_metadata_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(state, max_metadata_bytes);
+    // The caller's address: a request refused from the network is recorded with it.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -13,6 +13,8 @@ use ferry_tests::bins::binary;
 use ferry_tests::daemon::Daemon;
 use ferry_tests::process::{run_bounded, Output};
 use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -412,6 +414,14 @@ impl World {
         serde_json::from_str(&out.stdout).unwrap()
     }
 
+    /// `GET /status` of Secondary `serial` (FULL or PARTIAL).
+    pub fn secondary_status(&self, serial: &str) -> Value {
+        let i = usize::from(serial == PARTIAL);
+        let (status, body) = http(self.secondaries[i].addr, "GET", "/status", None, b"");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
     /// What the Director last heard from ECU `serial`.
     pub fn reported(&self, serial: &str) -> Value {
         let status = self.director_status();
@@ -528,4 +538,29 @@ fn add_target(base: &Path, file: &str, name: &str, args: &[&str]) {
     let mut full = vec!["repo", "add-target", "img", file, "--name", name];
     full.extend_from_slice(args);
     ferry_ok(base, &full);
+}
+
+/// One HTTP/1.1 request on its own connection; returns the status and the body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, answer[split + 4..].to_vec())
 }
