@@ -19,8 +19,11 @@
 //! refresh_before = "6h"      # re-sign what expires within this
 //! refresh_interval = "1m"    # how often the refresher looks
 //!
-//! [http]
-//! header_read_timeout = "30s" # a connection with no whole request head in this is closed
+//! [http]                        # what one client may take (the same section in secondary.toml)
+//! header_read_timeout = "30s"   # a request head, and an idle kept-alive connection
+//! body_timeout = "30s"          # a body must arrive within this plus 1 s per min_body_rate bytes
+//! min_body_rate = 1024          # bytes/s
+//! connections_per_address = 256 # one more from the same address is closed at accept
 //! ```
 
 use crate::error::{Error, Result};
@@ -47,7 +50,8 @@ pub struct DirectorConfig {
     #[serde(default)]
     pub lifetimes: LifetimeConfig,
     #[serde(default)]
-    pub http: HttpConfig,
+    /// `[http]`: what one client may take of the server ([`ferry_http::Limits`]).
+    pub http: ferry_http::Limits,
     #[serde(default)]
     pub tls: Option<TlsFiles>,
     #[serde(default)]
@@ -90,23 +94,6 @@ impl Default for LifetimeConfig {
             timestamp: Duration::from_secs(DAY),
             refresh_before: Duration::from_secs(6 * 3600),
             refresh_interval: Duration::from_secs(60),
-        }
-    }
-}
-
-/// `[http]`: how long a client may hold a connection without sending a request.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// See [`crate::http::ConnectionLimits::header_read_timeout`].
-    #[serde(deserialize_with = "duration")]
-    pub header_read_timeout: Duration,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            header_read_timeout: crate::http::HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -229,11 +216,7 @@ impl DirectorConfig {
                 humantime::format_duration(l.refresh_before)
             )));
         }
-        if self.http.header_read_timeout.is_zero() {
-            return Err(bad(
-                "http.header_read_timeout is zero; expected a duration above zero (e.g. \"30s\"): every request would be cut off".to_owned(),
-            ));
-        }
+        self.http.check("[http]").map_err(bad)?;
         if self
             .tls
             .as_ref()
@@ -246,11 +229,9 @@ impl DirectorConfig {
         Ok(())
     }
 
-    /// What `[http]` allows each connection.
-    pub fn connection_limits(&self) -> crate::http::ConnectionLimits {
-        crate::http::ConnectionLimits {
-            header_read_timeout: self.http.header_read_timeout,
-        }
+    /// What `[http]` allows each client.
+    pub fn connection_limits(&self) -> ferry_http::Limits {
+        self.http
     }
 
     /// The SQLite database file.
@@ -341,10 +322,7 @@ timestamp = ["ts.pem"]
     #[test]
     fn connection_limits_default_and_read_from_the_http_section() {
         let default = parse("").unwrap();
-        assert_eq!(
-            default.connection_limits().header_read_timeout,
-            crate::http::HEADER_READ_TIMEOUT
-        );
+        assert_eq!(default.connection_limits(), ferry_http::Limits::DEFAULT);
         let set = parse("[http]\nheader_read_timeout = \"5s\"\n").unwrap();
         assert_eq!(
             set.connection_limits().header_read_timeout,
@@ -356,7 +334,7 @@ timestamp = ["ts.pem"]
     fn a_zero_header_read_timeout_is_refused_by_name() {
         let e = parse("[http]\nheader_read_timeout = \"0s\"\n").unwrap_err();
         assert!(
-            e.to_string().contains("http.header_read_timeout is zero"),
+            e.to_string().contains("[http] header_read_timeout is zero"),
             "{e}"
         );
     }

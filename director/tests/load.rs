@@ -12,7 +12,7 @@ use ferry_core::manifest::VehicleManifest;
 use ferry_core::metadata::Signed;
 use ferry_core::TrustedSet;
 use ferry_core::{Clock, SystemClock};
-use ferry_director::http::{device_token, serve, AppState, ConnectionLimits};
+use ferry_director::http::{device_token, serve, AppState, Limits};
 use ferry_director::image_repo::TargetSource;
 use ferry_director::model::{NewEcu, NewVehicle, Verdict};
 use ferry_director::vehicle_metadata::{Lifetimes, VehicleSigner};
@@ -257,12 +257,12 @@ fn two_hundred_vehicles_checking_in_concurrently_lose_nothing() {
         Arc::new(NoImages),
         Arc::new(SystemClock),
     );
-    server.spawn(serve(
-        listener,
-        state,
-        ConnectionLimits::default(),
-        std::future::pending(),
-    ));
+    // Every simulated vehicle connects from 127.0.0.1: no per-address cap here.
+    let limits = Limits {
+        connections_per_address: usize::MAX,
+        ..Limits::default()
+    };
+    server.spawn(serve(listener, state, limits, std::future::pending()));
 
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

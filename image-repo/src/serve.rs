@@ -10,6 +10,8 @@
 //!   unsatisfiable one 416 with `Content-Range: bytes */LEN`; several ranges give the whole
 //!   file with 200. `If-Range` is honoured, so a resume across a file change restarts.
 //! - Metadata is gzipped when asked for and no `Range` is sent; targets never are.
+//! - A slow or idle client is cut off and one address holds a bounded number of connections
+//!   ([`ferry_http::Limits`], shared with the Director and the Secondary).
 //! - Strong ETags (see `respond`), `Last-Modified`, 304 on `If-None-Match` or
 //!   `If-Modified-Since`. Unversioned metadata is `no-cache`; `N.*` metadata and targets
 //!   are immutable for a year.
@@ -49,6 +51,8 @@ pub enum ServeError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot read the listening socket's address: {0}")]
     LocalAddr(io::Error),
+    #[error("limits check failed: {0}")]
+    Limits(String),
     #[error("cannot start the async runtime for the server: {0}")]
     Runtime(io::Error),
     #[error("HTTP server on {addr} stopped: {source}")]
@@ -89,16 +93,17 @@ pub fn router(dir: PathBuf) -> Router {
 /// Serves `dir` on `listener` until `shutdown` completes and every open connection has
 /// finished (a download in flight runs to its end; a caller wanting a deadline races this
 /// future against a timer).
+/// Connections are served under `limits` ([`ferry_http`], the Director's limits).
 pub async fn serve(
     dir: PathBuf,
     listener: TcpListener,
+    limits: ferry_http::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     check_repo_dir(&dir)?;
     let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
     tracing::info!(dir = %dir.display(), %addr, "serving the image repository");
-    axum::serve(listener, router(dir))
-        .with_graceful_shutdown(shutdown)
+    ferry_http::serve(listener, router(dir), limits, shutdown)
         .await
         .map_err(|source| ServeError::Serve { addr, source })
 }

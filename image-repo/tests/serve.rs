@@ -38,7 +38,12 @@ impl Server {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let root = dir.path().to_owned();
-        runtime.spawn(serve::serve(root, listener, std::future::pending()));
+        runtime.spawn(serve::serve(
+            root,
+            listener,
+            Default::default(),
+            std::future::pending(),
+        ));
         let client = Client::builder().timeout(WAIT).build().unwrap();
         Server {
             addr,
@@ -494,6 +499,7 @@ fn serve_returns_after_shutdown_and_refuses_a_missing_dir() {
     let task = runtime.spawn(serve::serve(
         server_dir.path().to_owned(),
         listener,
+        Default::default(),
         shutdown,
     ));
     // A pooled keep-alive connection must not hold the shutdown up.
@@ -523,6 +529,7 @@ fn serve_returns_after_shutdown_and_refuses_a_missing_dir() {
         .block_on(serve::serve(
             missing.clone(),
             listener,
+            Default::default(),
             std::future::pending(),
         ))
         .unwrap_err();

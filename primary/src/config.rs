@@ -296,6 +296,8 @@ impl Config {
             app_health_check: self.ecu.app_health_check.clone(),
             app_health_timeout_secs: self.ecu.app_health_timeout_secs,
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
+            // Never served either.
+            http: ferry_http::Limits::DEFAULT,
             initial_provides: self.ecu.initial_provides.clone(),
             container: Default::default(),
             modules: Default::default(),

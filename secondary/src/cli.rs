@@ -5,6 +5,7 @@ use crate::http::{serve, AppState};
 use crate::{Config, Ecu};
 use clap::Parser;
 use ferry_core::{Clock, SystemClock};
+use ferry_http::shutdown_signal;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,6 +95,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(&args.config)?;
     let listen = config.listen;
     let max_metadata = config.max_metadata_bytes;
+    let limits = config.http;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ecu = Ecu::open_at(config, clock.now())?;
     let info = ecu.info();
@@ -111,37 +113,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         drop(out);
         tracing::info!(%addr, serial = %info.serial, verification = info.verification, "secondary serving");
         let state = AppState::new(ecu, clock);
-        serve(listener, state, max_metadata, shutdown_signal()).await?;
+        serve(listener, state, max_metadata, limits, shutdown_signal()).await?;
         tracing::info!("secondary stopped");
         Ok(())
     })
-}
-
-/// SIGINT or SIGTERM: what stops every Ferry daemon (stop accepting, let requests in flight
-/// finish). One handler for all of them; the `ferry` tool's daemons call this one too.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
 }

@@ -17,6 +17,12 @@
 //! app_health_timeout_secs = 300       # optional; default 14400 (4 h), then killed: rolls back
 //! max_metadata_bytes = 8388608        # optional cap on a metadata bundle (413 above)
 //!
+//! [http]                              # optional; what one client may take of the port
+//! header_read_timeout = "30s"         # a request head, and an idle kept-alive connection
+//! body_timeout = "30s"                # a body must arrive within this plus 1 s per min_body_rate bytes
+//! min_body_rate = 1024                # bytes/s (keep it below the Primary's download min_bytes_per_sec)
+//! connections_per_address = 16        # one more from the same address is closed at accept
+//!
 //! [initial_provides]                  # optional; seeds provides when state.db is created
 //! "rootfs-image.python.version" = "3.12"
 //!
@@ -87,6 +93,13 @@ fn default_max_metadata() -> usize {
     DEFAULT_MAX_METADATA_BYTES
 }
 
+fn default_http() -> ferry_http::Limits {
+    ferry_http::Limits {
+        connections_per_address: 16,
+        ..ferry_http::Limits::DEFAULT
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -114,6 +127,10 @@ pub struct Config {
     pub app_health_timeout_secs: Option<u64>,
     #[serde(default = "default_max_metadata")]
     pub max_metadata_bytes: usize,
+    /// `[http]`: what one client may take of the port ([`ferry_http::Limits`]; 16
+    /// connections per address: only the Primary should be talking).
+    #[serde(default = "default_http")]
+    pub http: ferry_http::Limits,
     #[serde(default)]
     pub initial_provides: BTreeMap<String, String>,
     /// The os domain; absent: this ECU installs no OS images.
@@ -248,6 +265,9 @@ impl Config {
         };
         if self.serial.is_empty() || self.hardware_id.is_empty() {
             return bad("serial and hardware_id must not be empty".into());
+        }
+        if let Err(reason) = self.http.check("[http]") {
+            return bad(reason);
         }
         match self.verification {
             Verification::Full => {

@@ -39,6 +39,10 @@ impl Drop for Server {
 }
 
 fn start(v: &Vehicle, max_metadata: usize) -> Server {
+    start_limited(v, max_metadata, v.config.http)
+}
+
+fn start_limited(v: &Vehicle, max_metadata: usize, limits: ferry_http::Limits) -> Server {
     let ecu = v.ecu();
     let state = AppState::new(ecu, Arc::new(FixedClock(now())));
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -52,7 +56,7 @@ fn start(v: &Vehicle, max_metadata: usize) -> Server {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            serve(listener, state, max_metadata, async move {
+            serve(listener, state, max_metadata, limits, async move {
                 let _ = stop_rx.await;
             })
             .await

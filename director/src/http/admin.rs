@@ -2,11 +2,11 @@
 //! bearer tokens. (Assignments and campaigns: `assignments.rs`.)
 
 use super::errors::ApiError;
-use super::{auth, blocking, parse_json, AppState};
+use super::{auth, blocking, parse_json, AppState, MAX_ADMIN_BYTES};
 use crate::error::Error;
 use crate::model::{NewVehicle, Scope, Verdict};
 use crate::vehicle_metadata::VehicleSigner;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -31,9 +31,10 @@ fn unknown_vehicle(vin: &str) -> ApiError {
 pub async fn register(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     auth::admin(&state, &headers, Scope::Write).await?;
+    let body = super::body(body, MAX_ADMIN_BYTES, "an admin request").await?;
     let new: NewVehicle = parse_json(&body)?;
     let token = blocking(move || {
         let store = state.store.as_ref();

@@ -4,12 +4,12 @@
 //! planned ([`plan`]: hardware ids, depends order) and stored all or nothing, then re-signed.
 
 use super::errors::ApiError;
-use super::{auth, blocking, parse_json, AppState};
+use super::{auth, blocking, parse_json, AppState, MAX_ADMIN_BYTES};
 use crate::error::{Error, Fault};
 use crate::model::{Assignment, NewAssignment, Scope, Vehicle};
 use crate::plan::{plan, Requested};
 use crate::vehicle_metadata::VehicleSigner;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -134,9 +134,10 @@ pub async fn assign(
     State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     auth::admin(&state, &headers, Scope::Write).await?;
+    let body = super::body(body, MAX_ADMIN_BYTES, "an admin request").await?;
     let request: AssignRequest = parse_json(&body)?;
     if request.targets.is_empty() {
         return Err(ApiError::bad_request(
@@ -189,9 +190,10 @@ pub async fn assign(
 pub async fn campaign(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     auth::admin(&state, &headers, Scope::Write).await?;
+    let body = super::body(body, MAX_ADMIN_BYTES, "an admin request").await?;
     let request: CampaignRequest = parse_json(&body)?;
     if request.name.trim().is_empty() || request.hardware_id.is_empty() {
         return Err(ApiError::bad_request(

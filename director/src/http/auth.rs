@@ -53,7 +53,7 @@ fn split_device_token(token: &str) -> (Option<&str>, &str) {
 /// its bearer token. Taken in the async handler, checked by [`DeviceCaller::check`] inside the
 /// handler's one blocking hop and the same store [`View`] as the request's own reads, so a
 /// device request costs one trip to the blocking pool and one read transaction.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DeviceCaller {
     identity: Option<ClientIdentity>,
     token: Option<String>,

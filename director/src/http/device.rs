@@ -1,13 +1,13 @@
 //! The device API: per-vehicle metadata and manifest upload.
 
 use super::errors::ApiError;
-use super::{auth, blocking, AppState};
+use super::{auth, blocking, AppState, MAX_MANIFEST_BYTES};
 use crate::manifests::{process_manifest_of, DEFAULT_MAX_SKEW};
 use crate::model::{Assignment, AssignmentStatus, MetadataRole};
 use crate::queue::served_pairs;
 use crate::store;
 use crate::vehicle_metadata::VehicleSigner;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -159,11 +159,24 @@ pub async fn manifest(
     State(state): State<Arc<AppState>>,
     Path(vin): Path<String>,
     caller: auth::DeviceCaller,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    // Who is calling, before one byte of the body is read: an unauthenticated upload is
+    // answered 401 whatever its size.
+    let (check_state, check_vin, check_caller) = (state.clone(), vin.clone(), caller.clone());
+    blocking(move || {
+        store::read(
+            check_state.store.as_ref(),
+            "device manifest request",
+            |view| check_caller.check(view, &check_vin),
+        )?
+    })
+    .await?;
+    let body = super::body(body, MAX_MANIFEST_BYTES, "a vehicle manifest").await?;
     let id = blocking(move || {
         let store = state.store.as_ref();
-        // The credential and the keys the manifest is checked against, from one snapshot.
+        // The credential (again: it may have been revoked while the body arrived) and the keys
+        // the manifest is checked against, from one snapshot.
         let vehicle = store::read(store, "device manifest request", |view| {
             caller.check(view, &vin)?;
             Ok::<_, ApiError>(view.ecu_keys(&vin)?)

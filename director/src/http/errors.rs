@@ -4,8 +4,11 @@
 //! 500 so no internals (paths, SQL, key problems) reach the caller.
 
 use crate::error::{Error, Fault};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
 
 /// An HTTP refusal: a status and a plain-text message.
 #[derive(Debug)]
@@ -83,14 +86,48 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             [
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
                 (header::CACHE_CONTROL, "no-store"),
             ],
-            self.message,
+            self.message.clone(),
         )
-            .into_response()
+            .into_response();
+        if matches!(
+            self.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            response.extensions_mut().insert(Refused(self.message));
+        }
+        response
     }
+}
+
+/// The check an authentication refusal named, for [`log_refusal`].
+#[derive(Debug, Clone)]
+struct Refused(String);
+
+/// Log every 401 and 403 at warn with the caller's address, the route and the check that
+/// failed. The refusal message names the check and never the credential.
+pub(super) async fn log_refusal(request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(p)| p.to_string());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if let Some(Refused(check)) = response.extensions().get::<Refused>() {
+        tracing::warn!(
+            peer = peer.as_deref().unwrap_or("unknown"),
+            %method,
+            %path,
+            status = response.status().as_u16(),
+            %check,
+            "request refused: authentication"
+        );
+    }
+    response
 }

@@ -5,7 +5,8 @@
 //!
 //! Device API:
 //! - `GET /api/v1/vehicles/{vin}/metadata/{N.root|root|timestamp|snapshot|targets}.json`
-//! - `PUT /api/v1/vehicles/{vin}/manifest` (body at most [`MAX_MANIFEST_BYTES`])
+//! - `PUT /api/v1/vehicles/{vin}/manifest` (body at most [`MAX_MANIFEST_BYTES`], read only
+//!   once the caller is authenticated)
 //!
 //! Admin API:
 //! - `POST /api/v1/admin/vehicles` (write), `GET /api/v1/admin/vehicles` (read),
@@ -16,25 +17,28 @@
 //! - `GET /api/v1/admin/vehicles/{vin}/status` (read),
 //!   `GET /api/v1/admin/vehicles/{vin}/manifests` (read)
 //!
+//! Request bodies are read only after the caller is authenticated (an unauthenticated upload
+//! is answered 401 without reading it), whole, up to the route's cap and at the rate
+//! `[http]` sets ([`ferry_http::read_body`]). Every 401 and 403 is logged at warn with the
+//! caller's address and the check that failed (never the credential).
+//!
 //! Store calls are blocking and run on tokio's blocking pool.
 
 mod admin;
 mod assignments;
 mod auth;
-mod connections;
 mod device;
 mod errors;
 mod tls;
 
 pub use auth::device_token;
-pub use connections::{ConnectionLimits, HEADER_READ_TIMEOUT};
 pub use errors::ApiError;
+pub use ferry_http::Limits;
 pub use tls::{serve_tls, ClientIdentity, TlsSettings, HANDSHAKE_TIMEOUT};
 
 use crate::image_repo::TargetSource;
 use crate::store::Store;
 use crate::vehicle_metadata::{Lifetimes, OnlineKeys};
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
 use ferry_core::Clock;
@@ -86,10 +90,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/vehicles/{vin}/metadata/{file}",
             get(device::metadata),
         )
-        .route(
-            "/api/v1/vehicles/{vin}/manifest",
-            put(device::manifest).layer(DefaultBodyLimit::max(MAX_MANIFEST_BYTES)),
-        );
+        .route("/api/v1/vehicles/{vin}/manifest", put(device::manifest));
     let admin = Router::new()
         .route(
             "/api/v1/admin/vehicles",
@@ -109,11 +110,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/assignments/{id}",
             axum::routing::delete(assignments::cancel_one),
-        )
-        .layer(DefaultBodyLimit::max(MAX_ADMIN_BYTES));
+        );
     device
         .merge(admin)
         .fallback(fallback)
+        .layer(axum::middleware::from_fn(errors::log_refusal))
         .with_state(Arc::new(state))
 }
 
@@ -125,17 +126,24 @@ async fn fallback() -> ApiError {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
-    limits: ConnectionLimits,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the director");
     }
-    let router = router(state);
-    connections::accept_loop(listener, shutdown, |tcp, peer, watcher| {
-        connections::serve_http1(tcp, peer, router.clone(), None::<()>, limits, watcher)
-    })
-    .await
+    ferry_http::serve(listener, router(state), limits, shutdown).await
+}
+
+/// Read a request body whole, up to `limit` bytes (413 above, 408 when it comes too slowly).
+pub(crate) async fn body(
+    body: axum::body::Body,
+    limit: usize,
+    what: &'static str,
+) -> Result<axum::body::Bytes, ApiError> {
+    ferry_http::read_body(body, limit, what)
+        .await
+        .map_err(|refusal| ApiError::new(refusal.status(), refusal.to_string()))
 }
 
 /// Run blocking store work on tokio's blocking pool.

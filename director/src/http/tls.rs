@@ -8,7 +8,6 @@
 //! rustls runs with the ring provider, named explicitly: a build that also enables aws-lc-rs
 //! (as other workspace members' dependencies do) would otherwise have no process default.
 
-use super::connections::{accept_loop, serve_http1, ConnectionLimits};
 use super::{router, AppState};
 use crate::error::{Error, Result};
 use crate::fleet_ca::certificate_vins;
@@ -145,7 +144,7 @@ pub async fn serve_tls(
     listener: TcpListener,
     state: AppState,
     tls: TlsSettings,
-    limits: ConnectionLimits,
+    limits: ferry_http::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
@@ -154,7 +153,7 @@ pub async fn serve_tls(
     let acceptor = TlsAcceptor::from(tls.config);
     let router = router(state);
     let handshake_timeout = tls.handshake_timeout;
-    accept_loop(listener, shutdown, |tcp, peer, watcher| {
+    ferry_http::accept_loop(listener, limits, shutdown, |tcp, peer, watcher| {
         let acceptor = acceptor.clone();
         let router = router.clone();
         async move {
@@ -171,7 +170,7 @@ pub async fn serve_tls(
             };
             let identity = identity_of(stream.get_ref().1);
             tracing::debug!(%peer, vins = ?identity.vins, "TLS client connected");
-            serve_http1(stream, peer, router, Some(identity), limits, watcher).await;
+            ferry_http::serve_http1(stream, peer, router, Some(identity), limits, watcher).await;
         }
     })
     .await

@@ -98,6 +98,7 @@ pub fn image_repo(images: &[ferry_image_repo::TargetOptions]) -> ImageRepo {
     runtime.spawn(ferry_image_repo::serve::serve(
         repo_dir,
         listener,
+        Default::default(),
         std::future::pending(),
     ));
     ImageRepo {

@@ -4,7 +4,7 @@
 
 use super::car::Car;
 use ferry_core::{Clock, SystemClock};
-use ferry_director::http::{serve, serve_tls, AppState, ConnectionLimits, TlsSettings};
+use ferry_director::http::{serve, serve_tls, AppState, Limits, TlsSettings};
 use ferry_director::image_repo::TargetSource;
 use ferry_director::model::Scope;
 use ferry_director::vehicle_metadata::{Lifetimes, OnlineKeys};
@@ -89,7 +89,7 @@ impl Transport {
         runtime: &Runtime,
         listener: tokio::net::TcpListener,
         state: AppState,
-        limits: ConnectionLimits,
+        limits: Limits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> JoinHandle<std::io::Result<()>> {
         match self {
@@ -135,19 +135,13 @@ impl<R> Server<R> {
         targets: Arc<dyn TargetSource>,
         repo: R,
     ) -> Server<R> {
-        Self::spawn_limited(
-            transport,
-            ConnectionLimits::default(),
-            client,
-            targets,
-            repo,
-        )
+        Self::spawn_limited(transport, Limits::default(), client, targets, repo)
     }
 
     /// [`Server::spawn`] with connection `limits` other than the defaults.
     pub fn spawn_limited(
         transport: Transport,
-        limits: ConnectionLimits,
+        limits: Limits,
         client: Client,
         targets: Arc<dyn TargetSource>,
         repo: R,
@@ -297,15 +291,9 @@ pub fn assert_returns_after_shutdown(
         .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = director.state(targets);
-    let task = transport.spawn(
-        &runtime,
-        listener,
-        state,
-        ConnectionLimits::default(),
-        async {
-            let _ = stopped.await;
-        },
-    );
+    let task = transport.spawn(&runtime, listener, state, Limits::default(), async {
+        let _ = stopped.await;
+    });
     stop.send(()).unwrap();
     let result = runtime
         .block_on(async { tokio::time::timeout(WAIT, task).await })

@@ -3,12 +3,12 @@
 //! without the lock held, so status and report answer during a long upload.
 
 use super::errors::{join_failed, poisoned, ApiError};
-use super::AppState;
+use super::{AppState, HandlerState};
 use crate::ecu::{Ecu, Installed, Sender};
 use crate::error::{Error, Result};
 use crate::image;
 use crate::wire::{ImageReceived, MetadataAccepted};
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -56,10 +56,16 @@ pub async fn status(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metadata(
-    State(state): State<AppState>,
+    State(routes): State<HandlerState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let state = routes.app;
+    let body =
+        match ferry_http::read_body(body, routes.max_metadata_bytes, "a metadata bundle").await {
+            Ok(body) => body,
+            Err(refusal) => return refusal.into_response(),
+        };
     respond(
         with_ecu(&state, move |ecu, now| {
             let peer = peer.to_string();

@@ -23,12 +23,10 @@ mod handlers;
 pub use errors::ApiError;
 
 use crate::ecu::Ecu;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
 use ferry_core::Clock;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
@@ -46,6 +44,19 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// What the handlers get: the shared state and the routes' settings.
+#[derive(Clone, Debug)]
+pub(crate) struct HandlerState {
+    pub(crate) app: AppState,
+    pub(crate) max_metadata_bytes: usize,
+}
+
+impl axum::extract::FromRef<HandlerState> for AppState {
+    fn from_ref(state: &HandlerState) -> AppState {
+        state.app.clone()
+    }
+}
+
 impl AppState {
     pub fn new(ecu: Ecu, clock: Arc<dyn Clock>) -> Self {
         AppState {
@@ -55,38 +66,37 @@ impl AppState {
     }
 }
 
-/// The Secondary's routes. `max_metadata_bytes` caps `PUT /metadata`.
+/// The Secondary's routes. `max_metadata_bytes` caps `PUT /metadata`. They expect to be
+/// served by [`serve`] (each request carrying the caller's address).
 pub fn router(state: AppState, max_metadata_bytes: usize) -> Router {
     Router::new()
         .route("/info", get(handlers::info))
-        .route(
-            "/metadata",
-            put(handlers::metadata).layer(DefaultBodyLimit::max(max_metadata_bytes)),
-        )
+        .route("/metadata", put(handlers::metadata))
         // The image is bounded by its signed length as it streams, not by a fixed cap.
-        .route(
-            "/image",
-            put(handlers::image).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/image", put(handlers::image))
         .route("/install", post(handlers::install))
         .route("/status", get(handlers::status))
         .route("/report", get(handlers::report))
-        .with_state(state)
+        .with_state(HandlerState {
+            app: state,
+            max_metadata_bytes,
+        })
 }
 
-/// Serve on `listener` until `shutdown` completes; requests in flight finish first.
+/// Serve on `listener` under `limits` until `shutdown` completes; requests in flight finish
+/// first.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     max_metadata_bytes: usize,
+    limits: ferry_http::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state, max_metadata_bytes);
-    // The caller's address: a request refused from the network is recorded with it.
-    axum::serve(
+    ferry_http::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        router(state, max_metadata_bytes),
+        limits,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }

@@ -64,7 +64,15 @@ pub struct Options {
     /// Sign the Image repository's targets role with two keys, threshold two (`t1.pem`,
     /// `t2.pem` in the base directory), so one stolen key is not enough.
     pub image_targets_threshold_2: bool,
+    /// Short connection limits on the Director, `ferry repo serve` and both Secondaries
+    /// ([`SHORT_LIMITS`]), for the slow-client tests.
+    pub short_limits: bool,
 }
+
+/// The `[http]` lines of [`Options::short_limits`]: heads and bodies get 2 s, one address 50
+/// connections.
+pub const SHORT_LIMITS: &str = "header_read_timeout = \"2s\"\nbody_timeout = \"2s\"\n\
+                                min_body_rate = 1024\nconnections_per_address = 50\n";
 
 /// Where the Primary reaches each party, and its download limits.
 #[derive(Debug, Clone, Copy)]
@@ -130,6 +138,10 @@ impl World {
         cmd.args(["repo", "serve"])
             .arg(b.join("img"))
             .args(["--listen", "127.0.0.1:0"]);
+        if options.short_limits {
+            cmd.args(["--header-read-timeout", "2s", "--body-timeout", "2s"])
+                .args(["--connections-per-address", "50"]);
+        }
         let repo = Daemon::start(cmd);
 
         // The Director: online keys from init, root version 1 signed by an offline key.
@@ -189,6 +201,11 @@ impl World {
         let read_token = token("dashboard", "read");
         let config = b.join("d/director.toml");
         let mut text = std::fs::read_to_string(&config).unwrap();
+        if options.short_limits {
+            let at = text.find("[http]").unwrap();
+            text.truncate(at);
+            text.push_str(&format!("[http]\n{SHORT_LIMITS}"));
+        }
         text.push_str(&format!(
             "\n[image_repo]\nurl = \"http://{}\"\nroot = \"../img/metadata/1.root.json\"\n",
             repo.addr
@@ -292,6 +309,11 @@ impl World {
                  listen = \"127.0.0.1:0\"\ndata_dir = \"{serial}-state\"\nverification = \"{mode}\"\n\
                  {anchors}apps_dir = \"{serial}-apps\"\n"
             );
+            let toml = if options.short_limits {
+                format!("{toml}\n[http]\n{SHORT_LIMITS}")
+            } else {
+                toml
+            };
             let path = b.join(format!("{serial}.toml"));
             std::fs::write(&path, toml).unwrap();
             let mut cmd = Command::new(binary("ferry-secondary", "ferry-secondary"));

@@ -26,7 +26,7 @@ use ceiling::Ceiling;
 use check_ins::Sim;
 use ferry_core::TrustedSet;
 use ferry_core::{Clock, SystemClock};
-use ferry_director::http::{serve, AppState, ConnectionLimits};
+use ferry_director::http::{serve, AppState, Limits};
 use ferry_director::image_repo::TargetSource;
 use ferry_director::model::Verdict;
 use ferry_director::vehicle_metadata::Lifetimes;
@@ -123,12 +123,12 @@ pub fn run(args: Args) -> Result<()> {
         std::sync::Arc::new(NoImages),
         std::sync::Arc::new(SystemClock),
     );
-    server.spawn(serve(
-        listener,
-        state,
-        ConnectionLimits::default(),
-        std::future::pending(),
-    ));
+    // The whole simulated fleet connects from one address: no per-address cap here.
+    let limits = Limits {
+        connections_per_address: usize::MAX,
+        ..Limits::default()
+    };
+    server.spawn(serve(listener, state, limits, std::future::pending()));
     let sims: Vec<Sim> = vehicles
         .iter()
         .zip(manifests)

@@ -66,8 +66,14 @@ pub fn create(
          refresh_before = \"6h\"\n\
          refresh_interval = \"1m\"\n\n\
          [http]\n\
-         # a connection without a whole request head in this time is closed\n\
-         header_read_timeout = \"30s\"\n",
+         # a request head, and an idle kept-alive connection, past this is closed\n\
+         header_read_timeout = \"30s\"\n\
+         # a request body must arrive within this plus 1 s per min_body_rate bytes (408 past it)\n\
+         body_timeout = \"30s\"\n\
+         min_body_rate = 1024\n\
+         # one more connection from one client address is closed at accept (vehicles behind\n\
+         # a carrier-grade NAT share an address: raise it for a large fleet)\n\
+         connections_per_address = 256\n",
         listen
     );
     std::fs::write(&config, text).map_err(io_at(&config))?;

@@ -48,7 +48,7 @@ pub fn run(args: Args) -> Result<()> {
             println!("director listening on {scheme}://{addr}");
         }
         director
-            .serve(listener, ferry_secondary::cli::shutdown_signal())
+            .serve(listener, ferry_http::shutdown_signal())
             .await?;
         Ok(())
     })
