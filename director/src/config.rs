@@ -19,6 +19,9 @@
 //! refresh_before = "6h"      # re-sign what expires within this
 //! refresh_interval = "1m"    # how often the refresher looks
 //!
+//! [database]
+//! durability = "full"           # or "normal": fsync per commit (survives power loss) or not
+//!
 //! [http]                        # what one client may take (the same section in secondary.toml)
 //! header_read_timeout = "30s"   # a request head, and an idle kept-alive connection
 //! body_timeout = "30s"          # a body must arrive within this plus 1 s per min_body_rate bytes
@@ -52,10 +55,24 @@ pub struct DirectorConfig {
     #[serde(default)]
     /// `[http]`: what one client may take of the server ([`ferry_http::Limits`]).
     pub http: ferry_http::Limits,
+    /// `[database]`: how the SQLite store commits.
+    #[serde(default)]
+    pub database: DatabaseConfig,
     #[serde(default)]
     pub tls: Option<TlsFiles>,
     #[serde(default)]
     pub image_repo: Option<ImageRepoConfig>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `"full"` (the default: every commit fsync'ed, so acknowledged manifests and signed
+    /// version numbers survive a power loss) or `"normal"` (they survive a crash of the
+    /// process, not of the machine; fewer fsyncs). See [`crate::store::Durability`].
+    #[serde(default)]
+    pub durability: crate::store::Durability,
 }
 
 /// Online key files per role (PKCS#8 PEM, mode 0600; a passphrase-encrypted key needs
@@ -328,6 +345,16 @@ timestamp = ["ts.pem"]
             set.connection_limits().header_read_timeout,
             Duration::from_secs(5)
         );
+    }
+
+    #[test]
+    fn durability_is_full_unless_the_config_says_normal() {
+        use crate::store::Durability;
+        assert_eq!(parse("").unwrap().database.durability, Durability::Full);
+        let normal = parse("[database]\ndurability = \"normal\"\n").unwrap();
+        assert_eq!(normal.database.durability, Durability::Normal);
+        let e = parse("[database]\ndurability = \"fast\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown variant"), "{e}");
     }
 
     #[test]

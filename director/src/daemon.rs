@@ -80,10 +80,16 @@ impl Director {
     pub fn open_with_clock(config: DirectorConfig, clock: Arc<dyn Clock>) -> Result<Director> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::storage(format!("create {}", config.data_dir.display()), e))?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with_clock(
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_configured(
             config.database(),
+            SqliteStore::DEFAULT_READERS,
+            config.database.durability,
             clock.clone(),
         )?);
+        tracing::info!(
+            durability = config.database.durability.as_str(),
+            "director database open"
+        );
         let now = clock.now();
         let imported = import_roots_from(store.as_ref(), &config.roots_dir, now)?;
         let keys = config.online_keys()?;

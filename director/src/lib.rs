@@ -21,4 +21,4 @@ pub mod store;
 pub mod vehicle_metadata;
 
 pub use error::{BoxError, Error, Fault, Result};
-pub use store::{SqliteStore, Store};
+pub use store::{Durability, SqliteStore, Store};

@@ -1,13 +1,15 @@
 //! The embedded backend: one SQLite file (`director.db`) in WAL mode.
 //!
-//! Durability: `journal_mode=WAL` with `synchronous=NORMAL`. A commit appends the transaction
-//! to the WAL file with write(2) before `commit` returns; the WAL is fsync'ed only at
-//! checkpoints, which a thread of their own runs ([`checkpointer`]). A kill -9 of the Director therefore loses no committed transaction (the bytes
-//! are in the OS page cache and recovered from the WAL on the next open), so every manifest
-//! acknowledged with a 2xx survives a process crash. Only an OS crash or power loss can lose
-//! the last transactions before a checkpoint; the database itself stays consistent either
-//! way. A deployment that must also survive power loss with no lost acknowledgement opens
-//! with [`Durability::Full`] (`synchronous=FULL`: an fsync of the WAL on every commit).
+//! Durability (`[database] durability` in `director.toml`): `journal_mode=WAL` with
+//! `synchronous=FULL` by default ([`Durability::Full`]): the WAL is fsync'ed on every commit,
+//! so an acknowledged manifest and a signed version number survive a power loss too (a
+//! re-signing after one must never reuse a version vehicles already trust). With
+//! [`Durability::Normal`] (`synchronous=NORMAL`) a commit appends the transaction to the WAL
+//! with write(2) before `commit` returns and the WAL is fsync'ed only at checkpoints, which a
+//! thread of their own runs ([`checkpointer`]): a kill -9 of the Director still loses no
+//! committed transaction (the bytes are in the OS page cache and recovered from the WAL on the
+//! next open), but an OS crash or power loss can lose the last transactions before a
+//! checkpoint; the database itself stays consistent either way.
 //!
 //! Build: the bundled SQLite is compiled without `SQLITE_ENABLE_MEMORY_MANAGEMENT` and with
 //! `SQLITE_DEFAULT_MEMSTATUS=0` (`LIBSQLITE3_FLAGS` in the workspace's `.cargo/config.toml`).
@@ -45,13 +47,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What a commit waits for (see the module documentation).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// `synchronous=NORMAL`: committed transactions survive a process crash.
-    #[default]
     Normal,
     /// `synchronous=FULL`: committed transactions also survive an OS crash or power loss.
+    #[default]
     Full,
+}
+
+impl Durability {
+    /// As `director.toml` and `ferry bench director` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Normal => "normal",
+            Durability::Full => "full",
+        }
+    }
 }
 
 /// The SQLite [`Store`].
@@ -69,15 +82,15 @@ pub struct SqliteStore {
 impl SqliteStore {
     pub const DEFAULT_READERS: usize = 4;
 
-    /// Open (creating it if needed) the database at `path` and migrate it to the latest schema.
-    /// Rows are stamped with the system clock's time.
+    /// Open (creating it if needed) the database at `path` and migrate it to the latest schema,
+    /// with the default [`Durability::Full`]. Rows are stamped with the system clock's time.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with(path, Self::DEFAULT_READERS, Durability::Normal)
+        Self::open_with(path, Self::DEFAULT_READERS, Durability::default())
     }
 
     /// [`SqliteStore::open`], stamping rows with `clock`'s time.
     pub fn open_with_clock(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self> {
-        Self::open_configured(path, Self::DEFAULT_READERS, Durability::Normal, clock)
+        Self::open_configured(path, Self::DEFAULT_READERS, Durability::default(), clock)
     }
 
     /// [`SqliteStore::open`] with `readers` reader connections (at least one).

@@ -184,7 +184,7 @@ fn connections_have_the_documented_settings() {
         })
         .unwrap();
     assert_eq!(mode, "wal");
-    assert_eq!(sync, 1, "synchronous=NORMAL");
+    assert_eq!(sync, 2, "synchronous=FULL by default");
     assert_eq!(fk, 1);
     assert_eq!(query_only, 1, "readers cannot write");
     let (sync, fk): (i64, i64) = store
@@ -200,11 +200,11 @@ fn connections_have_the_documented_settings() {
                 .unwrap())
         })
         .unwrap();
-    assert_eq!((sync, fk), (1, 1));
+    assert_eq!((sync, fk), (2, 1));
     drop(store);
 
-    let full = SqliteStore::open_with(&path, 1, Durability::Full).unwrap();
-    let sync: i64 = full
+    let normal = SqliteStore::open_with(&path, 1, Durability::Normal).unwrap();
+    let sync: i64 = normal
         .pool
         .write("pragmas", |tx| {
             Ok(tx
@@ -212,7 +212,7 @@ fn connections_have_the_documented_settings() {
                 .unwrap())
         })
         .unwrap();
-    assert_eq!(sync, 2, "synchronous=FULL");
+    assert_eq!(sync, 1, "synchronous=NORMAL when asked for");
 }
 
 /// The build settings `.cargo/config.toml` gives SQLite (see the module's docs): a checkout

@@ -73,9 +73,29 @@ pub struct Args {
     /// Check-ins in flight at once; the vehicles take turns, longest-waiting first.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     in_flight: u64,
+    /// How the Director's SQLite commits: full (the default, as `director.toml`'s; an fsync
+    /// per commit) or normal (fsync at checkpoints only).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
+    durability: DurabilityArg,
     /// Print the results as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// `--durability`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DurabilityArg {
+    Full,
+    Normal,
+}
+
+impl From<DurabilityArg> for ferry_director::Durability {
+    fn from(d: DurabilityArg) -> Self {
+        match d {
+            DurabilityArg::Full => ferry_director::Durability::Full,
+            DurabilityArg::Normal => ferry_director::Durability::Normal,
+        }
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -88,7 +108,8 @@ pub fn run(args: Args) -> Result<()> {
 
     let bar = spinner("creating the Director database");
     let mut setup = Phases::start();
-    let director = Director::create(SystemClock.now())?;
+    let durability = ferry_director::Durability::from(args.durability);
+    let director = Director::create(SystemClock.now(), durability)?;
     let vehicles = register(&director, count, cores)?;
     setup.lap("register");
     bar.set_message(format!(
@@ -158,6 +179,7 @@ pub fn run(args: Args) -> Result<()> {
     spin.finish_and_clear();
 
     let results = Results {
+        durability,
         vehicles: count,
         in_flight: in_flight.min(count),
         duration,

@@ -50,6 +50,10 @@ fn open_store(
 )> {
     let config = ferry_director::config::DirectorConfig::load(config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(crate::error::io_at(&config.data_dir))?;
-    let store = ferry_director::SqliteStore::open(config.database())?;
+    let store = ferry_director::SqliteStore::open_with(
+        config.database(),
+        ferry_director::SqliteStore::DEFAULT_READERS,
+        config.database.durability,
+    )?;
     Ok((config, store))
 }

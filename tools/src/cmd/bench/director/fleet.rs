@@ -11,7 +11,7 @@ use ferry_director::http::device_token;
 use ferry_director::model::{NewEcu, NewVehicle};
 use ferry_director::root::{build_root, import_root, sign_root, RoleSpec, RootSpec};
 use ferry_director::vehicle_metadata::{Lifetimes, OnlineKeys, VehicleSigner};
-use ferry_director::{SqliteStore, Store};
+use ferry_director::{Durability, SqliteStore, Store};
 use ferry_keys::{KeyKind, PrivateKey, Signer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -54,13 +54,17 @@ fn temp_dir() -> Result<PathBuf> {
 }
 
 impl Director {
-    /// A new database with the Director's real settings (`SqliteStore::open`: WAL,
-    /// `synchronous=NORMAL`, its default reader pool) and a one-key-per-role ed25519 root.
-    pub fn create(now: DateTime<Utc>) -> Result<Director> {
+    /// A new database with the Director's real settings (WAL, `durability`, its default
+    /// reader pool) and a one-key-per-role ed25519 root.
+    pub fn create(now: DateTime<Utc>, durability: Durability) -> Result<Director> {
         let dir = temp_dir()?;
         // From here on, the directory is removed on drop, also if a later step fails.
         let cleanup = Cleanup(dir.clone());
-        let store = Arc::new(SqliteStore::open(dir.join("director.db"))?);
+        let store = Arc::new(SqliteStore::open_with(
+            dir.join("director.db"),
+            SqliteStore::DEFAULT_READERS,
+            durability,
+        )?);
         let gen = || PrivateKey::generate(KeyKind::Ed25519).map(Arc::new);
         let (root_key, targets, snapshot, timestamp) = (gen()?, gen()?, gen()?, gen()?);
         let one = |k: &Arc<PrivateKey>| RoleSpec {

@@ -15,6 +15,8 @@ const REQUESTS_PER_CHECK_IN: u64 = 3;
 
 #[derive(Debug)]
 pub struct Results {
+    /// How the SQLite store committed.
+    pub durability: ferry_director::Durability,
     pub vehicles: usize,
     pub in_flight: usize,
     /// The window asked for.
@@ -85,7 +87,7 @@ impl Results {
             "in_flight": self.in_flight,
             "cores": self.cores,
             "keytype": "ed25519",
-            "durability": "WAL, synchronous=NORMAL",
+            "durability": self.durability.as_str(),
             "requests_per_check_in": REQUESTS_PER_CHECK_IN,
             "duration_seconds": self.duration.as_secs_f64(),
             "window_seconds": self.window.elapsed.as_secs_f64(),
@@ -129,10 +131,13 @@ impl Results {
         let w = &self.window;
         println!(
             "ferry bench director: {} vehicles x {ECUS} ECUs (ed25519), {} check-ins in flight, \
-             Director and vehicles on this machine's {} core(s), SQLite WAL synchronous=NORMAL",
+             Director and vehicles on this machine's {} core(s), SQLite WAL durability={} \
+             (synchronous={})",
             group(self.vehicles as u64),
             self.in_flight,
-            self.cores
+            self.cores,
+            self.durability.as_str(),
+            self.durability.as_str().to_uppercase(),
         );
         println!("setup (untimed): {}", self.setup.describe());
         println!();
