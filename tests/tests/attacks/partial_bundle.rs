@@ -28,8 +28,20 @@ fn partial_bundle_one_secondary_tampered_installs_nowhere() {
     publish_v2(&world);
     assign_v2(&world);
     assert_attack_refused(&world, "partial bundle check failed: ECU tcu-full", &v1);
-    // The tampered Secondary's own signed report names the check that caught the bytes.
-    assert_reported(&world, FULL, "hash check failed");
+    // The tampered Secondary lists the check that caught the bytes among its refusals from
+    // the network (not in its signed report: what arrives over the network is not signed by
+    // the ECU it was sent to); the Primary's report names it, above.
+    let status = world.secondary_status(FULL);
+    let refusal = &status["network_refusals"][0];
+    assert_eq!(refusal["request"], "PUT /image", "{status}");
+    assert!(
+        refusal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("hash check failed"),
+        "{status}"
+    );
+    assert_eq!(world.reported(FULL)["attacks_detected"], "");
     assert!(
         !link.bodies("PUT /image").is_empty(),
         "the image went through the link"
