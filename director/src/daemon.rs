@@ -78,7 +78,7 @@ impl Director {
     /// [`Director::open`] on `clock`: the store, the handlers, the Image repository client
     /// and the refresher all read the time from it. Blocking.
     pub fn open_with_clock(config: DirectorConfig, clock: Arc<dyn Clock>) -> Result<Director> {
-        std::fs::create_dir_all(&config.data_dir)
+        ferry_keys::fs::create_private_dir(&config.data_dir)
             .map_err(|e| Error::storage(format!("create {}", config.data_dir.display()), e))?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open_configured(
             config.database(),

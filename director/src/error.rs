@@ -124,6 +124,10 @@ pub enum Error {
     UnknownAdminToken { id: i64 },
     #[error("admin token check failed: token name {name:?} {reason}")]
     InvalidTokenName { name: String, reason: &'static str },
+    #[error("admin token check failed: the expiry {expires_at} is not after now ({now}); expected a time in the future, e.g. --expires 90d")]
+    TokenExpiry { expires_at: String, now: String },
+    #[error("vehicle check failed: vehicle {vin} was removed; expected a registered vehicle that was not removed")]
+    VehicleRemoved { vin: String },
     #[error("schema check failed: the database is at schema version {found}, newer than the {supported} this build knows; expected a Director at least as new as the one that last wrote it")]
     SchemaTooNew { found: i64, supported: i64 },
 

@@ -21,6 +21,10 @@ pub struct Vehicle {
     /// When the last accepted manifest arrived.
     pub last_seen: Option<DateTime<Utc>>,
     pub status: StatusSummary,
+    /// When the vehicle was removed (`ferry admin vehicle remove`): nothing is served to it
+    /// any more; its history stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<DateTime<Utc>>,
 }
 
 impl Vehicle {
@@ -428,4 +432,6 @@ pub struct AdminToken {
     pub scope: Scope,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Refused from this time on; `None`: until revoked.
+    pub expires_at: Option<DateTime<Utc>>,
 }

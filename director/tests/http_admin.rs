@@ -128,3 +128,75 @@ fn stored_manifests_are_listed_newest_first_with_their_verdict() {
     );
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn a_revoked_device_token_is_refused_at_once_and_a_removed_vehicle_is_served_nothing() {
+    let server = Server::start();
+    let car = server.register("VIN-R");
+    let fetch = |token: &str| {
+        server
+            .request(
+                Method::GET,
+                "/api/v1/vehicles/VIN-R/metadata/timestamp.json",
+                Some(token),
+                None,
+            )
+            .0
+    };
+    assert_eq!(fetch(&car.token), StatusCode::OK);
+
+    // A new token: the old one is refused on the very next request.
+    let (code, text) = server.admin(
+        Method::POST,
+        "/vehicles/VIN-R/device-token",
+        Some(&server.read),
+        None,
+    );
+    assert_eq!(code, StatusCode::FORBIDDEN, "read scope cannot: {text}");
+    let (code, text) = server.admin(
+        Method::POST,
+        "/vehicles/VIN-R/device-token",
+        Some(&server.write),
+        None,
+    );
+    assert_eq!(code, StatusCode::OK, "{text}");
+    let new = serde_json::from_str::<Value>(&text).unwrap()["device_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(fetch(&car.token), StatusCode::UNAUTHORIZED);
+    assert_eq!(fetch(&new), StatusCode::OK);
+    let manifest = car.manifest("n1");
+    let put = |token: &str| {
+        server.request(
+            Method::PUT,
+            "/api/v1/vehicles/VIN-R/manifest",
+            Some(token),
+            Some(manifest.clone()),
+        )
+    };
+    assert_eq!(put(&car.token).0, StatusCode::UNAUTHORIZED);
+
+    // Removed: nothing served, nothing taken, its history still readable by the admin.
+    let (code, text) = server.admin(Method::DELETE, "/vehicles/VIN-R", Some(&server.write), None);
+    assert_eq!(code, StatusCode::OK, "{text}");
+    assert_eq!(fetch(&new), StatusCode::NOT_FOUND);
+    let (code, _, body) = put(&new);
+    assert_eq!(
+        code,
+        StatusCode::NOT_FOUND,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (code, text) = server.admin(Method::GET, "/vehicles/VIN-R", Some(&server.read), None);
+    assert_eq!(code, StatusCode::OK, "{text}");
+    assert!(serde_json::from_str::<Value>(&text).unwrap()["removed_at"].is_string());
+    for (method, path) in [
+        (Method::POST, "/vehicles/VIN-R/device-token"),
+        (Method::DELETE, "/vehicles/VIN-R"),
+    ] {
+        let (code, text) = server.admin(method, path, Some(&server.write), None);
+        assert_eq!(code, StatusCode::CONFLICT, "{text}");
+        assert!(text.contains("vehicle VIN-R was removed"), "{text}");
+    }
+}

@@ -585,8 +585,10 @@ fn metadata_versions_only_go_up() {
 #[test]
 fn admin_tokens_have_scopes_and_can_be_revoked() {
     let (_dir, path, store) = open();
-    let (reader_id, reader) = store.create_admin_token("dashboard", Scope::Read).unwrap();
-    let (_, writer) = store.create_admin_token("ci", Scope::Write).unwrap();
+    let (reader_id, reader) = store
+        .create_admin_token("dashboard", Scope::Read, None)
+        .unwrap();
+    let (_, writer) = store.create_admin_token("ci", Scope::Write, None).unwrap();
     assert_eq!(store.check_admin_token(&reader).unwrap(), Some(Scope::Read));
     assert_eq!(
         store.check_admin_token(&writer).unwrap(),
@@ -610,7 +612,7 @@ fn admin_tokens_have_scopes_and_can_be_revoked() {
         Err(Error::UnknownAdminToken { id: 42 })
     ));
     assert!(matches!(
-        store.create_admin_token(" ", Scope::Read),
+        store.create_admin_token(" ", Scope::Read, None),
         Err(Error::InvalidTokenName { .. })
     ));
 }
@@ -862,4 +864,122 @@ fn vehicles_missing_signed_metadata_are_listed_until_all_roles_are_stored() {
             .unwrap();
     }
     assert_eq!(store.vins_without_metadata().unwrap(), ["V2"]);
+}
+
+/// A clock the test moves.
+#[derive(Debug)]
+struct TestClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl Clock for TestClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[test]
+fn an_admin_token_is_refused_from_its_expiry_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = SystemClock.now();
+    let clock = Arc::new(TestClock(std::sync::Mutex::new(start)));
+    let store =
+        SqliteStore::open_with_clock(dir.path().join("director.db"), clock.clone()).unwrap();
+    let expiry = start + Duration::days(90);
+    let (_, token) = store
+        .create_admin_token("dashboard", Scope::Read, Some(expiry))
+        .unwrap();
+    let (_, forever) = store.create_admin_token("ops", Scope::Write, None).unwrap();
+    assert_eq!(store.check_admin_token(&token).unwrap(), Some(Scope::Read));
+    *clock.0.lock().unwrap() = expiry - Duration::seconds(1);
+    assert_eq!(store.check_admin_token(&token).unwrap(), Some(Scope::Read));
+    *clock.0.lock().unwrap() = expiry;
+    assert_eq!(store.check_admin_token(&token).unwrap(), None, "expired");
+    assert_eq!(
+        store.check_admin_token(&forever).unwrap(),
+        Some(Scope::Write)
+    );
+    let listed = store.list_admin_tokens().unwrap();
+    assert_eq!(
+        listed[0].expires_at.map(|t| t.timestamp_millis()),
+        Some(expiry.timestamp_millis())
+    );
+    let err = store
+        .create_admin_token("late", Scope::Read, Some(expiry))
+        .unwrap_err();
+    assert!(matches!(err, Error::TokenExpiry { .. }), "{err}");
+    assert!(
+        err.to_string().contains("expected a time in the future"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_removed_vehicle_is_unknown_to_devices_and_keeps_its_history() {
+    let (_dir, _path, store) = open();
+    register(&store, "GONE");
+    register(&store, "STAY");
+    let token = store.issue_device_token("GONE").unwrap();
+    assert!(store.verify_device_token("GONE", &token).unwrap());
+    store
+        .record_manifest(&both("GONE", "n1", "a", "b"))
+        .unwrap();
+    let id = assign(&store, "GONE", "GONE-s", "fw-2.bin");
+
+    let cancelled = store.remove_vehicle("GONE").unwrap();
+    assert_eq!(cancelled, 1);
+    assert!(!store.verify_device_token("GONE", &token).unwrap());
+    assert!(
+        store.ecu_keys("GONE").unwrap().is_none(),
+        "devices see no vehicle"
+    );
+    assert_eq!(store.list_vins().unwrap(), vec!["STAY".to_owned()]);
+    assert!(!store
+        .vins_without_metadata()
+        .unwrap()
+        .contains(&"GONE".to_owned()));
+    assert!(store
+        .ecus_with_hardware_id("hw-GONE-s", None)
+        .unwrap()
+        .is_empty());
+    // History stays readable.
+    let vehicle = store.get_vehicle("GONE").unwrap().unwrap();
+    assert!(vehicle.removed_at.is_some());
+    assert_eq!(store.count_manifests("GONE", None).unwrap(), 1);
+    let assignments = store.assignments("GONE").unwrap();
+    assert_eq!(assignments[0].id, id);
+    assert_eq!(assignments[0].detail, "vehicle removed");
+    // Nothing new for it.
+    for err in [
+        store.issue_device_token("GONE").unwrap_err(),
+        store.remove_vehicle("GONE").unwrap_err(),
+        store
+            .add_assignments(
+                "GONE",
+                &[NewAssignment {
+                    ecu_serial: "GONE-s".into(),
+                    target_name: "fw-3.bin".into(),
+                    target: target(b"fw-3.bin"),
+                    campaign: None,
+                }],
+            )
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::VehicleRemoved { .. }), "{err}");
+    }
+    assert!(store
+        .record_manifest(&both("GONE", "n2", "a", "b"))
+        .is_err());
+    assert!(matches!(
+        store.remove_vehicle("NEVER").unwrap_err(),
+        Error::UnknownVehicle { .. }
+    ));
+}
+
+#[test]
+fn a_new_device_token_replaces_the_old_one_at_once() {
+    let (_dir, _path, store) = open();
+    register(&store, "VIN1");
+    let old = store.issue_device_token("VIN1").unwrap();
+    let new = store.issue_device_token("VIN1").unwrap();
+    assert!(!store.verify_device_token("VIN1", &old).unwrap());
+    assert!(store.verify_device_token("VIN1", &new).unwrap());
 }

@@ -649,3 +649,142 @@ fn over_mutual_tls_a_vehicle_uses_its_certificate_and_not_another_vehicles() {
         .send()
         .is_err());
 }
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn secrets_go_to_owner_only_files_and_vehicles_can_be_cut_off() {
+    let dir = DirectorDir::init();
+    // `director init` and `serve` keep keys and the database to the Director's user.
+    assert_eq!(mode(&dir.base.join("d/keys")), 0o700);
+    assert_eq!(mode(&dir.base.join("d/data")), 0o700);
+    let director = dir.serve();
+    assert_eq!(mode(&dir.database()), 0o600);
+
+    // Tokens to files of mode 0600, never over an existing file; expiry shown.
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "director",
+            "token",
+            "create",
+            "--config",
+            "d/director.toml",
+            "--name",
+            "ci",
+            "--scope",
+            "read",
+        ];
+        args.extend_from_slice(extra);
+        ferry_in(&dir.base, &args)
+    };
+    let out = create(&["--out", "ci.token", "--expires", "90d"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout.contains("written to ci.token (mode 0600)"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("expires 20"), "{out}");
+    assert!(
+        !out.stdout.contains(&dir.write_token[..8]),
+        "no secret printed"
+    );
+    let token_file = dir.base.join("ci.token");
+    assert_eq!(mode(&token_file), 0o600);
+    let secret = std::fs::read_to_string(&token_file).unwrap();
+    let out = create(&["--out", "ci.token"]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("the file exists"), "{out}");
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), secret);
+    let out = ferry_ok(
+        &dir.base,
+        &[
+            "director",
+            "token",
+            "list",
+            "--config",
+            "d/director.toml",
+            "--json",
+        ],
+    );
+    let listed: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["expires_at"].is_string()));
+
+    // A vehicle's device token to a file; replaced; the vehicle removed.
+    let v = SimVehicle::new("WVW-CUT-1", 1);
+    let p = write_pub(&dir.base, "p.pub.pem", &v.ecus[0].key);
+    let primary = format!("{}:ivi:{p}", v.ecus[0].serial);
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.write_token,
+        &[
+            "vehicle",
+            "add",
+            "--vin",
+            &v.vin,
+            "--primary",
+            &primary,
+            "--out",
+            "cut.token",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(mode(&dir.base.join("cut.token")), 0o600);
+    let old = std::fs::read_to_string(dir.base.join("cut.token")).unwrap();
+    let old = old.trim();
+    assert_eq!(
+        director.metadata(&v.vin, "timestamp.json", old).0,
+        StatusCode::OK
+    );
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.write_token,
+        &["vehicle", "revoke-token", &v.vin, "--out", "cut2.token"],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let new = std::fs::read_to_string(dir.base.join("cut2.token")).unwrap();
+    assert_eq!(
+        director.metadata(&v.vin, "timestamp.json", old).0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        director.metadata(&v.vin, "timestamp.json", new.trim()).0,
+        StatusCode::OK
+    );
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.write_token,
+        &["vehicle", "remove", &v.vin],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("its history is kept"), "{out}");
+    assert_eq!(
+        director.metadata(&v.vin, "timestamp.json", new.trim()).0,
+        StatusCode::NOT_FOUND
+    );
+    let out = admin(&dir, &director.url, &dir.read_token, &["vehicle", "list"]);
+    assert!(out.stdout.contains("removed 20"), "{out}");
+
+    // A Director that is not there: the cause is named, not hidden.
+    drop(director);
+    let out = admin(
+        &dir,
+        "http://127.0.0.1:9",
+        &dir.read_token,
+        &["vehicle", "list"],
+    );
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr.to_lowercase().contains("connection refused"),
+        "{out}"
+    );
+}

@@ -52,6 +52,44 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(token)).into_response())
 }
 
+/// `POST /api/v1/admin/vehicles/{vin}/device-token`: a new device token for `vin`; the one
+/// it had is refused from this answer on.
+pub async fn revoke_device_token(
+    State(state): State<Arc<AppState>>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth::admin(&state, &headers, Scope::Write).await?;
+    let token = blocking(move || {
+        let secret = state.store.issue_device_token(&vin)?;
+        tracing::warn!(%vin, "device token replaced; the previous one is refused from now on");
+        Ok(serde_json::json!({
+            "vin": vin,
+            "device_token": auth::device_token(&vin, &secret),
+        }))
+    })
+    .await?;
+    Ok(Json(token).into_response())
+}
+
+/// `DELETE /api/v1/admin/vehicles/{vin}`: remove a vehicle. Its device token and signed
+/// metadata go and its active assignments are cancelled; its history (ECUs, manifests,
+/// assignments) stays readable here.
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth::admin(&state, &headers, Scope::Write).await?;
+    let removed = blocking(move || {
+        let cancelled = state.store.remove_vehicle(&vin)?;
+        tracing::warn!(%vin, cancelled, "vehicle removed");
+        Ok(serde_json::json!({"vin": vin, "removed": true, "cancelled": cancelled}))
+    })
+    .await?;
+    Ok(Json(removed).into_response())
+}
+
 /// `?after=&limit=` of the paged listings.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

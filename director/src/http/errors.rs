@@ -69,7 +69,8 @@ impl From<Error> for ApiError {
             (
                 Error::VehicleExists { .. }
                 | Error::SerialTaken { .. }
-                | Error::AssignmentExists { .. },
+                | Error::AssignmentExists { .. }
+                | Error::VehicleRemoved { .. },
                 _,
             ) => StatusCode::CONFLICT,
             (Error::HardwareMismatch { .. } | Error::Depends { .. }, _) => {

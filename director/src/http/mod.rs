@@ -10,7 +10,9 @@
 //!
 //! Admin API:
 //! - `POST /api/v1/admin/vehicles` (write), `GET /api/v1/admin/vehicles` (read),
-//!   `GET /api/v1/admin/vehicles/{vin}` (read)
+//!   `GET /api/v1/admin/vehicles/{vin}` (read), `DELETE /api/v1/admin/vehicles/{vin}` (write:
+//!   remove, history kept), `POST /api/v1/admin/vehicles/{vin}/device-token` (write: a new
+//!   token, the old one refused at once)
 //! - `POST|DELETE /api/v1/admin/vehicles/{vin}/assignments` (write): targets named by the
 //!   admin, looked up in the Image repository ([`AppState::targets`])
 //! - `POST /api/v1/admin/campaigns` (write), `DELETE /api/v1/admin/assignments/{id}` (write)
@@ -96,7 +98,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/vehicles",
             post(admin::register).get(admin::list),
         )
-        .route("/api/v1/admin/vehicles/{vin}", get(admin::vehicle))
+        .route(
+            "/api/v1/admin/vehicles/{vin}",
+            get(admin::vehicle).delete(admin::remove),
+        )
+        .route(
+            "/api/v1/admin/vehicles/{vin}/device-token",
+            post(admin::revoke_device_token),
+        )
         .route(
             "/api/v1/admin/vehicles/{vin}/assignments",
             post(assignments::assign).delete(assignments::cancel),

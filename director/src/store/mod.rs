@@ -63,6 +63,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Whether `token` is `vin`'s current device token (false for an unknown VIN or a vehicle
     /// without a token). The comparison is constant-time.
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool>;
+    /// Remove `vin` (see `ferry admin vehicle remove`): returns how many active assignments
+    /// were cancelled.
+    fn remove_vehicle(&self, vin: &str) -> Result<u64>;
 
     // --- consistent reads ---
 
@@ -140,7 +143,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // --- admin tokens ---
 
     /// A new admin token: returns its id and its secret (shown once, stored only as a hash).
-    fn create_admin_token(&self, name: &str, scope: Scope) -> Result<(i64, String)>;
+    /// An admin token of `scope`, refused from `expires_at` on if given: its id and secret.
+    fn create_admin_token(
+        &self,
+        name: &str,
+        scope: Scope,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(i64, String)>;
     /// The scope of the unrevoked token with this secret, if any.
     fn check_admin_token(&self, secret: &str) -> Result<Option<Scope>>;
     fn revoke_admin_token(&self, id: i64) -> Result<()>;

@@ -149,11 +149,11 @@ impl<R> Server<R> {
         let director = Director::new();
         let (_, write) = director
             .store
-            .create_admin_token("ops", Scope::Write)
+            .create_admin_token("ops", Scope::Write, None)
             .unwrap();
         let (_, read) = director
             .store
-            .create_admin_token("dashboard", Scope::Read)
+            .create_admin_token("dashboard", Scope::Read, None)
             .unwrap();
         let state = director.state(targets);
         let runtime = runtime(2);

@@ -102,7 +102,7 @@ impl World {
         let root = director_root::first_root(&[root_key], None, roles, ROOT_LIFETIME)?;
         director_root::write_new(&d.join("roots/1.root.json"), &root)?;
 
-        let (_, secret) = token::create(&config, "demo-ops", Scope::Write)?;
+        let (_, secret) = token::create(&config, "demo-ops", Scope::Write, None)?;
         private_file(&self.dir.join("ops.token"), &secret)?;
         self.admin_token = Some(secret);
 

@@ -11,6 +11,7 @@ pub(super) fn create(
     scope: Scope,
     hash: &[u8; 32],
     now: i64,
+    expires_at: Option<i64>,
 ) -> Result<i64> {
     if name.trim().is_empty() || name.chars().any(char::is_control) {
         return Err(Error::InvalidTokenName {
@@ -19,25 +20,35 @@ pub(super) fn create(
                 "is blank or has control characters; expected a label such as \"ci\" or \"alice\"",
         });
     }
+    if let Some(at) = expires_at.filter(|at| *at <= now) {
+        let text = |t: i64| from_ms("time", t).map_or_else(|_| t.to_string(), |t| t.to_rfc3339());
+        return Err(Error::TokenExpiry {
+            expires_at: text(at),
+            now: text(now),
+        });
+    }
     conn.prepare_cached(
-        "INSERT INTO admin_tokens (name, scope, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO admin_tokens (name, scope, secret_sha256, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )
-    .and_then(|mut s| s.execute(params![name, scope.as_str(), &hash[..], now]))
+    .and_then(|mut s| s.execute(params![name, scope.as_str(), &hash[..], now, expires_at]))
     .map_err(db("insert admin token"))?;
     Ok(conn.last_insert_rowid())
 }
 
 /// Looked up by the hash of the presented secret: an attacker timing the index lookup learns
 /// about SHA-256 outputs of their own guesses, not about the stored secret. The stored hash is
-/// compared again in constant time all the same.
-pub(super) fn check(conn: &Connection, presented: &[u8; 32]) -> Result<Option<Scope>> {
+/// compared again in constant time all the same. A revoked token, or one expired at `now`, is
+/// no token.
+pub(super) fn check(conn: &Connection, presented: &[u8; 32], now: i64) -> Result<Option<Scope>> {
     let row: Option<(Vec<u8>, String)> = conn
         .prepare_cached(
             "SELECT secret_sha256, scope FROM admin_tokens
-             WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
+             WHERE secret_sha256 = ?1 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > ?2)",
         )
         .and_then(|mut s| {
-            s.query_row([&presented[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            s.query_row(params![&presented[..], now], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })
         .map_err(db("look up admin token"))?;
@@ -67,7 +78,8 @@ pub(super) fn revoke(conn: &Connection, id: i64, now: i64) -> Result<()> {
 pub(super) fn list(conn: &Connection) -> Result<Vec<AdminToken>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, name, scope, created_at, revoked_at FROM admin_tokens ORDER BY id",
+            "SELECT id, name, scope, created_at, revoked_at, expires_at FROM admin_tokens
+             ORDER BY id",
         )
         .map_err(db("list admin tokens"))?;
     let rows = stmt
@@ -78,13 +90,14 @@ pub(super) fn list(conn: &Connection) -> Result<Vec<AdminToken>> {
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
             ))
         })
         .map_err(db("list admin tokens"))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db("list admin tokens"))?;
     rows.into_iter()
-        .map(|(id, name, scope, created, revoked)| {
+        .map(|(id, name, scope, created, revoked, expires)| {
             Ok(AdminToken {
                 id,
                 name,
@@ -94,6 +107,9 @@ pub(super) fn list(conn: &Connection) -> Result<Vec<AdminToken>> {
                 created_at: from_ms("admin token created_at", created)?,
                 revoked_at: revoked
                     .map(|t| from_ms("admin token revoked_at", t))
+                    .transpose()?,
+                expires_at: expires
+                    .map(|t| from_ms("admin token expires_at", t))
                     .transpose()?,
             })
         })

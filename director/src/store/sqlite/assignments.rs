@@ -86,11 +86,7 @@ pub(super) fn add(
     new: &[NewAssignment],
     now: i64,
 ) -> Result<Vec<Assignment>> {
-    if !inventory::exists(conn, vin)? {
-        return Err(Error::UnknownVehicle {
-            vin: vin.to_owned(),
-        });
-    }
+    inventory::check_active(conn, vin)?;
     if new.is_empty() {
         return Err(Error::InvalidAssignment {
             reason: format!("no assignments given for vehicle {vin}; expected at least one"),

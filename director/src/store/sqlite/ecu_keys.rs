@@ -50,7 +50,8 @@ impl KeyCache {
     }
 }
 
-/// `vin`'s ECU keys and primary serial, `None` if `vin` is not registered.
+/// `vin`'s ECU keys and primary serial, `None` if `vin` is not registered or was removed
+/// (a removed vehicle is unknown to the device API).
 pub(super) fn ecu_keys(
     conn: &Connection,
     cache: &KeyCache,
@@ -59,7 +60,8 @@ pub(super) fn ecu_keys(
     let mut stmt = conn
         .prepare_cached(
             "SELECT e.serial, e.public_key, e.is_primary
-             FROM vehicles v LEFT JOIN ecus e ON e.vin = v.vin WHERE v.vin = ?1",
+             FROM vehicles v LEFT JOIN ecus e ON e.vin = v.vin
+             WHERE v.vin = ?1 AND v.removed_at IS NULL",
         )
         .map_err(db("read ECU keys"))?;
     let rows = stmt

@@ -55,7 +55,8 @@ const VEHICLE_SELECT: &str = "SELECT v.vin, v.created_at, v.last_seen,
     (SELECT count(*) FROM assignments a WHERE a.vin = v.vin AND a.status = 'cancelled'),
     (SELECT a.status FROM assignments a
         WHERE a.vin = v.vin AND a.status IN ('installed', 'failed')
-        ORDER BY a.updated_at DESC, a.id DESC LIMIT 1)
+        ORDER BY a.updated_at DESC, a.id DESC LIMIT 1),
+    v.removed_at
     FROM vehicles v";
 
 struct VehicleRow {
@@ -65,6 +66,7 @@ struct VehicleRow {
     /// pending, in_flight, installed, failed, cancelled
     counts: [i64; 5],
     last_finished: Option<String>,
+    removed_at: Option<i64>,
 }
 
 fn vehicle_row(r: &Row<'_>) -> rusqlite::Result<VehicleRow> {
@@ -74,6 +76,7 @@ fn vehicle_row(r: &Row<'_>) -> rusqlite::Result<VehicleRow> {
         last_seen: r.get(2)?,
         counts: [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
         last_finished: r.get(8)?,
+        removed_at: r.get(9)?,
     })
 }
 
@@ -95,6 +98,10 @@ impl VehicleRow {
             ecus,
             last_seen,
             status,
+            removed_at: self
+                .removed_at
+                .map(|t| from_ms("vehicle removed_at", t))
+                .transpose()?,
         })
     }
 }
@@ -274,10 +281,10 @@ pub(super) fn ecus_with_hardware_id(
     let vins = vins.map(|v| to_json("campaign VINs", &v)).transpose()?;
     let mut stmt = conn
         .prepare_cached(
-            "SELECT vin, serial FROM ecus
-             WHERE hardware_id = ?1
-               AND (?2 IS NULL OR vin IN (SELECT value FROM json_each(?2)))
-             ORDER BY vin, serial",
+            "SELECT e.vin, e.serial FROM ecus e JOIN vehicles v ON v.vin = e.vin
+             WHERE e.hardware_id = ?1 AND v.removed_at IS NULL
+               AND (?2 IS NULL OR e.vin IN (SELECT value FROM json_each(?2)))
+             ORDER BY e.vin, e.serial",
         )
         .map_err(db("select ECUs by hardware id"))?;
     let refs = stmt
@@ -297,7 +304,8 @@ pub(super) fn vins_without_metadata(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT v.vin FROM vehicles v
-             WHERE (SELECT count(*) FROM vehicle_metadata m WHERE m.vin = v.vin) < 3
+             WHERE v.removed_at IS NULL
+               AND (SELECT count(*) FROM vehicle_metadata m WHERE m.vin = v.vin) < 3
              ORDER BY v.vin",
         )
         .map_err(db("list vehicles without metadata"))?;
@@ -311,7 +319,7 @@ pub(super) fn vins_without_metadata(conn: &Connection) -> Result<Vec<String>> {
 
 pub(super) fn list_vins(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn
-        .prepare_cached("SELECT vin FROM vehicles ORDER BY vin")
+        .prepare_cached("SELECT vin FROM vehicles WHERE removed_at IS NULL ORDER BY vin")
         .map_err(db("list vehicles"))?;
     let vins = stmt
         .query_map([], |r| r.get(0))
@@ -321,17 +329,62 @@ pub(super) fn list_vins(conn: &Connection) -> Result<Vec<String>> {
     vins
 }
 
+/// Replace `vin`'s device token hash: the token it was issued before is refused from this
+/// commit on.
 pub(super) fn set_device_token_hash(conn: &Connection, vin: &str, hash: &[u8; 32]) -> Result<()> {
     let n = conn
-        .prepare_cached("UPDATE vehicles SET device_token_sha256 = ?2 WHERE vin = ?1")
+        .prepare_cached(
+            "UPDATE vehicles SET device_token_sha256 = ?2 WHERE vin = ?1 AND removed_at IS NULL",
+        )
         .and_then(|mut s| s.execute(params![vin, &hash[..]]))
         .map_err(db("store device token hash"))?;
     if n == 0 {
-        return Err(Error::UnknownVehicle {
-            vin: vin.to_owned(),
-        });
+        return Err(not_active(conn, vin)?);
     }
     Ok(())
+}
+
+/// Why `vin` is not an active vehicle: removed, or never registered.
+fn not_active(conn: &Connection, vin: &str) -> Result<Error> {
+    let vin = vin.to_owned();
+    Ok(if exists(conn, &vin)? {
+        Error::VehicleRemoved { vin }
+    } else {
+        Error::UnknownVehicle { vin }
+    })
+}
+
+/// Fail unless `vin` is registered and not removed.
+pub(super) fn check_active(conn: &Connection, vin: &str) -> Result<()> {
+    let active = conn
+        .prepare_cached("SELECT 1 FROM vehicles WHERE vin = ?1 AND removed_at IS NULL")
+        .and_then(|mut s| s.exists([vin]))
+        .map_err(db("look up vehicle"))?;
+    if active {
+        Ok(())
+    } else {
+        Err(not_active(conn, vin)?)
+    }
+}
+
+/// Remove `vin`: its device token and its signed metadata go (nothing is served to it any
+/// more, and the refresher no longer signs for it), its active assignments are cancelled;
+/// the vehicle, its ECUs, manifests and assignments stay as history. Returns how many
+/// assignments were cancelled.
+pub(super) fn remove(conn: &Connection, vin: &str, now: i64) -> Result<u64> {
+    check_active(conn, vin)?;
+    let cancelled = super::assignments::cancel_vehicle(conn, vin, "vehicle removed", now)?;
+    conn.prepare_cached(
+        "UPDATE vehicles SET removed_at = ?2, device_token_sha256 = NULL WHERE vin = ?1",
+    )
+    .and_then(|mut s| s.execute(params![vin, now]))
+    .map_err(db("mark vehicle removed"))?;
+    for table in ["vehicle_metadata", "vehicle_metadata_history"] {
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE vin = ?1"))
+            .and_then(|mut s| s.execute([vin]))
+            .map_err(db("drop a removed vehicle's metadata"))?;
+    }
+    Ok(cancelled)
 }
 
 pub(super) fn device_token_hash(conn: &Connection, vin: &str) -> Result<Option<Vec<u8>>> {

@@ -109,7 +109,8 @@ fn queue_is_stale(conn: &Connection, vin: &str, active: &[Assignment]) -> Result
 fn ecu_serials(conn: &Connection, vin: &str) -> Result<Option<HashSet<String>>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT e.serial FROM vehicles v LEFT JOIN ecus e ON e.vin = v.vin WHERE v.vin = ?1",
+            "SELECT e.serial FROM vehicles v LEFT JOIN ecus e ON e.vin = v.vin
+             WHERE v.vin = ?1 AND v.removed_at IS NULL",
         )
         .map_err(db("look up the vehicle's ECUs"))?;
     let rows = stmt

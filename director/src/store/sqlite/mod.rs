@@ -110,6 +110,10 @@ impl SqliteStore {
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        // Created 0600 before SQLite opens it: the WAL and shared-memory files SQLite makes
+        // take the database file's mode, so none of them is readable by others.
+        ferry_keys::fs::create_private_file(&path)
+            .map_err(|e| Error::storage(format!("create {}", path.display()), e))?;
         let mut writer = connect(&path, Role::Writer, durability)?;
         schema::migrate_to(&mut writer, schema::latest())?;
         let readers = (0..readers.max(1))
@@ -261,6 +265,12 @@ impl Store for SqliteStore {
         Ok(secret)
     }
 
+    fn remove_vehicle(&self, vin: &str) -> Result<u64> {
+        self.pool.write("remove vehicle", |tx| {
+            inventory::remove(tx, vin, self.now_ms())
+        })
+    }
+
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool> {
         let stored = self.pool.read("verify device token", |tx| {
             inventory::device_token_hash(tx, vin)
@@ -387,19 +397,25 @@ impl Store for SqliteStore {
             .read("read latest director root", metadata::latest_root)
     }
 
-    fn create_admin_token(&self, name: &str, scope: Scope) -> Result<(i64, String)> {
+    fn create_admin_token(
+        &self,
+        name: &str,
+        scope: Scope,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(i64, String)> {
         let secret = crate::secret::generate()?;
         let hash = crate::secret::hash(&secret);
         let id = self.pool.write("create admin token", |tx| {
-            admin::create(tx, name, scope, &hash, self.now_ms())
+            admin::create(tx, name, scope, &hash, self.now_ms(), expires_at.map(ms))
         })?;
         Ok((id, secret))
     }
 
     fn check_admin_token(&self, secret: &str) -> Result<Option<Scope>> {
         let presented = crate::secret::hash(secret);
-        self.pool
-            .read("check admin token", |tx| admin::check(tx, &presented))
+        self.pool.read("check admin token", |tx| {
+            admin::check(tx, &presented, self.now_ms())
+        })
     }
 
     fn revoke_admin_token(&self, id: i64) -> Result<()> {

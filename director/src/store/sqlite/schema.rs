@@ -107,6 +107,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
         body BLOB NOT NULL,
         PRIMARY KEY (vin, role, version)
     ) STRICT, WITHOUT ROWID;",
+    // 7: what a careless operator and a hostile vehicle needed (issue #17): admin tokens that
+    // expire, vehicles removed with their history kept, refused manifests kept as a digest and
+    // a bounded excerpt, and old manifests pruned by retention (a deletion is allowed only
+    // while `manifest_deletions` has a row, which only retention and the refused-manifest
+    // ring write, inside their own transaction).
+    "ALTER TABLE admin_tokens ADD COLUMN expires_at INTEGER;
+    ALTER TABLE vehicles ADD COLUMN removed_at INTEGER;
+    ALTER TABLE manifests ADD COLUMN body_sha256 BLOB
+        CHECK (body_sha256 IS NULL OR length(body_sha256) = 32);
+    ALTER TABLE manifests ADD COLUMN body_length INTEGER;
+    CREATE TABLE manifest_deletions (why TEXT NOT NULL) STRICT;
+    DROP TRIGGER manifests_no_delete;
+    CREATE TRIGGER manifests_no_delete BEFORE DELETE ON manifests
+        WHEN NOT EXISTS (SELECT 1 FROM manifest_deletions)
+        BEGIN SELECT RAISE(ABORT, 'manifests are append-only (retention and the refused-manifest ring excepted)'); END;
+    CREATE INDEX manifests_refused_by_vin ON manifests(vin, id) WHERE verdict = 'refused';
+    CREATE INDEX manifests_by_time ON manifests(received_at);",
 ];
 
 /// The schema version this build writes.

@@ -1,4 +1,4 @@
-//! `ferry admin vehicle add|list|show`.
+//! `ferry admin vehicle add|list|show|revoke-token|remove`.
 
 use super::client::{from_value, print_json, table, AdminClient};
 use crate::error::{io_at, Error, Result};
@@ -9,9 +9,11 @@ use std::path::PathBuf;
 const EXAMPLE: &str = "Example:
   export FERRY_DIRECTOR_URL=http://127.0.0.1:8000 FERRY_ADMIN_TOKEN=$(cat ops.token)
   ferry admin vehicle add --vin WVW1 --primary ivi-1:ivi-a53:ivi.pub.pem \\
-      --secondary tcu-1:tcu-m4:tcu.pub.pem > wvw1.device-token
+      --secondary tcu-1:tcu-m4:tcu.pub.pem --out wvw1.device-token
   ferry admin vehicle list
-  ferry admin vehicle show WVW1 --json";
+  ferry admin vehicle show WVW1 --json
+  ferry admin vehicle revoke-token WVW1 --out wvw1.device-token.new   # the old token is refused at once
+  ferry admin vehicle remove WVW1      # nothing is served to it any more; its history stays";
 
 #[derive(Debug, clap::Subcommand)]
 #[command(after_help = EXAMPLE)]
@@ -22,6 +24,21 @@ pub enum Command {
     List(ListArgs),
     /// One vehicle: each ECU's installed image, provides, attacks and last report.
     Show(ShowArgs),
+    /// Give a vehicle a new device token; the one it had is refused from now on.
+    RevokeToken(TokenArgs),
+    /// Remove a vehicle: its token and metadata go, active assignments are cancelled, its
+    /// history (manifests, assignments, reports) stays.
+    Remove(ShowArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    vin: String,
+    /// Write the new token to this new file, mode 0600, instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +52,9 @@ pub struct AddArgs {
     /// A secondary ECU, SERIAL:HARDWARE_ID:KEY_FILE; repeatable.
     #[arg(long, value_name = "SERIAL:HWID:FILE")]
     secondary: Vec<String>,
+    /// Write the device token to this new file, mode 0600, instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -82,11 +102,25 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
             }
             let vehicle = NewVehicle { vin: a.vin, ecus };
             let reply = add(client, &vehicle)?;
+            let what = format!("registered {}", vehicle.vin);
+            hand_over_token(reply, a.out.as_deref(), a.json, &what)
+        }
+        Command::RevokeToken(a) => {
+            let path = format!("/vehicles/{}/device-token", a.vin);
+            let reply = client.post(&path, &serde_json::json!({}))?;
+            let what = format!("{}: new device token, the previous one is refused", a.vin);
+            hand_over_token(reply, a.out.as_deref(), a.json, &what)
+        }
+        Command::Remove(a) => {
+            let path = format!("/vehicles/{}", a.vin);
+            let reply = client.delete(&path)?;
             if a.json {
                 return print_json(&reply);
             }
-            eprintln!("registered {}; its device token (shown once):", vehicle.vin);
-            println!("{}", reply["device_token"].as_str().unwrap_or_default());
+            println!(
+                "removed {} ({} active assignment(s) cancelled; its history is kept)",
+                a.vin, reply["cancelled"]
+            );
             Ok(())
         }
         Command::List(a) => {
@@ -107,10 +141,14 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
             ]);
             for v in vehicles {
                 let s = &v.status;
+                let state = match v.removed_at {
+                    Some(at) => format!("removed {}", at.to_rfc3339()),
+                    None => format!("{:?}", s.state),
+                };
                 t.add_row([
                     v.vin.clone(),
                     v.ecus.len().to_string(),
-                    format!("{:?}", s.state),
+                    state,
                     s.pending.to_string(),
                     s.in_flight.to_string(),
                     s.installed.to_string(),
@@ -134,6 +172,50 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Print or write the `device_token` of `reply` (shown once): to `out` (a new file, mode
+/// 0600) when given, else to stdout; `--json` prints the reply (without the token when it went
+/// to a file).
+fn hand_over_token(
+    mut reply: serde_json::Value,
+    out: Option<&std::path::Path>,
+    json: bool,
+    what: &str,
+) -> Result<()> {
+    let token = reply["device_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(out) = out {
+        ferry_keys::fs::write_secret(out, format!("{token}\n").as_bytes()).map_err(|e| {
+            match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::Usage(format!(
+                    "--out {}: the file exists; expected a new path (a token file is never overwritten); the token was issued: run revoke-token for another",
+                    out.display()
+                )),
+                _ => io_at(out)(e),
+            }
+        })?;
+        if let Some(fields) = reply.as_object_mut() {
+            fields.remove("device_token");
+            fields.insert("file".into(), serde_json::json!(out));
+        }
+        if json {
+            return print_json(&reply);
+        }
+        println!(
+            "{what}; device token written to {} (mode 0600)",
+            out.display()
+        );
+        return Ok(());
+    }
+    if json {
+        return print_json(&reply);
+    }
+    eprintln!("{what}; its device token (shown once):");
+    println!("{token}");
+    Ok(())
 }
 
 /// Register `vehicle`; the Director's reply holds its `device_token` (shown once).

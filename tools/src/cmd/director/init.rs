@@ -40,9 +40,12 @@ pub fn create(
         )));
     }
     let keys = dir.join("keys");
-    for d in [&keys, &dir.join("data"), &dir.join("roots")] {
-        std::fs::create_dir_all(d).map_err(io_at(d))?;
+    // keys/ and data/ (director.db, its WAL) are the Director's alone, whatever the umask.
+    for d in [&keys, &dir.join("data")] {
+        ferry_keys::fs::create_private_dir(d).map_err(io_at(d))?;
     }
+    let roots = dir.join("roots");
+    std::fs::create_dir_all(&roots).map_err(io_at(&roots))?;
     let mut key_ids = serde_json::Map::new();
     for role in ["targets", "snapshot", "timestamp"] {
         let key = PrivateKey::generate(KeyKind::Ed25519)?;

@@ -2,13 +2,16 @@
 //! printed once.
 
 use super::open_store;
-use crate::error::{Error, Result};
+use crate::error::{io_at, Error, Result};
+use chrono::{DateTime, Utc};
+use ferry_core::{Clock, SystemClock};
 use ferry_director::model::Scope;
 use ferry_director::Store;
 use std::path::PathBuf;
 
 const EXAMPLE: &str = "Example:
-  ferry director token create --config director/director.toml --name ci --scope write > ci.token
+  ferry director token create --config director/director.toml --name ci --scope write --out ci.token
+  ferry director token create --config director/director.toml --name dash --scope read --expires 90d --out dash.token
   ferry director token list --config director/director.toml --json
   ferry director token revoke --config director/director.toml 3";
 
@@ -33,6 +36,12 @@ pub struct CreateArgs {
     /// `read` (inventory and status) or `write` (also register, assign, cancel).
     #[arg(long, value_parser = parse_scope)]
     scope: Scope,
+    /// Refuse the token once this long has passed (e.g. 90d, 12h); default: until revoked.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    expires: Option<std::time::Duration>,
+    /// Write the secret to this new file, mode 0600 (never overwritten), instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -60,22 +69,70 @@ fn parse_scope(s: &str) -> std::result::Result<Scope, String> {
     }
 }
 
-/// Create an admin token in the store of the Director at `config`: its id and secret.
-pub fn create(config: &std::path::Path, name: &str, scope: Scope) -> Result<(i64, String)> {
+/// Create an admin token in the store of the Director at `config`, refused from `expires_at` on
+/// if given: its id and secret.
+pub fn create(
+    config: &std::path::Path,
+    name: &str,
+    scope: Scope,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(i64, String)> {
     let (_, store) = open_store(config)?;
-    Ok(store.create_admin_token(name, scope)?)
+    Ok(store.create_admin_token(name, scope, expires_at)?)
 }
 
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Create(a) => {
-            let (id, secret) = create(&a.config, &a.name, a.scope)?;
+            let expires_at = a
+                .expires
+                .map(|d| {
+                    chrono::Duration::from_std(d)
+                        .ok()
+                        .and_then(|d| SystemClock.now().checked_add_signed(d))
+                        .ok_or_else(|| {
+                            Error::Usage(format!(
+                                "--expires {}: too far in the future; expected e.g. 90d",
+                                humantime::format_duration(d)
+                            ))
+                        })
+                })
+                .transpose()?;
+            let (id, secret) = create(&a.config, &a.name, a.scope, expires_at)?;
+            let until = expires_at.map_or("until revoked".to_owned(), |t| {
+                format!("expires {}", t.to_rfc3339())
+            });
+            if let Some(out) = &a.out {
+                ferry_keys::fs::write_secret(out, format!("{secret}\n").as_bytes()).map_err(
+                    |e| match e.kind() {
+                        std::io::ErrorKind::AlreadyExists => Error::Usage(format!(
+                            "--out {}: the file exists; expected a new path (a token file is never overwritten)",
+                            out.display()
+                        )),
+                        _ => io_at(out)(e),
+                    },
+                )?;
+            }
             if a.json {
-                let out = serde_json::json!({"id": id, "name": a.name, "scope": a.scope, "token": secret});
+                let mut out = serde_json::json!({
+                    "id": id, "name": a.name, "scope": a.scope,
+                    "expires_at": expires_at.map(|t| t.to_rfc3339()),
+                });
+                match &a.out {
+                    Some(path) => out["file"] = serde_json::json!(path),
+                    None => out["token"] = serde_json::json!(secret),
+                }
                 println!("{out}");
+            } else if let Some(path) = &a.out {
+                println!(
+                    "token {id} ({}, {}, {until}) written to {} (mode 0600)",
+                    a.name,
+                    a.scope,
+                    path.display()
+                );
             } else {
                 eprintln!(
-                    "token {id} ({}, {}); the secret is shown once:",
+                    "token {id} ({}, {}, {until}); the secret is shown once:",
                     a.name, a.scope
                 );
                 println!("{secret}");
@@ -93,7 +150,7 @@ pub fn run(cmd: Command) -> Result<()> {
             }
             let mut table = comfy_table::Table::new();
             table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-            table.set_header(["id", "name", "scope", "created", "revoked"]);
+            table.set_header(["id", "name", "scope", "created", "expires", "revoked"]);
             for t in tokens {
                 let row = serde_json::to_value(&t)
                     .map_err(|e| Error::Usage(format!("cannot print tokens: {e}")))?;
@@ -107,6 +164,7 @@ pub fn run(cmd: Command) -> Result<()> {
                     cell("name"),
                     cell("scope"),
                     cell("created_at"),
+                    cell("expires_at"),
                     cell("revoked_at"),
                 ]);
             }
