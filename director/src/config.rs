@@ -22,6 +22,11 @@
 //! [database]
 //! durability = "full"           # or "normal": fsync per commit (survives power loss) or not
 //!
+//! [manifests]
+//! max_per_minute = 30           # per vehicle, also its burst; more get 429 + Retry-After (0: no limit)
+//! refused_kept = 100            # refused manifests kept per vehicle (the newest)
+//! refused_excerpt_bytes = 4096  # of a refused body (its SHA-256 and length are kept whole)
+//!
 //! [http]                        # what one client may take (the same section in secondary.toml)
 //! header_read_timeout = "30s"   # a request head, and an idle kept-alive connection
 //! body_timeout = "30s"          # a body must arrive within this plus 1 s per min_body_rate bytes
@@ -55,6 +60,9 @@ pub struct DirectorConfig {
     #[serde(default)]
     /// `[http]`: what one client may take of the server ([`ferry_http::Limits`]).
     pub http: ferry_http::Limits,
+    /// `[manifests]`: how many manifests a vehicle may send, what is kept of refused ones.
+    #[serde(default)]
+    pub manifests: crate::manifests::ManifestPolicy,
     /// `[database]`: how the SQLite store commits.
     #[serde(default)]
     pub database: DatabaseConfig,
@@ -234,6 +242,11 @@ impl DirectorConfig {
             )));
         }
         self.http.check("[http]").map_err(bad)?;
+        if self.manifests.refused_kept == 0 {
+            return Err(bad(
+                "[manifests] refused_kept is zero; expected at least 1 (the latest refusal is what an audit needs first)".to_owned(),
+            ));
+        }
         if self
             .tls
             .as_ref()
@@ -344,6 +357,20 @@ timestamp = ["ts.pem"]
         assert_eq!(
             set.connection_limits().header_read_timeout,
             Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn the_manifest_policy_defaults_and_reads_from_its_section() {
+        use crate::manifests::ManifestPolicy;
+        assert_eq!(parse("").unwrap().manifests, ManifestPolicy::DEFAULT);
+        let set = parse("[manifests]\nmax_per_minute = 0\nrefused_kept = 5\n").unwrap();
+        assert_eq!(set.manifests.max_per_minute, 0);
+        assert_eq!(set.manifests.refused_kept, 5);
+        let e = parse("[manifests]\nrefused_kept = 0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("[manifests] refused_kept is zero"),
+            "{e}"
         );
     }
 

@@ -107,7 +107,8 @@ impl Director {
             )?),
             None => Arc::new(Unconfigured),
         };
-        let state = AppState::new(store, keys, lifetimes, targets, clock);
+        let state = AppState::new(store, keys, lifetimes, targets, clock)
+            .with_manifest_policy(config.manifests);
         let tls = match &config.tls {
             Some(t) => Some(
                 TlsSettings::from_files(&t.cert, &t.key, &t.ca_cert)?

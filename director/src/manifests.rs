@@ -11,6 +11,102 @@ use ferry_core::manifest::{check_vehicle_manifest, CheckedManifest, RegisteredVe
 /// The largest difference tolerated between an ECU's report time and the Director's clock.
 pub const DEFAULT_MAX_SKEW: Duration = Duration::hours(24);
 
+/// The most characters of a refusal's reason stored (the reason can quote what the vehicle
+/// sent).
+pub const MAX_REASON_CHARS: usize = 1024;
+
+/// How much of a vehicle's manifests the Director takes and keeps: `[manifests]` in
+/// `director.toml`. Accepted manifests are kept whole (until `ferry admin manifests prune`);
+/// of a refused one the digest, the length, the reason (at most [`MAX_REASON_CHARS`]) and the
+/// first `refused_excerpt_bytes` bytes, and only the newest `refused_kept` per vehicle, so one
+/// vehicle grows the database by at most [`ManifestPolicy::refused_quota`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManifestPolicy {
+    /// Manifests one vehicle may send per minute, and at once; more are answered 429 with
+    /// `Retry-After` before their body is read. 0: no limit.
+    pub max_per_minute: u32,
+    /// Refused manifests kept per vehicle (the newest; at least 1).
+    pub refused_kept: u32,
+    /// Bytes kept of a refused manifest's body.
+    pub refused_excerpt_bytes: usize,
+}
+
+impl ManifestPolicy {
+    pub const DEFAULT: ManifestPolicy = ManifestPolicy {
+        max_per_minute: 30,
+        refused_kept: 100,
+        refused_excerpt_bytes: 4096,
+    };
+
+    /// The most bytes one vehicle's refused manifests take in the database: each row's
+    /// excerpt, reason (UTF-8: up to 4 bytes a character) and digest, plus a generous 512
+    /// bytes of row and index overhead.
+    pub fn refused_quota(&self) -> u64 {
+        let row = self.refused_excerpt_bytes as u64 + 4 * MAX_REASON_CHARS as u64 + 32 + 512;
+        u64::from(self.refused_kept.max(1)) * row
+    }
+}
+
+impl Default for ManifestPolicy {
+    fn default() -> Self {
+        ManifestPolicy::DEFAULT
+    }
+}
+
+impl IncomingManifest {
+    /// An accepted manifest: the whole body is kept.
+    pub fn accepted(
+        vin: &str,
+        received_at: DateTime<Utc>,
+        body: &[u8],
+        nonce: String,
+        reports: std::collections::BTreeMap<String, ferry_core::manifest::EcuVersionReport>,
+    ) -> IncomingManifest {
+        IncomingManifest {
+            vin: vin.to_owned(),
+            received_at,
+            body: body.to_vec(),
+            body_sha256: sha256(body),
+            body_length: body.len() as u64,
+            verdict: ManifestVerdict::Accepted { nonce, reports },
+        }
+    }
+
+    /// A refused manifest, kept as `policy` says: digest, length, bounded reason and excerpt.
+    pub fn refused(
+        vin: &str,
+        received_at: DateTime<Utc>,
+        body: &[u8],
+        nonce: Option<String>,
+        reason: &str,
+        policy: &ManifestPolicy,
+    ) -> IncomingManifest {
+        let excerpt = &body[..body.len().min(policy.refused_excerpt_bytes)];
+        let reason = match reason.char_indices().nth(MAX_REASON_CHARS) {
+            Some((cut, _)) => format!("{}… (cut at {MAX_REASON_CHARS} characters)", &reason[..cut]),
+            None => reason.to_owned(),
+        };
+        IncomingManifest {
+            vin: vin.to_owned(),
+            received_at,
+            body: excerpt.to_vec(),
+            body_sha256: sha256(body),
+            body_length: body.len() as u64,
+            verdict: ManifestVerdict::Refused {
+                nonce,
+                reason,
+                keep: policy.refused_kept.max(1),
+            },
+        }
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
 /// Check and record the manifest `body` sent by vehicle `vin`. Returns the stored id of an
 /// accepted manifest and whether the vehicle must be re-signed
 /// ([`crate::model::RecordedManifest::resign`]); a refusal is stored too, then returned as
@@ -23,11 +119,20 @@ pub fn process_manifest(
     max_skew: Duration,
 ) -> Result<RecordedManifest> {
     let vehicle = store.ecu_keys(vin)?;
-    process_manifest_of(store, vin, vehicle, body, now, max_skew)
+    process_manifest_of(
+        store,
+        vin,
+        vehicle,
+        body,
+        now,
+        max_skew,
+        &ManifestPolicy::DEFAULT,
+    )
 }
 
 /// [`process_manifest`] against `vehicle`, `vin`'s ECU keys as read from `store` by the caller
-/// (`None`: not registered), such as in the same snapshot as the request's credential.
+/// (`None`: not registered), such as in the same snapshot as the request's credential; a
+/// refusal is kept as `policy` says.
 pub fn process_manifest_of(
     store: &dyn Store,
     vin: &str,
@@ -35,6 +140,7 @@ pub fn process_manifest_of(
     body: &[u8],
     now: DateTime<Utc>,
     max_skew: Duration,
+    policy: &ManifestPolicy,
 ) -> Result<RecordedManifest> {
     let vehicle = vehicle.ok_or_else(|| Error::UnknownVehicle {
         vin: vin.to_owned(),
@@ -45,37 +151,19 @@ pub fn process_manifest_of(
     let checked = match checked {
         Ok(c) => c,
         Err(e) => {
-            store.record_manifest(&IncomingManifest {
-                vin: vin.to_owned(),
-                received_at: now,
-                body: body.to_vec(),
-                verdict: ManifestVerdict::Refused {
-                    nonce: None,
-                    reason: e.to_string(),
-                },
-            })?;
+            let refused = IncomingManifest::refused(vin, now, body, None, &e.to_string(), policy);
+            store.record_manifest(&refused)?;
             return Err(e);
         }
     };
-    let incoming = IncomingManifest {
-        vin: vin.to_owned(),
-        received_at: now,
-        body: body.to_vec(),
-        verdict: ManifestVerdict::Accepted {
-            nonce: checked.nonce.clone(),
-            reports: checked.reports,
-        },
-    };
+    let nonce = checked.nonce.clone();
+    let incoming = IncomingManifest::accepted(vin, now, body, checked.nonce, checked.reports);
     match store.record_manifest(&incoming) {
         Err(e @ Error::NonceReused { .. }) => {
             // A replay changes nothing, but the attempt is kept for the audit trail.
-            store.record_manifest(&IncomingManifest {
-                verdict: ManifestVerdict::Refused {
-                    nonce: Some(checked.nonce),
-                    reason: e.to_string(),
-                },
-                ..incoming
-            })?;
+            let refused =
+                IncomingManifest::refused(vin, now, body, Some(nonce), &e.to_string(), policy);
+            store.record_manifest(&refused)?;
             Err(e)
         }
         other => other,

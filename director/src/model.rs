@@ -279,8 +279,12 @@ pub struct RecordedManifest {
 pub struct IncomingManifest {
     pub vin: String,
     pub received_at: DateTime<Utc>,
-    /// The request body exactly as received.
+    /// The request body as received: whole for an accepted manifest, at most the policy's
+    /// excerpt for a refused one ([`crate::manifests::ManifestPolicy`]).
     pub body: Vec<u8>,
+    /// The SHA-256 and length of the whole body as received.
+    pub body_sha256: [u8; 32],
+    pub body_length: u64,
     pub verdict: ManifestVerdict,
 }
 
@@ -296,6 +300,9 @@ pub enum ManifestVerdict {
         /// The nonce, if the manifest could be read that far.
         nonce: Option<String>,
         reason: String,
+        /// How many refused manifests of the vehicle to keep, this one included: the oldest
+        /// beyond go, so a vehicle cannot grow the database without bound.
+        keep: u32,
     },
 }
 
@@ -324,7 +331,14 @@ pub struct ManifestEntry {
     pub nonce: Option<String>,
     pub verdict: Verdict,
     pub reason: String,
+    /// What is kept of the body: all of it, or an excerpt of a refused one.
     pub body: Vec<u8>,
+    /// The whole body's length and SHA-256 (hex), when recorded (manifests stored before
+    /// schema 7 have neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_length: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
 }
 
 /// The per-vehicle Director roles (root is global: one director root for the fleet).

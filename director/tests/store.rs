@@ -83,18 +83,16 @@ fn report(serial: &str, nonce: &str, image: &str, data: &[u8]) -> EcuVersionRepo
 }
 
 fn accepted(vin: &str, nonce: &str, reports: Vec<EcuVersionReport>) -> IncomingManifest {
-    IncomingManifest {
-        vin: vin.into(),
-        received_at: SystemClock.now(),
-        body: format!("manifest {vin} {nonce}").into_bytes(),
-        verdict: ManifestVerdict::Accepted {
-            nonce: nonce.into(),
-            reports: reports
-                .into_iter()
-                .map(|r| (r.ecu_serial.clone(), r))
-                .collect(),
-        },
-    }
+    IncomingManifest::accepted(
+        vin,
+        SystemClock.now(),
+        format!("manifest {vin} {nonce}").as_bytes(),
+        nonce.into(),
+        reports
+            .into_iter()
+            .map(|r| (r.ecu_serial.clone(), r))
+            .collect(),
+    )
 }
 
 /// Both ECUs of `vin` report running `p_image` / `s_image`.
@@ -309,15 +307,14 @@ fn manifests_are_append_only_and_a_nonce_is_accepted_once() {
         .unwrap();
 
     // A refused manifest is stored and changes nothing else, whatever its nonce.
-    let refused = IncomingManifest {
-        vin: "VIN1".into(),
-        received_at: SystemClock.now(),
-        body: b"forged".to_vec(),
-        verdict: ManifestVerdict::Refused {
-            nonce: Some("n1".into()),
-            reason: "signature check failed".into(),
-        },
-    };
+    let refused = IncomingManifest::refused(
+        "VIN1",
+        SystemClock.now(),
+        b"forged",
+        Some("n1".into()),
+        "signature check failed",
+        &ferry_director::manifests::ManifestPolicy::DEFAULT,
+    );
     let refused_id = store.record_manifest(&refused).unwrap().id;
     assert!(refused_id > id);
     assert_eq!(store.get_vehicle("VIN1").unwrap().unwrap(), after_first);
@@ -648,15 +645,13 @@ fn signed_manifests_checked_by_core_then_recorded() {
     };
     let record = |body: Vec<u8>| {
         let checked = check_vehicle_manifest(&body, &vehicle.registered().unwrap()).unwrap();
-        store.record_manifest(&IncomingManifest {
-            vin: "VIN1".into(),
-            received_at: SystemClock.now(),
-            body,
-            verdict: ManifestVerdict::Accepted {
-                nonce: checked.nonce,
-                reports: checked.reports,
-            },
-        })
+        store.record_manifest(&IncomingManifest::accepted(
+            "VIN1",
+            SystemClock.now(),
+            &body,
+            checked.nonce,
+            checked.reports,
+        ))
     };
     let body = signed("cycle-1");
     record(body.clone()).unwrap();
@@ -982,4 +977,96 @@ fn a_new_device_token_replaces_the_old_one_at_once() {
     let new = store.issue_device_token("VIN1").unwrap();
     assert!(!store.verify_device_token("VIN1", &old).unwrap());
     assert!(store.verify_device_token("VIN1", &new).unwrap());
+}
+
+#[test]
+fn pruning_drops_old_manifests_but_never_an_ecus_latest_report() {
+    let (_dir, _path, store) = open();
+    register(&store, "VIN1");
+    let now = SystemClock.now();
+    let at = |days: i64, mut m: IncomingManifest| {
+        m.received_at = now - Duration::days(days);
+        store.record_manifest(&m).unwrap().id
+    };
+    let old = at(100, both("VIN1", "n1", "os-1", "app-1"));
+    let refused = at(
+        90,
+        IncomingManifest::refused(
+            "VIN1",
+            now,
+            b"garbage",
+            None,
+            "manifest check failed",
+            &ferry_director::manifests::ManifestPolicy::DEFAULT,
+        ),
+    );
+    // The latest report of both ECUs, though older than the cut-off.
+    let latest = at(50, both("VIN1", "n2", "os-2", "app-2"));
+    assert!(old < refused && refused < latest);
+    let deleted = store.prune_manifests(now - Duration::days(30)).unwrap();
+    assert_eq!(deleted, 2);
+    let left: Vec<i64> = store
+        .list_manifests("VIN1", 10)
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(left, vec![latest]);
+    let v = store.get_vehicle("VIN1").unwrap().unwrap();
+    assert!(v.ecus.iter().all(|e| e.reported.is_some()), "reports stay");
+    // A newer report frees the older one for the next prune.
+    at(0, both("VIN1", "n3", "os-3", "app-3"));
+    assert_eq!(store.prune_manifests(now - Duration::days(30)).unwrap(), 1);
+    assert_eq!(store.count_manifests("VIN1", None).unwrap(), 1);
+}
+
+#[test]
+fn only_the_newest_refused_manifests_are_kept_and_only_an_excerpt_of_each() {
+    let (_dir, _path, store) = open();
+    register(&store, "VIN1");
+    let policy = ferry_director::manifests::ManifestPolicy {
+        refused_kept: 3,
+        refused_excerpt_bytes: 10,
+        ..ferry_director::manifests::ManifestPolicy::DEFAULT
+    };
+    store
+        .record_manifest(&both("VIN1", "n1", "os-1", "app-1"))
+        .unwrap();
+    let long_reason = "r".repeat(5000);
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let body = format!("refused body number {i}, longer than ten bytes");
+        let m = IncomingManifest::refused(
+            "VIN1",
+            SystemClock.now(),
+            body.as_bytes(),
+            None,
+            &long_reason,
+            &policy,
+        );
+        assert_eq!(m.body_length, body.len() as u64);
+        ids.push(store.record_manifest(&m).unwrap().id);
+    }
+    let kept = store.list_manifests("VIN1", 100).unwrap();
+    let refused: Vec<_> = kept
+        .iter()
+        .filter(|m| m.verdict == Verdict::Refused)
+        .collect();
+    assert_eq!(
+        refused.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![ids[6], ids[5], ids[4]]
+    );
+    assert_eq!(refused[0].body, b"refused bo");
+    assert_eq!(refused[0].body_length, Some(44));
+    assert_eq!(refused[0].body_sha256.as_deref().map(str::len), Some(64));
+    assert!(
+        refused[0].reason.chars().count() < 1100,
+        "the reason is bounded"
+    );
+    assert_eq!(
+        kept.iter()
+            .filter(|m| m.verdict == Verdict::Accepted)
+            .count(),
+        1
+    );
 }

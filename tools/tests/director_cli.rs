@@ -774,6 +774,25 @@ fn secrets_go_to_owner_only_files_and_vehicles_can_be_cut_off() {
     let out = admin(&dir, &director.url, &dir.read_token, &["vehicle", "list"]);
     assert!(out.stdout.contains("removed 20"), "{out}");
 
+    // Retention: nothing here is 90 days old; a bad duration is named.
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.write_token,
+        &["manifests", "prune", "--older-than", "90d", "--json"],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let pruned: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(pruned["deleted"], 0, "{out}");
+    let out = admin(
+        &dir,
+        &director.url,
+        &dir.write_token,
+        &["manifests", "prune", "--older-than", "soon"],
+    );
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("retention check failed"), "{out}");
+
     // A Director that is not there: the cause is named, not hidden.
     drop(director);
     let out = admin(

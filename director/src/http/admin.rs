@@ -90,6 +90,44 @@ pub async fn remove(
     Ok(Json(removed).into_response())
 }
 
+/// `POST /api/v1/admin/manifests/prune` with `{"older_than": "90d"}`: delete manifests
+/// received longer ago than that, accepted or refused, except each ECU's latest report's.
+pub async fn prune_manifests(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Prune {
+        older_than: String,
+    }
+    auth::admin(&state, &headers, Scope::Write).await?;
+    let body = super::body(body, MAX_ADMIN_BYTES, "an admin request").await?;
+    let request: Prune = parse_json(&body)?;
+    let age = humantime::parse_duration(&request.older_than)
+        .ok()
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "retention check failed: older_than {:?} is not a duration; expected e.g. \"90d\"",
+                request.older_than
+            ))
+        })?;
+    let before = state.clock.now().checked_sub_signed(age).ok_or_else(|| {
+        ApiError::bad_request(
+            "retention check failed: older_than reaches before the epoch; expected e.g. \"90d\"",
+        )
+    })?;
+    let deleted = blocking(move || Ok(state.store.prune_manifests(before)?)).await?;
+    tracing::info!(deleted, before = %before.to_rfc3339(), "manifests pruned");
+    Ok(Json(serde_json::json!({
+        "deleted": deleted,
+        "before": before.to_rfc3339(),
+    }))
+    .into_response())
+}
+
 /// `?after=&limit=` of the paged listings.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,8 +246,13 @@ struct ManifestSummary {
     nonce: Option<String>,
     verdict: Verdict,
     reason: String,
-    /// The body's size in bytes.
-    size: usize,
+    /// The size in bytes of the body as received.
+    size: u64,
+    /// The bytes stored of it: all, or the excerpt kept of a refused manifest.
+    stored: usize,
+    /// The SHA-256 (hex) of the body as received, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
 }
 
 /// `GET /api/v1/admin/vehicles/{vin}/manifests?limit=N`: the latest manifests, newest first.
@@ -241,7 +284,9 @@ pub async fn manifests(
                 nonce: m.nonce,
                 verdict: m.verdict,
                 reason: m.reason,
-                size: m.body.len(),
+                size: m.body_length.unwrap_or(m.body.len() as u64),
+                stored: m.body.len(),
+                sha256: m.body_sha256,
             })
             .collect::<Vec<_>>())
     })

@@ -172,6 +172,21 @@ pub async fn manifest(
         )?
     })
     .await?;
+    // Within the vehicle's manifest budget, before the body is read: a flood costs the
+    // Director a head and one lookup per request, and the database nothing.
+    let per_minute = state.manifest_rate.per_minute();
+    if let Err(wait) = state.manifest_rate.take(&vin, state.clock.now()) {
+        let secs = wait.as_secs().max(1);
+        tracing::warn!(%vin, per_minute, "manifest refused: rate limit");
+        let mut refusal = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "manifest rate check failed: vehicle {vin} sent more than {per_minute} manifests in a minute; expected at most {per_minute} per minute (retry after {secs} s)"
+            ),
+        );
+        refusal.retry_after = Some(secs);
+        return Err(refusal);
+    }
     let body = super::body(body, MAX_MANIFEST_BYTES, "a vehicle manifest").await?;
     let id = blocking(move || {
         let store = state.store.as_ref();
@@ -182,7 +197,9 @@ pub async fn manifest(
             Ok::<_, ApiError>(view.ecu_keys(&vin)?)
         })??;
         let now = state.clock.now();
-        let recorded = process_manifest_of(store, &vin, vehicle, &body, now, DEFAULT_MAX_SKEW)?;
+        let policy = &state.manifests;
+        let recorded =
+            process_manifest_of(store, &vin, vehicle, &body, now, DEFAULT_MAX_SKEW, policy)?;
         // Settled assignments (or targets that miss a queue head) mean the next one queued on
         // an ECU is served only once the vehicle is re-signed. The manifest is recorded
         // whatever happens here: a failed re-signing is logged, not the device's fault, and

@@ -15,6 +15,8 @@ use std::net::SocketAddr;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -96,6 +99,11 @@ impl IntoResponse for ApiError {
             self.message.clone(),
         )
             .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if matches!(
             self.status,
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN

@@ -6,7 +6,8 @@
 //! Device API:
 //! - `GET /api/v1/vehicles/{vin}/metadata/{N.root|root|timestamp|snapshot|targets}.json`
 //! - `PUT /api/v1/vehicles/{vin}/manifest` (body at most [`MAX_MANIFEST_BYTES`], read only
-//!   once the caller is authenticated)
+//!   once the caller is authenticated and within its vehicle's manifest rate: 429 with
+//!   `Retry-After` past it)
 //!
 //! Admin API:
 //! - `POST /api/v1/admin/vehicles` (write), `GET /api/v1/admin/vehicles` (read),
@@ -18,6 +19,8 @@
 //! - `POST /api/v1/admin/campaigns` (write), `DELETE /api/v1/admin/assignments/{id}` (write)
 //! - `GET /api/v1/admin/vehicles/{vin}/status` (read),
 //!   `GET /api/v1/admin/vehicles/{vin}/manifests` (read)
+//! - `POST /api/v1/admin/manifests/prune` (write): `{"older_than": "90d"}`, never an ECU's
+//!   latest report
 //!
 //! Request bodies are read only after the caller is authenticated (an unauthenticated upload
 //! is answered 401 without reading it), whole, up to the route's cap and at the rate
@@ -31,14 +34,17 @@ mod assignments;
 mod auth;
 mod device;
 mod errors;
+mod rate;
 mod tls;
 
 pub use auth::device_token;
 pub use errors::ApiError;
 pub use ferry_http::Limits;
+pub use rate::ManifestRate;
 pub use tls::{serve_tls, ClientIdentity, TlsSettings, HANDSHAKE_TIMEOUT};
 
 use crate::image_repo::TargetSource;
+use crate::manifests::ManifestPolicy;
 use crate::store::Store;
 use crate::vehicle_metadata::{Lifetimes, OnlineKeys};
 use axum::routing::{get, post, put};
@@ -64,6 +70,10 @@ pub struct AppState {
     pub targets: Arc<dyn TargetSource>,
     /// Where handlers read the time: the system clock in the daemon, a fixed one in tests.
     pub clock: Arc<dyn Clock>,
+    /// How many manifests a vehicle may send and what is kept of refused ones.
+    pub manifests: ManifestPolicy,
+    /// The per-vehicle manifest budget ([`ManifestPolicy::max_per_minute`]).
+    pub manifest_rate: Arc<ManifestRate>,
 }
 
 impl AppState {
@@ -80,7 +90,17 @@ impl AppState {
             lifetimes,
             targets,
             clock,
+            manifests: ManifestPolicy::DEFAULT,
+            manifest_rate: Arc::new(ManifestRate::new(ManifestPolicy::DEFAULT.max_per_minute)),
         }
+    }
+
+    /// The same state taking and keeping manifests as `policy` says (the default is
+    /// [`ManifestPolicy::DEFAULT`]).
+    pub fn with_manifest_policy(mut self, policy: ManifestPolicy) -> Self {
+        self.manifests = policy;
+        self.manifest_rate = Arc::new(ManifestRate::new(policy.max_per_minute));
+        self
     }
 }
 
@@ -116,6 +136,10 @@ pub fn router(state: AppState) -> Router {
             get(admin::manifests),
         )
         .route("/api/v1/admin/campaigns", post(assignments::campaign))
+        .route(
+            "/api/v1/admin/manifests/prune",
+            post(admin::prune_manifests),
+        )
         .route(
             "/api/v1/admin/assignments/{id}",
             axum::routing::delete(assignments::cancel_one),

@@ -2,9 +2,9 @@
 //! it, which only ever lets a vehicle send more for one window), on the handlers' clock. Refused with 429 and
 //! `Retry-After`, naming the limit, before the body is read.
 
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// Manifests one vehicle may send per minute; also the burst it may send at once.
@@ -85,7 +85,8 @@ mod tests {
         }
         let wait = rate.take("A", t0).expect_err("burst used up");
         assert_eq!(wait, Duration::from_secs(10), "6 per minute: one per 10 s");
-        rate.take("B", t0).expect("another vehicle has its own bucket");
+        rate.take("B", t0)
+            .expect("another vehicle has its own bucket");
         rate.take("A", t0 + chrono::Duration::seconds(10))
             .expect("one more after 10 s");
         assert!(rate.take("A", t0 + chrono::Duration::seconds(10)).is_err());

@@ -98,6 +98,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn list_manifests(&self, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>>;
     /// How many manifests are stored for `vin` (with that verdict, if given).
     fn count_manifests(&self, vin: &str, verdict: Option<Verdict>) -> Result<u64>;
+    /// Delete manifests received before `before`, accepted or refused, except each ECU's
+    /// latest report's (`ferry admin manifests prune`). Returns how many went.
+    fn prune_manifests(&self, before: DateTime<Utc>) -> Result<u64>;
 
     // --- assignments ---
 

@@ -6,6 +6,7 @@ use super::car::Car;
 use ferry_core::{Clock, SystemClock};
 use ferry_director::http::{serve, serve_tls, AppState, Limits, TlsSettings};
 use ferry_director::image_repo::TargetSource;
+use ferry_director::manifests::ManifestPolicy;
 use ferry_director::model::Scope;
 use ferry_director::vehicle_metadata::{Lifetimes, OnlineKeys};
 use ferry_director::{SqliteStore, Store};
@@ -146,6 +147,25 @@ impl<R> Server<R> {
         targets: Arc<dyn TargetSource>,
         repo: R,
     ) -> Server<R> {
+        Self::spawn_configured(
+            transport,
+            limits,
+            ManifestPolicy::DEFAULT,
+            client,
+            targets,
+            repo,
+        )
+    }
+
+    /// [`Server::spawn_limited`] taking manifests as `policy` says.
+    pub fn spawn_configured(
+        transport: Transport,
+        limits: Limits,
+        policy: ManifestPolicy,
+        client: Client,
+        targets: Arc<dyn TargetSource>,
+        repo: R,
+    ) -> Server<R> {
         let director = Director::new();
         let (_, write) = director
             .store
@@ -155,7 +175,7 @@ impl<R> Server<R> {
             .store
             .create_admin_token("dashboard", Scope::Read, None)
             .unwrap();
-        let state = director.state(targets);
+        let state = director.state(targets).with_manifest_policy(policy);
         let runtime = runtime(2);
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

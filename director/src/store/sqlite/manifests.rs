@@ -18,15 +18,17 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
     };
     let (verdict, nonce, reason) = match &m.verdict {
         ManifestVerdict::Accepted { nonce, .. } => (Verdict::Accepted, Some(nonce.as_str()), ""),
-        ManifestVerdict::Refused { nonce, reason } => {
+        ManifestVerdict::Refused { nonce, reason, .. } => {
             (Verdict::Refused, nonce.as_deref(), reason.as_str())
         }
     };
     let received_at = ms(m.received_at);
+    let length = i64::try_from(m.body_length).unwrap_or(i64::MAX);
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO manifests (vin, received_at, nonce, verdict, reason, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO manifests (vin, received_at, nonce, verdict, reason, body,
+                 body_sha256, body_length)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -35,7 +37,9 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
                 nonce,
                 verdict.as_str(),
                 reason,
-                m.body
+                m.body,
+                &m.body_sha256[..],
+                length
             ])
         });
     match inserted {
@@ -50,8 +54,12 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
         Err(e) => return Err(Error::storage("insert manifest", e)),
     }
     let id = conn.last_insert_rowid();
-    let ManifestVerdict::Accepted { reports, .. } = &m.verdict else {
-        return Ok(RecordedManifest { id, resign: false });
+    let reports = match &m.verdict {
+        ManifestVerdict::Accepted { reports, .. } => reports,
+        ManifestVerdict::Refused { keep, .. } => {
+            keep_newest_refused(conn, &m.vin, *keep)?;
+            return Ok(RecordedManifest { id, resign: false });
+        }
     };
     // The vehicle's active assignments, read once for all its ECUs (most vehicles have none,
     // and the read is then one index probe); what the reports settle leaves this list.
@@ -74,6 +82,65 @@ pub(super) fn record(conn: &Connection, m: &IncomingManifest) -> Result<Recorded
     Ok(RecordedManifest {
         id,
         resign: settled > 0 || queue_is_stale(conn, &m.vin, &active)?,
+    })
+}
+
+/// Delete all but the newest `keep` refused manifests of `vin` (refused manifests are no
+/// one's latest report, so nothing refers to them).
+fn keep_newest_refused(conn: &Connection, vin: &str, keep: u32) -> Result<()> {
+    let oldest_kept: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM manifests WHERE vin = ?1 AND verdict = 'refused'
+             ORDER BY id DESC LIMIT 1 OFFSET ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![vin, keep.max(1) - 1], |r| r.get(0))
+                .optional()
+        })
+        .map_err(db("find the oldest refused manifest kept"))?;
+    let Some(oldest_kept) = oldest_kept else {
+        return Ok(());
+    };
+    deleting(
+        conn,
+        "refused manifests beyond the per-vehicle count",
+        |conn| {
+            conn.prepare_cached(
+                "DELETE FROM manifests WHERE vin = ?1 AND verdict = 'refused' AND id < ?2",
+            )
+            .and_then(|mut s| s.execute(params![vin, oldest_kept]))
+            .map(|n| n as u64)
+        },
+    )
+    .map(|_| ())
+}
+
+/// Run `delete` with manifest deletion allowed (the table's trigger refuses a delete unless
+/// `manifest_deletions` has a row), inside the caller's transaction.
+fn deleting(
+    conn: &Connection,
+    why: &str,
+    delete: impl FnOnce(&Connection) -> rusqlite::Result<u64>,
+) -> Result<u64> {
+    conn.prepare_cached("INSERT INTO manifest_deletions (why) VALUES (?1)")
+        .and_then(|mut s| s.execute([why]))
+        .map_err(db("allow manifest deletion"))?;
+    let deleted = delete(conn).map_err(db("delete manifests"))?;
+    conn.prepare_cached("DELETE FROM manifest_deletions")
+        .and_then(|mut s| s.execute([]))
+        .map_err(db("end manifest deletion"))?;
+    Ok(deleted)
+}
+
+/// Delete manifests received before `before`, except each ECU's latest accepted report's.
+pub(super) fn prune(conn: &Connection, before: i64) -> Result<u64> {
+    deleting(conn, "retention", |conn| {
+        conn.prepare_cached(
+            "DELETE FROM manifests WHERE received_at < ?1
+               AND id NOT IN (SELECT manifest_id FROM ecu_reports)",
+        )
+        .and_then(|mut s| s.execute([before]))
+        .map(|n| n as u64)
     })
 }
 
@@ -201,8 +268,8 @@ fn update_assignments(
 pub(super) fn list(conn: &Connection, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, received_at, nonce, verdict, reason, body FROM manifests
-             WHERE vin = ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT id, received_at, nonce, verdict, reason, body, body_length, body_sha256
+             FROM manifests WHERE vin = ?1 ORDER BY id DESC LIMIT ?2",
         )
         .map_err(db("list manifests"))?;
     let rows = stmt
@@ -214,13 +281,15 @@ pub(super) fn list(conn: &Connection, vin: &str, limit: u32) -> Result<Vec<Manif
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, Vec<u8>>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, Option<Vec<u8>>>(7)?,
             ))
         })
         .map_err(db("list manifests"))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db("list manifests"))?;
     rows.into_iter()
-        .map(|(id, at, nonce, verdict, reason, body)| {
+        .map(|(id, at, nonce, verdict, reason, body, length, sha256)| {
             Ok(ManifestEntry {
                 id,
                 vin: vin.to_owned(),
@@ -229,6 +298,8 @@ pub(super) fn list(conn: &Connection, vin: &str, limit: u32) -> Result<Vec<Manif
                 verdict: parse_verdict(&verdict)?,
                 reason,
                 body,
+                body_length: length.and_then(|l| u64::try_from(l).ok()),
+                body_sha256: sha256.map(hex::encode),
             })
         })
         .collect()

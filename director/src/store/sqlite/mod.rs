@@ -305,6 +305,11 @@ impl Store for SqliteStore {
             .write("record manifest", |tx| manifests::record(tx, manifest))
     }
 
+    fn prune_manifests(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.pool
+            .write("prune manifests", |tx| manifests::prune(tx, ms(before)))
+    }
+
     fn list_manifests(&self, vin: &str, limit: u32) -> Result<Vec<ManifestEntry>> {
         self.pool
             .read("list manifests", |tx| manifests::list(tx, vin, limit))

@@ -44,9 +44,12 @@ fn record_refused(store: &SqliteStore, count: u64, body_len: usize) {
                 vin: "V1".into(),
                 received_at: SystemClock.now(),
                 body: vec![b'x'; body_len],
+                body_sha256: [0; 32],
+                body_length: body_len as u64,
                 verdict: crate::model::ManifestVerdict::Refused {
                     nonce: Some(format!("nonce-{i}")),
                     reason: "test".into(),
+                    keep: u32::MAX,
                 },
             })
             .unwrap();
@@ -248,9 +251,12 @@ fn the_manifest_log_refuses_update_and_delete() {
             vin: "V1".into(),
             received_at: SystemClock.now(),
             body: b"{}".to_vec(),
+            body_sha256: [0; 32],
+            body_length: 2,
             verdict: crate::model::ManifestVerdict::Refused {
                 nonce: None,
                 reason: "test".into(),
+                keep: 100,
             },
         })
         .unwrap();

@@ -9,6 +9,7 @@ pub(crate) mod assign;
 mod campaign;
 mod cancel;
 pub(crate) mod client;
+mod manifests;
 pub(crate) mod status;
 pub(crate) mod vehicle;
 
@@ -35,6 +36,9 @@ enum Command {
     Cancel(cancel::Args),
     /// A vehicle's assignments and each ECU's last report.
     Status(status::Args),
+    /// Retention of stored manifests.
+    #[command(subcommand)]
+    Manifests(manifests::Command),
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -45,5 +49,6 @@ pub fn run(args: Args) -> Result<()> {
         Command::Campaign(a) => campaign::run(&client, a),
         Command::Cancel(a) => cancel::run(&client, a),
         Command::Status(a) => status::run(&client, a),
+        Command::Manifests(c) => manifests::run(&client, c),
     }
 }
