@@ -173,6 +173,22 @@ impl Error {
         }
     }
 
+    /// The error of parsing a delegated targets role, named by the role (the parser knows
+    /// only the document kind, `targets`).
+    pub(crate) fn for_role(self, role: &str) -> Self {
+        match self {
+            Error::DuplicateSignature { keyid, .. } => Error::DuplicateSignature {
+                role: role.to_owned(),
+                keyid,
+            },
+            Error::Malformed { reason, .. } => Error::Malformed {
+                role: role.to_owned(),
+                reason,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn malformed(role: impl Into<String>, reason: impl ToString) -> Self {
         Error::Malformed {
             role: role.into(),

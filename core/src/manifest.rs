@@ -92,9 +92,20 @@ pub struct EcuVersionReport {
     #[serde(default)]
     pub provides: BTreeMap<String, String>,
     /// When the report was made (same format as metadata expiry times).
+    #[serde(deserialize_with = "report_time")]
     pub time: Expires,
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// An ECU report's `time`, refused in its own name (not as an `expires`).
+fn report_time<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Expires, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    Expires::parse(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "report time {s:?} is not of the form YYYY-MM-DDTHH:MM:SSZ"
+        ))
+    })
 }
 
 impl Document for EcuVersionReport {

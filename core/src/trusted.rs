@@ -257,7 +257,7 @@ impl TrustedSet {
             meta.length,
             meta.hashes.as_ref(),
         )?;
-        let parsed = Parsed::<Targets>::from_bytes(bytes)?;
+        let parsed = Parsed::<Targets>::from_bytes(bytes).map_err(|e| e.for_role(role))?;
         parsed.signed.check(role)?;
         let new = verify(parsed, &[authority])?;
         if new.version != meta.version {

@@ -233,3 +233,32 @@ fn a_role_delegated_by_two_roles_is_refused_on_the_second_path() {
     let err = find_target(&mut fresh, "b/evil.bin", &mut load).unwrap_err();
     assert!(matches!(err, Error::Threshold { .. }), "{err}");
 }
+
+#[test]
+fn a_delegated_roles_refusal_names_the_role_not_targets() {
+    let mut repo = Repo::new();
+    repo.delegate("apps", &["apps/*"], false);
+    let mut set = TrustedSet::new(&repo.root_bytes(), now()).unwrap();
+    set.update_timestamp(&repo.timestamp_bytes()).unwrap();
+    set.update_snapshot(&repo.snapshot_bytes(), false).unwrap();
+    set.update_targets(&repo.targets_bytes(), "targets", "root")
+        .unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(&repo.role_bytes("apps")).unwrap();
+    let sig = doc["signatures"][0].clone();
+    doc["signatures"].as_array_mut().unwrap().push(sig);
+    let err = set
+        .update_targets(&serde_json::to_vec(&doc).unwrap(), "apps", "targets")
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::DuplicateSignature { role, .. } if role == "apps"),
+        "{err}"
+    );
+    let err = set
+        .update_targets(
+            br#"{"signed": {"_type": "targets", "version": "one"}, "signatures": []}"#,
+            "apps",
+            "targets",
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("apps is malformed"), "{err}");
+}

@@ -259,3 +259,27 @@ fn a_manifest_or_report_naming_a_key_twice_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_bad_report_time_is_named_as_the_report_time() {
+    let v = vehicle();
+    let mut sec = serde_json::to_value(report("sec", "n1", &v.secondary)).unwrap();
+    sec["signed"]["time"] = serde_json::json!("yesterday");
+    let mut reports = BTreeMap::new();
+    reports.insert(
+        "pri".to_string(),
+        serde_json::to_value(report("pri", "n1", &v.primary)).unwrap(),
+    );
+    reports.insert("sec".to_string(), sec);
+    let mut m = Signed::new(VehicleManifest {
+        ecu_version_manifests: reports,
+        primary_ecu_serial: "pri".into(),
+        vin: "VIN123".into(),
+        extra: BTreeMap::new(),
+    });
+    m.sign(&v.primary as &dyn Signer).unwrap();
+    let err = check_vehicle_manifest(&m.to_bytes().unwrap(), &v.registered).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("report time \"yesterday\""), "{text}");
+    assert!(!text.contains("expires"), "{text}");
+}

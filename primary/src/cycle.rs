@@ -422,6 +422,7 @@ fn update(
     // Every ECU is ready: install. A failure is the failing ECU's (its report says so).
     let mut installed = BTreeMap::new();
     let mut failed = Vec::new();
+    let mut failed_targets: Vec<&str> = Vec::new();
     for p in &plan {
         let name = &p.matched.assignment.target_name;
         let ecu = &mut ecus[p.ecu];
@@ -430,11 +431,24 @@ fn update(
             Ok(()) => {
                 installed.insert(serial, name.clone());
             }
-            Err(e) => failed.push(format!("ECU {serial}: {e}")),
+            Err(e) => {
+                // An ECU's error names the ECU already ("ECU tcu-1: ...").
+                let text = e.to_string();
+                failed.push(if text.starts_with(&format!("ECU {serial}")) {
+                    text
+                } else {
+                    format!("ECU {serial}: {text}")
+                });
+                if !failed_targets.contains(&name.as_str()) {
+                    failed_targets.push(name);
+                }
+            }
         }
     }
     if !failed.is_empty() {
-        return Err(stop("install")(Error::InstallsFailed(failed.join("; "))));
+        // Recorded against the targets that failed, not against a step name.
+        let targets = failed_targets.join(", ");
+        return Err(stop(&targets)(Error::InstallsFailed(failed.join("; "))));
     }
     Ok(installed)
 }

@@ -380,9 +380,9 @@ fn read_public_key(path: &Path, bytes: &[u8]) -> Result<PublicKey> {
 }
 
 fn check_private_mode(path: &Path) -> Result<()> {
-    ferry_keys::check_owner_only(path).map_err(|e| Error::Config {
+    ferry_keys::check_owner_only(path).map_err(|source| Error::Key {
         path: path.to_owned(),
-        reason: e.to_string(),
+        source,
     })
 }
 

@@ -22,6 +22,13 @@ pub enum Error {
     // --- bad metadata, a bad image, or an attack ---
     #[error(transparent)]
     Metadata(#[from] ferry_core::Error),
+    /// A metadata check failed by one repository's metadata, named with that repository.
+    #[error("{repo} repository metadata: {source}")]
+    RepoMetadata {
+        repo: &'static str,
+        #[source]
+        source: ferry_core::Error,
+    },
     #[error("bundle format check failed: {0}")]
     Bundle(String),
     #[error("bundle check failed: {repo} {role} is not in the metadata bundle")]
@@ -88,7 +95,7 @@ pub enum Error {
     // --- misconfiguration or local I/O ---
     #[error("configuration check failed: {path}: {reason}")]
     Config { path: PathBuf, reason: String },
-    #[error("key check failed: {path}: {source}")]
+    #[error("key check failed: {}", with_path(.path, .source))]
     Key {
         path: PathBuf,
         source: ferry_keys::Error,
@@ -113,6 +120,17 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// `source`, preceded by `path` unless it names the path itself (most key errors do).
+fn with_path(path: &std::path::Path, source: &dyn std::fmt::Display) -> String {
+    let text = source.to_string();
+    let shown = path.display().to_string();
+    if text.contains(&shown) {
+        text
+    } else {
+        format!("{shown}: {text}")
+    }
+}
+
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
@@ -121,10 +139,23 @@ impl Error {
         }
     }
 
+    /// This error named with `repo` ("Director" or "Image"), when it is a metadata check.
+    pub(crate) fn in_repo(self, repo: &'static str) -> Error {
+        match self {
+            Error::Metadata(source) => Error::RepoMetadata { repo, source },
+            other => other,
+        }
+    }
+
     pub fn fault(&self) -> Fault {
         match self {
-            Error::Metadata(e) if e.fault() != ferry_core::Fault::BadMetadata => Fault::Local,
+            Error::Metadata(e) | Error::RepoMetadata { source: e, .. }
+                if e.fault() != ferry_core::Fault::BadMetadata =>
+            {
+                Fault::Local
+            }
             Error::Metadata(_)
+            | Error::RepoMetadata { .. }
             | Error::Bundle(_)
             | Error::NotInBundle { .. }
             | Error::MetadataTooLong { .. }

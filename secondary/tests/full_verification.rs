@@ -236,3 +236,22 @@ fn an_altered_image_is_refused() {
     refused_image(&altered, "hash check failed");
     refused_image(&CONTENT[..CONTENT.len() - 1], "length check failed");
 }
+
+#[test]
+fn a_refusal_names_the_repository_whose_metadata_failed() {
+    for (repo, expected) in [
+        ("director", "Director repository metadata: "),
+        ("image", "Image repository metadata: "),
+    ] {
+        let mut v = vehicle_with_app();
+        // The repository's timestamp, signed by a key its root does not list.
+        let stranger = key();
+        match repo {
+            "director" => v.director.timestamp_key = stranger,
+            _ => v.image.timestamp_key = stranger,
+        }
+        let mut ecu = v.ecu();
+        let err = refused_metadata(&v, &mut ecu, "signature threshold check failed");
+        assert!(err.to_string().starts_with(expected), "{repo}: {err}");
+    }
+}

@@ -311,5 +311,9 @@ fn a_readable_key_file_is_refused() {
     let v = Vehicle::new(VerificationMode::Full);
     std::fs::set_permissions(&v.config.key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = ferry_secondary::Ecu::open(v.config.clone()).unwrap_err();
-    assert!(err.to_string().contains("expected 600"), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("expected 600"), "{text}");
+    // The path once, not once per layer of the error.
+    let path = v.config.key.display().to_string();
+    assert_eq!(text.matches(&path).count(), 1, "{text}");
 }

@@ -314,3 +314,29 @@ fn a_secondarys_unmet_depends_are_its_own_refusal_and_fail_its_assignment() {
         "{assignment}"
     );
 }
+
+#[test]
+fn a_secondarys_failed_install_is_recorded_against_its_target_naming_the_ecu_once() {
+    let world = World::start(Options {
+        full_install_fails: true,
+        ..Options::default()
+    });
+    world.assign_all();
+    let out = world.check();
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("install check failed: ECU {FULL}")),
+        "{out}"
+    );
+    assert!(
+        !out.stderr.contains(&format!("ECU {FULL}: ECU {FULL}")),
+        "the ECU is named twice: {out}"
+    );
+    let reported = world.reported(PRIMARY);
+    assert_eq!(reported["last_install"]["target"], FW, "{reported}");
+    assert_eq!(reported["last_install"]["result"], "failure", "{reported}");
+    // The failing ECU's own report says what happened to it.
+    let full = world.reported(FULL);
+    assert_ne!(full["last_install"]["result"], "success", "{full}");
+}

@@ -134,7 +134,8 @@ pub(crate) fn verify_bundle(
                 ecu,
                 &counters,
                 at,
-            )?;
+            )
+            .map_err(|e| Error::from(e).in_repo(DIRECTOR))?;
             let mut changes = MetadataChanges::default();
             changes.put.insert(PARTIAL_ROLE.into(), targets.to_vec());
             Ok(Verification {
@@ -149,6 +150,10 @@ pub(crate) fn verify_bundle(
         }
     }
 }
+
+/// How refusals name the repositories.
+const DIRECTOR: &str = "Director";
+const IMAGE: &str = "Image";
 
 fn full(
     bundle: &Bundle,
@@ -172,7 +177,8 @@ fn full(
         vin,
         ecus: VehicleEcus::Unknown,
     };
-    let director = verify_director(&mut source, &root, vehicle, &limits, at)?;
+    let director = verify_director(&mut source, &root, vehicle, &limits, at)
+        .map_err(|e| e.in_repo(DIRECTOR))?;
     let mine = director.into_assignments().remove(ecu.serial);
 
     let mut changes = vec![(Repo::Director, director_changes)];
@@ -197,11 +203,13 @@ fn full(
     let root = trusted_root(state, Repo::Image, image_root, &mut image_changes)?;
     let mut source = BundleSource::new(Repo::Image, image_bundle, state, &mut image_changes)?;
     let mut workflow = Workflow::new(&mut source, &limits);
-    let mut image = workflow.refresh(&root, at)?;
+    let mut image = workflow.refresh(&root, at).map_err(|e| e.in_repo(IMAGE))?;
     let assignment = match mine {
         None => None,
         Some(mine) => {
-            let found = workflow.find_target(&mut image, &mine.target_name)?;
+            let found = workflow
+                .find_target(&mut image, &mine.target_name)
+                .map_err(|e| e.in_repo(IMAGE))?;
             let matched = match_assignment(&mine, found.as_ref(), ecu.hardware_id, counters)?;
             Some(Assignment {
                 target_name: mine.target_name,

@@ -67,6 +67,8 @@ pub struct Options {
     /// Short connection limits on the Director, `ferry repo serve` and both Secondaries
     /// ([`SHORT_LIMITS`]), for the slow-client tests.
     pub short_limits: bool,
+    /// The full Secondary's app health check always fails, so its install rolls back.
+    pub full_install_fails: bool,
 }
 
 /// The `[http]` lines of [`Options::short_limits`]: heads and bodies get 2 s, one address 50
@@ -309,6 +311,11 @@ impl World {
                  listen = \"127.0.0.1:0\"\ndata_dir = \"{serial}-state\"\nverification = \"{mode}\"\n\
                  {anchors}apps_dir = \"{serial}-apps\"\n"
             );
+            let toml = if options.full_install_fails && serial == FULL {
+                format!("{toml}app_health_check = [\"false\"]\n")
+            } else {
+                toml
+            };
             let toml = if options.short_limits {
                 format!("{toml}\n[http]\n{SHORT_LIMITS}")
             } else {
