@@ -541,3 +541,23 @@ fn a_signed_document_naming_a_key_twice_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_root_listing_unusable_keys_of_no_role_loads() {
+    // Keys no role names are never used to verify anything: an unknown type or a public value
+    // that cannot be read is no reason to refuse the root (nor to count 0 valid signatures).
+    let repo = Repo::new();
+    for key in [
+        serde_json::json!({"keytype": "ed448", "scheme": "ed448", "keyval": {"public": "00"}}),
+        serde_json::json!({"keytype": "rsa", "scheme": "rsassa-pss-sha256", "keyval": {"public": "not pem"}}),
+        serde_json::json!({"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": "zz"}}),
+    ] {
+        let mut doc: serde_json::Value = serde_json::from_slice(&repo.root_bytes()).unwrap();
+        doc["signed"]["keys"]["ab"] = key.clone();
+        let root: ferry_core::metadata::Root =
+            serde_json::from_value(doc["signed"].clone()).unwrap();
+        let bytes = sign(&root, &[&repo.root_keys[0]]);
+        let set = TrustedSet::new(&bytes, now());
+        assert!(set.is_ok(), "{key}: {:?}", set.err().map(|e| e.to_string()));
+    }
+}

@@ -11,13 +11,31 @@
 //!   the limit, 408 naming the rate) rather than axum's; handlers call it after they have
 //!   authenticated the caller, so an unauthenticated upload is never read.
 //! - [`shutdown_signal`]: SIGINT or SIGTERM.
+//! - [`tls`]: mutual TLS for any of them ([`tls::ServerTls`], [`tls::serve_tls`]).
 
 mod accept;
 mod body;
 mod limits;
 mod shutdown;
+pub mod tls;
 
 pub use accept::{accept_loop, serve, serve_http1};
 pub use body::{read_body, BodyRefusal, SlowBody};
 pub use limits::Limits;
 pub use shutdown::shutdown_signal;
+
+/// `error` and every cause under it, each once: an HTTP client's own message ("error sending
+/// request for url") hides what went wrong ("Connection refused", a certificate refused).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = e.source();
+    }
+    text
+}

@@ -26,7 +26,12 @@
 //!
 //! [[secondaries]]
 //! serial = "tcu-1"
-//! url = "http://127.0.0.1:9301"
+//! url = "http://127.0.0.1:9301"       # https://… with [vehicle_tls]
+//!
+//! [vehicle_tls]                       # optional; mutual TLS to every Secondary (then https only)
+//! ca_cert = "vehicle-ca.pem"          # the only CA trusted for the Secondaries' certificates
+//! cert = "primary-tls.pem"            # this Primary's client certificate, and its key (0600)
+//! key = "primary-tls.key"
 //!
 //! [download]                          # optional
 //! min_bytes_per_sec = 1024            # slower than this (after speed_grace) is refused
@@ -55,6 +60,9 @@ pub struct Config {
     pub ecu: OwnEcuConfig,
     #[serde(default)]
     pub secondaries: Vec<SecondaryConfig>,
+    /// `[vehicle_tls]`: mutual TLS on the in-vehicle link (off unless given).
+    #[serde(default)]
+    pub vehicle_tls: Option<VehicleTls>,
     #[serde(default)]
     pub download: DownloadConfig,
     /// The bound on waiting for a Secondary that answered its install with a pending reboot.
@@ -107,6 +115,17 @@ pub struct OwnEcuConfig {
 pub struct SecondaryConfig {
     pub serial: String,
     pub url: String,
+}
+
+/// `[vehicle_tls]`: every Secondary is called over mutual TLS. Its certificate must chain to
+/// `ca_cert` and nothing else (the system's roots are not trusted here); this Primary presents
+/// `cert`, which each Secondary checks against its `[tls] client_ca`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VehicleTls {
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +212,11 @@ impl Config {
         fix(&mut self.director.root);
         fix(&mut self.image_repo.root);
         fix(&mut self.ecu.key);
+        if let Some(tls) = &mut self.vehicle_tls {
+            fix(&mut tls.ca_cert);
+            fix(&mut tls.cert);
+            fix(&mut tls.key);
+        }
         for p in [
             &mut self.director.token_file,
             &mut self.director.ca_cert,
@@ -229,6 +253,13 @@ impl Config {
         }
         let mut serials = vec![&self.ecu.serial];
         for s in &self.secondaries {
+            // With [vehicle_tls] a plain URL would be a silent downgrade.
+            if self.vehicle_tls.is_some() && !s.url.starts_with("https://") {
+                return Err(Error::Config(format!(
+                    "[[secondaries]] {}: url {:?} is not https; expected https:// URLs with [vehicle_tls]",
+                    s.serial, s.url
+                )));
+            }
             if serials.contains(&&s.serial) {
                 return Err(Error::Config(format!(
                     "ECU serial {:?} is listed twice; expected one entry per ECU",
@@ -298,6 +329,7 @@ impl Config {
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             // Never served either.
             http: ferry_http::Limits::DEFAULT,
+            tls: None,
             initial_provides: self.ecu.initial_provides.clone(),
             container: Default::default(),
             modules: Default::default(),

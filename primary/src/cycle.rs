@@ -122,6 +122,7 @@ pub fn run_cycle(
             &s.url,
             policy.read_timeout,
             policy.min_bytes_per_sec,
+            config.vehicle_tls.as_ref(),
         )?);
         if let Some(s) = secondaries.last_mut() {
             s.reboot_wait = config.reboot_wait;

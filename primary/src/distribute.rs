@@ -2,6 +2,7 @@
 //! (in-process, [`crate::own_ecu`]) and for each Secondary daemon (HTTP, [`SecondaryClient`]).
 //! The order of calls is the Secondary's: metadata, image, install, report.
 
+use crate::config::VehicleTls;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use ferry_core::manifest::EcuVersionReport;
@@ -33,12 +34,56 @@ pub trait EcuLink: std::fmt::Debug + Send {
     fn report(&mut self, nonce: &str, now: DateTime<Utc>) -> Result<Signed<EcuVersionReport>>;
 }
 
+/// The in-vehicle link's TLS material, read once: the only CA trusted for the Secondaries'
+/// certificates, and this Primary's client certificate.
+#[derive(Debug, Clone)]
+struct LinkTls {
+    ca: reqwest::Certificate,
+    identity: reqwest::Identity,
+}
+
+impl LinkTls {
+    fn read(tls: &VehicleTls) -> Result<LinkTls> {
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(crate::error::io_at(p));
+        ferry_keys::check_owner_only(&tls.key)
+            .map_err(|e| Error::Config(format!("[vehicle_tls] key: {e}")))?;
+        let ca = reqwest::Certificate::from_pem(&read(&tls.ca_cert)?)
+            .map_err(|e| Error::Config(format!("[vehicle_tls] ca_cert: {e}")))?;
+        let mut pem = read(&tls.cert)?;
+        pem.extend(read(&tls.key)?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| Error::Config(format!("[vehicle_tls] cert/key: {e}")))?;
+        Ok(LinkTls { ca, identity })
+    }
+
+    fn blocking(
+        &self,
+        builder: reqwest::blocking::ClientBuilder,
+    ) -> reqwest::blocking::ClientBuilder {
+        builder
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(self.ca.clone())
+            .identity(self.identity.clone())
+            .https_only(true)
+    }
+
+    fn streaming(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        builder
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(self.ca.clone())
+            .identity(self.identity.clone())
+            .https_only(true)
+    }
+}
+
 /// A Secondary daemon over HTTP (see ferry-secondary's `http` module for the routes).
 #[derive(Debug)]
 pub struct SecondaryClient {
     serial: String,
     url: String,
     http: reqwest::blocking::Client,
+    /// Mutual TLS on the link (`[vehicle_tls]`), for the image stream's own client too.
+    tls: Option<LinkTls>,
     /// Images stream at no less than this rate, so a stuck Secondary cannot hold the cycle.
     min_bytes_per_sec: u64,
     grace: Duration,
@@ -47,16 +92,29 @@ pub struct SecondaryClient {
 }
 
 impl SecondaryClient {
-    pub fn new(serial: &str, url: &str, timeout: Duration, min_bytes_per_sec: u64) -> Result<Self> {
-        let http = reqwest::blocking::Client::builder()
+    /// A client of the Secondary `serial` at `url`; over mutual TLS when `tls` is given.
+    pub fn new(
+        serial: &str,
+        url: &str,
+        timeout: Duration,
+        min_bytes_per_sec: u64,
+        tls: Option<&VehicleTls>,
+    ) -> Result<Self> {
+        let tls = tls.map(LinkTls::read).transpose()?;
+        let mut builder = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(timeout)
+            .timeout(timeout);
+        if let Some(tls) = &tls {
+            builder = tls.blocking(builder);
+        }
+        let http = builder
             .build()
             .map_err(|e| Error::Config(format!("HTTP client for ECU {serial}: {e}")))?;
         Ok(SecondaryClient {
             serial: serial.to_owned(),
             url: url.trim_end_matches('/').to_owned(),
             http,
+            tls,
             min_bytes_per_sec: min_bytes_per_sec.max(1),
             grace: timeout,
             reboot_wait: crate::reboot_wait::DEFAULT,
@@ -78,7 +136,9 @@ impl SecondaryClient {
         step: &'static str,
         request: reqwest::blocking::RequestBuilder,
     ) -> Result<serde_json::Value> {
-        let response = request.send().map_err(|e| self.transport(step, e))?;
+        let response = request
+            .send()
+            .map_err(|e| self.transport(step, ferry_http::with_causes(&e)))?;
         let status = response.status();
         let body = response.bytes().map_err(|e| self.transport(step, e))?;
         if !status.is_success() {
@@ -147,10 +207,12 @@ impl EcuLink for SecondaryClient {
             .enable_all()
             .build()
             .map_err(|e| self.transport("image", e))?;
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        if let Some(tls) = &self.tls {
+            builder = tls.streaming(builder);
+        }
         let answer = runtime.block_on(async {
-            let client = reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .build()?;
+            let client = builder.build()?;
             let response = client
                 .put(&url)
                 .timeout(budget)
@@ -166,7 +228,8 @@ impl EcuLink for SecondaryClient {
             let body = response.bytes().await?;
             Ok::<_, reqwest::Error>((status, body))
         });
-        let (status, body) = answer.map_err(|e| self.transport("image", e))?;
+        let (status, body) =
+            answer.map_err(|e| self.transport("image", ferry_http::with_causes(&e)))?;
         if !status.is_success() {
             return Err(Error::Secondary {
                 serial: self.serial.clone(),

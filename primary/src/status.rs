@@ -45,6 +45,7 @@ pub fn vehicle_status(config: &Config) -> Result<VehicleStatus> {
             &s.url,
             policy.read_timeout,
             policy.min_bytes_per_sec,
+            config.vehicle_tls.as_ref(),
         )?;
         let (status, error) = match client.status() {
             Ok(st) => (Some(st), None),

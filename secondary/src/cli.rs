@@ -1,7 +1,7 @@
 //! `ferry-secondary --config secondary.toml`: one Secondary ECU serving the Primary over HTTP.
 //! Its `main` lives here, in the library, so the `ferry` tool can run it as a subcommand.
 
-use crate::http::{serve, AppState};
+use crate::http::{serve, serve_tls, AppState};
 use crate::{Config, Ecu};
 use clap::Parser;
 use ferry_core::{Clock, SystemClock};
@@ -96,6 +96,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let listen = config.listen;
     let max_metadata = config.max_metadata_bytes;
     let limits = config.http;
+    let tls = config.server_tls()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ecu = Ecu::open_at(config, clock.now())?;
     let info = ecu.info();
@@ -113,7 +114,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         drop(out);
         tracing::info!(%addr, serial = %info.serial, verification = info.verification, "secondary serving");
         let state = AppState::new(ecu, clock);
-        serve(listener, state, max_metadata, limits, shutdown_signal()).await?;
+        match tls {
+            Some(tls) => {
+                serve_tls(listener, state, max_metadata, limits, tls, shutdown_signal()).await?
+            }
+            None => serve(listener, state, max_metadata, limits, shutdown_signal()).await?,
+        }
         tracing::info!("secondary stopped");
         Ok(())
     })

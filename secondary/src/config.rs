@@ -23,6 +23,11 @@
 //! min_body_rate = 1024                # bytes/s (keep it below the Primary's download min_bytes_per_sec)
 //! connections_per_address = 16        # one more from the same address is closed at accept
 //!
+//! [tls]                               # optional; mutual TLS on the in-vehicle link
+//! cert = "ecu.pem"                    # this ECU's certificate (names the host the Primary dials)
+//! key = "ecu-tls.key"                 # its key, PEM, mode 0600
+//! client_ca = "vehicle-ca.pem"        # the Primary's client certificate must chain to this
+//!
 //! [initial_provides]                  # optional; seeds provides when state.db is created
 //! "rootfs-image.python.version" = "3.12"
 //!
@@ -131,6 +136,9 @@ pub struct Config {
     /// connections per address: only the Primary should be talking).
     #[serde(default = "default_http")]
     pub http: ferry_http::Limits,
+    /// `[tls]`: mutual TLS on the in-vehicle link (off unless given).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub initial_provides: BTreeMap<String, String>,
     /// The os domain; absent: this ECU installs no OS images.
@@ -142,6 +150,20 @@ pub struct Config {
     /// `[modules]`: where update modules and their file trees live.
     #[serde(default)]
     pub modules: crate::install::module::ModuleSettings,
+}
+
+/// `[tls]`: serve the in-vehicle link over mutual TLS. Only a client presenting a certificate
+/// that chains to `client_ca` (the Primary's certificate itself, or the CA that issued it) gets
+/// past the handshake; the Primary pins `cert`'s CA in its `[vehicle_tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// This ECU's certificate (PEM; its name must be the host in the Primary's URL for it).
+    pub cert: PathBuf,
+    /// Its private key (PEM, unencrypted, mode 0600).
+    pub key: PathBuf,
+    /// The CA certificate(s), PEM, a Primary's client certificate must chain to.
+    pub client_ca: PathBuf,
 }
 
 /// Which boot environment the os domain switches slots in.
@@ -229,6 +251,11 @@ impl Config {
         fix(&mut self.key);
         fix(&mut self.data_dir);
         fix(&mut self.apps_dir);
+        if let Some(tls) = &mut self.tls {
+            fix(&mut tls.cert);
+            fix(&mut tls.key);
+            fix(&mut tls.client_ca);
+        }
         self.container.resolve_paths(base);
         self.modules.resolve_paths(base);
         if let Some(os) = &mut self.os {
@@ -330,6 +357,26 @@ impl Config {
                 path: self.key.clone(),
                 source,
             })
+    }
+
+    /// The `[tls]` server setup, when configured: files read and checked, the key's mode
+    /// included.
+    pub fn server_tls(&self) -> Result<Option<ferry_http::tls::ServerTls>> {
+        let Some(tls) = &self.tls else {
+            return Ok(None);
+        };
+        check_private_mode(&tls.key)?;
+        ferry_http::tls::ServerTls::from_files(
+            &tls.cert,
+            &tls.key,
+            &tls.client_ca,
+            "client CA certificate",
+        )
+        .map(Some)
+        .map_err(|reason| Error::Config {
+            path: tls.cert.clone(),
+            reason: format!("[tls]: {reason}"),
+        })
     }
 
     pub fn read_anchors(&self) -> Result<Anchors> {

@@ -158,6 +158,7 @@ fn secondary_ecus() -> Option<SecondaryEcus> {
             app_health_timeout_secs: None,
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             http: Default::default(),
+            tls: None,
             initial_provides: BTreeMap::new(),
             os: None,
             container: Default::default(),

@@ -12,6 +12,9 @@
 //!   caller's address; never in the signed report)
 //! - `GET /report?nonce=N`: the signed ECU version report carrying nonce N
 //!
+//! Plain HTTP by default; with `[tls]`, mutual TLS ([`serve_tls`]): Uptane does not require
+//! an authenticated in-vehicle link, integrators may want one.
+//!
 //! Refusals answer plain text naming the failed check: 422 for a failed security check, 409 for
 //! a valid update this ECU will not take (depends, order of requests), 413 for too large a
 //! body, 500 for a local failure. A refused bundle or image changes nothing: a verified
@@ -99,4 +102,18 @@ pub async fn serve(
         shutdown,
     )
     .await
+}
+
+/// [`serve`] over mutual TLS (`[tls]` in `secondary.toml`): only a client whose certificate
+/// chains to the configured client CA gets past the handshake.
+pub async fn serve_tls(
+    listener: TcpListener,
+    state: AppState,
+    max_metadata_bytes: usize,
+    limits: ferry_http::Limits,
+    tls: ferry_http::tls::ServerTls,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = router(state, max_metadata_bytes);
+    ferry_http::tls::serve_tls(listener, router, limits, tls, |_| None::<()>, shutdown).await
 }

@@ -130,6 +130,7 @@ impl Vehicle {
             app_health_timeout_secs: None,
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             http: Default::default(),
+            tls: None,
             initial_provides: [("rootfs-image.python.version".into(), "3.12".into())].into(),
             os: None,
             container: Default::default(),

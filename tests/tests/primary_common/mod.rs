@@ -69,6 +69,10 @@ pub struct Options {
     pub short_limits: bool,
     /// The full Secondary's app health check always fails, so its install rolls back.
     pub full_install_fails: bool,
+    /// Mutual TLS on the in-vehicle link: both Secondaries serve `[tls]` with a certificate of
+    /// a vehicle CA (`vca.pem`), the Primary calls them with `[vehicle_tls]` and a client
+    /// certificate of that CA (`pri-tls/`).
+    pub vehicle_tls: bool,
 }
 
 /// The `[http]` lines of [`Options::short_limits`]: heads and bodies get 2 s, one address 50
@@ -96,6 +100,7 @@ pub struct World {
     pub secondaries: Vec<Daemon>,
     pub director_url: String,
     tls: bool,
+    vehicle_tls: bool,
     write_token: PathBuf,
     read_token: PathBuf,
 }
@@ -250,6 +255,7 @@ impl World {
             secondaries: Vec::new(),
             director_url,
             tls: options.tls,
+            vehicle_tls: options.vehicle_tls,
             write_token,
             read_token,
         };
@@ -300,6 +306,9 @@ impl World {
         let v: Value = serde_json::from_str(&out.stdout).unwrap();
         std::fs::write(b.join("director-targets.pub.json"), v["public"].to_string()).unwrap();
 
+        if options.vehicle_tls {
+            vehicle_tls_setup(b, "vca", "pri-tls");
+        }
         for (serial, mode) in [(FULL, "full"), (PARTIAL, "partial")] {
             let anchors = if mode == "full" {
                 "director_root = \"d/roots/1.root.json\"\nimage_root = \"img/metadata/1.root.json\"\n"
@@ -321,6 +330,13 @@ impl World {
             } else {
                 toml
             };
+            let toml = if options.vehicle_tls {
+                format!(
+                    "{toml}\n[tls]\ncert = \"sec-tls.pem\"\nkey = \"sec-tls.key\"\nclient_ca = \"vca.pem\"\n"
+                )
+            } else {
+                toml
+            };
             let path = b.join(format!("{serial}.toml"));
             std::fs::write(&path, toml).unwrap();
             let mut cmd = Command::new(binary("ferry-secondary", "ferry-secondary"));
@@ -334,9 +350,10 @@ impl World {
 
     /// primary.toml, with the Image repository at `image_url` (a proxy, in some tests).
     pub fn write_primary_config(&self, image_url: &str) {
+        let scheme = if self.vehicle_tls { "https" } else { "http" };
         let secondaries = [
-            format!("http://{}", self.secondaries[0].addr),
-            format!("http://{}", self.secondaries[1].addr),
+            format!("{scheme}://{}", self.secondaries[0].addr),
+            format!("{scheme}://{}", self.secondaries[1].addr),
         ];
         self.write_primary_config_with(PrimaryLinks {
             image_url,
@@ -354,6 +371,11 @@ impl World {
         } else {
             "token_file = \"device.token\"\n"
         };
+        let vehicle_tls = if self.vehicle_tls {
+            "[vehicle_tls]\nca_cert = \"vca.pem\"\ncert = \"pri-tls/cert.pem\"\nkey = \"pri-tls/key.pem\"\n"
+        } else {
+            ""
+        };
         let PrimaryLinks {
             image_url,
             director_url,
@@ -367,7 +389,7 @@ impl World {
              [ecu]\nserial = \"{PRIMARY}\"\nhardware_id = \"ivi\"\nkey = \"{PRIMARY}.key\"\napps_dir = \"{PRIMARY}-apps\"\n\
              [[secondaries]]\nserial = \"{FULL}\"\nurl = \"{full}\"\n\
              [[secondaries]]\nserial = \"{PARTIAL}\"\nurl = \"{partial}\"\n\
-             [download]\n{download}",
+             {vehicle_tls}[download]\n{download}",
         );
         std::fs::write(self.base.join("primary.toml"), toml).unwrap();
     }
@@ -560,6 +582,42 @@ fn tls_setup(b: &Path) {
         "op",
     ];
     args.extend(ca);
+    ferry_ok(b, &args);
+}
+
+/// A CA `{ca}.pem`/`{ca}.key` for the in-vehicle link, the Secondaries' server certificate
+/// `sec-tls.pem` (for 127.0.0.1) and a client certificate for the Primary in `{client}/`.
+pub fn vehicle_tls_setup(b: &Path, ca: &str, client: &str) {
+    let (cert, key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    ferry_ok(
+        b,
+        &[
+            "director",
+            "ca",
+            "init",
+            "--out-cert",
+            &cert,
+            "--out-key",
+            &key,
+            "--insecure-plaintext",
+        ],
+    );
+    let with_ca = ["--ca-cert", cert.as_str(), "--ca-key", key.as_str()];
+    if !b.join("sec-tls.pem").exists() {
+        let mut args = vec!["director", "ca", "server-cert", "--name", "127.0.0.1"];
+        args.extend(["--out-cert", "sec-tls.pem", "--out-key", "sec-tls.key"]);
+        args.extend(with_ca);
+        ferry_ok(b, &args);
+    }
+    let mut args = vec![
+        "director",
+        "issue-cert",
+        "--operator",
+        "primary",
+        "--out-dir",
+        client,
+    ];
+    args.extend(with_ca);
     ferry_ok(b, &args);
 }
 

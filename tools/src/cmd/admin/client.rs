@@ -122,7 +122,7 @@ impl AdminClient {
         let response = request.send().map_err(|e| Error::Admin {
             path: path.to_owned(),
             status: None,
-            reason: format!("request failed: {}", with_causes(&e)),
+            reason: format!("request failed: {}", ferry_http::with_causes(&e)),
         })?;
         let status = response.status();
         let text = response.text().unwrap_or_default();
@@ -144,22 +144,6 @@ impl AdminClient {
             reason: format!("the reply is not JSON: {e}"),
         })
     }
-}
-
-/// `error` and every cause under it: reqwest's own message ("error sending request for url")
-/// hides what went wrong ("Connection refused").
-pub fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let next = e.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        cause = e.source();
-    }
-    text
 }
 
 /// Print `value` as pretty JSON.
