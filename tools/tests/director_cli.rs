@@ -755,6 +755,28 @@ fn secrets_go_to_owner_only_files_and_vehicles_can_be_cut_off() {
         director.metadata(&v.vin, "timestamp.json", old).0,
         StatusCode::UNAUTHORIZED
     );
+    // The refusal is logged at warn with the caller and the check, never the token.
+    let logged = (0..50).find_map(|_| {
+        let log = director.daemon.stderr();
+        let line = log
+            .lines()
+            .find(|l| {
+                l.contains("request refused: authentication")
+                    && l.contains("device token check failed")
+            })
+            .map(str::to_owned);
+        if line.is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        line.map(|l| (l, log))
+    });
+    let (line, log) = logged.expect("no warn line for the 401");
+    assert!(
+        line.contains("WARN") && line.contains("peer=127.0.0.1:"),
+        "{line}"
+    );
+    let secret = old.rsplit('.').next().unwrap();
+    assert!(!log.contains(secret), "a token reached the log");
     assert_eq!(
         director.metadata(&v.vin, "timestamp.json", new.trim()).0,
         StatusCode::OK

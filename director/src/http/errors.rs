@@ -129,8 +129,9 @@ pub(super) async fn log_refusal(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     if let Some(Refused(check)) = response.extensions().get::<Refused>() {
+        let peer = peer.as_deref().unwrap_or("unknown");
         tracing::warn!(
-            peer = peer.as_deref().unwrap_or("unknown"),
+            %peer,
             %method,
             %path,
             status = response.status().as_u16(),
