@@ -39,6 +39,15 @@ impl ManifestPolicy {
         refused_excerpt_bytes: 4096,
     };
 
+    /// The same policy with no manifest rate: for simulated fleets (benchmarks, load tests)
+    /// whose vehicles check in far more often than real ones.
+    pub const fn without_rate(self) -> ManifestPolicy {
+        ManifestPolicy {
+            max_per_minute: 0,
+            ..self
+        }
+    }
+
     /// The most bytes one vehicle's refused manifests take in the database: each row's
     /// excerpt, reason (UTF-8: up to 4 bytes a character) and digest, plus a generous 512
     /// bytes of row and index overhead.

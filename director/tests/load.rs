@@ -258,10 +258,7 @@ fn two_hundred_vehicles_checking_in_concurrently_lose_nothing() {
         Arc::new(SystemClock),
     )
     // Each simulated vehicle checks in far more often than a real one: no manifest rate.
-    .with_manifest_policy(ferry_director::manifests::ManifestPolicy {
-        max_per_minute: 0,
-        ..ferry_director::manifests::ManifestPolicy::DEFAULT
-    });
+    .with_manifest_policy(ferry_director::manifests::ManifestPolicy::DEFAULT.without_rate());
     // Every simulated vehicle connects from 127.0.0.1: no per-address cap here.
     let limits = Limits {
         connections_per_address: usize::MAX,

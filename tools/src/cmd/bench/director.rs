@@ -145,10 +145,7 @@ pub fn run(args: Args) -> Result<()> {
         std::sync::Arc::new(SystemClock),
     )
     // Each simulated vehicle checks in far more often than a real one: no manifest rate.
-    .with_manifest_policy(ferry_director::manifests::ManifestPolicy {
-        max_per_minute: 0,
-        ..ferry_director::manifests::ManifestPolicy::DEFAULT
-    });
+    .with_manifest_policy(ferry_director::manifests::ManifestPolicy::DEFAULT.without_rate());
     // The whole simulated fleet connects from one address: no per-address cap here.
     let limits = Limits {
         connections_per_address: usize::MAX,
