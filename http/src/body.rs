@@ -37,18 +37,19 @@ pub struct SlowBody<B> {
     limits: Limits,
     started: Instant,
     received: u64,
-    deadline: Pin<Box<Sleep>>,
+    /// Made the first time the body waits for bytes: a request whose body is never waited
+    /// for (every GET) costs no timer.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl<B> SlowBody<B> {
     pub fn new(inner: B, limits: Limits) -> Self {
-        let started = Instant::now();
         SlowBody {
             inner,
             limits,
-            started,
+            started: Instant::now(),
             received: 0,
-            deadline: Box::pin(tokio::time::sleep_until(started + limits.body_deadline(0))),
+            deadline: None,
         }
     }
 }
@@ -70,25 +71,37 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received = this.received.saturating_add(data.len() as u64);
-                    let due = this.limits.body_deadline(this.received);
-                    // A deadline past what a timer can hold is no deadline.
-                    if let Some(at) = this.started.checked_add(due) {
-                        this.deadline.as_mut().reset(at);
-                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(TooSlow {
-                    received: this.received,
-                    elapsed: this.started.elapsed(),
-                    timeout: this.limits.body_timeout,
-                    min_rate: this.limits.min_body_rate,
-                })))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                // What has arrived so far sets the deadline; one past what a timer can hold
+                // is no deadline.
+                let due = this.limits.body_deadline(this.received);
+                let Some(at) = this.started.checked_add(due) else {
+                    return Poll::Pending;
+                };
+                let sleep = match &mut this.deadline {
+                    Some(sleep) => {
+                        if sleep.deadline() != at {
+                            sleep.as_mut().reset(at);
+                        }
+                        sleep
+                    }
+                    None => this.deadline.insert(Box::pin(tokio::time::sleep_until(at))),
+                };
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(TooSlow {
+                        received: this.received,
+                        elapsed: this.started.elapsed(),
+                        timeout: this.limits.body_timeout,
+                        min_rate: this.limits.min_body_rate,
+                    })))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

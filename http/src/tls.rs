@@ -107,10 +107,6 @@ impl ServerTls {
         self.handshake_timeout = timeout;
         self
     }
-
-    pub fn handshake_timeout(&self) -> Duration {
-        self.handshake_timeout
-    }
 }
 
 fn pem_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {

@@ -1,6 +1,6 @@
 //! How many manifests a vehicle may send: a token bucket per VIN, in memory (a restart forgets
-//! it, which only ever lets a vehicle send more for one window), on the handlers' clock. Refused with 429 and
-//! `Retry-After`, naming the limit, before the body is read.
+//! it, which only ever lets a vehicle send more for one window), on the handlers' clock.
+//! Refused with 429 and `Retry-After`, naming the limit, before the body is read.
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
