@@ -127,7 +127,7 @@ impl Repository {
 
     /// Add `key`'s signature to the staged role `role`. The key must be one the delegator lists
     /// for the role, and the role may hold only targets inside its delegated paths.
-    pub fn sign_role(&mut self, role: &str, key: &PrivateKey) -> Result<()> {
+    pub fn sign_role(&mut self, role: &str, key: &dyn Signer) -> Result<()> {
         let (keyids, _, _) = self.authority_parts(role)?;
         if !keyids.contains(key.key_id()) {
             return Err(Error::KeyNotAuthorised {
@@ -146,7 +146,7 @@ impl Repository {
                 "{role} has no unpublished changes to sign"
             )));
         }
-        entry.doc.sign(key as &dyn Signer)?;
+        entry.doc.sign(key)?;
         self.layout.write_staged(role, &entry.doc)
     }
 

@@ -70,3 +70,21 @@ pub fn public_key(path: &Path, passphrase_file: Option<&Path>) -> Result<PublicK
         _ => Ok(private_key(path, passphrase_file)?.public_key().clone()),
     }
 }
+
+/// A signing key named the way every signing command takes one: a private key file (PKCS#8
+/// PEM, encrypted or not). The one place a KEYSOURCE argument is turned into a signer.
+pub fn signer(
+    spec: &str,
+    passphrase_file: Option<&Path>,
+) -> Result<std::sync::Arc<dyn ferry_keys::Signer>> {
+    Ok(std::sync::Arc::new(private_key(
+        Path::new(spec),
+        passphrase_file,
+    )?))
+}
+
+/// A public key named the way every command takes one: SPKI PEM, an X.509 certificate, or a
+/// private key file's public half. The one place a PUB argument is turned into a key.
+pub fn public_key_of(spec: &str, passphrase_file: Option<&Path>) -> Result<PublicKey> {
+    public_key(Path::new(spec), passphrase_file)
+}

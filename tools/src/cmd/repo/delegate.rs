@@ -15,7 +15,7 @@ pub struct Args {
     role: String,
     /// Supplier public key: SPKI PEM, an X.509 certificate, or a private key file (repeatable).
     #[arg(long = "key", required = true)]
-    keys: Vec<PathBuf>,
+    keys: Vec<String>,
     /// Target path patterns delegated (shell-style per path segment; repeatable).
     #[arg(long = "paths", required = true, num_args = 1..)]
     paths: Vec<String>,
@@ -30,7 +30,7 @@ pub fn run(args: Args) -> Result<()> {
     let keys = args
         .keys
         .iter()
-        .map(|p| crate::keyfile::public_key(p, None))
+        .map(|k| crate::keyfile::public_key_of(k, None))
         .collect::<Result<Vec<_>>>()?;
     let mut repo = super::open(&args.dir)?;
     repo.delegate(

@@ -12,19 +12,15 @@ pub struct Args {
     role: String,
     /// The supplier's private key.
     #[arg(long)]
-    key: PathBuf,
+    key: String,
     /// Passphrase file of an encrypted key.
     #[arg(long)]
     passphrase_file: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let key = crate::keyfile::private_key(&args.key, args.passphrase_file.as_deref())?;
-    super::open(&args.dir)?.sign_role(&args.role, &key)?;
-    println!(
-        "signed {} with key {}",
-        args.role,
-        ferry_keys::Signer::key_id(&key)
-    );
+    let key = crate::keyfile::signer(&args.key, args.passphrase_file.as_deref())?;
+    super::open(&args.dir)?.sign_role(&args.role, key.as_ref())?;
+    println!("signed {} with key {}", args.role, key.key_id());
     Ok(())
 }
