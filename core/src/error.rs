@@ -141,6 +141,22 @@ pub enum Error {
         found: String,
     },
 
+    // --- key ceremonies: a proposal or a holder's signature is wrong ---
+    #[error("proposal check failed: {reason}")]
+    Proposal { reason: String },
+    #[error("proposal digest check failed: the signature by key {keyid} was made for proposal sha256 {signed_for}, this proposal is {actual}: the proposal changed after it was signed; collect signatures on the proposal as it is now")]
+    ProposalChanged {
+        keyid: String,
+        signed_for: String,
+        actual: String,
+    },
+    #[error("signer check failed: key {keyid} is not one this proposal asks for; expected one of {expected}")]
+    KeyNotRequested { keyid: String, expected: String },
+    #[error("signature check failed: the signature by key {keyid} is invalid: {reason}")]
+    SignatureInvalid { keyid: String, reason: String },
+    #[error("signature threshold check failed: {missing}")]
+    ProposalShort { missing: String },
+
     // --- the caller broke the workflow order: a bug in the client, not the repository ---
     #[error("client workflow order violated: {0}")]
     Order(&'static str),

@@ -8,6 +8,7 @@ pub mod layout;
 pub mod manifest;
 pub mod metadata;
 pub mod paths;
+pub mod proposal;
 pub mod provides;
 pub mod refresh;
 pub mod search;

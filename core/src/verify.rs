@@ -122,14 +122,15 @@ pub fn verify_self_signed<T: Document>(
     })
 }
 
-/// Count distinct authorised key ids with a valid signature over `msg`. A key id counts once
+/// Which distinct authorised key ids made a valid signature over `msg`. A key id counts once
 /// however many signatures carry it; signatures by unknown keys or that fail to verify are
-/// ignored (they neither help nor hurt, as in the TUF reference client).
-pub fn check_threshold(
+/// ignored (they neither help nor hurt, as in the TUF reference client). This is the only
+/// place signatures are counted: [`check_threshold`] and the key-ceremony status both use it.
+pub fn valid_signers<'s>(
     authority: &Authority<'_>,
     msg: &[u8],
-    signatures: &[Signature],
-) -> Result<()> {
+    signatures: &'s [Signature],
+) -> BTreeSet<&'s KeyId> {
     let authorised: BTreeSet<&KeyId> = authority.keyids.iter().collect();
     let mut valid: BTreeSet<&KeyId> = BTreeSet::new();
     for sig in signatures {
@@ -146,10 +147,20 @@ pub fn check_threshold(
             valid.insert(&sig.keyid);
         }
     }
-    if valid.len() < authority.threshold as usize {
+    valid
+}
+
+/// Refuse unless [`valid_signers`] reaches the authority's threshold.
+pub fn check_threshold(
+    authority: &Authority<'_>,
+    msg: &[u8],
+    signatures: &[Signature],
+) -> Result<()> {
+    let valid = valid_signers(authority, msg, signatures).len();
+    if valid < authority.threshold as usize {
         return Err(Error::Threshold {
             role: authority.role.to_string(),
-            valid: valid.len(),
+            valid,
             threshold: authority.threshold,
         });
     }
