@@ -26,7 +26,7 @@ impl RootChanges {
             .checked_add(1)
             .ok_or_else(|| proposal_error("root version cannot go above u64::MAX".into()))?;
         if let Some(expires) = &self.expires {
-            root.expires = expires.clone();
+            root.expires = *expires;
         }
         for (role, keyid) in &self.remove {
             let entry = role_mut(&mut root, role)?;
