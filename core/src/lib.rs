@@ -4,6 +4,7 @@
 
 pub mod clock;
 mod error;
+pub mod expiry;
 pub mod layout;
 pub mod manifest;
 pub mod metadata;

@@ -70,6 +70,27 @@ pub struct DirectorConfig {
     pub tls: Option<TlsFiles>,
     #[serde(default)]
     pub image_repo: Option<ImageRepoConfig>,
+    /// `[expiry]`: when `ferry director status` starts asking for a root ceremony.
+    #[serde(default)]
+    pub expiry: ExpiryConfig,
+}
+
+/// `[expiry]`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpiryConfig {
+    /// The offline root expiring within this window makes `ferry director status` exit 3
+    /// (default 30 days).
+    #[serde(deserialize_with = "duration")]
+    pub sign_before: Duration,
+}
+
+impl Default for ExpiryConfig {
+    fn default() -> Self {
+        ExpiryConfig {
+            sign_before: Duration::from_secs(30 * 86_400),
+        }
+    }
 }
 
 /// `[database]`.

@@ -41,6 +41,26 @@ pub struct Config {
     /// Present once `ferry repo bins` has split the catalogue into hashed bins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bins: Option<RoleConfig>,
+    /// `[expiry]`: when `ferry repo status` starts asking for a ceremony.
+    #[serde(default)]
+    pub expiry: ExpiryConfig,
+}
+
+/// `[expiry]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExpiryConfig {
+    /// An offline role (root, offline targets) that expires within this window makes
+    /// `ferry repo status` exit 3: time to gather the key holders (default 30 days).
+    #[serde(with = "humantime_serde_compat")]
+    pub sign_before: Duration,
+}
+
+impl Default for ExpiryConfig {
+    fn default() -> Self {
+        ExpiryConfig {
+            sign_before: Duration::from_secs(30 * DAY),
+        }
+    }
 }
 
 const DAY: u64 = 24 * 3600;
@@ -61,6 +81,7 @@ impl Config {
             snapshot: role("snapshot", 7),
             timestamp: role("timestamp", 1),
             bins: None,
+            expiry: ExpiryConfig::default(),
         }
     }
 

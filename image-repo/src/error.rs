@@ -22,6 +22,12 @@ pub enum Error {
         valid: usize,
         threshold: u32,
     },
+    #[error("signature check failed: {role} has changes signed by {valid} of the {threshold} keys it needs, and its keys are offline: run its key ceremony (`ferry repo {role} propose DIR --out proposal.json`, `ferry proposal sign` by the holders, `ferry proposal merge`, `ferry repo {role} import DIR FILE`)")]
+    NeedsCeremony {
+        role: String,
+        valid: usize,
+        threshold: u32,
+    },
     #[error("key check failed: key {keyid} is not one of the keys that may sign {role}")]
     KeyNotAuthorised { keyid: String, role: String },
     #[error("role check failed: no role {0} in this repository")]

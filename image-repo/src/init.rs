@@ -7,7 +7,8 @@ use crate::layout::Layout;
 use crate::repo::{expires_after, PublishReport, Repository};
 use chrono::{DateTime, Utc};
 use ferry_core::metadata::{RoleKeys, Root, Signed, SPEC_VERSION};
-use ferry_keys::{KeyKind, PrivateKey};
+use ferry_core::proposal::{Proposal, RepositoryKind};
+use ferry_keys::{KeyKind, PrivateKey, PublicKey};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +19,11 @@ pub use ferry_core::layout::TOP_LEVEL_ROLES;
 pub struct InitOptions {
     /// Existing private key files per role (a role may have several).
     pub keys: BTreeMap<String, Vec<PathBuf>>,
+    /// Public keys of offline roles (root, targets): their private keys never come near this
+    /// host, and their first version is signed through a ceremony.
+    pub offline: BTreeMap<String, Vec<PublicKey>>,
+    /// Passphrase file that encrypts the root and targets keys generated here.
+    pub passphrase_file: Option<PathBuf>,
     pub thresholds: BTreeMap<String, u32>,
     pub expires: BTreeMap<String, Duration>,
 }
@@ -26,7 +32,7 @@ pub fn init(
     dir: &Path,
     now: DateTime<Utc>,
     options: &InitOptions,
-) -> Result<(Repository, PublishReport)> {
+) -> Result<(Repository, Initialised)> {
     if dir.join(CONFIG_FILE).exists() {
         return Err(Error::AlreadyExists(dir.to_owned()));
     }
@@ -35,6 +41,7 @@ pub fn init(
         .keys()
         .chain(options.thresholds.keys())
         .chain(options.expires.keys())
+        .chain(options.offline.keys())
     {
         if !TOP_LEVEL_ROLES.contains(&role.as_str()) {
             return Err(Error::NoSuchRole(role.clone()));
@@ -65,35 +72,61 @@ pub fn init(
             role_config.expires = *lifetime;
         }
         let threshold = options.thresholds.get(role).copied().unwrap_or(1);
-        let keys: Vec<PrivateKey> = match options.keys.get(role) {
-            Some(paths) => {
+        let publics: Vec<PublicKey> = match (options.offline.get(role), options.keys.get(role)) {
+            (Some(_), _) if !OFFLINE_ROLES.contains(&role) => {
+                return Err(Error::Invalid(format!(
+                    "{role} is signed online (by the snapshot or timestamp service); only root and targets can be offline"
+                )))
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::Invalid(format!(
+                    "{role}: give either offline public keys or key files, not both"
+                )))
+            }
+            (Some(publics), None) => {
+                role_config.keys.clear();
+                publics.clone()
+            }
+            (None, Some(paths)) => {
                 role_config.keys = paths.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
                 paths
                     .iter()
-                    .map(|p| PrivateKey::read_file(p, None))
-                    .collect::<std::result::Result<_, _>>()?
+                    .map(|p| Ok(PrivateKey::read_file(p, None)?.public_key().clone()))
+                    .collect::<Result<_>>()?
             }
-            None => {
+            (None, None) => {
                 let key = PrivateKey::generate(KeyKind::Ed25519)?;
-                key.write_file(dir.join(&role_config.keys[0]), None)?;
-                vec![key]
+                let passphrase = match (&options.passphrase_file, OFFLINE_ROLES.contains(&role)) {
+                    (Some(file), true) => {
+                        role_config.passphrase_file = Some(absolute(file)?);
+                        Some(read_passphrase(file)?)
+                    }
+                    _ => None,
+                };
+                key.write_file(
+                    dir.join(&role_config.keys[0]),
+                    passphrase.as_ref().map(|p| p.as_slice()),
+                )?;
+                vec![key.public_key().clone()]
             }
         };
-        if threshold == 0 || threshold as usize > keys.len() {
+        if threshold == 0 || threshold as usize > publics.len() {
             return Err(Error::Invalid(format!(
                 "{role} threshold {threshold} needs between 1 and the {} key(s) given",
-                keys.len()
+                publics.len()
             )));
         }
         role_config.threshold = threshold;
-        for key in &keys {
-            root.keys
-                .insert(key.key_id().clone(), key.public_key().clone());
+        let mut keyids = Vec::with_capacity(publics.len());
+        for key in &publics {
+            let id = key.key_id()?;
+            root.keys.insert(id.clone(), key.clone());
+            keyids.push(id);
         }
         root.roles.insert(
             role.to_owned(),
             RoleKeys {
-                keyids: keys.iter().map(|k| k.key_id().clone()).collect(),
+                keyids,
                 threshold,
                 extra: BTreeMap::new(),
             },
@@ -101,6 +134,13 @@ pub fn init(
     }
     config.save(dir)?;
 
+    let proposal = if options.offline.contains_key("root") {
+        let proposal = Proposal::root(RepositoryKind::ImageRepo, &root, None)?;
+        crate::layout::write_atomic(&dir.join(FIRST_ROOT_PROPOSAL), &proposal.to_bytes()?)?;
+        Some(proposal)
+    } else {
+        None
+    };
     let root = Signed::new(root);
     layout.write_staged("root", &root)?;
     let mut repo = Repository {
@@ -115,8 +155,53 @@ pub fn init(
         roles: BTreeMap::new(),
     };
     repo.create_targets("targets")?;
+    if proposal.is_some() {
+        return Ok((
+            repo,
+            Initialised::RootProposal(dir.join(FIRST_ROOT_PROPOSAL)),
+        ));
+    }
+    // Root keys are here: sign root v1 now; publish unless targets waits for a ceremony.
+    for key in repo.config.root.load_keys(dir)? {
+        repo.root.sign(key.as_ref())?;
+    }
+    repo.layout.write_staged("root", &repo.root)?;
+    if !repo.can_sign("targets")? {
+        return Ok((repo, Initialised::TargetsCeremony));
+    }
     let report = repo.publish()?;
-    Ok((repo, report))
+    Ok((repo, Initialised::Published(report)))
+}
+
+/// Where the proposal for an offline-first repository's root version 1 is written.
+pub const FIRST_ROOT_PROPOSAL: &str = "root-proposal.json";
+
+/// Roles whose keys may stay off the repository host.
+pub const OFFLINE_ROLES: [&str; 2] = ["root", "targets"];
+
+/// What `init` left to do.
+#[derive(Debug)]
+pub enum Initialised {
+    /// Every role was signed here and the repository is published.
+    Published(PublishReport),
+    /// Root v1 waits for its ceremony: the proposal is at this path.
+    RootProposal(PathBuf),
+    /// Root v1 is signed; top-level targets v1 waits for its ceremony.
+    TargetsCeremony,
+}
+
+fn read_passphrase(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut text = zeroize::Zeroizing::new(std::fs::read(path).map_err(io_at(path))?);
+    if text.last() == Some(&b'\n') {
+        text.pop();
+    }
+    if text.is_empty() {
+        return Err(Error::Invalid(format!(
+            "passphrase file {} is empty (expected a non-empty passphrase)",
+            path.display()
+        )));
+    }
+    Ok(text)
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

@@ -2,6 +2,7 @@
 //! metadata (supplier delegations, TAP 15 hashed bins, rotation, expiry refresh), and a static
 //! HTTP server for it.
 
+mod ceremony;
 pub mod config;
 mod delegation;
 mod error;
@@ -10,10 +11,14 @@ pub mod layout;
 mod maintain;
 mod repo;
 pub mod serve;
+mod status;
 mod targets_edit;
 
+pub use ceremony::ImportReport;
 pub use delegation::DelegateOptions;
 pub use error::{Error, Result};
-pub use init::{init, InitOptions, TOP_LEVEL_ROLES};
+pub use init::{
+    init, InitOptions, Initialised, FIRST_ROOT_PROPOSAL, OFFLINE_ROLES, TOP_LEVEL_ROLES,
+};
 pub use repo::{PublishReport, Repository};
 pub use targets_edit::{ListedTarget, TargetOptions};

@@ -59,8 +59,14 @@ impl Repository {
     pub fn open(dir: &Path, now: DateTime<Utc>) -> Result<Repository> {
         let config = Config::load(dir)?;
         let layout = Layout::new(dir);
-        let published_root = Some(layout.published_root()?);
-        let timestamp = Some(layout.published_timestamp()?);
+        // An offline-first repository has nothing published until its first ceremonies end.
+        let first_published = layout.metadata().join("root.json").exists();
+        let published_root = first_published
+            .then(|| layout.published_root())
+            .transpose()?;
+        let timestamp = first_published
+            .then(|| layout.published_timestamp())
+            .transpose()?;
         let snapshot = match &timestamp {
             Some(ts) => Some(layout.published_snapshot(ts.signed.snapshot_meta()?.version)?),
             None => None,
@@ -386,6 +392,15 @@ impl Repository {
         let authority = Authority::new(role.to_owned(), &keyids, threshold, &keys)?;
         let msg = entry.doc.canonical_signed()?;
         match ferry_core::verify::check_threshold(&authority, &msg, &entry.doc.signatures) {
+            Err(ferry_core::Error::Threshold {
+                valid, threshold, ..
+            }) if role == "targets" => {
+                return Err(Error::NeedsCeremony {
+                    role: role.to_owned(),
+                    valid,
+                    threshold,
+                })
+            }
             Err(ferry_core::Error::Threshold {
                 valid, threshold, ..
             }) => {

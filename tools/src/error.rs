@@ -35,6 +35,10 @@ pub enum Error {
     /// what was expected.
     #[error("{0}")]
     Check(String),
+    /// The command printed its own report and asks for this exit code (e.g. 3: a ceremony is
+    /// due); nothing more is printed.
+    #[error("exit code {0}")]
+    Exit(u8),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

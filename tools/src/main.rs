@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     }
     match cmd::run(cli) {
         Ok(code) => code,
+        Err(error::Error::Exit(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -363,6 +363,21 @@ impl World {
         });
     }
 
+    /// Stop the Director and start it again on the same config (a new port): a root placed
+    /// in roots_dir is imported at start. The Primary is pointed at the new address.
+    pub fn restart_director(&mut self) {
+        self.director.kill9();
+        let mut cmd = Command::new(ferry());
+        cmd.args(["director", "serve", "--config"])
+            .arg(self.base.join("d/director.toml"))
+            .arg("--json");
+        self.director = Daemon::start(cmd);
+        let scheme = if self.tls { "https" } else { "http" };
+        self.director_url = format!("{scheme}://{}", self.director.addr);
+        let image_url = format!("http://{}", self.repo.addr);
+        self.write_primary_config(&image_url);
+    }
+
     /// primary.toml with every link given (a man in the middle on any of them, in attack
     /// tests) and the `[download]` section's body.
     pub fn write_primary_config_with(&self, links: PrimaryLinks<'_>) {

@@ -5,8 +5,11 @@ pub mod admin;
 pub mod bench;
 pub mod demo;
 pub mod director;
+pub mod expiry_status;
 pub mod key;
+pub mod proposal;
 pub mod repo;
+pub mod root_changes;
 pub mod tuf_client;
 
 /// Ferry: Uptane-secured over-the-air updates.
@@ -22,6 +25,9 @@ enum Command {
     /// Generate and inspect signing keys.
     #[command(subcommand)]
     Key(key::Command),
+    /// Key ceremonies: show, sign, check and merge a proposal for an offline role.
+    #[command(subcommand)]
+    Proposal(proposal::Command),
     /// Build, sign, delegate, rotate, refresh and serve an Image repository.
     #[command(subcommand)]
     Repo(repo::Command),
@@ -86,6 +92,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Key(cmd) => key::run(cmd),
         Command::TufClient(args) => tuf_client::run(args),
         Command::Repo(cmd) => repo::run(cmd),
+        Command::Proposal(cmd) => proposal::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Director(cmd) => director::run(cmd),
         Command::Admin(args) => admin::run(args),

@@ -30,8 +30,12 @@ impl World {
     pub fn init_image_repo(&self) -> Result<PublishReport> {
         let dir = self.dir.join("img");
         let options = ferry_image_repo::InitOptions::default();
-        let (_, report) = ferry_image_repo::init(&dir, SystemClock.now(), &options)?;
-        Ok(report)
+        match ferry_image_repo::init(&dir, SystemClock.now(), &options)? {
+            (_, ferry_image_repo::Initialised::Published(report)) => Ok(report),
+            (_, other) => Err(crate::error::Error::Usage(format!(
+                "a development repository with every key here was not published: {other:?}"
+            ))),
+        }
     }
 
     /// `ferry repo add-target` for each of `targets` (added again if the name exists: new

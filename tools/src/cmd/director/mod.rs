@@ -8,7 +8,9 @@ mod ca;
 pub(crate) mod init;
 mod issue_cert;
 pub(crate) mod root;
+mod root_propose;
 mod serve;
+mod status;
 pub(crate) mod token;
 
 #[derive(Debug, Subcommand)]
@@ -18,6 +20,8 @@ pub enum Command {
     /// Make, rotate and import the director root (signed offline with `ferry key` files).
     #[command(subcommand)]
     Root(root::Command),
+    /// The root's version, expiry, keys and thresholds; exit 3 when a root ceremony is due.
+    Status(status::Args),
     /// Run the Director: device API, admin API, and the metadata refresher.
     Serve(serve::Args),
     /// Make the fleet CA and the Director's TLS server certificate.
@@ -35,6 +39,7 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Init(a) => init::run(a),
         Command::Root(c) => root::run(c),
         Command::Serve(a) => serve::run(a),
+        Command::Status(a) => status::run(a),
         Command::Token(c) => token::run(c),
         Command::Ca(c) => ca::run(c),
         Command::IssueCert(a) => issue_cert::run(a),

@@ -18,6 +18,11 @@ const EXAMPLE: &str = "Example:
   # Offline: version 2 with a new timestamp key, signed by the old and new root keys.
   ferry director root rotate --previous 1.root.json --sign-key r1.key --sign-key r2.key \\
       --passphrase-file root.pass --timestamp-key timestamp2.pub.pem --out 2.root.json
+  # Or as a ceremony, without the root keys on one host:
+  ferry director root propose --config director/director.toml --add-key root=r4.pub \
+      --remove-key root=KEYID --threshold root=2 --out p.json
+  ferry proposal sign p.json --key r1.key --out r1.sig   # on each holder's host
+  ferry proposal merge p.json r1.sig r2.sig r4.sig --out 2.root.json
   # Online: check the chain and place it for the next start of the Director.
   ferry director root import --config director/director.toml 2.root.json";
 
@@ -28,6 +33,8 @@ pub enum Command {
     Init(InitArgs),
     /// Make and sign the next root version, cross-signed by the previous root's keys.
     Rotate(RotateArgs),
+    /// Write a proposal for the next root, for its key holders to sign (`ferry proposal`).
+    Propose(super::root_propose::ProposeArgs),
     /// Check a root against the Director's chain and put it in roots_dir (imported and
     /// applied, with every vehicle re-signed, at the Director's next start).
     Import(ImportArgs),
@@ -105,6 +112,7 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Init(a) => init(a),
         Command::Rotate(a) => rotate(a),
         Command::Import(a) => import(a),
+        Command::Propose(a) => super::root_propose::propose(a),
     }
 }
 

@@ -14,9 +14,12 @@ mod list;
 mod publish;
 mod refresh;
 mod remove_target;
+mod root;
 mod rotate;
 mod serve;
 mod sign_role;
+mod status;
+mod targets;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -40,6 +43,14 @@ pub enum Command {
     Refresh(refresh::Args),
     /// Replace a role's keys; the new root is signed by the old and new root keys.
     Rotate(rotate::Args),
+    /// Every role's version, expiry, keys and threshold; exit 3 when an offline role needs a ceremony.
+    Status(status::Args),
+    /// Key ceremony for the root: propose the next root, import it once signed.
+    #[command(subcommand)]
+    Root(root::Command),
+    /// Key ceremony for offline top-level targets: propose the staged changes, import them signed.
+    #[command(subcommand)]
+    Targets(targets::Command),
     /// Serve metadata/ and targets/ over HTTP (Range, gzip for metadata, ETag, cache headers).
     Serve(serve::Args),
 }
@@ -57,6 +68,9 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Refresh(a) => refresh::run(a),
         Command::Rotate(a) => rotate::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Root(c) => root::run(c),
+        Command::Status(a) => status::run(a),
+        Command::Targets(c) => targets::run(c),
     }
 }
 
@@ -87,6 +101,23 @@ fn print_report(report: &PublishReport, json: bool) -> Result<()> {
         println!("published timestamp v{v}");
     }
     Ok(())
+}
+
+/// What a ceremony import did.
+fn print_import(report: &ferry_image_repo::ImportReport, json: bool) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).map_err(|e| Error::Usage(e.to_string()))?
+        );
+        return Ok(());
+    }
+    println!("imported {} v{}", report.role, report.version);
+    if let Some(next) = &report.waiting_for {
+        println!("{next}");
+        return Ok(());
+    }
+    print_report(&report.published, false)
 }
 
 /// `ROLE=VALUE` → (ROLE, VALUE).

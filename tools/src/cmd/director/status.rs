@@ -1,0 +1,75 @@
+//! `ferry director status`: the Director root's version, expiry, keys and thresholds; exit 3
+//! when the root (signed offline) is inside its signing window.
+
+use crate::error::{io_at, Result};
+use ferry_core::expiry::{RoleStatus, Signing};
+use ferry_core::{Clock, SystemClock};
+use std::path::PathBuf;
+
+const EXAMPLE: &str = "Example:
+  ferry director status --config director/director.toml          # exit 3: root ceremony due
+  ferry director status --config director/director.toml --json";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLE)]
+pub struct Args {
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let now = SystemClock.now();
+    let (config, store) = super::open_store(&args.config)?;
+    let root = ferry_director::root::latest_root(&store, now)?;
+    let sign_before =
+        chrono::Duration::from_std(config.expiry.sign_before).unwrap_or(chrono::Duration::days(30));
+    let ceremony = format!(
+        "ferry director root propose --config {} --out root-proposal.json",
+        args.config.display()
+    );
+    let mut roles = vec![RoleStatus::new(
+        "root",
+        &root,
+        root.version,
+        root.expires.0,
+        Signing::Offline,
+        Some(ceremony),
+        now,
+        sign_before,
+    )];
+    // The online roles are signed per vehicle; what matters here is that a fresh one lasts
+    // its configured lifetime.
+    for (role, lifetime) in [
+        ("targets", config.lifetimes.targets),
+        ("snapshot", config.lifetimes.snapshot),
+        ("timestamp", config.lifetimes.timestamp),
+    ] {
+        let lifetime = chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::zero());
+        roles.push(RoleStatus::new(
+            role,
+            &root,
+            root.version,
+            now + lifetime,
+            Signing::Online,
+            None,
+            now,
+            sign_before,
+        ));
+    }
+    for (version, path) in ferry_director::daemon::root_files(&config.roots_dir)? {
+        if version > root.version {
+            std::fs::metadata(&path).map_err(io_at(&path))?;
+            eprintln!(
+                "root v{version} waits in {} and is imported at the Director's next start",
+                path.display()
+            );
+        }
+    }
+    crate::cmd::expiry_status::print(
+        "Director (online roles: per vehicle, a fresh signature lasts until the expiry shown)",
+        &roles,
+        args.json,
+    )
+}
