@@ -258,7 +258,7 @@ fn both_roots_rotate_to_three_holders_and_the_vehicle_follows() {
         "propose".into(),
         "img".into(),
     ];
-    args.extend(rotation_args(&[old_id.clone()], &holders));
+    args.extend(rotation_args(std::slice::from_ref(&old_id), &holders));
     args.extend(["--out".into(), "img-root-2.json".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = ferry_ok(&b, &args);
