@@ -6,7 +6,7 @@ use crate::error::{io_at, Error, Result};
 use crate::repo::{Force, PublishReport, Repository};
 use ferry_core::metadata::{Parsed, RoleType, Root, Signed, Targets};
 use ferry_core::proposal::{Proposal, RepositoryKind, RootChanges};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What an import did: published, or staged waiting for another ceremony.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -114,6 +114,7 @@ impl Repository {
             )));
         }
         let new_root = verified.into_inner();
+        let before = Undo::take(self)?;
         for (role, keys) in online_keys {
             if !matches!(role.as_str(), "targets" | "snapshot" | "timestamp") {
                 return Err(Error::Invalid(format!(
@@ -137,6 +138,21 @@ impl Repository {
         // The imported signatures are kept as they are: the root is published byte for byte.
         let signed: Signed<Root> = serde_json::from_slice(bytes)
             .map_err(|e| Error::Invalid(format!("imported root: {e}")))?;
+        match self.stage_and_publish_root(signed, targets_keys_changed) {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                // Fail closed: the config and staging area are as they were.
+                before.restore(self)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn stage_and_publish_root(
+        &mut self,
+        signed: Signed<Root>,
+        targets_keys_changed: bool,
+    ) -> Result<ImportReport> {
         let version = signed.signed.version;
         self.root = signed;
         self.root_staged = true;
@@ -196,6 +212,7 @@ impl Repository {
             }
         }
         let version = signed.signed.version;
+        let before = Undo::take(self)?;
         self.layout.write_staged("targets", &signed)?;
         self.roles.insert(
             "targets".into(),
@@ -204,7 +221,13 @@ impl Repository {
                 staged: true,
             },
         );
-        let published = self.publish()?;
+        let published = match self.publish() {
+            Ok(p) => p,
+            Err(e) => {
+                before.restore(self)?;
+                return Err(e);
+            }
+        };
         Ok(ImportReport {
             role: "targets".into(),
             version,
@@ -236,11 +259,60 @@ impl Repository {
     }
 
     fn published_root_bytes(&self) -> Result<Option<Vec<u8>>> {
-        let path = self.layout.metadata().join("root.json");
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_at(path)(e)),
+        read_if_exists(&self.layout.metadata().join("root.json"))
+    }
+}
+
+/// The editor's state before an import, put back if the import fails.
+struct Undo {
+    config: crate::config::Config,
+    root: Signed<Root>,
+    root_staged: bool,
+    staged: Vec<(PathBuf, Option<Vec<u8>>)>,
+}
+
+impl Undo {
+    fn take(repo: &Repository) -> Result<Undo> {
+        let staged = ["root", "targets"]
+            .into_iter()
+            .map(|role| {
+                let path = repo.layout.staged_path(role);
+                Ok((path.clone(), read_if_exists(&path)?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Undo {
+            config: repo.config.clone(),
+            root: repo.root.clone(),
+            root_staged: repo.root_staged,
+            staged,
+        })
+    }
+
+    fn restore(self, repo: &mut Repository) -> Result<()> {
+        repo.config = self.config;
+        repo.config.save(repo.dir())?;
+        repo.root = self.root;
+        repo.root_staged = self.root_staged;
+        for (path, bytes) in self.staged {
+            match bytes {
+                Some(b) => crate::layout::write_atomic(&path, &b)?,
+                None => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io_at(path)(e))
+                    }
+                    _ => {}
+                },
+            }
         }
+        repo.roles.remove("targets");
+        Ok(())
+    }
+}
+
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_at(path)(e)),
     }
 }

@@ -277,6 +277,19 @@ impl Repository {
         for role in &staged {
             prepared.push(self.prepare_targets_role(role)?);
         }
+        // Snapshot and timestamp are signed after the roles are written: check now that this
+        // host holds their keys under the root being published, or nothing is written.
+        for role in ["snapshot", "timestamp"] {
+            if !self.can_sign(role)? {
+                let entry = &self.root.signed.roles[role];
+                return Err(Error::Invalid(format!(
+                    "online key check failed: root v{} needs {} {role} key(s) from {:?}, and ferry-repo.toml lists none of them that this host can use; nothing was published",
+                    self.root.signed.version,
+                    entry.threshold,
+                    entry.keyids.iter().map(|k| k.as_str()).collect::<Vec<_>>()
+                )));
+            }
+        }
 
         // Phase 2: write roles, then root, then snapshot and timestamp that point at them.
         let mut report = PublishReport::default();

@@ -337,3 +337,120 @@ fn an_offline_role_is_due_inside_its_signing_window_by_the_injected_clock() {
         "online roles are refreshed, not ceremonies"
     );
 }
+
+/// Rotating an online key is a root ceremony too: the timestamp key is replaced by root v2
+/// (signed by two of three holders under both thresholds), the import installs the new
+/// private key and publishes with it, and python-tuf, trusting root v1, walks to v2.
+#[test]
+fn the_timestamp_key_rotates_through_a_root_ceremony_and_python_tuf_walks_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = tmp.path();
+    for n in 1..=3 {
+        holder(b, n);
+    }
+    ok(
+        b,
+        &[
+            "repo",
+            "init",
+            "repo",
+            "--offline-root",
+            "h1-root.pub",
+            "--offline-root",
+            "h2-root.pub",
+            "--offline-root",
+            "h3-root.pub",
+            "--threshold",
+            "root=2",
+        ],
+    );
+    std::fs::copy(
+        b.join("repo/root-proposal.json"),
+        b.join("root-proposal.json"),
+    )
+    .unwrap();
+    let sigs = sign(b, "root-proposal.json", "root", &[1, 2]);
+    let out = merge_and_import(b, "root-proposal.json", "root", &sigs, "1.root.json");
+    assert!(
+        out.contains("published root v1"),
+        "online targets: published at once: {out}"
+    );
+    std::fs::write(b.join("app.bin"), b"application 1.0").unwrap();
+    ok(
+        b,
+        &[
+            "repo",
+            "add-target",
+            "repo",
+            "app.bin",
+            "--name",
+            "ivi/app-1.0.bin",
+            "--hardware-id",
+            "ivi",
+        ],
+    );
+    ok(b, &["repo", "publish", "repo"]);
+
+    let old: Value =
+        serde_json::from_str(&ok(b, &["key", "pub", "repo/keys/timestamp.pem", "--json"])).unwrap();
+    ok(
+        b,
+        &[
+            "key",
+            "gen",
+            "--type",
+            "ecdsa-p256",
+            "--out",
+            "ts2.pem",
+            "--insecure-plaintext",
+        ],
+    );
+    let remove = format!("timestamp={}", old["keyid"].as_str().unwrap());
+    let out = ok(
+        b,
+        &[
+            "repo",
+            "root",
+            "propose",
+            "repo",
+            "--add-key",
+            "timestamp=ts2.pem",
+            "--remove-key",
+            &remove,
+            "--out",
+            "root-2.json",
+        ],
+    );
+    assert!(out.contains("timestamp: threshold 1"), "{out}");
+    let sigs = sign(b, "root-2.json", "root", &[2, 3]);
+    let mut args = vec!["proposal", "merge", "root-2.json"];
+    args.extend(sigs.iter().map(String::as_str));
+    args.extend(["--out", "2.root.json"]);
+    ok(b, &args);
+    // Without the new timestamp key the import cannot publish, and publishes nothing.
+    let out = ferry(b, &["repo", "root", "import", "repo", "2.root.json"]);
+    assert!(!out.status.success());
+    assert!(!b.join("repo/metadata/2.root.json").exists());
+    let out = ok(
+        b,
+        &[
+            "repo",
+            "root",
+            "import",
+            "repo",
+            "2.root.json",
+            "--key",
+            "timestamp=ts2.pem",
+        ],
+    );
+    assert!(
+        out.contains("published root v2") && out.contains("published timestamp"),
+        "{out}"
+    );
+    let result = ngclient(&b.join("repo"), "ivi/app-1.0.bin")
+        .unwrap_or_else(|e| panic!("python-tuf refused the rotated repository:\n{e}"));
+    assert_eq!(
+        result["keytypes"]["timestamp"],
+        serde_json::json!(["ecdsa-sha2-nistp256"])
+    );
+}
