@@ -243,6 +243,63 @@ pub fn configs(data: &[u8]) {
 pub type Harness = fn(&[u8]);
 
 /// Every harness by name: what `fuzz/` builds a target for and the property test runs.
+/// Key-ceremony files: a proposal (and everything later steps compute from it: requirements,
+/// summary, a status with no signatures) and a holder's detached signature, counted against a
+/// fixed proposal.
+pub fn proposal(data: &[u8]) {
+    use ferry_core::proposal::{DetachedSignature, Proposal};
+    if let Ok(p) = Proposal::from_bytes(data) {
+        let _ = p.requirements();
+        let _ = p.summary().map(|s| s.to_string());
+        let _ = p.status(&[]);
+        let _ = p.merge(&[]);
+    }
+    if let Ok(sig) = DetachedSignature::from_bytes(data) {
+        if let Ok(p) = Proposal::from_bytes(proposal_seed().as_bytes()) {
+            let _ = p.status(std::slice::from_ref(&sig));
+            let _ = p.merge(&[sig]);
+        }
+    }
+}
+
+/// A valid root proposal (version 1, one ed25519 key for every role), to mutate.
+pub fn proposal_seed() -> &'static str {
+    static SEED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SEED.get_or_init(|| {
+        use ferry_core::metadata::{Expires, RoleKeys, Root, SPEC_VERSION};
+        use ferry_core::proposal::{Proposal, RepositoryKind};
+        let public = ferry_keys::PublicKey::new(ferry_keys::Scheme::Ed25519, "ab".repeat(32));
+        let Ok(id) = public.key_id() else {
+            return String::new();
+        };
+        let roles = ferry_core::layout::TOP_LEVEL_ROLES
+            .iter()
+            .map(|r| {
+                let keys = RoleKeys {
+                    keyids: vec![id.clone()],
+                    threshold: 1,
+                    extra: Default::default(),
+                };
+                (r.to_string(), keys)
+            })
+            .collect();
+        let root = Root {
+            type_: "root".into(),
+            consistent_snapshot: true,
+            expires: Expires::after(at(), chrono::Duration::days(365)),
+            keys: [(id, public)].into(),
+            roles,
+            spec_version: SPEC_VERSION.into(),
+            version: 1,
+            extra: Default::default(),
+        };
+        Proposal::root(RepositoryKind::Director, &root, None)
+            .and_then(|p| p.to_bytes())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    })
+}
+
 pub const ALL: &[(&str, Harness)] = &[
     ("metadata", metadata),
     ("manifest", manifest),
@@ -251,6 +308,7 @@ pub const ALL: &[(&str, Harness)] = &[
     ("oci_archive", oci_archive),
     ("configs", configs),
     ("secondary_answers", secondary_answers),
+    ("proposal", proposal),
 ];
 
 #[cfg(test)]

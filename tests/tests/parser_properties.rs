@@ -14,6 +14,7 @@ const TARGETS: &str = r#"{"signatures":[],"signed":{"_type":"targets","spec_vers
 const MANIFEST: &str = r#"{"signatures":[{"keyid":"ab","sig":"00"}],"signed":{"vin":"VIN-FUZZ","primary_ecu_serial":"ivi-1","ecu_version_manifests":{"ivi-1":{"signatures":[],"signed":{"ecu_serial":"ivi-1","time":"2026-12-01T00:00:00Z","nonce":"n","installed_image":{"filepath":"a","fileinfo":{"length":0,"hashes":{}}},"attacks_detected":""}}}}}"#;
 const BUNDLE: &str = r#"{"director":{"root":[],"timestamp":"{}","snapshot":"{}","targets":"{\"signatures\":[],\"signed\":{}}"},"image":{"targets":"{}"}}"#;
 const STATUS: &str = r#"{"installed":{"target":"a","length":1,"hashes":{"sha256":"00"},"custom":{}},"installed_domains":{},"provides":{"k":"v"},"last_install":{"target":"a","result":"rolled-back","detail":"d"},"release_counters":{"target:a":3},"rebootPending":true,"target":"a"}"#;
+const SIGNATURE: &str = r#"{"ferry_signature":1,"proposal_sha256":"00","role":"root","version":1,"keyid":"ab","sig":"00"}"#;
 const CONFIG: &str = "vin = \"V\"\nserial = \"s\"\nhardware_id = \"h\"\nkey = \"k\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\napps_dir = \"a\"\n[director]\nurl = \"http://127.0.0.1:1\"\nroot = \"r\"\n[os]\nslots = [\"a\", \"b\"]\n";
 
 fn run(name: &str, data: &[u8]) {
@@ -88,6 +89,11 @@ proptest! {
     #[test]
     fn configs_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(CONFIG)]) {
         run("configs", &data);
+    }
+
+    #[test]
+    fn proposals_and_signatures_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(parsers::proposal_seed()), mutated(SIGNATURE)]) {
+        run("proposal", &data);
     }
 
     #[test]

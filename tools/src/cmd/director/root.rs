@@ -55,9 +55,15 @@ pub struct OnlineKeyArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// Root private key file; repeatable. Every one signs.
+    /// Root private key file; repeatable. Every one signs. With --proposal: each holder's
+    /// public key (SPKI PEM, TUF key JSON, certificate or pkcs11: URI).
     #[arg(long = "root-key", value_name = "FILE", required = true)]
     root_keys: Vec<PathBuf>,
+    /// Write root v1 as a ceremony proposal instead of signing it here: no root private key
+    /// on this host; the holders sign with `ferry proposal sign`, `ferry proposal merge`
+    /// writes 1.root.json.
+    #[arg(long, value_name = "FILE", conflicts_with = "out")]
+    proposal: Option<PathBuf>,
     /// How many root keys must sign a rotation (default: all of them).
     #[arg(long)]
     root_threshold: Option<u32>,
@@ -70,8 +76,8 @@ pub struct InitArgs {
     #[arg(long, default_value = "1year", value_parser = humantime::parse_duration)]
     expires: std::time::Duration,
     /// File to write (normally roots/1.root.json); never overwritten.
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "proposal")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -154,15 +160,49 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 
 fn init(a: InitArgs) -> Result<()> {
     let pass = a.passphrase_file.as_deref();
-    let root_keys = private_keys(&a.root_keys, pass)?;
     let online = [
         role(&a.online.targets, pass, "targets")?,
         role(&a.online.snapshot, pass, "snapshot")?,
         role(&a.online.timestamp, pass, "timestamp")?,
     ];
+    if let Some(path) = &a.proposal {
+        let keys = a
+            .root_keys
+            .iter()
+            .map(|k| keyfile::public_key_of(&k.to_string_lossy(), None))
+            .collect::<Result<Vec<_>>>()?;
+        let [targets, snapshot, timestamp] = online;
+        let spec = RootSpec {
+            root: RoleSpec {
+                threshold: a.root_threshold.unwrap_or(keys.len() as u32),
+                keys,
+            },
+            targets,
+            snapshot,
+            timestamp,
+        };
+        let root = build_root(&spec, 1, expires(a.expires)?)?;
+        let proposal = ferry_core::proposal::Proposal::root(
+            ferry_core::proposal::RepositoryKind::Director,
+            &root,
+            None,
+        )?;
+        write_new(path, &proposal.to_bytes()?)?;
+        print!("{}", proposal.summary()?);
+        println!(
+            "wrote the proposal for director root version 1 to {}",
+            path.display()
+        );
+        return Ok(());
+    }
+    let out = a
+        .out
+        .as_ref()
+        .ok_or_else(|| Error::Usage("give --out FILE (or --proposal FILE)".into()))?;
+    let root_keys = private_keys(&a.root_keys, pass)?;
     let bytes = first_root(&root_keys, a.root_threshold, online, a.expires)?;
-    write_new(&a.out, &bytes)?;
-    println!("wrote director root version 1 to {}", a.out.display());
+    write_new(out, &bytes)?;
+    println!("wrote director root version 1 to {}", out.display());
     Ok(())
 }
 
