@@ -14,6 +14,8 @@ pub enum Error {
     MalformedPublicKey { keyid: String, reason: String },
     #[error("key check failed: private key is malformed: {0}")]
     MalformedPrivateKey(String),
+    #[error("key check failed: TUF key JSON is malformed: {0}")]
+    MalformedKeyJson(String),
     #[error("key check failed: certificate is malformed: {0}")]
     MalformedCertificate(String),
     #[error("key check failed: SubjectPublicKeyInfo (SPKI) public key is malformed: {0}")]

@@ -10,6 +10,7 @@ mod ed25519_strict;
 mod error;
 pub mod fs;
 mod identified;
+mod key_json;
 mod key_source;
 mod pem;
 mod private;
