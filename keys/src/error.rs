@@ -32,6 +32,10 @@ pub enum Error {
     EmptyPassphrase,
     #[error("key check failed: {0}")]
     Unsupported(String),
+    #[error("PKCS#11 URI check failed: {0}")]
+    Pkcs11Uri(String),
+    #[error("PKCS#11 check failed: {0}")]
+    Pkcs11(String),
     #[error("key file check failed: {path} already exists (expected a new path; a key file is never overwritten)")]
     KeyFileExists { path: std::path::PathBuf },
 
