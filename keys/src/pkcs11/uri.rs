@@ -377,7 +377,9 @@ impl Pkcs11Uri {
     }
 
     /// The URI written back without its PIN value (a `pin-source` file name is kept), for
-    /// messages and logs.
+    /// messages and logs. Without a `pin-value` it parses back to the same selection; a
+    /// hidden `pin-value` is written as `<hidden>`, which does not parse, so a copied message
+    /// cannot send a wrong PIN to a token (and count towards locking it).
     pub fn redacted(&self) -> String {
         let mut path = Vec::new();
         let mut push = |name: &str, value: Option<&[u8]>| {
@@ -430,10 +432,15 @@ impl Pkcs11Uri {
         }
         match &self.pin {
             PinSource::None => {}
-            PinSource::File(p) => query.push(format!(
-                "pin-source=file:{}",
-                encode(p.to_string_lossy().as_bytes(), true)
-            )),
+            PinSource::File(p) => {
+                let path = p.to_string_lossy();
+                // file:PATH, with an empty authority when PATH itself starts with "//".
+                let authority = if path.starts_with("//") { "//" } else { "" };
+                query.push(format!(
+                    "pin-source=file:{authority}{}",
+                    encode(path.as_bytes(), true)
+                ))
+            }
             PinSource::Value(_) => query.push("pin-value=<hidden>".to_owned()),
         }
         let mut out = format!("{SCHEME}{}", path.join(";"));
