@@ -32,7 +32,7 @@ Example:
   # An online timestamp key for a server that has no one to type a passphrase:
   ferry key gen --type ecdsa-p256 --out timestamp.key --insecure-plaintext --json
   # A key pair generated on a PKCS#11 token (here SoftHSM2); the private key never leaves it:
-  ferry key gen --type ed25519 --pkcs11 \
+  ferry key gen --type ed25519 --pkcs11 \\
     'pkcs11:token=ferry;object=root-1?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:pin.txt'";
 
 const PUB_EXAMPLE: &str = "\
