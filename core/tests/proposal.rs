@@ -155,6 +155,34 @@ fn a_proposal_edited_after_signing_is_refused_at_merge() {
     assert!(edited.merge(&forged).is_err());
 }
 
+/// ECDSA and RSA public keys are PEM inside the metadata: their canonical form carries raw
+/// newlines, which the proposal must hold, parse and merge byte for byte.
+#[test]
+fn keys_whose_canonical_form_holds_newlines_sign_and_merge() {
+    let old = key();
+    let new = PrivateKey::generate(ferry_keys::KeyKind::EcdsaP256).unwrap();
+    let online = key();
+    let root = root_v1(&[&old], 1, &online);
+    let v1 = sign(&root, &[&old]);
+    let changes = RootChanges {
+        add: vec![("root".into(), new.public_key().clone())],
+        remove: vec![("root".into(), old.key_id().clone())],
+        expires: Some(expires_in(365)),
+        ..Default::default()
+    };
+    let proposal = Proposal::root(
+        RepositoryKind::Director,
+        &changes.apply(&root).unwrap(),
+        Some(&v1),
+    )
+    .unwrap();
+    assert!(proposal.canonical.contains('\n'), "PEM newlines stay raw");
+    let sigs = vec![holder_sig(&proposal, &old), holder_sig(&proposal, &new)];
+    let v2 = proposal.merge(&sigs).unwrap();
+    let mut trusted = TrustedSet::new(&v1, now()).unwrap();
+    assert_eq!(trusted.update_root(&v2).unwrap().version, 2);
+}
+
 #[test]
 fn a_key_the_proposal_does_not_ask_for_cannot_sign_it() {
     let c = rotation();

@@ -1,8 +1,11 @@
-//! `ferry-repo.toml`: which key files sign which role, thresholds and lifetimes. Key paths are
-//! relative to the repository directory unless absolute.
+//! `ferry-repo.toml`: which keys sign which role, thresholds and lifetimes. A key is a PKCS#8
+//! file, its path relative to the repository directory unless absolute, or a `pkcs11:` URI
+//! (an online key kept in an HSM; a relative `pin-source` file is relative to the repository
+//! directory too).
 
 use crate::error::{io_at, Error, Result};
-use ferry_keys::{FileKeySource, KeySource, Signer};
+use ferry_keys::pkcs11::PinSource;
+use ferry_keys::{FileKeySource, KeySource, Pkcs11KeySource, Pkcs11Uri, Signer};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,8 +16,9 @@ pub const CONFIG_FILE: &str = "ferry-repo.toml";
 /// Signing keys and lifetime of one role.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RoleConfig {
-    /// Private key files available on this host (may be fewer than the threshold for an
-    /// offline role: its signatures are then added elsewhere).
+    /// Private key files, or `pkcs11:` URIs of keys on a token, available on this host (may
+    /// be fewer than the threshold for an offline role: its signatures are then added
+    /// elsewhere).
     #[serde(default)]
     pub keys: Vec<PathBuf>,
     #[serde(default = "one")]
@@ -146,16 +150,28 @@ impl RoleConfig {
             }
             None => None,
         };
+        let passphrase = passphrase.as_deref().map(|v| v.as_slice());
         self.keys
             .iter()
-            .map(|p| {
-                FileKeySource::new(dir.join(p))
-                    .with_passphrase(passphrase.as_deref().map(|v| v.as_slice()))
+            .map(|p| match p.to_str().filter(|s| Pkcs11Uri::is_pkcs11(s)) {
+                // The passphrase file is the token's PIN for a URI that carries none.
+                Some(uri) => Ok(token_source(uri, dir)?.with_pin(passphrase)?.signer()?),
+                None => FileKeySource::new(dir.join(p))
+                    .with_passphrase(passphrase)
                     .signer()
-                    .map_err(Error::from)
+                    .map_err(Error::from),
             })
             .collect()
     }
+}
+
+/// A `pkcs11:` key of the config, its relative PIN file taken from the repository directory.
+fn token_source(uri: &str, dir: &Path) -> Result<Pkcs11KeySource> {
+    let mut uri = Pkcs11Uri::parse(uri)?;
+    if let PinSource::File(pin) = &uri.pin {
+        uri.pin = PinSource::File(dir.join(pin));
+    }
+    Ok(Pkcs11KeySource::new(uri))
 }
 
 /// Durations in the config are human-readable ("1day", "12h", "3months").

@@ -14,6 +14,8 @@ pub enum Error {
     MalformedPublicKey { keyid: String, reason: String },
     #[error("key check failed: private key is malformed: {0}")]
     MalformedPrivateKey(String),
+    #[error("key check failed: TUF key JSON is malformed: {0}")]
+    MalformedKeyJson(String),
     #[error("key check failed: certificate is malformed: {0}")]
     MalformedCertificate(String),
     #[error("key check failed: SubjectPublicKeyInfo (SPKI) public key is malformed: {0}")]
@@ -30,6 +32,10 @@ pub enum Error {
     EmptyPassphrase,
     #[error("key check failed: {0}")]
     Unsupported(String),
+    #[error("PKCS#11 URI check failed: {0}")]
+    Pkcs11Uri(String),
+    #[error("PKCS#11 check failed: {0}")]
+    Pkcs11(String),
     #[error("key file check failed: {path} already exists (expected a new path; a key file is never overwritten)")]
     KeyFileExists { path: std::path::PathBuf },
 

@@ -109,7 +109,9 @@ fn curve_name(oid: ObjectIdentifier) -> String {
     }
 }
 
-fn ed25519_from_bytes(bytes: &[u8]) -> std::result::Result<ed25519_dalek::VerifyingKey, String> {
+pub(crate) fn ed25519_from_bytes(
+    bytes: &[u8],
+) -> std::result::Result<ed25519_dalek::VerifyingKey, String> {
     let arr: &[u8; 32] = bytes
         .try_into()
         .map_err(|_| format!("ed25519 public key is {} bytes (expected 32)", bytes.len()))?;
@@ -140,8 +142,16 @@ pub(crate) fn ed25519_from_hex(
 fn rsa_from_pkcs1(bytes: &[u8]) -> std::result::Result<rsa::RsaPublicKey, String> {
     let pkcs1 = rsa::pkcs1::RsaPublicKey::from_der(bytes)
         .map_err(|e| format!("RSA public key is not a DER RSAPublicKey: {e}"))?;
-    let n = rsa::BigUint::from_bytes_be(pkcs1.modulus.as_bytes());
-    let e = rsa::BigUint::from_bytes_be(pkcs1.public_exponent.as_bytes());
+    rsa_from_parts(pkcs1.modulus.as_bytes(), pkcs1.public_exponent.as_bytes())
+}
+
+/// An RSA public key from its big-endian modulus and exponent, within the accepted sizes.
+pub(crate) fn rsa_from_parts(
+    modulus: &[u8],
+    exponent: &[u8],
+) -> std::result::Result<rsa::RsaPublicKey, String> {
+    let n = rsa::BigUint::from_bytes_be(modulus);
+    let e = rsa::BigUint::from_bytes_be(exponent);
     let bits = n.bits();
     if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
         return Err(format!(

@@ -8,6 +8,7 @@ pub mod http;
 pub mod parsers;
 pub mod process;
 pub mod python;
+pub mod softhsm;
 
 use std::path::PathBuf;
 

@@ -242,7 +242,6 @@ pub fn configs(data: &[u8]) {
 /// A harness: any bytes in, nothing out, never a panic.
 pub type Harness = fn(&[u8]);
 
-/// Every harness by name: what `fuzz/` builds a target for and the property test runs.
 /// Key-ceremony files: a proposal (and everything later steps compute from it: requirements,
 /// summary, a status with no signatures) and a holder's detached signature, counted against a
 /// fixed proposal.
@@ -300,6 +299,47 @@ pub fn proposal_seed() -> &'static str {
     })
 }
 
+/// TUF key JSON as every command taking a public key reads it (`ferry repo delegate --key`):
+/// a key or a named error. A key it returns has a key id and, written back as JSON, reads as
+/// the same key.
+pub fn tuf_key(data: &[u8]) {
+    let Ok(key) = ferry_keys::PublicKey::from_tuf_json(data) else {
+        return;
+    };
+    let written = serde_json::to_vec(&key).expect("a key that was read serialises");
+    let again = ferry_keys::PublicKey::from_tuf_json(&written).expect("a written key reads back");
+    assert_eq!(again, key);
+    assert_eq!(
+        again.key_id().expect("key id"),
+        key.key_id().expect("key id")
+    );
+}
+
+/// `pkcs11:` URIs (RFC 7512) as every command taking a key reads them: a URI or a named error.
+/// The redacted form of a URI without `pin-value` is a URI that parses to the same selection
+/// (its redacted form is a fixed point); with `pin-value` it shows no PIN and does not parse.
+pub fn pkcs11_uri(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(uri) = ferry_keys::Pkcs11Uri::parse(text) else {
+        return;
+    };
+    let shown = uri.redacted();
+    if matches!(uri.pin, ferry_keys::pkcs11::PinSource::Value(_)) {
+        assert!(shown.contains("pin-value=<hidden>"), "{shown}");
+        assert!(
+            ferry_keys::Pkcs11Uri::parse(&shown).is_err(),
+            "a hidden PIN must not parse as a PIN: {shown}"
+        );
+        return;
+    }
+    let again = ferry_keys::Pkcs11Uri::parse(&shown)
+        .unwrap_or_else(|e| panic!("the redacted form {shown:?} of {text:?} does not parse: {e}"));
+    assert_eq!(again.redacted(), shown, "from {text:?}");
+}
+
+/// Every harness by name: what `fuzz/` builds a target for and the property test runs.
 pub const ALL: &[(&str, Harness)] = &[
     ("metadata", metadata),
     ("manifest", manifest),
@@ -309,6 +349,8 @@ pub const ALL: &[(&str, Harness)] = &[
     ("configs", configs),
     ("secondary_answers", secondary_answers),
     ("proposal", proposal),
+    ("tuf_key", tuf_key),
+    ("pkcs11_uri", pkcs11_uri),
 ];
 
 #[cfg(test)]

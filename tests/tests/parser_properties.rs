@@ -17,6 +17,11 @@ const STATUS: &str = r#"{"installed":{"target":"a","length":1,"hashes":{"sha256"
 const SIGNATURE: &str = r#"{"ferry_signature":1,"proposal_sha256":"00","role":"root","version":1,"keyid":"ab","sig":"00"}"#;
 const CONFIG: &str = "vin = \"V\"\nserial = \"s\"\nhardware_id = \"h\"\nkey = \"k\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\napps_dir = \"a\"\n[director]\nurl = \"http://127.0.0.1:1\"\nroot = \"r\"\n[os]\nslots = [\"a\", \"b\"]\n";
 
+/// RFC 8032's first Ed25519 test key, as `ferry key pub` prints it, and the `--json` form.
+const TUF_KEY: &str = r#"{"keytype":"ed25519","keyval":{"public":"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"},"scheme":"ed25519"}"#;
+const TUF_KEY_WRAPPED: &str = r#"{"keyid":"x","public":{"keytype":"ecdsa","keyval":{"public":"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"},"scheme":"ecdsa-sha2-nistp256"}}"#;
+const PKCS11_URI: &str = "pkcs11:token=ferry;object=root-1;id=%01%ab;type=private;slot-id=3;serial=42;library-version=2.6?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:///run/pin.txt";
+
 fn run(name: &str, data: &[u8]) {
     let (_, harness) = parsers::ALL.iter().find(|(n, _)| *n == name).unwrap();
     harness(data);
@@ -94,6 +99,25 @@ proptest! {
     #[test]
     fn proposals_and_signatures_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(parsers::proposal_seed()), mutated(SIGNATURE)]) {
         run("proposal", &data);
+    }
+
+    #[test]
+    fn tuf_keys_never_panic_and_read_back(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..512), mutated(TUF_KEY), mutated(TUF_KEY_WRAPPED)]) {
+        run("tuf_key", &data);
+    }
+
+    #[test]
+    fn pkcs11_uris_never_panic_and_redact_to_a_fixed_point(
+        data in prop_oneof![prop::collection::vec(any::<u8>(), 0..256), mutated(PKCS11_URI)],
+        value in "[ -~]{0,24}",
+    ) {
+        run("pkcs11_uri", &data);
+        // Whatever printable text an attribute holds, once percent-encoded.
+        let encoded: String = value.bytes().map(|b| format!("%{b:02x}")).collect();
+        for attr in ["token", "object", "id", "serial"] {
+            run("pkcs11_uri", format!("pkcs11:{attr}={encoded}?pin-source={value}").as_bytes());
+        }
+        run("pkcs11_uri", format!("pkcs11:object=k?pin-value={encoded}").as_bytes());
     }
 
     #[test]

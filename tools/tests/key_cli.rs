@@ -11,13 +11,26 @@ fn ferry(args: &[&str]) -> Output {
 }
 
 fn ok(args: &[&str]) -> String {
+    ok_both(args).0
+}
+
+/// stdout and stderr of a successful run.
+fn ok_both(args: &[&str]) -> (String, String) {
     let out = ferry(args);
-    assert!(
-        out.status.success(),
-        "ferry {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ferry {args:?} failed: {stderr}");
+    (String::from_utf8(out.stdout).expect("utf-8 stdout"), stderr)
+}
+
+/// `ferry key pub ...` (or from-cert): the TUF key alone on stdout, parsed, and the key id
+/// from stderr, which must agree with it.
+fn pub_key(args: &[&str]) -> (ferry_keys::PublicKey, String) {
+    let (stdout, stderr) = ok_both(args);
+    let key: ferry_keys::PublicKey =
+        serde_json::from_str(&stdout).expect("stdout is exactly one TUF key");
+    let keyid = key_id_line(&stderr);
+    assert_eq!(key.key_id().expect("key id").as_str(), keyid);
+    (key, keyid)
 }
 
 fn p(path: &Path) -> &str {
@@ -28,7 +41,8 @@ fn json(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).expect("stdout is one JSON object")
 }
 
-/// The id on the `key id: ...` line of the human-readable output.
+/// The id on the `key id: ...` line of the human-readable output (stdout of `key gen`, stderr
+/// of `key pub`).
 fn key_id_line(stdout: &str) -> String {
     stdout
         .lines()
@@ -79,15 +93,29 @@ fn gen_each_type_then_pub() {
         assert_eq!(shown["keyid"], keyid.as_str(), "{kind}");
         assert_eq!(shown["public"], gen["public"], "{kind}");
 
-        let text = ok(&["key", "pub", p(&key), "--passphrase-file", p(&pass)]);
-        assert_eq!(key_id_line(&text), keyid, "{kind}");
+        let (public, id) = pub_key(&["key", "pub", p(&key), "--passphrase-file", p(&pass)]);
+        assert_eq!(id, keyid, "{kind}");
+        assert_eq!(serde_json::json!(public), gen["public"], "{kind}");
+
+        // What `key pub` printed, saved to a file, reads back as the same key.
+        let saved = dir.path().join(format!("{kind}.pub.json"));
+        let (stdout, _) = ok_both(&["key", "pub", p(&key), "--passphrase-file", p(&pass)]);
+        std::fs::write(&saved, stdout).expect("write");
+        assert_eq!(pub_key(&["key", "pub", p(&saved)]).1, keyid, "{kind}");
+        // So does the --json form, and --format pem.
+        let wrapped = dir.path().join(format!("{kind}.keyid.json"));
+        std::fs::write(&wrapped, serde_json::to_string(&shown).expect("json")).expect("write");
+        assert_eq!(pub_key(&["key", "pub", p(&wrapped)]).1, keyid, "{kind}");
+        let (pem, stderr) = ok_both(&["key", "pub", p(&saved), "--format", "pem"]);
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+        assert_eq!(key_id_line(&stderr), keyid, "{kind}");
 
         // The public key as SPKI PEM gives the same id.
         let public: ferry_keys::PublicKey =
             serde_json::from_value(gen["public"].clone()).expect("public key JSON");
         let spki = dir.path().join(format!("{kind}.pub.pem"));
         std::fs::write(&spki, public.to_spki_pem().expect("spki")).expect("write");
-        assert_eq!(key_id_line(&ok(&["key", "pub", p(&spki)])), keyid, "{kind}");
+        assert_eq!(pub_key(&["key", "pub", p(&spki)]).1, keyid, "{kind}");
     }
 }
 
@@ -109,7 +137,7 @@ fn plaintext_gen_and_text_output() {
     let pem = std::fs::read_to_string(&key).expect("read key");
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
     assert!(!out.contains("PRIVATE KEY"));
-    assert_eq!(key_id_line(&ok(&["key", "pub", p(&key)])), keyid);
+    assert_eq!(pub_key(&["key", "pub", p(&key)]).1, keyid);
 
     // Never overwrite.
     let again = ferry(&[
@@ -231,13 +259,41 @@ fn from_cert_matches_the_key() {
     let shown = json(&ok(&["key", "from-cert", p(&cert), "--json"]));
     assert_eq!(shown["keyid"], gen["keyid"]);
     assert_eq!(shown["public"], gen["public"]);
-    let text = ok(&["key", "from-cert", p(&cert)]);
-    assert_eq!(key_id_line(&text), gen["keyid"].as_str().expect("keyid"));
+    let (_, keyid) = pub_key(&["key", "from-cert", p(&cert)]);
+    assert_eq!(keyid, gen["keyid"].as_str().expect("keyid"));
 
-    // A certificate given to `key pub` points the user to from-cert.
-    let out = ferry(&["key", "pub", p(&cert)]);
+    // `key pub` takes a certificate as any other public key.
+    assert_eq!(pub_key(&["key", "pub", p(&cert)]).1, keyid);
+}
+
+#[test]
+fn pub_refuses_what_is_not_a_key_naming_the_forms_it_takes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, "hello").expect("write");
+    let out = ferry(&["key", "pub", p(&junk)]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("from-cert"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SPKI PEM") && stderr.contains("TUF key JSON"),
+        "{stderr}"
+    );
+    let csr = dir.path().join("req.pem");
+    std::fs::write(
+        &csr,
+        "-----BEGIN CERTIFICATE REQUEST-----\nAA==\n-----END CERTIFICATE REQUEST-----\n",
+    )
+    .expect("write");
+    let out = ferry(&["key", "pub", p(&csr)]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'CERTIFICATE REQUEST' is not a key"),
+        "{stderr}"
+    );
+    // --json and --format do not mix.
+    let out = ferry(&["key", "pub", p(&junk), "--json", "--format", "pem"]);
+    assert!(!out.status.success());
 }
 
 #[test]

@@ -450,7 +450,19 @@ fn the_timestamp_key_rotates_through_a_root_ceremony_and_python_tuf_walks_to_it(
     let result = ngclient(&b.join("repo"), "ivi/app-1.0.bin")
         .unwrap_or_else(|e| panic!("python-tuf refused the rotated repository:\n{e}"));
     assert_eq!(
-        result["keytypes"]["timestamp"],
-        serde_json::json!(["ecdsa-sha2-nistp256"])
+        result["targets"]["ivi/app-1.0.bin"],
+        ferry_tests::sha256_hex(b"application 1.0")
     );
+    // It could only verify this timestamp under root v2: the new key alone signed it.
+    let ts2: Value = serde_json::from_str(&ok(b, &["key", "pub", "ts2.pem", "--json"])).unwrap();
+    let timestamp: Value =
+        serde_json::from_slice(&std::fs::read(b.join("repo/metadata/timestamp.json")).unwrap())
+            .unwrap();
+    let signers: Vec<&str> = timestamp["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyid"].as_str().unwrap())
+        .collect();
+    assert_eq!(signers, [ts2["keyid"].as_str().unwrap()]);
 }

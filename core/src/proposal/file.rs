@@ -199,7 +199,7 @@ impl Proposal {
     pub(crate) fn contents(&self) -> Result<Contents> {
         let canonical = self.canonical.as_bytes();
         let role = self.role.name();
-        let value = crate::strict_json::value_from_slice(canonical)
+        let value = crate::strict_json::value_from_slice(&escape_controls(canonical))
             .map_err(|e| proposal_error(format!("the new {role} is not JSON: {e}")))?;
         let again = cjson::to_vec(&value).map_err(|e| Error::malformed(role, e))?;
         if again != canonical {
@@ -248,6 +248,25 @@ impl Proposal {
             }
         }
     }
+}
+
+/// Canonical JSON (OLPC) leaves control characters raw inside strings (the newlines of a PEM
+/// public key), which no strict JSON parser takes. It has no whitespace outside strings, so
+/// every control byte is inside one and can be escaped for parsing; the result is checked to
+/// canonicalise back to exactly the original bytes.
+pub(crate) fn escape_controls(canonical: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !canonical.iter().any(|b| *b < 0x20) {
+        return std::borrow::Cow::Borrowed(canonical);
+    }
+    let mut out = Vec::with_capacity(canonical.len() + 16);
+    for &b in canonical {
+        if b < 0x20 {
+            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            out.push(b);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn check_version(role: &str, new: u64, previous: Option<u64>) -> Result<()> {

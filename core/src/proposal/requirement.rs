@@ -240,7 +240,8 @@ impl Proposal {
                 .entry(s.keyid.clone())
                 .or_insert_with(|| s.as_signature());
         }
-        let signed: serde_json::Value = serde_json::from_str(&self.canonical)
+        let text = super::file::escape_controls(self.canonical.as_bytes());
+        let signed: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| proposal_error(format!("the new metadata: {e}")))?;
         let envelope = serde_json::json!({
             "signatures": by_key.into_values().collect::<Vec<_>>(),

@@ -3,9 +3,10 @@ use ferry_image_repo::DelegateOptions;
 use std::path::PathBuf;
 
 const EXAMPLE: &str = "Example:
-  ferry key pub supplier.pem > /dev/null   # the supplier sends you its public key (SPKI PEM)
-  ferry repo delegate ./image-repo tier1-brakes --key tier1.pub.pem --paths 'brakes/*' --terminating
-  # the supplier then signs its role: ferry repo sign-role ./image-repo tier1-brakes --key tier1.pem";
+  # the supplier sends you its public key, e.g. as TUF key JSON (the key id goes to stderr):
+  ferry key pub tier1.key --passphrase-file tier1.pass > tier1.pub.json
+  ferry repo delegate ./image-repo tier1-brakes --key tier1.pub.json --paths 'brakes/*' --terminating
+  # the supplier then signs its role: ferry repo sign-role ./image-repo tier1-brakes --key tier1.key";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLE)]
@@ -13,7 +14,8 @@ pub struct Args {
     dir: PathBuf,
     /// Name of the delegated role.
     role: String,
-    /// Supplier public key: SPKI PEM, an X.509 certificate, or a private key file (repeatable).
+    /// Supplier public key (repeatable): TUF key JSON (as `ferry key pub` prints it), SPKI PEM,
+    /// an X.509 certificate, a private key file, or a pkcs11: URI.
     #[arg(long = "key", required = true)]
     keys: Vec<String>,
     /// Target path patterns delegated (shell-style per path segment; repeatable).

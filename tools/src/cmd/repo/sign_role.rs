@@ -2,7 +2,10 @@ use crate::error::Result;
 use std::path::PathBuf;
 
 const EXAMPLE: &str = "Example:
-  ferry repo sign-role ./image-repo tier1-brakes --key tier1.pem --passphrase-file tier1.pass";
+  ferry repo sign-role ./image-repo tier1-brakes --key tier1.key --passphrase-file tier1.pass
+  # with the key on a PKCS#11 token (the PIN in pin.txt):
+  ferry repo sign-role ./image-repo tier1-brakes --passphrase-file pin.txt \\
+    --key 'pkcs11:token=tier1;object=brakes?module-path=/usr/lib/softhsm/libsofthsm2.so'";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLE)]
@@ -10,10 +13,11 @@ pub struct Args {
     dir: PathBuf,
     /// The delegated role to sign.
     role: String,
-    /// The supplier's private key.
-    #[arg(long)]
+    /// The supplier's signing key: a PKCS#8 key file or a pkcs11: URI.
+    #[arg(long, value_name = "KEYSOURCE")]
     key: String,
-    /// Passphrase file of an encrypted key.
+    /// Passphrase file of an encrypted key file, or the user PIN file for a pkcs11: URI
+    /// that carries no PIN.
     #[arg(long)]
     passphrase_file: Option<PathBuf>,
 }
