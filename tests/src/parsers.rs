@@ -317,7 +317,8 @@ pub fn tuf_key(data: &[u8]) {
 
 /// `pkcs11:` URIs (RFC 7512) as every command taking a key reads them: a URI or a named error.
 /// The redacted form of a URI without `pin-value` is a URI that parses to the same selection
-/// (its redacted form is a fixed point); with `pin-value` it shows no PIN and does not parse.
+/// (its redacted form is a fixed point) unless encoding made it longer than the length cap;
+/// with `pin-value` it shows no PIN and does not parse.
 pub fn pkcs11_uri(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -332,6 +333,11 @@ pub fn pkcs11_uri(data: &[u8]) {
             ferry_keys::Pkcs11Uri::parse(&shown).is_err(),
             "a hidden PIN must not parse as a PIN: {shown}"
         );
+        return;
+    }
+    if shown.len() > ferry_keys::Pkcs11Uri::MAX_LEN {
+        // Percent-encoding ("=" becomes "%3D") can grow a URI past the length cap; that
+        // refusal is the cap doing its job, not a redacted form that fails to read back.
         return;
     }
     let again = ferry_keys::Pkcs11Uri::parse(&shown)

@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 const SCHEME: &str = "pkcs11:";
-/// Longer than any real URI; a bound on what a hostile argument makes us decode.
-const MAX_LEN: usize = 4096;
 
 const PATH_ATTRS: &str = "token, manufacturer, serial, model, library-manufacturer, \
      library-description, library-version, object, type, id, slot-description, \
@@ -215,6 +213,10 @@ fn pin_file(raw: &str) -> Result<PathBuf> {
 }
 
 impl Pkcs11Uri {
+    /// The longest URI accepted: longer than any real one, a bound on what a hostile
+    /// argument makes us decode.
+    pub const MAX_LEN: usize = 4096;
+
     /// Whether `s` is meant as a pkcs11 URI (and not as a file name).
     pub fn is_pkcs11(s: &str) -> bool {
         s.get(..SCHEME.len())
@@ -223,10 +225,11 @@ impl Pkcs11Uri {
 
     /// Parse a `pkcs11:` URI. The error names the attribute and what was expected.
     pub fn parse(s: &str) -> Result<Pkcs11Uri> {
-        if s.len() > MAX_LEN {
+        if s.len() > Self::MAX_LEN {
             return Err(bad(format!(
-                "URI is {} bytes (at most {MAX_LEN} accepted)",
-                s.len()
+                "URI is {} bytes (at most {} accepted)",
+                s.len(),
+                Self::MAX_LEN
             )));
         }
         if !Self::is_pkcs11(s) {
@@ -377,7 +380,8 @@ impl Pkcs11Uri {
     }
 
     /// The URI written back without its PIN value (a `pin-source` file name is kept), for
-    /// messages and logs. Without a `pin-value` it parses back to the same selection; a
+    /// messages and logs. Without a `pin-value` it parses back to the same selection (unless
+    /// percent-encoding made it longer than [`Pkcs11Uri::MAX_LEN`]); a
     /// hidden `pin-value` is written as `<hidden>`, which does not parse, so a copied message
     /// cannot send a wrong PIN to a token (and count towards locking it).
     pub fn redacted(&self) -> String {
