@@ -117,6 +117,16 @@ pub enum Error {
         offered: u64,
     },
 
+    #[error("offline-update check failed: Director root v{version} has no offline-update-snapshot and offline-update-targets roles; this vehicle cannot take offline updates")]
+    OfflineRoles { version: u64 },
+    #[error("offline-update snapshot check failed: bundle {name} is not listed by the offline-update snapshot v{version} (revoked, superseded, or for another fleet)")]
+    NotInOfflineSnapshot { name: String, version: u64 },
+    #[error("offline-update targets check failed: hardwareId {hardware_id:?} is named by two images, {first} and {second}; expected at most one image per hardwareId")]
+    OfflineHardwareTwice {
+        hardware_id: String,
+        first: String,
+        second: String,
+    },
     #[error("vehicle binding check failed: Director targets are for {}, expected this vehicle's VIN {expected:?}", found.as_ref().map_or("no vehicle (they name no VIN)".to_owned(), |v| format!("VIN {v:?}")))]
     VehicleBinding {
         expected: String,

@@ -116,6 +116,56 @@ impl<'a, S: MetadataSource> Workflow<'a, S> {
         self.load_targets(set, "targets", "root")
     }
 
+    /// The root chain alone, from the trusted `root` (PURE-2 steps 2 and 6 load the roots from
+    /// the bundle this way): the root reached must not be expired.
+    pub fn root_chain(&mut self, root: &[u8], now: DateTime<Utc>) -> Result<TrustedSet, S::Error> {
+        let mut set = TrustedSet::new(root, now)?;
+        self.walk_root(&mut set)?;
+        set.check_root_expiry()?;
+        Ok(set)
+    }
+
+    /// PURE-2 steps 6-8, the Image repository's metadata from an offline-update bundle: the
+    /// root chain, then the newer of the kept snapshot and the bundle's (its expiry not
+    /// checked: pure2.md 7.4), then top-level targets (kept if it matches, else the bundle's).
+    /// Delegated roles load on demand through [`Workflow::find_target`].
+    pub fn refresh_offline(
+        &mut self,
+        root: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<TrustedSet, S::Error> {
+        let mut set = TrustedSet::new_offline(root, now)?;
+        self.walk_root(&mut set)?;
+        set.check_root_expiry()?;
+        let mut kept_version = None;
+        if let Some(kept) = self.source.load("snapshot")? {
+            if set.update_snapshot(&kept, true).is_ok() {
+                kept_version = set.snapshot().map(|s| s.version);
+            }
+        }
+        let file = MetadataFile {
+            role: "snapshot",
+            version: None,
+        };
+        match self.source.fetch(file, self.limits.snapshot_max) {
+            Ok(bytes) => {
+                let offered =
+                    crate::metadata::Parsed::<crate::metadata::Snapshot>::from_bytes(&bytes)?
+                        .unverified()
+                        .version;
+                // pure2.md 7.1: a kept snapshot at least as new as the bundle's is used as is.
+                if kept_version.is_none_or(|kept| offered > kept) {
+                    set.update_snapshot(&bytes, false)?;
+                    self.source.persist("snapshot", &bytes)?;
+                }
+            }
+            Err(e) if S::is_not_found(&e) && kept_version.is_some() => {}
+            Err(e) => return Err(e),
+        }
+        self.load_targets(&mut set, "targets", "root")?;
+        Ok(set)
+    }
+
     /// Walk root versions N+1, N+2, ... until the repository has no next one (TUF 5.3).
     fn walk_root(&mut self, set: &mut TrustedSet) -> Result<(), S::Error> {
         let first = set.root().version + 1;

@@ -7,6 +7,7 @@
 mod envelope;
 mod expires;
 mod hashes;
+mod offline;
 mod root;
 mod snapshot;
 mod targets;
@@ -16,6 +17,7 @@ pub mod uptane;
 pub use envelope::{Parsed, Signature, Signed};
 pub use expires::Expires;
 pub use hashes::{hashes_of, verify_length_and_hashes, HashCheck, Hashes};
+pub use offline::{OfflineSnapshot, OfflineTargets, OFFLINE_ROLES};
 pub use root::{RoleKeys, Root};
 pub use snapshot::Snapshot;
 pub use targets::{DelegatedRole, Delegations, SuccinctRoles, TargetFile, Targets};
@@ -30,6 +32,10 @@ pub enum RoleType {
     Timestamp,
     Snapshot,
     Targets,
+    /// PURE-2: signs the list of offline-update targets files (Director only).
+    OfflineUpdateSnapshot,
+    /// PURE-2: signs each offline-update targets file (Director only).
+    OfflineUpdateTargets,
 }
 
 impl RoleType {
@@ -39,6 +45,8 @@ impl RoleType {
             RoleType::Timestamp => "timestamp",
             RoleType::Snapshot => "snapshot",
             RoleType::Targets => "targets",
+            RoleType::OfflineUpdateSnapshot => "offline-update-snapshot",
+            RoleType::OfflineUpdateTargets => "offline-update-targets",
         }
     }
 }

@@ -49,16 +49,26 @@ pub struct Root {
 impl_role!(Root, RoleType::Root);
 
 impl Root {
+    /// Whether this root carries the PURE-2 offline-update roles.
+    pub fn has_offline_roles(&self) -> bool {
+        super::OFFLINE_ROLES
+            .iter()
+            .all(|r| self.roles.contains_key(*r))
+    }
+
     /// Structural checks the schema cannot express: exactly the four top-level roles, each with
     /// a sane threshold and no key listed twice.
     pub(crate) fn check(&self) -> Result<()> {
         let names: BTreeSet<&str> = self.roles.keys().map(String::as_str).collect();
-        let expected: BTreeSet<&str> = crate::layout::TOP_LEVEL_ROLES.into();
-        if names != expected {
+        let top: BTreeSet<&str> = crate::layout::TOP_LEVEL_ROLES.into();
+        // PURE-2: a Director root may add both offline-update roles (never one alone).
+        let with_offline: BTreeSet<&str> =
+            top.iter().copied().chain(super::OFFLINE_ROLES).collect();
+        if names != top && names != with_offline {
             return Err(Error::malformed(
                 "root",
                 format!(
-                    "roles must be exactly root, snapshot, targets, timestamp; found {names:?}"
+                    "roles must be exactly root, snapshot, targets, timestamp (and for a Director offline-update-snapshot with offline-update-targets); found {names:?}"
                 ),
             ));
         }

@@ -8,6 +8,7 @@
 //! | Director targets: no delegations, one target per ECU, ECUs of this vehicle | [`checks`] |
 //! | Director target against the Image repository's: length, hashes, hardwareId, releaseCounter | [`checks`], [`full`] |
 //! | partial verification by a pinned key | [`partial`] |
+//! | PURE-2 offline-update bundles: offline snapshot and targets, by hardwareId | [`offline`] |
 //! | which identities a release counter guards; the floor an offer may not go below | [`installed`] |
 //! | "already installed" | [`installed`] |
 //! | the verified time never goes backwards | [`verified_time`] |
@@ -19,6 +20,7 @@
 pub mod checks;
 pub mod full;
 pub mod installed;
+pub mod offline;
 pub mod partial;
 pub mod staging;
 pub mod vehicle;
