@@ -112,6 +112,11 @@ pub struct KeyFiles {
     pub targets: Vec<PathBuf>,
     pub snapshot: Vec<PathBuf>,
     pub timestamp: Vec<PathBuf>,
+    /// PURE-2: the key(s) of the offline-update-snapshot and offline-update-targets roles
+    /// (`ferry admin bundle create` signs with them). Optional: without them the Director
+    /// makes no offline-update bundles.
+    #[serde(default)]
+    pub offline_update: Vec<PathBuf>,
     #[serde(default)]
     pub passphrase_file: Option<PathBuf>,
 }
@@ -211,6 +216,7 @@ impl DirectorConfig {
             .iter_mut()
             .chain(self.keys.snapshot.iter_mut())
             .chain(self.keys.timestamp.iter_mut())
+            .chain(self.keys.offline_update.iter_mut())
             .chain(self.keys.passphrase_file.iter_mut())
         {
             at(p);
@@ -325,6 +331,25 @@ impl DirectorConfig {
             snapshot: load(&self.keys.snapshot)?,
             timestamp: load(&self.keys.timestamp)?,
         })
+    }
+
+    /// The `[keys] offline_update` keys (PURE-2 bundles), owner-only files like the others.
+    pub fn offline_update_keys(&self) -> Result<Vec<Arc<dyn Signer>>> {
+        let passphrase = match &self.keys.passphrase_file {
+            Some(p) => Some(zeroize::Zeroizing::new(std::fs::read(p).map_err(|e| {
+                Error::Config {
+                    path: p.clone(),
+                    reason: format!("passphrase file cannot be read: {e}"),
+                }
+            })?)),
+            None => None,
+        };
+        let passphrase = passphrase.as_ref().map(|p| trim_newline(p));
+        self.keys
+            .offline_update
+            .iter()
+            .map(|f| online_key(f, passphrase))
+            .collect()
     }
 }
 

@@ -107,8 +107,11 @@ impl Director {
             )?),
             None => Arc::new(Unconfigured),
         };
+        let offline_keys = config.offline_update_keys()?;
+        crate::root::check_offline_keys(store.as_ref(), &offline_keys, now)?;
         let state = AppState::new(store, keys, lifetimes, targets, clock)
-            .with_manifest_policy(config.manifests);
+            .with_manifest_policy(config.manifests)
+            .with_offline_keys(offline_keys);
         let tls = match &config.tls {
             Some(t) => Some(
                 TlsSettings::from_files(&t.cert, &t.key, &t.ca_cert)?

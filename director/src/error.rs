@@ -100,6 +100,16 @@ pub enum Error {
     },
     #[error("version check failed: director root would be stored as version {new}; expected version {expected} (root versions are stored one after another, each exactly once)")]
     RootVersion { new: u64, expected: u64 },
+    #[error("version check failed: {what} would be stored as version {new}; expected version {expected} (another signing got there first? try again)")]
+    OfflineVersion {
+        what: String,
+        new: u64,
+        expected: u64,
+    },
+    #[error("bundle check failed: no offline-update bundle {name:?} (or it is revoked already)")]
+    NoSuchBundle { name: String },
+    #[error("bundle check failed: {reason}")]
+    Bundle { reason: String },
     #[error("config check failed: {path}: {reason}")]
     Config {
         path: std::path::PathBuf,

@@ -11,6 +11,7 @@ pub mod http;
 pub mod image_repo;
 pub mod manifests;
 pub mod model;
+pub mod offline;
 pub mod plan;
 pub mod queue;
 pub mod refresher;

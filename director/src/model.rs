@@ -449,3 +449,16 @@ pub struct AdminToken {
     /// Refused from this time on; `None`: until revoked.
     pub expires_at: Option<DateTime<Utc>>,
 }
+
+/// A PURE-2 offline-update bundle as the Director keeps it: the latest signed version of its
+/// offline-update targets file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OfflineBundle {
+    pub name: String,
+    pub version: u64,
+    pub expires: DateTime<Utc>,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}

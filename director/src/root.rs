@@ -84,6 +84,42 @@ pub fn build_root(spec: &RootSpec, version: u64, expires: Expires) -> Result<Roo
     })
 }
 
+/// Give `root` the PURE-2 roles `offline-update-snapshot` and `offline-update-targets`, both
+/// signed by `offline`'s keys (PURE-2 allows one key for both; it should not be the targets
+/// key). Replaces them if present.
+pub fn add_offline_roles(root: &mut Root, offline: &RoleSpec) -> Result<()> {
+    let mut keyids = Vec::with_capacity(offline.keys.len());
+    for key in &offline.keys {
+        let id = key.key_id().map_err(|e| Error::RootSpec {
+            reason: format!("offline-update key: {e}"),
+        })?;
+        root.keys.insert(id.clone(), key.clone());
+        if !keyids.contains(&id) {
+            keyids.push(id);
+        }
+    }
+    if offline.threshold == 0 || offline.threshold as usize > keyids.len() {
+        return Err(Error::RootSpec {
+            reason: format!(
+                "offline-update threshold {} with {} distinct keys; expected 1 to the number of keys",
+                offline.threshold,
+                keyids.len()
+            ),
+        });
+    }
+    for role in ferry_core::metadata::OFFLINE_ROLES {
+        root.roles.insert(
+            role.to_owned(),
+            RoleKeys {
+                keyids: keyids.clone(),
+                threshold: offline.threshold,
+                extra: BTreeMap::new(),
+            },
+        );
+    }
+    Ok(())
+}
+
 /// Sign `root` with every signer given (for a rotation: the previous root's keys and the new
 /// ones, at least a threshold of each).
 pub fn sign_root(root: Root, signers: &[&dyn Signer]) -> Result<Vec<u8>> {
@@ -155,6 +191,45 @@ pub fn check_online_keys(store: &dyn Store, keys: &OnlineKeys, now: DateTime<Utc
                 root_version: version,
                 authorised: named,
                 threshold: authority.threshold(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// PURE-2 keys (`[keys] offline_update`) must be ones the latest root names for both
+/// offline-update roles, to their thresholds. A root without those roles only draws a
+/// warning (bundles are refused until one names them); no keys: no bundles.
+pub fn check_offline_keys(
+    store: &dyn Store,
+    keys: &[std::sync::Arc<dyn Signer>],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let root = latest_root(store, now)?;
+    if !root.has_offline_roles() {
+        tracing::warn!(
+            root_version = root.version,
+            "[keys] offline_update is set but the director root has no offline-update roles: offline-update bundles are refused until a root names them"
+        );
+        return Ok(());
+    }
+    for role in [RoleType::OfflineUpdateSnapshot, RoleType::OfflineUpdateTargets] {
+        let (named, threshold) = match root.authority(role) {
+            Ok(a) => (
+                keys.iter().filter(|k| a.keyids().contains(k.key_id())).count() as u32,
+                a.threshold(),
+            ),
+            Err(_) => (0, 1),
+        };
+        if named < threshold {
+            return Err(Error::OnlineKeys {
+                role: role.name(),
+                root_version: root.version,
+                authorised: named,
+                threshold,
             });
         }
     }

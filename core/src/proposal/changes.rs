@@ -41,6 +41,15 @@ impl RootChanges {
         }
         for (role, key) in &self.add {
             let keyid = key.key_id()?;
+            if crate::metadata::OFFLINE_ROLES.contains(&role.as_str()) {
+                // PURE-2 roles come into being by being given a key (both of them: a root
+                // with one alone is refused when the proposal is made).
+                root.roles.entry(role.clone()).or_insert_with(|| RoleKeys {
+                    keyids: Vec::new(),
+                    threshold: 1,
+                    extra: Default::default(),
+                });
+            }
             let entry = role_mut(&mut root, role)?;
             if entry.keyids.contains(&keyid) {
                 return Err(proposal_error(format!(

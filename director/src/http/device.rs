@@ -24,6 +24,8 @@ enum File {
     /// `N.snapshot.json` or `N.targets.json`: the version a vehicle read of in the metadata
     /// above it (consistent snapshots), so a re-signing mid-refresh cannot mix versions.
     RoleVersion(MetadataRole, u64),
+    /// PURE-2: the latest offline-update snapshot (the same for every vehicle).
+    OfflineSnapshot,
 }
 
 fn parse_file(file: &str) -> Option<File> {
@@ -32,6 +34,7 @@ fn parse_file(file: &str) -> Option<File> {
         "timestamp.json" => Some(File::Role(MetadataRole::Timestamp)),
         "snapshot.json" => Some(File::Role(MetadataRole::Snapshot)),
         "targets.json" => Some(File::Role(MetadataRole::Targets)),
+        "offline-update-snapshot.json" => Some(File::OfflineSnapshot),
         _ => {
             let (n, name) = file.split_once('.')?;
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
@@ -129,7 +132,7 @@ fn lookup(
     caller.check(view, vin)?;
     let which = which.ok_or_else(|| {
         ApiError::not_found(format!(
-            "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, [N.]snapshot.json or [N.]targets.json"
+            "metadata check failed: no file {file:?}; expected N.root.json, root.json, timestamp.json, [N.]snapshot.json, [N.]targets.json or offline-update-snapshot.json"
         ))
     })?;
     let bytes = match which {
@@ -137,6 +140,7 @@ fn lookup(
         File::LatestRoot => view.latest_root()?.map(|(_, b)| b),
         File::Role(role) => view.get_vehicle_metadata(vin, role)?.map(|m| m.bytes),
         File::RoleVersion(role, n) => view.get_vehicle_metadata_version(vin, role, n)?,
+        File::OfflineSnapshot => view.latest_offline_snapshot()?.map(|(_, b)| b),
     };
     let Some(bytes) = bytes else {
         return Err(ApiError::not_found(format!(

@@ -66,14 +66,16 @@ impl From<Error> for ApiError {
                 Error::UnknownVehicle { .. }
                 | Error::UnknownEcu { .. }
                 | Error::UnknownAssignment { .. }
-                | Error::UnknownAdminToken { .. },
+                | Error::UnknownAdminToken { .. }
+                | Error::NoSuchBundle { .. },
                 _,
             ) => StatusCode::NOT_FOUND,
             (
                 Error::VehicleExists { .. }
                 | Error::SerialTaken { .. }
                 | Error::AssignmentExists { .. }
-                | Error::VehicleRemoved { .. },
+                | Error::VehicleRemoved { .. }
+                | Error::OfflineVersion { .. },
                 _,
             ) => StatusCode::CONFLICT,
             (Error::HardwareMismatch { .. } | Error::Depends { .. }, _) => {

@@ -4,7 +4,8 @@
 //! authenticated by admin bearer tokens with a read or write scope on either transport.
 //!
 //! Device API:
-//! - `GET /api/v1/vehicles/{vin}/metadata/{N.root|root|timestamp|snapshot|targets}.json`
+//! - `GET /api/v1/vehicles/{vin}/metadata/{N.root|root|timestamp|snapshot|targets}.json`,
+//!   and `offline-update-snapshot.json` (PURE-2: the latest, 404 when there is none)
 //! - `PUT /api/v1/vehicles/{vin}/manifest` (body at most [`MAX_MANIFEST_BYTES`], read only
 //!   once the caller is authenticated and within its vehicle's manifest rate: 429 with
 //!   `Retry-After` past it)
@@ -19,6 +20,11 @@
 //! - `POST /api/v1/admin/campaigns` (write), `DELETE /api/v1/admin/assignments/{id}` (write)
 //! - `GET /api/v1/admin/vehicles/{vin}/status` (read),
 //!   `GET /api/v1/admin/vehicles/{vin}/manifests` (read)
+//! - `POST /api/v1/admin/bundles` (write): sign a PURE-2 offline-update bundle
+//!   (`{"name", "targets": {"HARDWARE_ID": "TARGET"}, "expires": "30d"}`); `GET
+//!   /api/v1/admin/bundles` (read); `GET /api/v1/admin/bundles/{name}` (read: its signed
+//!   offline-update targets, the latest offline-update snapshot and every director root);
+//!   `POST /api/v1/admin/bundles/{name}/revoke` (write)
 //! - `POST /api/v1/admin/manifests/prune` (write): `{"older_than": "90d"}`, never an ECU's
 //!   latest report
 //!
@@ -32,6 +38,7 @@
 mod admin;
 mod assignments;
 mod auth;
+mod bundles;
 mod device;
 mod errors;
 mod rate;
@@ -74,6 +81,8 @@ pub struct AppState {
     pub manifests: ManifestPolicy,
     /// The per-vehicle manifest budget ([`ManifestPolicy::max_per_minute`]).
     pub manifest_rate: Arc<ManifestRate>,
+    /// PURE-2: the offline-update roles' keys (`[keys] offline_update`; none: no bundles).
+    pub offline_keys: Arc<Vec<Arc<dyn ferry_keys::Signer>>>,
 }
 
 impl AppState {
@@ -92,7 +101,14 @@ impl AppState {
             clock,
             manifests: ManifestPolicy::DEFAULT,
             manifest_rate: Arc::new(ManifestRate::new(ManifestPolicy::DEFAULT.max_per_minute)),
+            offline_keys: Arc::new(Vec::new()),
         }
+    }
+
+    /// The same state signing offline-update bundles with `keys`.
+    pub fn with_offline_keys(mut self, keys: Vec<Arc<dyn ferry_keys::Signer>>) -> Self {
+        self.offline_keys = Arc::new(keys);
+        self
     }
 
     /// The same state taking and keeping manifests as `policy` says (the default is
@@ -143,6 +159,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/assignments/{id}",
             axum::routing::delete(assignments::cancel_one),
+        )
+        .route(
+            "/api/v1/admin/bundles",
+            post(bundles::create).get(bundles::list),
+        )
+        .route("/api/v1/admin/bundles/{name}", get(bundles::show))
+        .route(
+            "/api/v1/admin/bundles/{name}/revoke",
+            post(bundles::revoke),
         );
     device
         .merge(admin)

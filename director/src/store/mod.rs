@@ -19,8 +19,8 @@ pub use view::{read, try_read, View};
 
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
-    MetadataRole, NewAssignment, NewVehicle, RecordedManifest, Scope, StoredMetadata, Vehicle,
-    Verdict,
+    MetadataRole, NewAssignment, NewVehicle, OfflineBundle, RecordedManifest, Scope,
+    StoredMetadata, Vehicle, Verdict,
 };
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -142,6 +142,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn put_root(&self, version: u64, bytes: &[u8]) -> Result<()>;
     fn get_root(&self, version: u64) -> Result<Option<Vec<u8>>>;
     fn latest_root(&self) -> Result<Option<(u64, Vec<u8>)>>;
+
+    // --- PURE-2 offline-update bundles ---
+
+    /// Store the next version of a bundle's signed offline-update targets and the next
+    /// offline-update snapshot (which lists it), together.
+    fn put_offline_bundle(&self, bundle: &OfflineBundle, snapshot: (u64, &[u8])) -> Result<()>;
+    /// Mark bundle `name` revoked and store the next snapshot, which no longer lists it.
+    fn revoke_offline_bundle(&self, name: &str, snapshot: (u64, &[u8])) -> Result<()>;
+    fn offline_bundle(&self, name: &str) -> Result<Option<OfflineBundle>>;
+    /// Every bundle, revoked ones included, by name.
+    fn offline_bundles(&self) -> Result<Vec<OfflineBundle>>;
+    fn latest_offline_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>>;
 
     // --- admin tokens ---
 

@@ -36,6 +36,8 @@ pub trait View {
     fn get_root(&self, version: u64) -> Result<Option<Vec<u8>>>;
     /// See [`Store::latest_root`].
     fn latest_root(&self) -> Result<Option<(u64, Vec<u8>)>>;
+    /// See [`Store::latest_offline_snapshot`].
+    fn latest_offline_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>>;
 }
 
 /// Run `f` on one consistent view of `store` (blocking). `f`'s own result, which may carry

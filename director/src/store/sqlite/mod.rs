@@ -26,6 +26,7 @@ mod ecu_keys;
 mod inventory;
 mod manifests;
 mod metadata;
+mod offline;
 mod pool;
 mod schema;
 mod writer;
@@ -34,8 +35,8 @@ use super::view::{device_token_matches, View};
 use super::Store;
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
-    MetadataRole, NewAssignment, NewVehicle, RecordedManifest, Scope, StoredMetadata, Vehicle,
-    Verdict,
+    MetadataRole, NewAssignment, NewVehicle, OfflineBundle, RecordedManifest, Scope,
+    StoredMetadata, Vehicle, Verdict,
 };
 use crate::{Error, Result};
 use checkpointer::Checkpointer;
@@ -402,6 +403,33 @@ impl Store for SqliteStore {
             .read("read latest director root", metadata::latest_root)
     }
 
+    fn put_offline_bundle(&self, bundle: &OfflineBundle, snapshot: (u64, &[u8])) -> Result<()> {
+        self.pool.write("store offline bundle", |tx| {
+            offline::put(tx, bundle, snapshot)
+        })
+    }
+
+    fn revoke_offline_bundle(&self, name: &str, snapshot: (u64, &[u8])) -> Result<()> {
+        let now = self.now_ms();
+        self.pool.write("revoke offline bundle", |tx| {
+            offline::revoke(tx, name, snapshot, now)
+        })
+    }
+
+    fn offline_bundle(&self, name: &str) -> Result<Option<OfflineBundle>> {
+        self.pool
+            .read("read offline bundle", |tx| offline::get(tx, name))
+    }
+
+    fn offline_bundles(&self) -> Result<Vec<OfflineBundle>> {
+        self.pool.read("list offline bundles", offline::list)
+    }
+
+    fn latest_offline_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        self.pool
+            .read("read offline-update snapshot", offline::latest_snapshot)
+    }
+
     fn create_admin_token(
         &self,
         name: &str,
@@ -502,6 +530,10 @@ impl View for SqliteView<'_> {
 
     fn latest_root(&self) -> Result<Option<(u64, Vec<u8>)>> {
         metadata::latest_root(self.conn)
+    }
+
+    fn latest_offline_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        offline::latest_snapshot(self.conn)
     }
 }
 

@@ -124,6 +124,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'manifests are append-only (retention and the refused-manifest ring excepted)'); END;
     CREATE INDEX manifests_refused_by_vin ON manifests(vin, id) WHERE verdict = 'refused';
     CREATE INDEX manifests_by_time ON manifests(received_at);",
+    // 8: PURE-2 offline-update bundles (issue #19): each bundle's signed offline-update
+    // targets (the latest version of each name; a revoked one stays for the record), and every
+    // offline-update snapshot, which lists the bundles not revoked.
+    "CREATE TABLE offline_bundles (
+        name TEXT PRIMARY KEY,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        expires INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;
+    CREATE TABLE offline_snapshots (
+        version INTEGER PRIMARY KEY CHECK (version >= 1),
+        body BLOB NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this build writes.

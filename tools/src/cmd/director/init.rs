@@ -47,7 +47,7 @@ pub fn create(
     let roots = dir.join("roots");
     std::fs::create_dir_all(&roots).map_err(io_at(&roots))?;
     let mut key_ids = serde_json::Map::new();
-    for role in ["targets", "snapshot", "timestamp"] {
+    for role in ["targets", "snapshot", "timestamp", "offline-update"] {
         let key = PrivateKey::generate(KeyKind::Ed25519)?;
         // Online keys: the server has no one to type a passphrase; the file mode guards them.
         key.write_file(keys.join(format!("{role}.pem")), None)?;
@@ -61,7 +61,10 @@ pub fn create(
          [keys]\n\
          targets = [\"keys/targets.pem\"]\n\
          snapshot = [\"keys/snapshot.pem\"]\n\
-         timestamp = [\"keys/timestamp.pem\"]\n\n\
+         timestamp = [\"keys/timestamp.pem\"]\n\
+         # PURE-2 offline-update bundles (used once a root names this key: `ferry director\n\
+         # root init --offline-update-key keys/offline-update.pem`)\n\
+         offline_update = [\"keys/offline-update.pem\"]\n\n\
          [lifetimes]\n\
          targets = \"30d\"\n\
          snapshot = \"7d\"\n\

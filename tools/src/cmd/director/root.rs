@@ -51,6 +51,10 @@ pub struct OnlineKeyArgs {
     /// Timestamp key file; repeatable.
     #[arg(long = "timestamp-key", value_name = "FILE")]
     timestamp: Vec<PathBuf>,
+    /// PURE-2 offline-update key file (repeatable): adds the offline-update-snapshot and
+    /// offline-update-targets roles, which sign offline-update bundles (`ferry admin bundle`).
+    #[arg(long = "offline-update-key", value_name = "FILE")]
+    offline_update: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -135,6 +139,19 @@ fn role(files: &[PathBuf], passphrase: Option<&Path>, what: &str) -> Result<Role
     Ok(RoleSpec { threshold: 1, keys })
 }
 
+/// Add the PURE-2 roles signed by `files` (none given: nothing added).
+fn offline_roles(
+    root: &mut ferry_core::metadata::Root,
+    files: &[PathBuf],
+    passphrase: Option<&Path>,
+) -> Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let spec = role(files, passphrase, "offline-update")?;
+    Ok(ferry_director::root::add_offline_roles(root, &spec)?)
+}
+
 fn private_keys(files: &[PathBuf], passphrase: Option<&Path>) -> Result<Vec<PrivateKey>> {
     files
         .iter()
@@ -181,7 +198,8 @@ fn init(a: InitArgs) -> Result<()> {
             snapshot,
             timestamp,
         };
-        let root = build_root(&spec, 1, expires(a.expires)?)?;
+        let mut root = build_root(&spec, 1, expires(a.expires)?)?;
+        offline_roles(&mut root, &a.online.offline_update, pass)?;
         let proposal = ferry_core::proposal::Proposal::root(
             ferry_core::proposal::RepositoryKind::Director,
             &root,
@@ -200,7 +218,11 @@ fn init(a: InitArgs) -> Result<()> {
         .as_ref()
         .ok_or_else(|| Error::Usage("give --out FILE (or --proposal FILE)".into()))?;
     let root_keys = private_keys(&a.root_keys, pass)?;
-    let bytes = first_root(&root_keys, a.root_threshold, online, a.expires)?;
+    let offline = match a.online.offline_update.is_empty() {
+        true => None,
+        false => Some(role(&a.online.offline_update, pass, "offline-update")?),
+    };
+    let bytes = first_root_with(&root_keys, a.root_threshold, online, offline, a.expires)?;
     write_new(out, &bytes)?;
     println!("wrote director root version 1 to {}", out.display());
     Ok(())
@@ -214,6 +236,17 @@ pub fn first_root(
     online: [RoleSpec; 3],
     lifetime: std::time::Duration,
 ) -> Result<Vec<u8>> {
+    first_root_with(root_keys, threshold, online, None, lifetime)
+}
+
+/// [`first_root`], with the PURE-2 offline-update roles when `offline` is given.
+pub fn first_root_with(
+    root_keys: &[PrivateKey],
+    threshold: Option<u32>,
+    online: [RoleSpec; 3],
+    offline: Option<RoleSpec>,
+    lifetime: std::time::Duration,
+) -> Result<Vec<u8>> {
     let [targets, snapshot, timestamp] = online;
     let spec = RootSpec {
         root: RoleSpec {
@@ -224,7 +257,10 @@ pub fn first_root(
         snapshot,
         timestamp,
     };
-    let root = build_root(&spec, 1, expires(lifetime)?)?;
+    let mut root = build_root(&spec, 1, expires(lifetime)?)?;
+    if let Some(offline) = &offline {
+        ferry_director::root::add_offline_roles(&mut root, offline)?;
+    }
     let signers: Vec<&dyn Signer> = root_keys.iter().map(|k| k as &dyn Signer).collect();
     Ok(sign_root(root, &signers)?)
 }
@@ -254,7 +290,22 @@ fn rotate(a: RotateArgs) -> Result<()> {
         }
     }
     let version = previous.version + 1;
-    let root = build_root(&spec, version, expires(a.expires)?)?;
+    let mut root = build_root(&spec, version, expires(a.expires)?)?;
+    if a.online.offline_update.is_empty() {
+        // Rotating other roles keeps the offline-update roles as they were.
+        for name in ferry_core::metadata::OFFLINE_ROLES {
+            if let Some(entry) = previous.roles.get(name) {
+                root.roles.insert(name.to_owned(), entry.clone());
+                for id in &entry.keyids {
+                    if let Some(key) = previous.keys.get(id) {
+                        root.keys.insert(id.clone(), key.clone());
+                    }
+                }
+            }
+        }
+    } else {
+        offline_roles(&mut root, &a.online.offline_update, pass)?;
+    }
     let signers: Vec<&dyn Signer> = old_keys
         .iter()
         .chain(new_keys.iter())
