@@ -142,7 +142,11 @@ pub fn revoke(
     let rest: Vec<OfflineBundle> = live.into_iter().filter(|b| b.name != name).collect();
     let (version, snapshot) = next_snapshot(store, keys, &root, &rest, now)?;
     store.revoke_offline_bundle(name, (version, &snapshot))?;
-    tracing::info!(name, snapshot_version = version, "offline-update bundle revoked");
+    tracing::info!(
+        name,
+        snapshot_version = version,
+        "offline-update bundle revoked"
+    );
     Ok((version, snapshot))
 }
 
@@ -233,12 +237,20 @@ fn next_snapshot(
         version,
         extra: BTreeMap::new(),
     };
-    Ok((version, sign(doc, keys, root, RoleType::OfflineUpdateSnapshot)?))
+    Ok((
+        version,
+        sign(doc, keys, root, RoleType::OfflineUpdateSnapshot)?,
+    ))
 }
 
 /// Sign `doc` with the keys the root lists for `role`, refusing if they fall short of its
 /// threshold (the Director never hands out metadata a vehicle would reject).
-fn sign<T: Document>(doc: T, keys: &[Arc<dyn Signer>], root: &Root, role: RoleType) -> Result<Vec<u8>> {
+fn sign<T: Document>(
+    doc: T,
+    keys: &[Arc<dyn Signer>],
+    root: &Root,
+    role: RoleType,
+) -> Result<Vec<u8>> {
     if !root.has_offline_roles() {
         return Err(Error::Bundle {
             reason: format!(

@@ -216,10 +216,15 @@ pub fn check_offline_keys(
         );
         return Ok(());
     }
-    for role in [RoleType::OfflineUpdateSnapshot, RoleType::OfflineUpdateTargets] {
+    for role in [
+        RoleType::OfflineUpdateSnapshot,
+        RoleType::OfflineUpdateTargets,
+    ] {
         let (named, threshold) = match root.authority(role) {
             Ok(a) => (
-                keys.iter().filter(|k| a.keyids().contains(k.key_id())).count() as u32,
+                keys.iter()
+                    .filter(|k| a.keyids().contains(k.key_id()))
+                    .count() as u32,
                 a.threshold(),
             ),
             Err(_) => (0, 1),

@@ -93,9 +93,9 @@ pub async fn show(
         let bundle = store
             .offline_bundle(&name)?
             .ok_or(crate::Error::NoSuchBundle { name: name.clone() })?;
-        let (snapshot_version, snapshot) = store.latest_offline_snapshot()?.ok_or(
-            crate::Error::NoSuchBundle { name: name.clone() },
-        )?;
+        let (snapshot_version, snapshot) = store
+            .latest_offline_snapshot()?
+            .ok_or(crate::Error::NoSuchBundle { name: name.clone() })?;
         let latest = store.latest_root()?.map_or(0, |(v, _)| v);
         let mut roots = Vec::new();
         for v in 1..=latest {

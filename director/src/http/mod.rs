@@ -165,10 +165,7 @@ pub fn router(state: AppState) -> Router {
             post(bundles::create).get(bundles::list),
         )
         .route("/api/v1/admin/bundles/{name}", get(bundles::show))
-        .route(
-            "/api/v1/admin/bundles/{name}/revoke",
-            post(bundles::revoke),
-        );
+        .route("/api/v1/admin/bundles/{name}/revoke", post(bundles::revoke));
     device
         .merge(admin)
         .fallback(fallback)

@@ -77,7 +77,10 @@ fn put_snapshot(conn: &Connection, (version, body): (u64, &[u8])) -> Result<()> 
 
 const COLUMNS: &str = "name, version, expires, body, created_at, revoked_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, i64, i64, Vec<u8>, i64, Option<i64>)> {
+/// name, version, expires, body, created_at, revoked_at as stored.
+type Row = (String, i64, i64, Vec<u8>, i64, Option<i64>);
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -88,16 +91,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, i64, i64, Vec<u8>, i6
     ))
 }
 
-fn bundle(
-    (name, version, expires, body, created_at, revoked_at): (
-        String,
-        i64,
-        i64,
-        Vec<u8>,
-        i64,
-        Option<i64>,
-    ),
-) -> Result<OfflineBundle> {
+fn bundle((name, version, expires, body, created_at, revoked_at): Row) -> Result<OfflineBundle> {
     Ok(OfflineBundle {
         version: version_from_sql("offline bundle version", version)?,
         expires: from_ms("offline bundle expiry", expires)?,
