@@ -73,6 +73,9 @@ pub struct Options {
     /// a vehicle CA (`vca.pem`), the Primary calls them with `[vehicle_tls]` and a client
     /// certificate of that CA (`pri-tls/`).
     pub vehicle_tls: bool,
+    /// The Director root carries the PURE-2 offline-update roles, signed by
+    /// `d/keys/offline-update.pem` (which `ferry director init` makes).
+    pub offline_roles: bool,
 }
 
 /// The `[http]` lines of [`Options::short_limits`]: heads and bodies get 2 s, one address 50
@@ -181,7 +184,16 @@ impl World {
                 "d/keys/timestamp.pem",
                 "--out",
                 "d/roots/1.root.json",
-            ],
+            ]
+            .into_iter()
+            .chain(
+                options
+                    .offline_roles
+                    .then_some(["--offline-update-key", "d/keys/offline-update.pem"])
+                    .into_iter()
+                    .flatten(),
+            )
+            .collect::<Vec<_>>(),
         );
         let token = |name: &str, scope: &str| {
             let out = ferry_ok(

@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 // assign, client, status and vehicle are also steps of the demo's world (crate::world).
 pub(crate) mod assign;
+mod bundle;
 mod campaign;
 mod cancel;
 pub(crate) mod client;
@@ -36,6 +37,9 @@ enum Command {
     Cancel(cancel::Args),
     /// A vehicle's assignments and each ECU's last report.
     Status(status::Args),
+    /// PURE-2 offline-update bundles for air-gapped vehicles: create, list, show, revoke.
+    #[command(subcommand)]
+    Bundle(bundle::Command),
     /// Retention of stored manifests.
     #[command(subcommand)]
     Manifests(manifests::Command),
@@ -50,5 +54,6 @@ pub fn run(args: Args) -> Result<()> {
         Command::Cancel(a) => cancel::run(&client, a),
         Command::Status(a) => status::run(&client, a),
         Command::Manifests(c) => manifests::run(&client, c),
+        Command::Bundle(c) => bundle::run(&client, c),
     }
 }
