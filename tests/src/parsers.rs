@@ -28,10 +28,16 @@ pub fn metadata(data: &[u8]) {
     let _ = Parsed::<Timestamp>::from_bytes(data);
     let _ = Parsed::<Snapshot>::from_bytes(data);
     let _ = Parsed::<Targets>::from_bytes(data);
+    let _ = Parsed::<ferry_core::metadata::OfflineSnapshot>::from_bytes(data);
+    let _ = Parsed::<ferry_core::metadata::OfflineTargets>::from_bytes(data);
     if let Ok(mut set) = TrustedSet::new(data, at()) {
         // A root that verifies against itself: feed the same bytes on as the next roles.
         let _ = set.update_root(data);
         let _ = set.update_timestamp(data);
+    }
+    if let Ok(mut set) = TrustedSet::new_offline(data, at()) {
+        // PURE-2: the same bytes as the bundle's snapshot (no timestamp in this mode).
+        let _ = set.update_snapshot(data, false);
     }
 }
 

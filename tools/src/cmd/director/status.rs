@@ -58,6 +58,50 @@ pub fn run(args: Args) -> Result<()> {
             sign_before,
         ));
     }
+    // PURE-2: the offline-update roles, when the root has them; their keys are online when
+    // `[keys] offline_update` holds them, and the latest snapshot says how long bundles last.
+    let snapshot = match root.has_offline_roles() {
+        true => ferry_director::Store::latest_offline_snapshot(&store)?,
+        false => None,
+    };
+    if snapshot.is_some() {
+        let keys = config.offline_update_keys()?;
+        let (version, expires) = match &snapshot {
+            Some((v, bytes)) => (
+                *v,
+                serde_json::from_slice::<serde_json::Value>(bytes)
+                    .ok()
+                    .and_then(|d| d["signed"]["expires"].as_str().map(str::to_owned))
+                    .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e).ok())
+                    .map_or(now, |t| t.with_timezone(&chrono::Utc)),
+            ),
+            None => (0, now),
+        };
+        for role in ferry_core::metadata::OFFLINE_ROLES {
+            let signing = match root.roles.get(role) {
+                Some(r)
+                    if keys
+                        .iter()
+                        .filter(|k| r.keyids.contains(k.key_id()))
+                        .count()
+                        >= r.threshold as usize =>
+                {
+                    Signing::Online
+                }
+                _ => Signing::Offline,
+            };
+            roles.push(RoleStatus::new(
+                role,
+                &root,
+                version,
+                expires,
+                signing,
+                Some("ferry admin bundle create".into()),
+                now,
+                sign_before,
+            ));
+        }
+    }
     for (version, path) in ferry_director::daemon::root_files(&config.roots_dir)? {
         if version > root.version {
             std::fs::metadata(&path).map_err(io_at(&path))?;
