@@ -166,6 +166,34 @@ impl RoleConfig {
 }
 
 /// A `pkcs11:` key of the config, its relative PIN file taken from the repository directory.
+/// How a key given on the command line is written into the config: a `pkcs11:` URI as it is,
+/// a file as an absolute path (the config may be read from another working directory).
+pub fn key_entry(spec: &Path) -> Result<std::path::PathBuf> {
+    match spec.to_str().filter(|s| Pkcs11Uri::is_pkcs11(s)) {
+        Some(_) => Ok(spec.to_owned()),
+        None => std::path::absolute(spec).map_err(io_at(spec)),
+    }
+}
+
+/// The public keys of `specs` (key files or `pkcs11:` URIs), read as the config would read
+/// them. Files must be unencrypted here (the repository's own online keys).
+pub fn public_keys_of(
+    specs: &[std::path::PathBuf],
+    dir: &Path,
+) -> Result<Vec<ferry_keys::PublicKey>> {
+    let probe = RoleConfig {
+        keys: specs.iter().map(|s| key_entry(s)).collect::<Result<_>>()?,
+        threshold: 1,
+        expires: std::time::Duration::from_secs(1),
+        passphrase_file: None,
+    };
+    Ok(probe
+        .load_keys(dir)?
+        .iter()
+        .map(|s| s.public_key().clone())
+        .collect())
+}
+
 fn token_source(uri: &str, dir: &Path) -> Result<Pkcs11KeySource> {
     let mut uri = Pkcs11Uri::parse(uri)?;
     if let PinSource::File(pin) = &uri.pin {

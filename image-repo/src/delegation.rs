@@ -165,36 +165,38 @@ impl Repository {
         }
         let mut config = self.config.targets.clone();
         config.expires = std::time::Duration::from_secs(7 * 24 * 3600);
-        let key = match key_path {
-            Some(path) => {
-                config.keys = vec![std::path::absolute(path).map_err(crate::error::io_at(path))?];
-                PrivateKey::read_file(path, None)?
+        let public = match key_path {
+            Some(spec) => {
+                config.keys = vec![crate::config::key_entry(spec)?];
+                crate::config::public_keys_of(&[spec.to_owned()], self.dir())?
+                    .pop()
+                    .ok_or_else(|| Error::Invalid("--key named no key".into()))?
             }
             None => {
                 let path = std::path::PathBuf::from("keys/bins.pem");
                 let key = PrivateKey::generate(ferry_keys::KeyKind::Ed25519)?;
                 key.write_file(self.dir().join(&path), None)?;
                 config.keys = vec![path];
-                key
+                key.public_key().clone()
             }
         };
+        let key_id = public.key_id()?;
         config.threshold = 1;
         self.config.bins = Some(config);
         self.config.save(self.dir())?;
         let bins = SuccinctRoles {
             bit_length: count.trailing_zeros(),
-            keyids: vec![key.key_id().clone()],
+            keyids: vec![key_id.clone()],
             name_prefix: "bins".into(),
             threshold: 1,
             extra: BTreeMap::new(),
         };
         let mut moved = BTreeMap::new();
         let succinct = bins.clone();
-        let public = key.public_key().clone();
         self.edit_targets("targets", |t| {
             moved = std::mem::take(&mut t.targets);
             t.delegations = Some(Delegations {
-                keys: [(key.key_id().clone(), public)].into(),
+                keys: [(key_id.clone(), public)].into(),
                 roles: None,
                 succinct_roles: Some(succinct),
                 extra: BTreeMap::new(),

@@ -17,7 +17,7 @@ pub use ferry_core::layout::TOP_LEVEL_ROLES;
 
 #[derive(Debug, Default, Clone)]
 pub struct InitOptions {
-    /// Existing private key files per role (a role may have several).
+    /// Existing keys per role (a role may have several): private key files or `pkcs11:` URIs.
     pub keys: BTreeMap<String, Vec<PathBuf>>,
     /// Public keys of offline roles (root, targets): their private keys never come near this
     /// host, and their first version is signed through a ceremony.
@@ -87,12 +87,12 @@ pub fn init(
                 role_config.keys.clear();
                 publics.clone()
             }
-            (None, Some(paths)) => {
-                role_config.keys = paths.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
-                paths
+            (None, Some(specs)) => {
+                role_config.keys = specs
                     .iter()
-                    .map(|p| Ok(PrivateKey::read_file(p, None)?.public_key().clone()))
-                    .collect::<Result<_>>()?
+                    .map(|p| crate::config::key_entry(p))
+                    .collect::<Result<_>>()?;
+                crate::config::public_keys_of(specs, dir)?
             }
             (None, None) => {
                 let key = PrivateKey::generate(KeyKind::Ed25519)?;

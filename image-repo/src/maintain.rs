@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::repo::{Force, PublishReport, Repository};
 use ferry_core::metadata::Role;
-use ferry_keys::PrivateKey;
+use ferry_keys::{PrivateKey, PublicKey};
 use std::path::PathBuf;
 
 impl Repository {
@@ -46,6 +46,32 @@ impl Repository {
         new_keys: &[(PathBuf, PrivateKey)],
         threshold: u32,
     ) -> Result<PublishReport> {
+        let keys: Vec<(PathBuf, PublicKey)> = new_keys
+            .iter()
+            .map(|(p, k)| (p.clone(), k.public_key().clone()))
+            .collect();
+        self.rotate_to(role, &keys, threshold)
+    }
+
+    /// [`Repository::rotate`] to keys named as the config names them: key files or
+    /// `pkcs11:` URIs (the key stays on its token).
+    pub fn rotate_sources(
+        &mut self,
+        role: &str,
+        specs: &[PathBuf],
+        threshold: u32,
+    ) -> Result<PublishReport> {
+        let publics = crate::config::public_keys_of(specs, self.dir())?;
+        let keys: Vec<(PathBuf, PublicKey)> = specs.iter().cloned().zip(publics).collect();
+        self.rotate_to(role, &keys, threshold)
+    }
+
+    fn rotate_to(
+        &mut self,
+        role: &str,
+        new_keys: &[(PathBuf, PublicKey)],
+        threshold: u32,
+    ) -> Result<PublishReport> {
         if !crate::init::TOP_LEVEL_ROLES.contains(&role) {
             return Err(Error::NoSuchRole(role.to_owned()));
         }
@@ -63,11 +89,13 @@ impl Repository {
                 .roles
                 .get_mut(&role_name)
                 .ok_or_else(|| Error::NoSuchRole(role_name.clone()))?;
-            entry.keyids = new_keys.iter().map(|(_, k)| k.key_id().clone()).collect();
+            entry.keyids = new_keys
+                .iter()
+                .map(|(_, k)| k.key_id())
+                .collect::<std::result::Result<_, _>>()?;
             entry.threshold = threshold;
             for (_, key) in new_keys {
-                root.keys
-                    .insert(key.key_id().clone(), key.public_key().clone());
+                root.keys.insert(key.key_id()?, key.clone());
             }
             let used: std::collections::BTreeSet<_> = root
                 .roles
@@ -95,7 +123,7 @@ impl Repository {
             .ok_or_else(|| Error::NoSuchRole(role.to_owned()))?;
         role_config.keys = new_keys
             .iter()
-            .map(|(p, _)| std::path::absolute(p).map_err(crate::error::io_at(p)))
+            .map(|(p, _)| crate::config::key_entry(p))
             .collect::<Result<_>>()?;
         role_config.threshold = threshold;
         role_config.passphrase_file = None;

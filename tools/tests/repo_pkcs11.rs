@@ -88,3 +88,70 @@ fn snapshot_and_timestamp_sign_on_the_token_named_in_the_config() {
         ],
     );
 }
+
+/// One KEYSOURCE syntax everywhere a signing key is taken: `repo rotate --new-key` and
+/// `director root init --root-key` take a key generated on the token by its `pkcs11:` URI.
+#[test]
+fn rotate_and_director_root_init_take_keys_on_the_token() {
+    let Some(hsm) = ferry_tests::softhsm::SoftHsm::new() else {
+        return;
+    };
+    let repo = Repo::init(&[]);
+    let dir = repo.dir.to_str().expect("utf-8 path");
+    let ts = hsm.uri("ts-2");
+    let gen = ferry_ok(
+        &hsm,
+        &[
+            "key",
+            "gen",
+            "--pkcs11",
+            &ts,
+            "--type",
+            "ecdsa-p256",
+            "--json",
+        ],
+    );
+    let gen: serde_json::Value = serde_json::from_str(gen.trim()).expect("gen --json");
+    ferry_ok(
+        &hsm,
+        &["repo", "rotate", dir, "timestamp", "--new-key", &ts],
+    );
+    let config = std::fs::read_to_string(repo.dir.join("ferry-repo.toml")).expect("config");
+    assert!(
+        config.contains("pkcs11:token=ferry;object=ts-2"),
+        "{config}"
+    );
+    let timestamp = repo.metadata_json("timestamp.json");
+    assert_eq!(timestamp["signatures"][0]["keyid"], gen["keyid"]);
+
+    let root = hsm.uri("director-root");
+    ferry_ok(
+        &hsm,
+        &["key", "gen", "--pkcs11", &root, "--type", "ed25519"],
+    );
+    let work = repo.path("director");
+    let w = work.to_str().expect("utf-8 path");
+    ferry_ok(&hsm, &["director", "init", w, "--listen", "127.0.0.1:0"]);
+    let key = |role: &str| format!("{w}/keys/{role}.pem");
+    let out = format!("{w}/roots/1.root.json");
+    ferry_ok(
+        &hsm,
+        &[
+            "director",
+            "root",
+            "init",
+            "--root-key",
+            &root,
+            "--targets-key",
+            &key("targets"),
+            "--snapshot-key",
+            &key("snapshot"),
+            "--timestamp-key",
+            &key("timestamp"),
+            "--out",
+            &out,
+        ],
+    );
+    let bytes = std::fs::read(&out).expect("root written");
+    ferry_core::TrustedSet::new(&bytes, chrono::Utc::now()).expect("self-signed on the token");
+}

@@ -103,6 +103,7 @@ impl World {
             online("snapshot")?,
             online("timestamp")?,
         ];
+        let root_key: std::sync::Arc<dyn ferry_keys::Signer> = std::sync::Arc::new(root_key);
         let root = director_root::first_root(&[root_key], None, roles, ROOT_LIFETIME)?;
         director_root::write_new(&d.join("roots/1.root.json"), &root)?;
 

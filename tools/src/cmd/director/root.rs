@@ -6,7 +6,7 @@ use crate::keyfile;
 use ferry_core::metadata::Expires;
 use ferry_core::{Clock, SystemClock};
 use ferry_director::root::{build_root, read_root_file, sign_root, spec_of, RoleSpec, RootSpec};
-use ferry_keys::{PrivateKey, Signer};
+use ferry_keys::Signer;
 use std::path::{Path, PathBuf};
 
 const EXAMPLE: &str = "Example:
@@ -59,9 +59,9 @@ pub struct OnlineKeyArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// Root private key file; repeatable. Every one signs. With --proposal: each holder's
-    /// public key (SPKI PEM, TUF key JSON, certificate or pkcs11: URI).
-    #[arg(long = "root-key", value_name = "FILE", required = true)]
+    /// Root key (repeatable; every one signs): a private key file or a pkcs11: URI. With
+    /// --proposal: each holder's public key (SPKI PEM, TUF key JSON, certificate or URI).
+    #[arg(long = "root-key", value_name = "KEYSOURCE", required = true)]
     root_keys: Vec<PathBuf>,
     /// Write root v1 as a ceremony proposal instead of signing it here: no root private key
     /// on this host; the holders sign with `ferry proposal sign`, `ferry proposal merge`
@@ -152,10 +152,14 @@ fn offline_roles(
     Ok(ferry_director::root::add_offline_roles(root, &spec)?)
 }
 
-fn private_keys(files: &[PathBuf], passphrase: Option<&Path>) -> Result<Vec<PrivateKey>> {
+/// Signing keys as every command takes them: key files or pkcs11: URIs.
+fn private_keys(
+    files: &[PathBuf],
+    passphrase: Option<&Path>,
+) -> Result<Vec<std::sync::Arc<dyn Signer>>> {
     files
         .iter()
-        .map(|f| keyfile::private_key(f, passphrase))
+        .map(|f| keyfile::signer(&f.to_string_lossy(), passphrase))
         .collect()
 }
 
@@ -231,7 +235,7 @@ fn init(a: InitArgs) -> Result<()> {
 /// Root version 1, signed by every one of `root_keys`; `online` are the targets, snapshot
 /// and timestamp roles. The threshold defaults to all root keys.
 pub fn first_root(
-    root_keys: &[PrivateKey],
+    root_keys: &[std::sync::Arc<dyn Signer>],
     threshold: Option<u32>,
     online: [RoleSpec; 3],
     lifetime: std::time::Duration,
@@ -241,7 +245,7 @@ pub fn first_root(
 
 /// [`first_root`], with the PURE-2 offline-update roles when `offline` is given.
 pub fn first_root_with(
-    root_keys: &[PrivateKey],
+    root_keys: &[std::sync::Arc<dyn Signer>],
     threshold: Option<u32>,
     online: [RoleSpec; 3],
     offline: Option<RoleSpec>,
@@ -261,7 +265,7 @@ pub fn first_root_with(
     if let Some(offline) = &offline {
         ferry_director::root::add_offline_roles(&mut root, offline)?;
     }
-    let signers: Vec<&dyn Signer> = root_keys.iter().map(|k| k as &dyn Signer).collect();
+    let signers: Vec<&dyn Signer> = root_keys.iter().map(|k| k.as_ref()).collect();
     Ok(sign_root(root, &signers)?)
 }
 
@@ -309,7 +313,7 @@ fn rotate(a: RotateArgs) -> Result<()> {
     let signers: Vec<&dyn Signer> = old_keys
         .iter()
         .chain(new_keys.iter())
-        .map(|k| k as &dyn Signer)
+        .map(|k| k.as_ref())
         .collect();
     let bytes = sign_root(root, &signers)?;
     // Refuse to write a root the chain check would refuse (too few old or new signatures).

@@ -28,8 +28,9 @@ pub struct Args {
     /// top-level targets then goes through `ferry repo targets propose`.
     #[arg(long = "offline-targets", value_name = "PUB")]
     offline_targets: Vec<String>,
-    /// Use an existing private key file for a role (repeatable; a role may get several).
-    #[arg(long = "key", value_name = "ROLE=FILE", value_parser = super::role_pair)]
+    /// Use an existing key for a role (repeatable; a role may get several): an unencrypted
+    /// private key file or a pkcs11: URI.
+    #[arg(long = "key", value_name = "ROLE=KEYSOURCE", value_parser = super::role_pair)]
     keys: Vec<(String, String)>,
     /// Encrypt the root and targets keys generated here with the passphrase in FILE.
     #[arg(long, value_name = "FILE")]

@@ -12,8 +12,9 @@ pub struct Args {
     dir: PathBuf,
     /// root, targets, snapshot or timestamp.
     role: String,
-    /// New private key file (repeatable).
-    #[arg(long = "new-key", required = true)]
+    /// New key (repeatable): an unencrypted private key file, or a pkcs11: URI (the key stays
+    /// on its token; ferry-repo.toml names the URI).
+    #[arg(long = "new-key", required = true, value_name = "KEYSOURCE")]
     new_keys: Vec<PathBuf>,
     #[arg(long, default_value_t = 1)]
     threshold: u32,
@@ -22,11 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let keys = args
-        .new_keys
-        .iter()
-        .map(|p| Ok((p.clone(), crate::keyfile::private_key(p, None)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let report = super::open(&args.dir)?.rotate(&args.role, &keys, args.threshold)?;
+    let report =
+        super::open(&args.dir)?.rotate_sources(&args.role, &args.new_keys, args.threshold)?;
     super::print_report(&report, args.json)
 }
