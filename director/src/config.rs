@@ -313,15 +313,7 @@ impl DirectorConfig {
     /// Read the online keys. A key file readable by group or others is refused: these keys
     /// sign what every vehicle installs.
     pub fn online_keys(&self) -> Result<OnlineKeys> {
-        let passphrase = match &self.keys.passphrase_file {
-            Some(p) => Some(zeroize::Zeroizing::new(std::fs::read(p).map_err(|e| {
-                Error::Config {
-                    path: p.clone(),
-                    reason: format!("passphrase file cannot be read: {e}"),
-                }
-            })?)),
-            None => None,
-        };
+        let passphrase = self.passphrase()?;
         let passphrase = passphrase.as_ref().map(|p| trim_newline(p));
         let load = |files: &[PathBuf]| -> Result<Vec<Arc<dyn Signer>>> {
             files.iter().map(|f| online_key(f, passphrase)).collect()
@@ -335,21 +327,26 @@ impl DirectorConfig {
 
     /// The `[keys] offline_update` keys (PURE-2 bundles), owner-only files like the others.
     pub fn offline_update_keys(&self) -> Result<Vec<Arc<dyn Signer>>> {
-        let passphrase = match &self.keys.passphrase_file {
-            Some(p) => Some(zeroize::Zeroizing::new(std::fs::read(p).map_err(|e| {
-                Error::Config {
-                    path: p.clone(),
-                    reason: format!("passphrase file cannot be read: {e}"),
-                }
-            })?)),
-            None => None,
-        };
+        let passphrase = self.passphrase()?;
         let passphrase = passphrase.as_ref().map(|p| trim_newline(p));
         self.keys
             .offline_update
             .iter()
             .map(|f| online_key(f, passphrase))
             .collect()
+    }
+
+    /// `[keys] passphrase_file`'s contents, if one is configured.
+    fn passphrase(&self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        match &self.keys.passphrase_file {
+            Some(p) => Ok(Some(zeroize::Zeroizing::new(std::fs::read(p).map_err(
+                |e| Error::Config {
+                    path: p.clone(),
+                    reason: format!("passphrase file cannot be read: {e}"),
+                },
+            )?))),
+            None => Ok(None),
+        }
     }
 }
 

@@ -140,14 +140,7 @@ impl RoleConfig {
     /// This role's signers (the keys present on this host), each from its [`KeySource`].
     pub fn load_keys(&self, dir: &Path) -> Result<Vec<Arc<dyn Signer>>> {
         let passphrase = match &self.passphrase_file {
-            Some(p) => {
-                let path = dir.join(p);
-                let mut text = std::fs::read(&path).map_err(io_at(&path))?;
-                if text.last() == Some(&b'\n') {
-                    text.pop();
-                }
-                Some(zeroize::Zeroizing::new(text))
-            }
+            Some(p) => Some(read_passphrase(&dir.join(p))?),
             None => None,
         };
         let passphrase = passphrase.as_deref().map(|v| v.as_slice());
@@ -166,6 +159,21 @@ impl RoleConfig {
 }
 
 /// A `pkcs11:` key of the config, its relative PIN file taken from the repository directory.
+/// The passphrase in `path`, minus one trailing newline; an empty one is refused.
+pub fn read_passphrase(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut text = zeroize::Zeroizing::new(std::fs::read(path).map_err(io_at(path))?);
+    if text.last() == Some(&b'\n') {
+        text.pop();
+    }
+    if text.is_empty() {
+        return Err(Error::Invalid(format!(
+            "passphrase file {} is empty (expected a non-empty passphrase)",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
 /// How a key given on the command line is written into the config: a `pkcs11:` URI as it is,
 /// a file as an absolute path (the config may be read from another working directory).
 pub fn key_entry(spec: &Path) -> Result<std::path::PathBuf> {

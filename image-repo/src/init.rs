@@ -99,7 +99,7 @@ pub fn init(
                 let passphrase = match (&options.passphrase_file, OFFLINE_ROLES.contains(&role)) {
                     (Some(file), true) => {
                         role_config.passphrase_file = Some(absolute(file)?);
-                        Some(read_passphrase(file)?)
+                        Some(crate::config::read_passphrase(file)?)
                     }
                     _ => None,
                 };
@@ -188,20 +188,6 @@ pub enum Initialised {
     RootProposal(PathBuf),
     /// Root v1 is signed; top-level targets v1 waits for its ceremony.
     TargetsCeremony,
-}
-
-fn read_passphrase(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let mut text = zeroize::Zeroizing::new(std::fs::read(path).map_err(io_at(path))?);
-    if text.last() == Some(&b'\n') {
-        text.pop();
-    }
-    if text.is_empty() {
-        return Err(Error::Invalid(format!(
-            "passphrase file {} is empty (expected a non-empty passphrase)",
-            path.display()
-        )));
-    }
-    Ok(text)
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
