@@ -174,7 +174,7 @@ pub fn init(
 }
 
 /// Where the proposal for an offline-first repository's root version 1 is written.
-pub const FIRST_ROOT_PROPOSAL: &str = "root-proposal.json";
+pub const FIRST_ROOT_PROPOSAL: &str = "proposal.json";
 
 /// Roles whose keys may stay off the repository host.
 pub const OFFLINE_ROLES: [&str; 2] = ["root", "targets"];

@@ -139,7 +139,7 @@ fn offline_targets_signed_by_two_of_three_holders_are_published_and_python_tuf_r
             "targets=2",
         ],
     );
-    assert!(out.contains("root-proposal.json"), "{out}");
+    assert!(out.contains("proposal.json"), "{out}");
     // No private key of an offline role is on the repository host.
     let keys: Vec<String> = std::fs::read_dir(b.join("repo/keys"))
         .unwrap()
@@ -151,11 +151,7 @@ fn offline_targets_signed_by_two_of_three_holders_are_published_and_python_tuf_r
             .any(|k| k.contains("root") || k.contains("targets")),
         "{keys:?}"
     );
-    std::fs::copy(
-        b.join("repo/root-proposal.json"),
-        b.join("root-proposal.json"),
-    )
-    .unwrap();
+    std::fs::copy(b.join("repo/proposal.json"), b.join("root-proposal.json")).unwrap();
     let sigs = sign(b, "root-proposal.json", "root", &[1, 3]);
     let out = merge_and_import(b, "root-proposal.json", "root", &sigs, "1.root.json");
     assert!(
@@ -364,11 +360,7 @@ fn the_timestamp_key_rotates_through_a_root_ceremony_and_python_tuf_walks_to_it(
             "root=2",
         ],
     );
-    std::fs::copy(
-        b.join("repo/root-proposal.json"),
-        b.join("root-proposal.json"),
-    )
-    .unwrap();
+    std::fs::copy(b.join("repo/proposal.json"), b.join("root-proposal.json")).unwrap();
     let sigs = sign(b, "root-proposal.json", "root", &[1, 2]);
     let out = merge_and_import(b, "root-proposal.json", "root", &sigs, "1.root.json");
     assert!(
@@ -465,4 +457,63 @@ fn the_timestamp_key_rotates_through_a_root_ceremony_and_python_tuf_walks_to_it(
         .map(|s| s["keyid"].as_str().unwrap())
         .collect();
     assert_eq!(signers, [ts2["keyid"].as_str().unwrap()]);
+}
+
+/// Plain `repo init` (development) says on every run that the root and targets keys are on the
+/// host, keeps them outside what is served, and encrypts them with --passphrase-file; the
+/// repository still publishes with them.
+#[test]
+fn plain_init_warns_and_encrypts_the_root_and_targets_keys_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = tmp.path();
+    let out = ferry(b, &["repo", "init", "dev"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: the root and targets private key(s) are on this host, UNENCRYPTED"),
+        "{err}"
+    );
+    assert!(err.contains("--offline-root"), "{err}");
+    std::fs::write(b.join("dev.pass"), "development only\n").unwrap();
+    let out = ferry(b, &["repo", "init", "enc", "--passphrase-file", "dev.pass"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("encrypted with the passphrase file"));
+    for role in ["root", "targets"] {
+        let pem = std::fs::read_to_string(b.join(format!("enc/keys/{role}.pem"))).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+            "{role}"
+        );
+    }
+    let ts = std::fs::read_to_string(b.join("enc/keys/timestamp.pem")).unwrap();
+    assert!(
+        ts.starts_with("-----BEGIN PRIVATE KEY-----"),
+        "online keys stay usable unattended"
+    );
+    for served in ["enc/metadata", "enc/targets"] {
+        for entry in std::fs::read_dir(b.join(served)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".pem"), "{served}/{name}");
+        }
+    }
+    std::fs::write(b.join("app.bin"), b"app").unwrap();
+    ok(
+        b,
+        &[
+            "repo",
+            "add-target",
+            "enc",
+            "app.bin",
+            "--name",
+            "a/app.bin",
+            "--hardware-id",
+            "ivi",
+        ],
+    );
+    let out = ok(b, &["repo", "publish", "enc"]);
+    assert!(out.contains("published targets v2"), "{out}");
 }

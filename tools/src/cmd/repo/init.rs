@@ -9,7 +9,7 @@ const EXAMPLE: &str = "Example:
   ferry repo init ./image-repo --offline-root r1.pub --offline-root r2.pub --offline-root r3.pub \\
       --offline-targets t1.pub --offline-targets t2.pub --offline-targets t3.pub \\
       --threshold root=2 --threshold targets=2
-  # then: ferry proposal sign ./image-repo/root-proposal.json --key r1.key --out r1.sig (on each
+  # then: ferry proposal sign ./image-repo/proposal.json --key r1.key --out r1.sig (on each
   # holder's host), ferry proposal merge ... --out 1.root.json, ferry repo root import ...
   # Development: every key generated here (root and targets encrypted with dev.pass).
   ferry repo init ./image-repo --expires timestamp=12h --passphrase-file dev.pass";
@@ -21,7 +21,7 @@ pub struct Args {
     dir: PathBuf,
     /// Public key of an offline root key holder (repeatable): SPKI PEM, TUF key JSON (what
     /// `ferry key pub` prints), a certificate or a pkcs11: URI. Root v1 is then signed
-    /// through a ceremony: init writes DIR/root-proposal.json.
+    /// through a ceremony: init writes DIR/proposal.json.
     #[arg(long = "offline-root", value_name = "PUB")]
     offline_root: Vec<String>,
     /// Public key of an offline top-level targets key holder (repeatable). Every change to
