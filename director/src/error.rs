@@ -110,6 +110,10 @@ pub enum Error {
     NoSuchBundle { name: String },
     #[error("bundle check failed: {reason}")]
     Bundle { reason: String },
+    #[error("receipt check failed: {reason}")]
+    Receipt { reason: String },
+    #[error("receipt check failed: this receipt (sha256 {sha256}) is recorded already; a receipt counts once")]
+    ReceiptRecorded { sha256: String },
     #[error("config check failed: {path}: {reason}")]
     Config {
         path: std::path::PathBuf,

@@ -167,6 +167,22 @@ pub fn process_manifest_of(
     };
     let nonce = checked.nonce.clone();
     let incoming = IncomingManifest::accepted(vin, now, body, checked.nonce, checked.reports);
+    let recorded = record_accepted(store, vin, body, now, nonce, incoming, policy);
+    if recorded.is_ok() {
+        carried_receipts(store, vin, body, now);
+    }
+    recorded
+}
+
+fn record_accepted(
+    store: &dyn Store,
+    vin: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+    nonce: String,
+    incoming: IncomingManifest,
+    policy: &ManifestPolicy,
+) -> Result<RecordedManifest> {
     match store.record_manifest(&incoming) {
         Err(e @ Error::NonceReused { .. }) => {
             // A replay changes nothing, but the attempt is kept for the audit trail.
@@ -176,6 +192,37 @@ pub fn process_manifest_of(
             Err(e)
         }
         other => other,
+    }
+}
+
+/// The manifest field under which a Primary sends the receipts of offline installs it kept
+/// since its last online cycle.
+pub const CARRIED_RECEIPTS: &str = "offline_receipts";
+
+/// Record the receipts an accepted manifest carries ([`CARRIED_RECEIPTS`]), each checked on
+/// its own as if a technician had brought it ([`crate::offline::import_receipt`]). One
+/// recorded already (the technician was faster) or refused does not affect the manifest.
+fn carried_receipts(store: &dyn Store, vin: &str, body: &[u8], now: DateTime<Utc>) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    for receipt in value["signed"][CARRIED_RECEIPTS]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let Ok(bytes) = serde_json::to_vec(receipt) else {
+            continue;
+        };
+        match crate::offline::import_receipt(store, &bytes, now) {
+            Ok(r) => {
+                tracing::info!(vin, bundle = %r.bundle, "offline receipt carried by an online manifest")
+            }
+            Err(Error::ReceiptRecorded { .. }) => {}
+            Err(e) => {
+                tracing::warn!(vin, error = %e, "a receipt carried by a manifest was refused")
+            }
+        }
     }
 }
 

@@ -462,3 +462,18 @@ pub struct OfflineBundle {
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
+
+/// A vehicle's signed receipt of an offline install, as recorded: applied offline via
+/// `bundle`, reported late.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OfflineReceipt {
+    pub id: i64,
+    pub vin: String,
+    pub bundle: String,
+    /// The receipt's result (`success`, `failure`, ...) as the Primary wrote it.
+    pub result: String,
+    /// The receipt's whole `offline_bundle` outcome: version, digest, detail, per-ECU results.
+    pub outcome: serde_json::Value,
+    /// When the Director received it (the install itself happened earlier, offline).
+    pub received_at: DateTime<Utc>,
+}

@@ -280,3 +280,77 @@ fn sign<T: Document>(
     signed.sign_all(&signers).map_err(Error::Signing)?;
     signed.to_bytes().map_err(Error::Signing)
 }
+
+/// The receipt field a Primary writes the bundle and its results under (its vehicle manifest
+/// carries it beside the ECUs' signed reports).
+pub const RECEIPT_FIELD: &str = "offline_bundle";
+
+/// Check and record a vehicle's receipt of an offline install: a vehicle manifest signed by
+/// the vehicle's registered Primary key, every ECU report signed by its registered key, naming
+/// a bundle this Director signed (and, for the version it holds, the digest it signed). It is
+/// recorded as applied offline, reported late; it changes no assignment and no ECU's latest
+/// report (the next online manifest does that). The same receipt twice is refused.
+pub fn import_receipt(
+    store: &dyn Store,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<crate::model::OfflineReceipt> {
+    use ferry_core::manifest::{check_vehicle_manifest, VehicleManifest};
+    let parsed =
+        ferry_core::metadata::Parsed::<VehicleManifest>::from_bytes(body).map_err(|e| {
+            Error::Receipt {
+                reason: format!("not a signed vehicle manifest: {e}"),
+            }
+        })?;
+    let vin = parsed.unverified().vin.clone();
+    let outcome = parsed
+        .unverified()
+        .extra
+        .get(RECEIPT_FIELD)
+        .cloned()
+        .ok_or_else(|| Error::Receipt {
+            reason: format!("the manifest of {vin} has no {RECEIPT_FIELD}; expected the receipt a Primary writes after an offline install"),
+        })?;
+    let vehicle = store
+        .ecu_keys(&vin)?
+        .ok_or_else(|| Error::UnknownVehicle { vin: vin.clone() })?;
+    check_vehicle_manifest(body, &vehicle).map_err(|e| Error::Receipt {
+        reason: format!("{e}"),
+    })?;
+    let name = outcome["name"].as_str().unwrap_or_default().to_owned();
+    let bundle = store.offline_bundle(&name)?.ok_or_else(|| Error::Receipt {
+        reason: format!("the receipt names bundle {name:?}, which this Director never signed"),
+    })?;
+    if outcome["version"].as_u64() == Some(bundle.version) {
+        let signed = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bundle.body));
+        let named = outcome["digest"]["sha256"].as_str().unwrap_or_default();
+        if named != signed {
+            return Err(Error::Receipt {
+                reason: format!(
+                    "the receipt names bundle {name} v{} with sha256 {named:?}; the Director signed {signed}",
+                    bundle.version
+                ),
+            });
+        }
+    }
+    let mut receipt = crate::model::OfflineReceipt {
+        id: 0,
+        vin,
+        bundle: name,
+        result: outcome["result"].as_str().unwrap_or("unknown").to_owned(),
+        outcome,
+        received_at: now,
+    };
+    // A receipt is the same receipt however it was re-encoded on the way: its identity is
+    // the digest of its canonical signed part, which the signatures cover.
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Error::Receipt {
+        reason: format!("not JSON: {e}"),
+    })?;
+    let canonical = ferry_core::cjson::to_vec(&value["signed"]).map_err(|e| Error::Receipt {
+        reason: format!("no canonical form: {e}"),
+    })?;
+    let signed_sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&canonical).into();
+    receipt.id = store.record_offline_receipt(&receipt, body, &signed_sha256)?;
+    tracing::info!(vin = %receipt.vin, bundle = %receipt.bundle, result = %receipt.result, "offline receipt recorded (applied offline, reported late)");
+    Ok(receipt)
+}

@@ -232,7 +232,12 @@ pub async fn status(
                 Ok(listed)
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        Ok(serde_json::json!({ "vehicle": vehicle, "assignments": assignments }))
+        let receipts = store.offline_receipts(&vin)?;
+        Ok(serde_json::json!({
+            "vehicle": vehicle,
+            "assignments": assignments,
+            "offline_receipts": receipts,
+        }))
     })
     .await?;
     Ok(Json(status).into_response())

@@ -141,3 +141,22 @@ fn text(bytes: Vec<u8>) -> Result<String, ApiError> {
     String::from_utf8(bytes)
         .map_err(|_| crate::Error::corrupt("offline-update metadata", "not UTF-8").into())
 }
+
+/// `POST /api/v1/admin/receipts`: one receipt a technician brought back from a vehicle.
+pub async fn import_receipt(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    auth::admin(&state, &headers, Scope::Write).await?;
+    let body = super::body(body, super::MAX_MANIFEST_BYTES, "a receipt").await?;
+    let receipt = blocking(move || {
+        Ok(crate::offline::import_receipt(
+            state.store.as_ref(),
+            &body,
+            state.clock.now(),
+        )?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(receipt)).into_response())
+}

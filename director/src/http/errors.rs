@@ -75,7 +75,8 @@ impl From<Error> for ApiError {
                 | Error::SerialTaken { .. }
                 | Error::AssignmentExists { .. }
                 | Error::VehicleRemoved { .. }
-                | Error::OfflineVersion { .. },
+                | Error::OfflineVersion { .. }
+                | Error::ReceiptRecorded { .. },
                 _,
             ) => StatusCode::CONFLICT,
             (Error::HardwareMismatch { .. } | Error::Depends { .. }, _) => {

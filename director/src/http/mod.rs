@@ -24,7 +24,8 @@
 //!   (`{"name", "targets": {"HARDWARE_ID": "TARGET"}, "expires": "30d"}`); `GET
 //!   /api/v1/admin/bundles` (read); `GET /api/v1/admin/bundles/{name}` (read: its signed
 //!   offline-update targets, the latest offline-update snapshot and every director root);
-//!   `POST /api/v1/admin/bundles/{name}/revoke` (write)
+//!   `POST /api/v1/admin/bundles/{name}/revoke` (write); `POST /api/v1/admin/receipts`
+//!   (write: a vehicle's signed receipt of an offline install, recorded once)
 //! - `POST /api/v1/admin/manifests/prune` (write): `{"older_than": "90d"}`, never an ECU's
 //!   latest report
 //!
@@ -165,6 +166,7 @@ pub fn router(state: AppState) -> Router {
             post(bundles::create).get(bundles::list),
         )
         .route("/api/v1/admin/bundles/{name}", get(bundles::show))
+        .route("/api/v1/admin/receipts", post(bundles::import_receipt))
         .route("/api/v1/admin/bundles/{name}/revoke", post(bundles::revoke));
     device
         .merge(admin)

@@ -19,8 +19,8 @@ pub use view::{read, try_read, View};
 
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
-    MetadataRole, NewAssignment, NewVehicle, OfflineBundle, RecordedManifest, Scope,
-    StoredMetadata, Vehicle, Verdict,
+    MetadataRole, NewAssignment, NewVehicle, OfflineBundle, OfflineReceipt, RecordedManifest,
+    Scope, StoredMetadata, Vehicle, Verdict,
 };
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -154,6 +154,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every bundle, revoked ones included, by name.
     fn offline_bundles(&self) -> Result<Vec<OfflineBundle>>;
     fn latest_offline_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>>;
+    /// Record a verified offline-install receipt (its `id` is ignored); the same signed
+    /// content twice (`signed_sha256`: the digest of its canonical signed part, so a
+    /// re-encoded copy is the same receipt) is refused ([`crate::Error::ReceiptRecorded`]).
+    /// Returns the new id.
+    fn record_offline_receipt(
+        &self,
+        receipt: &OfflineReceipt,
+        body: &[u8],
+        signed_sha256: &[u8; 32],
+    ) -> Result<i64>;
+    /// `vin`'s recorded receipts, oldest first.
+    fn offline_receipts(&self, vin: &str) -> Result<Vec<OfflineReceipt>>;
 
     // --- admin tokens ---
 

@@ -35,8 +35,8 @@ use super::view::{device_token_matches, View};
 use super::Store;
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
-    MetadataRole, NewAssignment, NewVehicle, OfflineBundle, RecordedManifest, Scope,
-    StoredMetadata, Vehicle, Verdict,
+    MetadataRole, NewAssignment, NewVehicle, OfflineBundle, OfflineReceipt, RecordedManifest,
+    Scope, StoredMetadata, Vehicle, Verdict,
 };
 use crate::{Error, Result};
 use checkpointer::Checkpointer;
@@ -428,6 +428,22 @@ impl Store for SqliteStore {
     fn latest_offline_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>> {
         self.pool
             .read("read offline-update snapshot", offline::latest_snapshot)
+    }
+
+    fn record_offline_receipt(
+        &self,
+        receipt: &OfflineReceipt,
+        body: &[u8],
+        signed_sha256: &[u8; 32],
+    ) -> Result<i64> {
+        self.pool.write("record offline receipt", |tx| {
+            offline::record_receipt(tx, receipt, body, signed_sha256)
+        })
+    }
+
+    fn offline_receipts(&self, vin: &str) -> Result<Vec<OfflineReceipt>> {
+        self.pool
+            .read("list offline receipts", |tx| offline::receipts(tx, vin))
     }
 
     fn create_admin_token(

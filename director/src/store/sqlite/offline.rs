@@ -1,8 +1,8 @@
 //! PURE-2 offline-update bundles: the signed offline-update targets of each bundle and the
 //! offline-update snapshots that list them.
 
-use super::{db, from_ms, version_from_sql, version_to_sql};
-use crate::model::OfflineBundle;
+use super::{db, from_ms, is_unique_violation, version_from_sql, version_to_sql};
+use crate::model::{OfflineBundle, OfflineReceipt};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -135,4 +135,73 @@ pub(super) fn latest_snapshot(conn: &Connection) -> Result<Option<(u64, Vec<u8>)
         .map_err(db("read offline-update snapshot"))?;
     row.map(|(v, b)| Ok((version_from_sql("offline-update snapshot version", v)?, b)))
         .transpose()
+}
+
+/// Record a verified receipt; the same signed content twice is refused, however it was
+/// re-encoded (`signed_sha256` is the digest of its canonical signed part).
+pub(super) fn record_receipt(
+    conn: &Connection,
+    receipt: &OfflineReceipt,
+    body: &[u8],
+    signed_sha256: &[u8; 32],
+) -> Result<i64> {
+    let outcome = super::to_json("receipt outcome", &receipt.outcome)?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO offline_receipts (vin, bundle, result, outcome, received_at, body,
+                 signed_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                receipt.vin,
+                receipt.bundle,
+                receipt.result,
+                outcome,
+                receipt.received_at.timestamp_millis(),
+                body,
+                &signed_sha256[..]
+            ])
+        });
+    match inserted {
+        Ok(_) => Ok(conn.last_insert_rowid()),
+        Err(e) if is_unique_violation(&e) => Err(Error::ReceiptRecorded {
+            sha256: hex::encode(signed_sha256),
+        }),
+        Err(e) => Err(Error::storage("record offline receipt", e)),
+    }
+}
+
+pub(super) fn receipts(conn: &Connection, vin: &str) -> Result<Vec<OfflineReceipt>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, vin, bundle, result, outcome, received_at FROM offline_receipts
+             WHERE vin = ?1 ORDER BY id",
+        )
+        .map_err(db("list offline receipts"))?;
+    let rows = stmt
+        .query_map([vin], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .map_err(db("list offline receipts"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("list offline receipts"))?;
+    rows.into_iter()
+        .map(|(id, vin, bundle, result, outcome, at)| {
+            Ok(OfflineReceipt {
+                id,
+                vin,
+                bundle,
+                result,
+                outcome: super::from_json("receipt outcome", &outcome)?,
+                received_at: from_ms("receipt time", at)?,
+            })
+        })
+        .collect()
 }

@@ -125,8 +125,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX manifests_refused_by_vin ON manifests(vin, id) WHERE verdict = 'refused';
     CREATE INDEX manifests_by_time ON manifests(received_at);",
     // 8: PURE-2 offline-update bundles (issue #19): each bundle's signed offline-update
-    // targets (the latest version of each name; a revoked one stays for the record), and every
-    // offline-update snapshot, which lists the bundles not revoked.
+    // targets (the latest version of each name; a revoked one stays for the record), every
+    // offline-update snapshot, which lists the bundles not revoked, and the signed receipts
+    // vehicles wrote after offline installs (each recorded once).
     "CREATE TABLE offline_bundles (
         name TEXT PRIMARY KEY,
         version INTEGER NOT NULL CHECK (version >= 1),
@@ -138,7 +139,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TABLE offline_snapshots (
         version INTEGER PRIMARY KEY CHECK (version >= 1),
         body BLOB NOT NULL
-    ) STRICT;",
+    ) STRICT;
+    CREATE TABLE offline_receipts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        vin TEXT NOT NULL REFERENCES vehicles(vin),
+        bundle TEXT NOT NULL,
+        result TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        signed_sha256 BLOB NOT NULL UNIQUE CHECK (length(signed_sha256) = 32)
+    ) STRICT;
+    CREATE INDEX offline_receipts_by_vin ON offline_receipts(vin, id);",
 ];
 
 /// The schema version this build writes.

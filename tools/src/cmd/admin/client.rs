@@ -114,6 +114,15 @@ impl AdminClient {
         self.send(request, path)
     }
 
+    /// POST `body` as it is (a signed document that must arrive byte for byte).
+    pub fn post_bytes(&self, path: &str, body: Vec<u8>) -> Result<Value> {
+        let request = self
+            .request(Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.send(request, path)
+    }
+
     pub fn delete(&self, path: &str) -> Result<Value> {
         self.send(self.request(Method::DELETE, path), path)
     }

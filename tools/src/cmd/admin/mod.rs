@@ -11,6 +11,7 @@ mod campaign;
 mod cancel;
 pub(crate) mod client;
 mod manifests;
+mod receipts;
 pub(crate) mod status;
 pub(crate) mod vehicle;
 
@@ -40,6 +41,9 @@ enum Command {
     /// PURE-2 offline-update bundles for air-gapped vehicles: create, list, show, revoke.
     #[command(subcommand)]
     Bundle(bundle::Command),
+    /// Receipts of offline installs brought back from vehicles.
+    #[command(subcommand)]
+    Receipts(receipts::Command),
     /// Retention of stored manifests.
     #[command(subcommand)]
     Manifests(manifests::Command),
@@ -55,5 +59,6 @@ pub fn run(args: Args) -> Result<()> {
         Command::Status(a) => status::run(&client, a),
         Command::Manifests(c) => manifests::run(&client, c),
         Command::Bundle(c) => bundle::run(&client, c),
+        Command::Receipts(c) => receipts::run(&client, c),
     }
 }

@@ -27,7 +27,42 @@ pub fn run(client: &AdminClient, a: Args) -> Result<()> {
     let assignments: Vec<Assignment> = from_value(reply["assignments"].clone(), &path)?;
     super::vehicle::print_vehicle(&vehicle);
     print_assignments(&assignments, &queued_ids(&reply));
+    print_receipts(&reply["offline_receipts"]);
     Ok(())
+}
+
+/// Offline installs the vehicle reported through a receipt (PURE-2 bundles).
+fn print_receipts(receipts: &serde_json::Value) {
+    let Some(list) = receipts.as_array().filter(|l| !l.is_empty()) else {
+        return;
+    };
+    let mut t = table(&["receipt", "bundle", "result", "ecus", "received"]);
+    for r in list {
+        let ecus: Vec<String> = r["outcome"]["ecus"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(serial, e)| {
+                let target = e["target"].as_str().unwrap_or("-");
+                format!("{serial}: {} {target}", e["result"].as_str().unwrap_or("?"))
+            })
+            .collect();
+        t.add_row([
+            r["id"].to_string(),
+            format!(
+                "{} v{}",
+                r["bundle"].as_str().unwrap_or("?"),
+                r["outcome"]["version"]
+            ),
+            format!(
+                "{} (applied offline, reported late)",
+                r["result"].as_str().unwrap_or("?")
+            ),
+            ecus.join("; "),
+            r["received_at"].as_str().unwrap_or("-").to_owned(),
+        ]);
+    }
+    println!("{t}");
 }
 
 /// The ids of the assignments a [`status`] reply marks queued.
