@@ -109,6 +109,16 @@ impl IntoResponse for ApiError {
         }
         if matches!(
             self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
+            // The body was not read to its end: this connection cannot carry another request,
+            // and saying so keeps a client from reusing it (and failing mid-request).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        }
+        if matches!(
+            self.status,
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
         ) {
             response.extensions_mut().insert(Refused(self.message));
