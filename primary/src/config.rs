@@ -319,6 +319,7 @@ impl Config {
             director_root: Some(self.director.root.clone()),
             image_root: Some(self.image_repo.root.clone()),
             director_targets_key: None,
+            offline_targets_key: None,
             apps_dir: self
                 .ecu
                 .apps_dir

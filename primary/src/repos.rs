@@ -144,6 +144,7 @@ pub fn bundle(director: &Updater<HttpFetcher>, image: &Updater<HttpFetcher>) -> 
     let bundle = Bundle {
         director: repo_bundle(director)?,
         image: Some(repo_bundle(image)?),
+        offline: None,
     };
     serde_json::to_vec(&bundle).map_err(|e| {
         ferry_core::Error::Malformed {
