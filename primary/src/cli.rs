@@ -1,7 +1,7 @@
-//! `ferry-primary --config primary.toml {run|check|status}`: the vehicle's Primary ECU.
+//! `ferry-primary --config primary.toml {run|check|status|offline}`: the vehicle's Primary ECU.
 //! Its `main` lives here, in the library, so the `ferry` tool can run it as a subcommand.
 
-use crate::{run_cycle, status, Config};
+use crate::{run_cycle, run_offline, status, Config, OfflineOptions};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +13,8 @@ Examples:
   ferry-primary --config primary.toml check --json   # the cycle's report as JSON
   ferry-primary --config primary.toml run            # poll every poll_interval
   ferry-primary --config primary.toml status --json  # each ECU's image, provides, last result
+  ferry-primary --config primary.toml offline --bundle /run/media/ferry/workshop
+                                                     # install a PURE-2 bundle (dir or .tar)
 
 Example primary.toml (relative paths are relative to the file):
 
@@ -62,6 +64,22 @@ enum Command {
     Status {
         #[arg(long)]
         json: bool,
+    },
+    /// Install an offline bundle (Uptane PURE-2) from a directory or a .tar, with no network:
+    /// verified with the roots this vehicle trusts, installed on every ECU or on none, and a
+    /// signed receipt written to BUNDLE/receipts/ (FILE.tar.receipts/ beside a .tar) and kept
+    /// for the next online cycle. Non-zero exit if anything was refused or failed.
+    Offline {
+        /// The bundle: a directory holding .well-known/, or the same tree in a .tar.
+        #[arg(long, value_name = "DIR|FILE.tar")]
+        bundle: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Verify at no earlier than this time (RFC 3339), for an ECU whose clock was reset:
+        /// the latest of it, the clock and the last verified time is used, so it can only
+        /// refuse more, never revive an expired bundle.
+        #[arg(long, value_name = "RFC3339")]
+        not_before: Option<String>,
     },
 }
 
@@ -132,6 +150,53 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
                         tracing::info!("stopped");
                         return Ok(ExitCode::SUCCESS);
                     }
+                }
+            }
+        }
+        Command::Offline {
+            bundle,
+            json,
+            not_before,
+        } => {
+            let not_before = match not_before {
+                Some(text) => Some(
+                    chrono::DateTime::parse_from_rfc3339(text)
+                        .map_err(|e| format!("--not-before {text:?}: {e}; expected RFC 3339"))?
+                        .with_timezone(&chrono::Utc),
+                ),
+                None => None,
+            };
+            let options = OfflineOptions { not_before };
+            match run_offline(&config, bundle, &clock, options) {
+                Ok(report) => {
+                    if *json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        println!(
+                            "{}: {} ECU(s) updated{}",
+                            report.result,
+                            report.installed.len(),
+                            report
+                                .receipt
+                                .as_deref()
+                                .map(|r| format!("; receipt {r}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    if *json {
+                        let report = match &e.report {
+                            Some(report) => serde_json::to_value(report)?,
+                            None => {
+                                serde_json::json!({ "result": "failed", "detail": e.to_string() })
+                            }
+                        };
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    }
+                    eprintln!("ferry-primary: offline install failed: {e}");
+                    Ok(ExitCode::FAILURE)
                 }
             }
         }

@@ -300,6 +300,10 @@ impl Config {
     pub fn own_ecu_dir(&self) -> PathBuf {
         self.data_dir.join("ecu")
     }
+    /// What the last offline install did (`offline --json` prints the same).
+    pub fn last_offline_file(&self) -> PathBuf {
+        self.data_dir.join("last_offline.json")
+    }
     pub fn last_cycle_file(&self) -> PathBuf {
         self.data_dir.join("last_cycle.json")
     }

@@ -247,7 +247,18 @@ fn send_manifest(
     own: &OwnEcu,
     reports: &[Signed<EcuVersionReport>],
 ) -> Result<()> {
-    let mut manifest = Signed::new(VehicleManifest::new(&config.vin, own.serial(), reports)?);
+    let mut vehicle = VehicleManifest::new(&config.vin, own.serial(), reports)?;
+    // Receipts of offline installs made since the last accepted manifest ride along (as
+    // many as keep the manifest well below the Director's size cap; the rest next time).
+    let receipts = crate::offline::receipt::to_send(config)?;
+    if !receipts.is_empty() {
+        let values = receipts.iter().map(|r| r.value.clone()).collect();
+        vehicle.extra.insert(
+            crate::offline::receipt::MANIFEST_FIELD.to_owned(),
+            serde_json::Value::Array(values),
+        );
+    }
+    let mut manifest = Signed::new(vehicle);
     manifest.sign(own.signer())?;
     let body = manifest.to_bytes()?;
     let url = repos::director_manifest_url(config);
@@ -272,6 +283,10 @@ fn send_manifest(
         });
     }
     tracing::info!("vehicle manifest accepted by the Director");
+    for receipt in receipts {
+        tracing::info!(receipt = %receipt.path.display(), "offline receipt delivered");
+        crate::offline::receipt::delivered(&receipt)?;
+    }
     Ok(())
 }
 

@@ -69,7 +69,7 @@ pub fn director_client(config: &Config) -> Result<reqwest::blocking::Client> {
 }
 
 /// Start a store from the pinned root the first time; afterwards the store's root is newer.
-fn ensure_root(store: &MetadataStore, pinned: &Path) -> Result<()> {
+pub(crate) fn ensure_root(store: &MetadataStore, pinned: &Path) -> Result<()> {
     if store.load("root")?.is_none() {
         let bytes = std::fs::read(pinned).map_err(io_at(pinned))?;
         init_trusted_root(store, &bytes)?;
