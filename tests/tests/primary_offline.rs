@@ -1,5 +1,6 @@
-//! PURE-2 offline bundles on a real vehicle: `ferry-primary offline --bundle DIR|FILE.tar`,
-//! with the Primary's own ECU, a full and a partial `ferry-secondary` daemon on 127.0.0.1, and no network to any backend (the
+//! PURE-2 offline bundles on a real vehicle: `ferry-primary offline --bundle DIR|FILE.tar` and
+//! `ferry-primary run` watching `[offline] source`, with the Primary's own ECU, a full and a
+//! partial `ferry-secondary` daemon on 127.0.0.1, and no network to any backend (the
 //! Director's URL points at nothing). The Image repository is made with `ferry repo`; the
 //! Director's side of a bundle (a root v1 with the offline-update roles, the offline-update
 //! snapshot and targets) is signed here with keys the test holds, in the bundle layout the
@@ -17,11 +18,12 @@ use ferry_keys::{KeyKind, PrivateKey, Signer};
 use ferry_tests::bins::binary;
 use ferry_tests::daemon::Daemon;
 use ferry_tests::process::Output;
-use primary_common::{ferry_ok, run, FULL, PARTIAL, PRIMARY, VIN};
+use primary_common::{ferry_ok, http, run, FULL, PARTIAL, PRIMARY, TIMEOUT, VIN};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
 
 const APP: &str = "apps/demo-2.tar";
 const FW: &str = "tcu/fw-2.bin";
@@ -662,6 +664,107 @@ fn each_bad_bundle_is_refused_naming_its_check_with_nothing_installed() {
     // The bundle's older snapshot did not replace the one the vehicle kept.
     let kept: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
     assert_eq!(kept["signed"]["version"], 51);
+}
+
+/// `ferry-primary run`, killed on drop.
+struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Poll until `done`; panic with the log if it never holds (a hang guard only).
+    fn wait_for(&mut self, what: &str, mut done: impl FnMut(&str) -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("ferry-primary run exited ({status}):\n{}", self.log());
+            }
+            if done(&self.log()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no sign of {what} after {TIMEOUT:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn run_ignores_a_stick_left_in_at_start_and_installs_it_once_reinserted() {
+    let v = Vehicle::new();
+    let media = v.base.join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    v.write_primary_config("[offline]\nsource = \"media\"\nscan_interval = \"100ms\"\n");
+    let stick = v.bundle("workshop", &v.spec("workshop", v.v2()));
+    let inserted = media.join("workshop");
+    std::fs::rename(&stick, &inserted).unwrap();
+
+    let log = v.base.join("primary-run.log");
+    let child = Command::new(binary("ferry-primary", "ferry-primary"))
+        .current_dir(&v.base)
+        .args(["--config", "primary.toml", "run"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut primary = Running { child, log };
+    primary.wait_for("the stick left in being ignored", |log| {
+        log.contains("present at start: ignored")
+    });
+    // Several polls later (each cycle fails: no backend), still nothing installed.
+    primary.wait_for("three cycles", |log| {
+        log.matches("cycle failed").count() >= 3
+    });
+    assert!(
+        !primary.log().contains("offline bundle inserted"),
+        "{}",
+        primary.log()
+    );
+    v.assert_nothing_installed();
+
+    // Removed, then inserted again: installed, once.
+    let away = v.base.join("sticks/away");
+    std::fs::rename(&inserted, &away).unwrap();
+    primary.wait_for("the removal", |log| log.contains("offline bundle removed"));
+    std::fs::rename(&away, &inserted).unwrap();
+    primary.wait_for("the install", |log| log.contains("offline install done"));
+    let installed = v.installed();
+    assert_eq!(installed[PRIMARY], APP, "{installed:?}");
+    assert_eq!(installed[FULL], FW, "{installed:?}");
+    assert_eq!(installed[PARTIAL], FW, "{installed:?}");
+    assert!(inserted.join(format!("receipts/{VIN}-1.json")).exists());
+    // Left in: never installed again.
+    primary.wait_for("three more cycles", |log| {
+        log.matches("cycle failed").count() >= 6
+    });
+    let text = primary.log();
+    assert_eq!(text.matches("offline bundle inserted").count(), 1, "{text}");
+    assert!(!inserted.join(format!("receipts/{VIN}-2.json")).exists());
+    // The Secondaries did not see an unauthenticated request refused on the way.
+    for serial in [FULL, PARTIAL] {
+        let i = usize::from(serial == PARTIAL);
+        let (status, body) = http(v.secondaries[i].addr, "GET", "/status", None, b"");
+        assert_eq!(status, 200);
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["attacks_detected"], "", "{serial}: {body}");
+    }
 }
 
 /// A receipt kept by an offline install rides along with the next online cycle's vehicle

@@ -24,6 +24,7 @@
 pub mod receipt;
 pub(crate) mod source;
 pub mod stick;
+pub mod watch;
 
 use crate::config::Config;
 use crate::cycle::{
