@@ -368,6 +368,9 @@ fn update(
         ecus: VehicleEcus::Known(&serials),
     };
     let assignments = director.refresh_director(vehicle).map_err(stop(DIRECTOR))?;
+    // PURE-2 "Additional step": the Director's latest offline-update snapshot, so a bundle it
+    // revoked or superseded stops verifying on this vehicle. Only a rollback stops the cycle.
+    crate::offline::refresh_offline_snapshot(config, &director).map_err(stop(DIRECTOR))?;
 
     let mut statuses = Vec::new();
     for ecu in ecus.iter_mut() {

@@ -546,6 +546,71 @@ fn secondary_bundle(
     })
 }
 
+/// PURE-2 "Additional step for full verification during an online update", after the
+/// Director's metadata of this cycle verified: fetch the Director's latest offline-update
+/// snapshot (`GET .../metadata/offline-update-snapshot.json`) and keep it when it verifies
+/// under the Director root's offline-update-snapshot role and is newer. A Director root
+/// without offline roles, a 404 (a Director that has none), a download that fails or a
+/// snapshot that does not verify is logged and the cycle goes on; a rollback is an error
+/// (the cycle is aborted, pure2.md step 3).
+pub(crate) fn refresh_offline_snapshot(
+    config: &Config,
+    director: &crate::updater::Updater<crate::fetch::HttpFetcher>,
+) -> Result<()> {
+    let root = director
+        .trusted()
+        .ok_or(ferry_core::Error::Order(
+            "offline snapshot before the Director refresh",
+        ))?
+        .root();
+    if !root.has_offline_roles() {
+        return Ok(());
+    }
+    let url = format!(
+        "{}{OFFLINE_SNAPSHOT}.json",
+        crate::repos::director_metadata_url(config)
+    );
+    let fetched = director
+        .fetcher()
+        .fetch_bytes(&url, Limits::default().snapshot_max);
+    keep_fetched_offline_snapshot(root, director.store(), fetched)
+}
+
+/// What [`refresh_offline_snapshot`] does with what it fetched (the rule is core's).
+fn keep_fetched_offline_snapshot(
+    root: &ferry_core::metadata::Root,
+    store: &MetadataStore,
+    fetched: Result<Vec<u8>>,
+) -> Result<()> {
+    use ferry_core::uptane::offline::{check_fetched_offline_snapshot, FetchedOfflineSnapshot};
+    let offered = match fetched {
+        Ok(bytes) => bytes,
+        Err(Error::HttpStatus { status: 404, .. }) => {
+            tracing::debug!("the Director serves no offline-update snapshot");
+            return Ok(());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "offline-update snapshot not fetched; carrying on");
+            return Ok(());
+        }
+    };
+    let kept = store.load(OFFLINE_SNAPSHOT)?;
+    match check_fetched_offline_snapshot(root, kept.as_deref(), &offered)? {
+        FetchedOfflineSnapshot::Newer(snapshot) => {
+            tracing::info!(
+                version = snapshot.version,
+                "newer offline-update snapshot kept"
+            );
+            store.persist(OFFLINE_SNAPSHOT, &offered)
+        }
+        FetchedOfflineSnapshot::Unchanged => Ok(()),
+        FetchedOfflineSnapshot::Discarded(e) => {
+            tracing::warn!(error = %e, "offline-update snapshot from the Director discarded; carrying on");
+            Ok(())
+        }
+    }
+}
+
 /// Images read from the stick, as a download would deliver them: at most the signed length
 /// (one byte more shows it was passed).
 #[derive(Debug)]
@@ -598,7 +663,94 @@ impl Fetcher for StickFetcher<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use super::*;
+    use ferry_core::metadata::{Expires, MetaFile, OfflineSnapshot, RoleKeys, Root, Signed};
+    use ferry_keys::{KeyKind, PrivateKey};
+
+    fn snapshot(key: &PrivateKey, version: u64, workshop: u64) -> Vec<u8> {
+        let mut signed = Signed::new(OfflineSnapshot {
+            type_: "offline-update-snapshot".into(),
+            expires: Expires::after(chrono::Utc::now(), chrono::Duration::days(30)),
+            meta: [("workshop.json".to_owned(), MetaFile::new(workshop))].into(),
+            spec_version: ferry_core::metadata::SPEC_VERSION.into(),
+            version,
+            extra: BTreeMap::new(),
+        });
+        signed.sign(key).unwrap();
+        signed.to_bytes().unwrap()
+    }
+
+    /// pure2.md "Additional step" as an online cycle applies it to what it fetched.
+    #[test]
+    fn a_fetched_offline_snapshot_is_kept_ignored_or_aborts_the_cycle() {
+        let (online, offline) = (
+            PrivateKey::generate(KeyKind::Ed25519).unwrap(),
+            PrivateKey::generate(KeyKind::Ed25519).unwrap(),
+        );
+        let role = |k: &PrivateKey| RoleKeys {
+            keyids: vec![k.key_id().clone()],
+            threshold: 1,
+            extra: BTreeMap::new(),
+        };
+        let root = Root {
+            type_: "root".into(),
+            consistent_snapshot: true,
+            expires: Expires::after(chrono::Utc::now(), chrono::Duration::days(30)),
+            keys: [&online, &offline]
+                .iter()
+                .map(|k| (k.key_id().clone(), k.public_key().clone()))
+                .collect(),
+            roles: [
+                ("root", &online),
+                ("targets", &online),
+                ("snapshot", &online),
+                ("timestamp", &online),
+                ("offline-update-snapshot", &offline),
+                ("offline-update-targets", &offline),
+            ]
+            .into_iter()
+            .map(|(r, k)| (r.to_owned(), role(k)))
+            .collect(),
+            spec_version: ferry_core::metadata::SPEC_VERSION.into(),
+            version: 1,
+            extra: BTreeMap::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::new(dir.path());
+        let kept = || store.load(OFFLINE_SNAPSHOT).unwrap();
+
+        // A Director with no offline snapshot (404), or out of reach: the cycle goes on.
+        let absent = Err(Error::HttpStatus {
+            url: "u".into(),
+            status: 404,
+        });
+        keep_fetched_offline_snapshot(&root, &store, absent).unwrap();
+        let broken = Err(Error::Transport {
+            url: "u".into(),
+            reason: "reset".into(),
+        });
+        keep_fetched_offline_snapshot(&root, &store, broken).unwrap();
+        assert!(kept().is_none());
+
+        let v2 = snapshot(&offline, 2, 2);
+        keep_fetched_offline_snapshot(&root, &store, Ok(v2.clone())).unwrap();
+        assert_eq!(kept().unwrap(), v2);
+        // Signed by the wrong key: discarded, the cycle goes on, the kept one stays.
+        let forged = snapshot(&online, 9, 9);
+        keep_fetched_offline_snapshot(&root, &store, Ok(forged)).unwrap();
+        assert_eq!(kept().unwrap(), v2);
+        // A rollback aborts the cycle; nothing changes.
+        let older = snapshot(&offline, 1, 2);
+        let err = keep_fetched_offline_snapshot(&root, &store, Ok(older)).unwrap_err();
+        assert!(err.to_string().contains("rollback check failed"), "{err}");
+        let lower = snapshot(&offline, 3, 1);
+        let err = keep_fetched_offline_snapshot(&root, &store, Ok(lower)).unwrap_err();
+        assert!(err.to_string().contains("rollback check failed"), "{err}");
+        assert_eq!(kept().unwrap(), v2);
+    }
+
     #[test]
     fn root_files_are_told_from_a_bundle_named_like_one() {
         assert!(super::is_root_file("1.root.json"));
