@@ -493,6 +493,10 @@ fn a_bundle_installs_on_every_ecu_from_a_directory_then_from_a_tar_with_receipts
     }
     let kept = std::fs::read(v.base.join("primary-state/offline-receipts/1.json")).unwrap();
     assert_eq!(kept, std::fs::read(&path).unwrap());
+    let status = v.status();
+    assert_eq!(status["last_offline"]["name"], "workshop", "{status}");
+    assert_eq!(status["last_offline"]["result"], "updated", "{status}");
+    assert_eq!(status["pending_receipts"], 1, "{status}");
     // The vehicle now trusts the bundle's offline snapshot.
     assert!(v
         .base
