@@ -359,7 +359,9 @@ fn index_tar(path: &Path) -> Result<TarIndex> {
     let mut dirs = std::collections::BTreeSet::new();
     let bad =
         |entry: &str, reason: &str| unsafe_path(&format!("{}:{entry}", path.display()), reason);
-    let entries = archive.entries().map_err(io_at(path))?;
+    // Seeking over each entry's data: indexing reads the headers only, so a bundle's images
+    // are read once, when they stream to the ECUs.
+    let entries = archive.entries_with_seek().map_err(io_at(path))?;
     for (count, entry) in entries.enumerate() {
         if count >= MAX_ENTRIES {
             return Err(bad("", "has too many entries"));
