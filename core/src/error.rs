@@ -127,6 +127,8 @@ pub enum Error {
         first: String,
         second: String,
     },
+    #[error("offline bundle name check failed: {name:?} {reason}; expected letters, digits, '.', '_' or '-', not the name of another metadata file")]
+    OfflineBundleName { name: String, reason: &'static str },
     #[error("vehicle binding check failed: Director targets are for {}, expected this vehicle's VIN {expected:?}", found.as_ref().map_or("no vehicle (they name no VIN)".to_owned(), |v| format!("VIN {v:?}")))]
     VehicleBinding {
         expected: String,

@@ -365,3 +365,230 @@ fn clone_files(s: &Stick) -> Stick {
         kept: BTreeMap::new(),
     }
 }
+
+#[test]
+fn a_bundle_name_that_could_be_another_metadata_file_is_refused() {
+    use ferry_core::uptane::offline::check_bundle_name;
+    for good in ["workshop", "EMEA-standard", "fleet_2.1"] {
+        check_bundle_name(good).unwrap();
+    }
+    for bad in [
+        "",
+        "root",
+        "snapshot",
+        "targets",
+        "timestamp",
+        "offline-update-snapshot",
+        "3.root",
+        "../x",
+        "a/b",
+        ".hidden",
+        "sp ace",
+    ] {
+        let err = check_bundle_name(bad).unwrap_err();
+        assert!(
+            matches!(err, Error::OfflineBundleName { .. }),
+            "{bad}: {err}"
+        );
+    }
+    let d = Director::new();
+    let mut s = stick(&d);
+    let mut staged = Staged::new(&mut s);
+    let err = verify_offline_director(
+        &mut staged,
+        &d.root_bytes(),
+        "snapshot",
+        &ECUS,
+        &Limits::default(),
+        now(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, E::Core(Error::OfflineBundleName { .. })),
+        "{err:?}"
+    );
+}
+
+/// A partial-verification ECU checks only the targets file, by the pinned offline key.
+#[test]
+fn a_partial_ecu_checks_its_entry_by_the_pinned_offline_targets_key() {
+    use ferry_core::uptane::offline::verify_offline_partial;
+    let d = Director::new();
+    let tcu = ECUS[1];
+    let counters = BTreeMap::new();
+    let offline_key = d.offline.public_key().clone();
+    let signed = |t: &OfflineTargets, k: &PrivateKey| sign(t, &[k]);
+    let two = targets(
+        2,
+        &[("apps/app-2.tar", &["ivi"]), ("tcu/fw-3.bin", &["tcu"])],
+        30,
+    );
+    let bytes = signed(&two, &d.offline);
+    let got = verify_offline_partial(
+        &bytes,
+        "workshop",
+        &offline_key,
+        None,
+        tcu,
+        &counters,
+        now(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(got.target_name, "tcu/fw-3.bin");
+    assert_eq!(got.custom.hardware_ids, ["tcu"]);
+    // Nothing for a hardwareId the bundle does not name.
+    let brake = ECUS[2];
+    assert!(verify_offline_partial(
+        &bytes,
+        "workshop",
+        &offline_key,
+        None,
+        brake,
+        &counters,
+        now()
+    )
+    .unwrap()
+    .is_none());
+    // Signed with the online targets key: refused by the pinned key.
+    let err = verify_offline_partial(
+        &signed(&two, &d.online),
+        "workshop",
+        &offline_key,
+        None,
+        tcu,
+        &counters,
+        now(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Threshold { .. }), "{err}");
+    // Older than the copy accepted before.
+    let one = signed(&targets(1, &[("tcu/fw-3.bin", &["tcu"])], 30), &d.offline);
+    let err = verify_offline_partial(
+        &one,
+        "workshop",
+        &offline_key,
+        Some(&bytes),
+        tcu,
+        &counters,
+        now(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Rollback { .. }), "{err}");
+    // Expired at the verified time.
+    let err = verify_offline_partial(
+        &bytes,
+        "workshop",
+        &offline_key,
+        None,
+        tcu,
+        &counters,
+        now() + Duration::days(31),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Expired { .. }), "{err}");
+    // Two images for its hardwareId.
+    let twice = signed(
+        &targets(
+            3,
+            &[("tcu/fw-3.bin", &["tcu"]), ("tcu/fw-4.bin", &["tcu"])],
+            30,
+        ),
+        &d.offline,
+    );
+    let err = verify_offline_partial(
+        &twice,
+        "workshop",
+        &offline_key,
+        None,
+        tcu,
+        &counters,
+        now(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::OfflineHardwareTwice { .. }), "{err}");
+}
+
+/// pure2.md "Additional step": the offline snapshot fetched in an online cycle.
+#[test]
+fn an_online_cycle_keeps_a_newer_offline_snapshot_and_refuses_a_rollback() {
+    use ferry_core::uptane::offline::{check_fetched_offline_snapshot, FetchedOfflineSnapshot};
+    let d = Director::new();
+    let kept = sign(&snapshot(3, &[("workshop", 2)], 30), &[&d.offline]);
+    let check = |offered: &[u8]| check_fetched_offline_snapshot(&d.root, Some(&kept), offered);
+    let newer = sign(&snapshot(4, &[("workshop", 3)], 30), &[&d.offline]);
+    assert!(matches!(
+        check(&newer).unwrap(),
+        FetchedOfflineSnapshot::Newer(s) if s.version == 4
+    ));
+    // Nothing kept yet: taken.
+    assert!(matches!(
+        check_fetched_offline_snapshot(&d.root, None, &newer).unwrap(),
+        FetchedOfflineSnapshot::Newer(_)
+    ));
+    assert!(matches!(
+        check(&kept).unwrap(),
+        FetchedOfflineSnapshot::Unchanged
+    ));
+    // Even expired, a newer one revokes what it no longer lists: kept.
+    let expired = sign(&snapshot(5, &[], -1), &[&d.offline]);
+    assert!(matches!(
+        check(&expired).unwrap(),
+        FetchedOfflineSnapshot::Newer(_)
+    ));
+    // Not signed by the offline-update-snapshot role: discarded, the cycle goes on.
+    let forged = sign(&snapshot(6, &[("workshop", 9)], 30), &[&d.online]);
+    assert!(matches!(
+        check(&forged).unwrap(),
+        FetchedOfflineSnapshot::Discarded(Error::Threshold { .. })
+    ));
+    assert!(matches!(
+        check(b"{").unwrap(),
+        FetchedOfflineSnapshot::Discarded(_)
+    ));
+    // Rollbacks abort the cycle: an older snapshot, or an older targets file.
+    let older = sign(&snapshot(2, &[("workshop", 2)], 30), &[&d.offline]);
+    assert!(matches!(check(&older), Err(Error::Rollback { .. })));
+    let lower = sign(&snapshot(7, &[("workshop", 1)], 30), &[&d.offline]);
+    assert!(matches!(check(&lower), Err(Error::Rollback { .. })));
+    // A Director root without offline roles: nothing to check.
+    let mut plain = Director::new();
+    plain.root.roles.remove("offline-update-snapshot");
+    plain.root.roles.remove("offline-update-targets");
+    assert!(matches!(
+        check_fetched_offline_snapshot(&plain.root, None, &newer).unwrap(),
+        FetchedOfflineSnapshot::Discarded(Error::OfflineRoles { .. })
+    ));
+}
+
+/// Step 9 for every image of the bundle, whichever ECU it is for.
+#[test]
+fn every_image_of_the_bundle_must_match_the_image_repository() {
+    use ferry_core::uptane::offline::match_offline_image;
+    use ferry_core::FoundTarget;
+    let t = targets(1, &[("tcu/fw-3.bin", &["tcu"])], 30);
+    let mut image = target_file(b"tcu/fw-3.bin");
+    image.custom = Some(serde_json::json!({ "hardwareIds": ["tcu", "tcu2"] }));
+    let found = FoundTarget {
+        role: "targets".into(),
+        target: image.clone(),
+    };
+    match_offline_image(&t, "tcu/fw-3.bin", Some(&found)).unwrap();
+    let err = match_offline_image(&t, "tcu/fw-3.bin", None).unwrap_err();
+    assert!(matches!(err, Error::NotInImageRepo { .. }), "{err}");
+    let mut other = found.clone();
+    other.target = target_file(b"other bytes, same name");
+    other.target.custom = image.custom.clone();
+    let err = match_offline_image(&t, "tcu/fw-3.bin", Some(&other)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::DirectorImageLength { .. } | Error::DirectorImageHash { .. }
+        ),
+        "{err}"
+    );
+    let mut elsewhere = found.clone();
+    elsewhere.target.custom = Some(serde_json::json!({ "hardwareIds": ["ivi"] }));
+    let err = match_offline_image(&t, "tcu/fw-3.bin", Some(&elsewhere)).unwrap_err();
+    assert!(matches!(err, Error::HardwareId { .. }), "{err}");
+}

@@ -39,6 +39,12 @@
 //! read_timeout = "30s"
 //! resume_attempts = 3                 # Range resumes after a broken connection
 //! max_image_bytes = 4294967296        # refuse larger targets before downloading
+//!
+//! [offline]                           # optional; PURE-2 bundles on removable media
+//! source = "/run/media/ferry"         # `run` watches it: a bundle directory (one holding
+//!                                     # .well-known/), or a directory of bundle directories
+//!                                     # and .tar files (one level)
+//! scan_interval = "2s"                # how often `run` looks (SIGUSR1: look now)
 //! ```
 
 use crate::error::{io_at, Error, Result};
@@ -68,6 +74,24 @@ pub struct Config {
     /// The bound on waiting for a Secondary that answered its install with a pending reboot.
     #[serde(default = "default_reboot_wait", with = "humantime_serde_compat")]
     pub reboot_wait: Duration,
+    /// `[offline]`: where `run` looks for PURE-2 bundles (off unless given).
+    #[serde(default)]
+    pub offline: Option<OfflineConfig>,
+}
+
+/// `[offline]`: the mount point (or directory) `run` watches for offline bundles. A bundle
+/// already there when `run` starts is ignored until it is removed and appears again; one
+/// that appears later is installed once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineConfig {
+    pub source: PathBuf,
+    #[serde(default = "default_scan", with = "humantime_serde_compat")]
+    pub scan_interval: Duration,
+}
+
+fn default_scan() -> Duration {
+    Duration::from_secs(2)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,6 +236,9 @@ impl Config {
         fix(&mut self.director.root);
         fix(&mut self.image_repo.root);
         fix(&mut self.ecu.key);
+        if let Some(offline) = &mut self.offline {
+            fix(&mut offline.source);
+        }
         if let Some(tls) = &mut self.vehicle_tls {
             fix(&mut tls.ca_cert);
             fix(&mut tls.cert);
@@ -249,6 +276,15 @@ impl Config {
             return Err(Error::Config(
                 "[director] needs token_file (plain HTTP on loopback) or cert and key (mutual TLS)"
                     .into(),
+            ));
+        }
+        if self
+            .offline
+            .as_ref()
+            .is_some_and(|o| o.scan_interval.is_zero())
+        {
+            return Err(Error::Config(
+                "[offline] scan_interval must be more than zero".into(),
             ));
         }
         let mut serials = vec![&self.ecu.serial];
@@ -300,6 +336,10 @@ impl Config {
     pub fn own_ecu_dir(&self) -> PathBuf {
         self.data_dir.join("ecu")
     }
+    /// What the last offline install did (`offline --json` prints the same).
+    pub fn last_offline_file(&self) -> PathBuf {
+        self.data_dir.join("last_offline.json")
+    }
     pub fn last_cycle_file(&self) -> PathBuf {
         self.data_dir.join("last_cycle.json")
     }
@@ -319,6 +359,7 @@ impl Config {
             director_root: Some(self.director.root.clone()),
             image_root: Some(self.image_repo.root.clone()),
             director_targets_key: None,
+            offline_targets_key: None,
             apps_dir: self
                 .ecu
                 .apps_dir

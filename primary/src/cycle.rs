@@ -10,11 +10,10 @@
 use crate::config::Config;
 use crate::distribute::{EcuLink, EcuStatus, SecondaryClient};
 use crate::error::{Error, Result};
-use crate::fetch::HttpFetcher;
+use crate::fetch::Fetcher;
 use crate::own_ecu::OwnEcu;
 use crate::repos;
 use crate::stream::{self, Failure};
-use crate::updater::Updater;
 use ferry_core::manifest::InstallResult;
 use ferry_core::manifest::{EcuVersionReport, VehicleManifest};
 use ferry_core::metadata::Signed;
@@ -68,20 +67,20 @@ pub struct CycleReport {
 }
 
 /// What a refusal in the metadata phases is recorded against.
-const DIRECTOR: &str = "director metadata";
-const IMAGE_REPO: &str = "image repository metadata";
+pub(crate) const DIRECTOR: &str = "director metadata";
+pub(crate) const IMAGE_REPO: &str = "image repository metadata";
 
 /// Why the update part of a cycle stopped: the target it concerned, and the error.
-struct Stop {
-    target: String,
-    error: Box<Error>,
+pub(crate) struct Stop {
+    pub(crate) target: String,
+    pub(crate) error: Box<Error>,
     /// A Secondary whose target this was recorded the refusal in its own report; the own
     /// ECU's report must not claim it (the Director reads each ECU's report for its own
     /// assignments).
-    recorded_by_secondary: bool,
+    pub(crate) recorded_by_secondary: bool,
 }
 
-fn stop(target: &str) -> impl FnOnce(Error) -> Stop + '_ {
+pub(crate) fn stop(target: &str) -> impl FnOnce(Error) -> Stop + '_ {
     move |error| Stop {
         target: target.to_owned(),
         error: Box::new(error),
@@ -114,54 +113,18 @@ pub fn run_cycle(
     clock: &dyn Clock,
 ) -> std::result::Result<CycleReport, CycleError> {
     let mut own = OwnEcu::open(config.own_ecu_config()?, clock.now())?;
-    let policy = config.fetch_policy();
-    let mut secondaries = Vec::new();
-    for s in &config.secondaries {
-        secondaries.push(SecondaryClient::new(
-            &s.serial,
-            &s.url,
-            policy.read_timeout,
-            policy.min_bytes_per_sec,
-            config.vehicle_tls.as_ref(),
-        )?);
-        if let Some(s) = secondaries.last_mut() {
-            s.reboot_wait = config.reboot_wait;
-        }
-    }
+    let mut secondaries = open_secondaries(config)?;
     let update = {
         let mut ecus: Vec<&mut dyn EcuLink> = vec![&mut own];
         ecus.extend(secondaries.iter_mut().map(|s| s as &mut dyn EcuLink));
         update(config, &mut ecus, clock)
     };
-    let (result, detail, installed, failure) = match update {
-        Ok(installed) if installed.is_empty() => {
-            (CycleResult::UpToDate, String::new(), installed, None)
-        }
-        Ok(installed) => (CycleResult::Updated, String::new(), installed, None),
-        Err(Stop {
-            target,
-            error,
-            recorded_by_secondary,
-        }) => {
-            let error = *error;
-            tracing::warn!(%target, %error, "update refused");
-            // The own ECU already recorded its own refusal, with its own words. A repository
-            // out of reach is no update's result: the last install's result stays.
-            let unreachable =
-                matches!(target.as_str(), DIRECTOR | IMAGE_REPO) && !error.is_attack();
-            if !matches!(error, Error::OwnEcu { .. }) && !unreachable && !recorded_by_secondary {
-                if let Err(e) = own.record_refusal(&target, &error) {
-                    tracing::error!(error = %e, "cannot record the refusal");
-                }
-            }
-            let result = if error.is_attack() || matches!(error, Error::Depends(_)) {
-                CycleResult::Refused
-            } else {
-                CycleResult::Failed
-            };
-            (result, error.to_string(), BTreeMap::new(), Some(error))
-        }
-    };
+    let Settled {
+        result,
+        detail,
+        installed,
+        failure,
+    } = settle(&mut own, update);
     let nonce = fresh_nonce();
     let sent = collect_reports(&mut own, &mut secondaries, &nonce, clock)
         .and_then(|reports| send_manifest(config, &own, &reports));
@@ -188,8 +151,84 @@ pub fn run_cycle(
     }
 }
 
+/// A client of every Secondary the config lists.
+pub(crate) fn open_secondaries(config: &Config) -> Result<Vec<SecondaryClient>> {
+    let policy = config.fetch_policy();
+    let mut secondaries = Vec::new();
+    for s in &config.secondaries {
+        let mut client = SecondaryClient::new(
+            &s.serial,
+            &s.url,
+            policy.read_timeout,
+            policy.min_bytes_per_sec,
+            config.vehicle_tls.as_ref(),
+        )?;
+        client.reboot_wait = config.reboot_wait;
+        secondaries.push(client);
+    }
+    Ok(secondaries)
+}
+
+/// How an update ended, as the report says it.
+pub(crate) struct Settled {
+    pub(crate) result: CycleResult,
+    pub(crate) detail: String,
+    pub(crate) installed: BTreeMap<String, String>,
+    pub(crate) failure: Option<Error>,
+}
+
+/// The outcome of an update: a refusal is recorded in the own ECU's report (unless an ECU
+/// recorded it itself, or a repository was merely out of reach).
+pub(crate) fn settle(
+    own: &mut OwnEcu,
+    update: std::result::Result<BTreeMap<String, String>, Stop>,
+) -> Settled {
+    match update {
+        Ok(installed) if installed.is_empty() => Settled {
+            result: CycleResult::UpToDate,
+            detail: String::new(),
+            installed,
+            failure: None,
+        },
+        Ok(installed) => Settled {
+            result: CycleResult::Updated,
+            detail: String::new(),
+            installed,
+            failure: None,
+        },
+        Err(Stop {
+            target,
+            error,
+            recorded_by_secondary,
+        }) => {
+            let error = *error;
+            tracing::warn!(%target, %error, "update refused");
+            // The own ECU already recorded its own refusal, with its own words. A repository
+            // out of reach is no update's result: the last install's result stays.
+            let unreachable =
+                matches!(target.as_str(), DIRECTOR | IMAGE_REPO) && !error.is_attack();
+            if !matches!(error, Error::OwnEcu { .. }) && !unreachable && !recorded_by_secondary {
+                if let Err(e) = own.record_refusal(&target, &error) {
+                    tracing::error!(error = %e, "cannot record the refusal");
+                }
+            }
+            let result = if error.is_attack() || matches!(error, Error::Depends(_)) {
+                CycleResult::Refused
+            } else {
+                CycleResult::Failed
+            };
+            Settled {
+                result,
+                detail: error.to_string(),
+                installed: BTreeMap::new(),
+                failure: Some(error),
+            }
+        }
+    }
+}
+
 /// Every ECU's signed version report for this cycle's `nonce`.
-fn collect_reports(
+pub(crate) fn collect_reports(
     own: &mut OwnEcu,
     secondaries: &mut [SecondaryClient],
     nonce: &str,
@@ -208,7 +247,18 @@ fn send_manifest(
     own: &OwnEcu,
     reports: &[Signed<EcuVersionReport>],
 ) -> Result<()> {
-    let mut manifest = Signed::new(VehicleManifest::new(&config.vin, own.serial(), reports)?);
+    let mut vehicle = VehicleManifest::new(&config.vin, own.serial(), reports)?;
+    // Receipts of offline installs made since the last accepted manifest ride along (as
+    // many as keep the manifest well below the Director's size cap; the rest next time).
+    let receipts = crate::offline::receipt::to_send(config)?;
+    if !receipts.is_empty() {
+        let values = receipts.iter().map(|r| r.value.clone()).collect();
+        vehicle.extra.insert(
+            crate::offline::receipt::MANIFEST_FIELD.to_owned(),
+            serde_json::Value::Array(values),
+        );
+    }
+    let mut manifest = Signed::new(vehicle);
     manifest.sign(own.signer())?;
     let body = manifest.to_bytes()?;
     let url = repos::director_manifest_url(config);
@@ -233,10 +283,14 @@ fn send_manifest(
         });
     }
     tracing::info!("vehicle manifest accepted by the Director");
+    for receipt in receipts {
+        tracing::info!(receipt = %receipt.path.display(), "offline receipt delivered");
+        crate::offline::receipt::delivered(&receipt)?;
+    }
     Ok(())
 }
 
-fn fresh_nonce() -> String {
+pub(crate) fn fresh_nonce() -> String {
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
@@ -244,7 +298,7 @@ fn fresh_nonce() -> String {
 
 /// Whether an ECU already runs `a`'s image: its latest install, or what any domain runs (an
 /// app assigned again after an OS update).
-fn runs(status: &EcuStatus, a: &EcuAssignment) -> bool {
+pub(crate) fn runs(status: &EcuStatus, a: &EcuAssignment) -> bool {
     let latest = status.installed.iter().map(InstalledImage::running);
     let domains = status.installed_domains.values().map(|d| Running {
         target: &d.target,
@@ -259,15 +313,13 @@ fn runs(status: &EcuStatus, a: &EcuAssignment) -> bool {
 /// records the refusal in its own signed report, which is where the Director looks for the
 /// outcome of that ECU's assignment. Whether it did is the answer; if it accepted after all
 /// (its provides changed since its status), the cycle still stops and nothing is sent.
-fn let_secondary_refuse(
+pub(crate) fn let_secondary_refuse(
     ecu: &mut dyn EcuLink,
     target: &str,
-    director: &Updater<HttpFetcher>,
-    image: &Updater<HttpFetcher>,
+    bundle: Result<Vec<u8>>,
     clock: &dyn Clock,
 ) -> bool {
-    let sent =
-        repos::bundle(director, image).and_then(|bundle| ecu.send_metadata(&bundle, clock.now()));
+    let sent = bundle.and_then(|bundle| ecu.send_metadata(&bundle, clock.now()));
     if sent.is_ok() {
         tracing::warn!(
             ecu = ecu.serial(),
@@ -285,7 +337,7 @@ fn let_secondary_refuse(
 
 /// An ECU that is not ready stops every install: the own ECU's refusal as the ECU recorded
 /// it, a Secondary's as [`Error::NotAllReady`].
-fn not_ready<'a>(target: &'a str, serial: &'a str) -> impl FnOnce(Error) -> Stop + 'a {
+pub(crate) fn not_ready<'a>(target: &'a str, serial: &'a str) -> impl FnOnce(Error) -> Stop + 'a {
     move |error| match error {
         own @ Error::OwnEcu { .. } => stop(target)(own),
         error => stop(target)(Error::NotAllReady {
@@ -296,10 +348,10 @@ fn not_ready<'a>(target: &'a str, serial: &'a str) -> impl FnOnce(Error) -> Stop
 }
 
 /// One ECU's part of the update, checked and ready to download.
-struct Planned {
-    ecu: usize,
-    matched: MatchedTarget,
-    found: FoundTarget,
+pub(crate) struct Planned {
+    pub(crate) ecu: usize,
+    pub(crate) matched: MatchedTarget,
+    pub(crate) found: FoundTarget,
 }
 
 /// Verify, check, download, distribute and install. Returns serial → installed target.
@@ -316,6 +368,9 @@ fn update(
         ecus: VehicleEcus::Known(&serials),
     };
     let assignments = director.refresh_director(vehicle).map_err(stop(DIRECTOR))?;
+    // PURE-2 "Additional step": the Director's latest offline-update snapshot, so a bundle it
+    // revoked or superseded stops verifying on this vehicle. Only a rollback stops the cycle.
+    crate::offline::refresh_offline_snapshot(config, &director).map_err(stop(DIRECTOR))?;
 
     let mut statuses = Vec::new();
     for ecu in ecus.iter_mut() {
@@ -359,8 +414,12 @@ fn update(
         if let Err(e) = check_depends(&matched.custom.depends, &statuses[i].provides) {
             let mut refused = stop(name)(e.into());
             if ecus[i].serial() != config.ecu.serial {
-                refused.recorded_by_secondary =
-                    let_secondary_refuse(&mut *ecus[i], name, &director, &image, clock);
+                refused.recorded_by_secondary = let_secondary_refuse(
+                    &mut *ecus[i],
+                    name,
+                    repos::bundle(&director, &image),
+                    clock,
+                );
             }
             return Err(refused);
         }
@@ -371,14 +430,39 @@ fn update(
         });
     }
 
-    // Every ECU verifies the metadata and names the target it expects before any image
-    // byte moves.
     let bundle = repos::bundle(&director, &image).map_err(stop("metadata bundle"))?;
-    for p in &plan {
+    let base = repos::image_targets_url(config);
+    deliver(
+        ecus,
+        &plan,
+        &bundle,
+        image.fetcher(),
+        clock,
+        &|p: &Planned| {
+            let name = p.matched.assignment.target_name.as_str();
+            image.target_url(&p.found, name, &base)
+        },
+    )
+}
+
+/// The all-or-nothing part of an update, online or offline: every ECU of `plan` verifies
+/// `bundle` and names the target it expects before any image byte moves; each image is read
+/// once through `fetcher` (at `url_of` its plan entry) and streamed to every ECU it is for;
+/// and only once every ECU is ready does any of them install. Returns serial → installed
+/// target.
+pub(crate) fn deliver(
+    ecus: &mut [&mut dyn EcuLink],
+    plan: &[Planned],
+    bundle: &[u8],
+    fetcher: &dyn Fetcher,
+    clock: &dyn Clock,
+    url_of: &dyn Fn(&Planned) -> Result<String>,
+) -> std::result::Result<BTreeMap<String, String>, Stop> {
+    for p in plan {
         let name = &p.matched.assignment.target_name;
         let ecu = &mut ecus[p.ecu];
         let pending = ecu
-            .send_metadata(&bundle, clock.now())
+            .send_metadata(bundle, clock.now())
             .map_err(not_ready(name, ecu.serial()))?;
         if pending.as_deref() != Some(name.as_str()) {
             return Err(not_ready(name, ecu.serial())(Error::Config(format!(
@@ -389,9 +473,8 @@ fn update(
 
     // Each image downloaded once, whatever the number of ECUs it is for, and streamed to all
     // of them as it arrives.
-    let base = repos::image_targets_url(config);
     let mut streamed: BTreeSet<&str> = BTreeSet::new();
-    for p in &plan {
+    for p in plan {
         let name = p.matched.assignment.target_name.as_str();
         if !streamed.insert(name) {
             continue;
@@ -401,16 +484,14 @@ fn update(
             .filter(|q| q.matched.assignment.target_name == name)
             .map(|q| q.ecu)
             .collect();
-        let url = image
-            .target_url(&p.found, name, &base)
-            .map_err(stop(name))?;
+        let url = url_of(p).map_err(stop(name))?;
         let links: Vec<_> = ecus
             .iter_mut()
             .enumerate()
             .filter(|(i, _)| receivers.contains(i))
             .map(|(_, e)| &mut **e)
             .collect();
-        match stream::stream_image(image.fetcher(), &url, name, &p.found.target, links) {
+        match stream::stream_image(fetcher, &url, name, &p.found.target, links) {
             Ok(()) => {}
             Err(Failure::Download(e)) => return Err(stop(name)(*e)),
             Err(Failure::Ecu { serial, error }) => return Err(not_ready(name, &serial)(*error)),
@@ -424,7 +505,7 @@ fn update(
     let mut installed = BTreeMap::new();
     let mut failed = Vec::new();
     let mut failed_targets: Vec<&str> = Vec::new();
-    for p in &plan {
+    for p in plan {
         let name = &p.matched.assignment.target_name;
         let ecu = &mut ecus[p.ecu];
         let serial = ecu.serial().to_owned();

@@ -26,6 +26,14 @@ pub enum Error {
     #[error("root rotation check failed: more than {0} root versions in one update")]
     TooManyRootRotations(u64),
 
+    // --- an offline bundle (a stick: untrusted until its metadata verified) ---
+    #[error("bundle check failed: {path} is not in the bundle")]
+    BundleMissing { path: String },
+    #[error("bundle check failed: {path}: {reason}")]
+    BundleUnsafe { path: String, reason: String },
+    #[error("bundle check failed: {path} is larger than the {limit} bytes allowed")]
+    BundleTooLarge { path: String, limit: u64 },
+
     // --- a valid update an ECU of this vehicle does not take ---
     #[error("{0}")]
     Depends(#[from] ferry_core::provides::DependsError),
@@ -118,6 +126,8 @@ impl Error {
             Error::Metadata(e) => e.fault() == ferry_core::Fault::BadMetadata,
             // Slow retrieval is an attack on freshness (TUF), not only a bad network.
             Error::TooLarge { .. } | Error::TooSlow { .. } | Error::TargetNotFound(_) => true,
+            // A link, a path out of the bundle, endless data: a stick built to attack.
+            Error::BundleUnsafe { .. } | Error::BundleTooLarge { .. } => true,
             Error::OwnEcu { source, .. } => source.fault() == ferry_secondary::Fault::Attack,
             // 422: the Secondary's answer for a failed security check.
             Error::Secondary { status, .. } => *status == 422,

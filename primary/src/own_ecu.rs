@@ -35,6 +35,12 @@ impl OwnEcu {
         self.ecu.signer()
     }
 
+    /// The latest time the own ECU verified metadata at: the vehicle's securely attested
+    /// time, which no verification goes below.
+    pub fn verified_time(&self) -> Result<Option<DateTime<Utc>>> {
+        self.ecu.verified_time().map_err(self.wrap())
+    }
+
     /// Record a refusal the primary made for the vehicle: in `attacks_detected` when it was
     /// a failed security check, always as the last install's result.
     pub fn record_refusal(&mut self, target: &str, error: &Error) -> Result<()> {

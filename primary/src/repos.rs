@@ -69,7 +69,7 @@ pub fn director_client(config: &Config) -> Result<reqwest::blocking::Client> {
 }
 
 /// Start a store from the pinned root the first time; afterwards the store's root is newer.
-fn ensure_root(store: &MetadataStore, pinned: &Path) -> Result<()> {
+pub(crate) fn ensure_root(store: &MetadataStore, pinned: &Path) -> Result<()> {
     if store.load("root")?.is_none() {
         let bytes = std::fs::read(pinned).map_err(io_at(pinned))?;
         init_trusted_root(store, &bytes)?;
@@ -144,6 +144,7 @@ pub fn bundle(director: &Updater<HttpFetcher>, image: &Updater<HttpFetcher>) -> 
     let bundle = Bundle {
         director: repo_bundle(director)?,
         image: Some(repo_bundle(image)?),
+        offline: None,
     };
     serde_json::to_vec(&bundle).map_err(|e| {
         ferry_core::Error::Malformed {

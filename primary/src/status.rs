@@ -1,5 +1,6 @@
 //! `ferry-primary status`: each ECU's installed image, provides and last result, and what the
-//! last cycle did. The own ECU's status is read at rest (never through `Ecu::open`, which
+//! last cycle and the last offline install did, and how many offline receipts wait for the
+//! next online cycle. The own ECU's status is read at rest (never through `Ecu::open`, which
 //! would discard a staged image of a cycle running in another process).
 
 use crate::config::Config;
@@ -23,6 +24,9 @@ pub struct VehicleStatus {
     pub vin: String,
     pub ecus: Vec<EcuEntry>,
     pub last_cycle: Option<CycleReport>,
+    pub last_offline: Option<crate::offline::OfflineReport>,
+    /// Receipts of offline installs not yet delivered to the Director.
+    pub pending_receipts: usize,
 }
 
 fn own_status(config: &Config) -> Result<EcuStatus> {
@@ -61,10 +65,15 @@ pub fn vehicle_status(config: &Config) -> Result<VehicleStatus> {
     let last_cycle = std::fs::read(config.last_cycle_file())
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
+    let last_offline = std::fs::read(config.last_offline_file())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     Ok(VehicleStatus {
         vin: config.vin.clone(),
         ecus,
         last_cycle,
+        last_offline,
+        pending_receipts: crate::offline::receipt::pending(config)?.len(),
     })
 }
 
@@ -104,5 +113,18 @@ pub fn print(status: &VehicleStatus) {
     }
     if let Some(c) = &status.last_cycle {
         println!("last cycle {}: {} {}", c.time, c.result, c.detail);
+    }
+    if let Some(o) = &status.last_offline {
+        let name = o.name.as_deref().unwrap_or("?");
+        println!(
+            "last offline install {} (bundle {name}): {} {}",
+            o.time, o.result, o.detail
+        );
+    }
+    if status.pending_receipts > 0 {
+        println!(
+            "offline receipts waiting for the next online cycle: {}",
+            status.pending_receipts
+        );
     }
 }

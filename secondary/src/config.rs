@@ -12,6 +12,9 @@
 //! director_root = "director.root.json"   # full: the Director root shipped with the ECU
 //! image_root = "image.root.json"         # full: the Image repository root shipped with the ECU
 //! director_targets_key = "director-targets.pub"  # partial: pinned key (TUF key JSON or SPKI PEM)
+//! offline_targets_key = "offline-targets.pub"    # partial, optional: the Director's
+//!                                     # offline-update-targets key (PURE-2 bundles); without
+//!                                     # it a partial ECU takes no offline bundle
 //! apps_dir = "/data/apps"             # the app installer's directory
 //! app_health_check = ["/usr/bin/app-check"]  # optional; run after the swap, non-zero rolls back
 //! app_health_timeout_secs = 300       # optional; default 14400 (4 h), then killed: rolls back
@@ -123,6 +126,11 @@ pub struct Config {
     pub image_root: Option<PathBuf>,
     #[serde(default)]
     pub director_targets_key: Option<PathBuf>,
+    /// Partial verification of PURE-2 offline bundles: the Director root's
+    /// offline-update-targets key, pinned like `director_targets_key` (it is provisioned the
+    /// same way: its public half, shipped with the ECU). Unset: offline bundles are refused.
+    #[serde(default)]
+    pub offline_targets_key: Option<PathBuf>,
     pub apps_dir: PathBuf,
     #[serde(default)]
     pub app_health_check: Option<Vec<String>>,
@@ -225,6 +233,9 @@ pub enum Anchors {
     },
     Partial {
         director_targets_key: PublicKey,
+        /// The offline-update-targets key, when this ECU takes offline bundles (boxed: a key
+        /// is large, and most ECUs pin none).
+        offline_targets_key: Option<Box<PublicKey>>,
     },
 }
 
@@ -274,6 +285,7 @@ impl Config {
             &mut self.director_root,
             &mut self.image_root,
             &mut self.director_targets_key,
+            &mut self.offline_targets_key,
         ]
         .into_iter()
         .flatten()
@@ -403,8 +415,13 @@ impl Config {
                     .director_targets_key
                     .as_deref()
                     .ok_or_else(|| missing("director_targets_key"))?;
+                let offline_targets_key = match &self.offline_targets_key {
+                    Some(p) => Some(Box::new(read_public_key(p, &read(p)?)?)),
+                    None => None,
+                };
                 Ok(Anchors::Partial {
                     director_targets_key: read_public_key(path, &read(path)?)?,
+                    offline_targets_key,
                 })
             }
         }

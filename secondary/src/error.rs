@@ -50,6 +50,8 @@ pub enum Error {
     Depends(#[from] DependsError),
     #[error("request order check failed: {0}")]
     Order(&'static str),
+    #[error("offline update check failed: this partial-verification ECU pins no offline-update-targets key (offline_targets_key in its config), so it takes no offline bundle")]
+    OfflineNotProvisioned,
     #[error("domain check failed: target {target} is for domain {domain:?}; this ECU installs: {installed}")]
     NoInstaller {
         target: String,
@@ -161,7 +163,10 @@ impl Error {
             | Error::MetadataTooLong { .. }
             | Error::EndlessData { .. }
             | Error::OciArchive { .. } => Fault::Attack,
-            Error::Depends(_) | Error::Order(_) | Error::NoInstaller { .. } => Fault::Refused,
+            Error::Depends(_)
+            | Error::Order(_)
+            | Error::NoInstaller { .. }
+            | Error::OfflineNotProvisioned => Fault::Refused,
             Error::TooLarge { .. } => Fault::TooLarge,
             Error::InstallFailed { .. }
             | Error::OsCheck { .. }

@@ -24,4 +24,4 @@ pub use error::{Error, Fault, Result};
 pub use install::{InstallJob, Installer, Installers};
 pub use state::refusals::NetworkRefusal;
 pub use state::{InstalledImage, Outcome, Repo};
-pub use verify::{Assignment, Bundle, RepoBundle};
+pub use verify::{partial_offline_role, Assignment, Bundle, OfflineBundle, RepoBundle};

@@ -156,6 +156,7 @@ fn partial_bundle(v: &Vehicle) -> Vec<u8> {
             ..RepoBundle::default()
         },
         image: None,
+        offline: None,
     })
     .unwrap()
 }

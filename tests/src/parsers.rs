@@ -159,6 +159,8 @@ fn secondary_ecus() -> Option<SecondaryEcus> {
             director_root: Some(shipped_root.clone()),
             image_root: Some(shipped_root.clone()),
             director_targets_key: Some(targets_key.clone()),
+            // The offline path of a partial ECU parses bundles too.
+            offline_targets_key: Some(targets_key.clone()),
             apps_dir: root.join(name).join("apps"),
             app_health_check: None,
             app_health_timeout_secs: None,

@@ -175,7 +175,7 @@ pub fn match_image_target(
 /// Every hash the Director lists must be listed, equal, by the Image repository (a hash only
 /// the Director vouches for would let a compromised Director pick it), and they must share at
 /// least one. The Image repository's extra hashes are kept: each is checked on download.
-fn matched_hashes(target: &str, director: &Hashes, image: &Hashes) -> Result<Hashes> {
+pub(crate) fn matched_hashes(target: &str, director: &Hashes, image: &Hashes) -> Result<Hashes> {
     if director.is_empty() {
         return Err(Error::NoHashes {
             what: format!("director target {target}"),

@@ -10,15 +10,20 @@
 //! snapshot lists, signed by the offline-update-targets role, unexpired, with at most one
 //! image per hardwareId.
 
-use super::checks::EcuAssignment;
+use super::checks::{matched_hashes, EcuAssignment};
+use super::installed::release_floor;
+use super::partial::{partial_custom, PartialTarget};
 use super::EcuIdentity;
 use crate::metadata::{
-    verify_length_and_hashes, OfflineSnapshot, OfflineTargets, Parsed, Role, RoleType,
+    verify_length_and_hashes, HashCheck, OfflineSnapshot, OfflineTargets, Parsed, Role, RoleType,
+    Root,
 };
 use crate::refresh::{Limits, MetadataFile, MetadataSource, Workflow};
-use crate::verify::{verify, Verified};
-use crate::{Error, Result, TrustedSet};
+use crate::verify::{verify, Authority, Verified};
+use crate::{Error, FoundTarget, Result, TrustedSet};
 use chrono::{DateTime, Utc};
+use ferry_keys::PublicKey;
+use std::collections::BTreeMap;
 
 /// Where a bundle keeps its offline snapshot, and the name the vehicle keeps it under.
 pub const OFFLINE_SNAPSHOT: &str = "offline-update-snapshot";
@@ -48,6 +53,7 @@ pub fn verify_offline_director<S: MetadataSource>(
     limits: &Limits,
     at: DateTime<Utc>,
 ) -> std::result::Result<OfflineDirector, S::Error> {
+    check_bundle_name(name)?;
     let set = Workflow::new(source, limits).root_chain(root, at)?;
     if !set.root().has_offline_roles() {
         return Err(Error::OfflineRoles {
@@ -198,4 +204,203 @@ fn assignments(targets: &OfflineTargets, ecus: &[EcuIdentity<'_>]) -> Result<Vec
         }
     }
     Ok(out)
+}
+
+/// The longest bundle name taken (it names a file on the stick and a role kept on the ECU).
+pub const MAX_BUNDLE_NAME: usize = 128;
+
+/// A bundle's name is the file name of its offline-update targets (`NAME.json`) beside the
+/// Director's roots and offline snapshot: it must be a plain file name that is none of
+/// theirs, so `NAME.json` can never be read as another metadata file.
+pub fn check_bundle_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::OfflineBundleName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() || name.len() > MAX_BUNDLE_NAME {
+        return bad("is empty or longer than 128 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return bad("has a character other than a letter, a digit, '.', '_' or '-'");
+    }
+    if name.starts_with('.') {
+        return bad("starts with '.'");
+    }
+    let reserved = ["root", "timestamp", "snapshot", "targets", OFFLINE_SNAPSHOT];
+    if reserved.contains(&name) || name.ends_with(".root") {
+        return bad("is the name of another Director metadata file");
+    }
+    Ok(())
+}
+
+/// pure2.md step 9 as a Primary runs it for every image the offline-update targets list,
+/// whether or not an ECU of this vehicle takes it: the Image repository lists it (`found`,
+/// looked up through its delegation path), with the same length and hashes, and for every
+/// hardwareId the offline-update targets name. The ECUs' own images are matched again, with
+/// their release counters, by [`super::match_assignment`].
+pub fn match_offline_image(
+    targets: &OfflineTargets,
+    name: &str,
+    found: Option<&FoundTarget>,
+) -> Result<()> {
+    let offline = targets.targets.get(name).ok_or(Error::Order(
+        "image matched that the offline-update targets do not list",
+    ))?;
+    let found = found.ok_or_else(|| Error::NotInImageRepo {
+        target: name.to_owned(),
+    })?;
+    if offline.length != found.target.length {
+        return Err(Error::DirectorImageLength {
+            target: name.to_owned(),
+            director: offline.length,
+            image: found.target.length,
+        });
+    }
+    matched_hashes(name, &offline.hashes, &found.target.hashes)?;
+    let hardware_ids = targets.hardware_ids(name);
+    if hardware_ids.is_empty() {
+        return Err(Error::malformed(
+            "offline-update targets",
+            format!("target {name} names no hardwareId in custom.hardwareIds"),
+        ));
+    }
+    let custom = found.target.image_custom(name)?;
+    for hardware_id in hardware_ids {
+        if !custom.hardware_ids.iter().any(|h| h == hardware_id) {
+            return Err(Error::HardwareId {
+                target: name.to_owned(),
+                ecu: format!("(any of hardwareId {hardware_id})"),
+                expected: hardware_id.to_owned(),
+                found: format!(
+                    "{:?} in the Image repository's hardwareIds",
+                    custom.hardware_ids
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// PURE-2 on a partial-verification ECU ("Partial-verification ECUs and PURE-2"): only the
+/// offline-update targets file `NAME.json`, signed by the offline-update-targets key pinned on
+/// the ECU, unexpired at `at`, not older than `kept` (the copy of the same bundle accepted
+/// last; not re-verified, since the pinned key may have changed since), naming at most one
+/// image for this ECU's hardwareId, whose releaseCounter is not below `counters`' and which
+/// carries a hash the ECU can compute. `None`: the bundle has nothing for this ECU.
+pub fn verify_offline_partial(
+    targets: &[u8],
+    name: &str,
+    pinned: &PublicKey,
+    kept: Option<&[u8]>,
+    ecu: EcuIdentity<'_>,
+    counters: &BTreeMap<String, u64>,
+    at: DateTime<Utc>,
+) -> Result<Option<PartialTarget>> {
+    check_bundle_name(name)?;
+    let keyid = [pinned.key_id()?];
+    let keys = BTreeMap::from([(keyid[0].clone(), pinned.clone())]);
+    let authority = Authority::new("offline-update-targets (pinned key)", &keyid, 1, &keys)?;
+    let targets = verify(Parsed::<OfflineTargets>::from_bytes(targets)?, &[authority])?;
+    let role = format!("offline-update targets {name}");
+    if targets.is_expired(at) {
+        return Err(Error::Expired {
+            role,
+            expires: targets.expires().0,
+            now: at,
+        });
+    }
+    if let Some(old) = kept {
+        let trusted = Parsed::<OfflineTargets>::from_bytes(old)?
+            .unverified()
+            .version;
+        if targets.version < trusted {
+            return Err(Error::Rollback {
+                role,
+                trusted,
+                new: targets.version,
+            });
+        }
+    }
+    targets.check_no_delegations()?;
+    let Some(mine) = assignments(&targets, &[ecu])?.pop() else {
+        return Ok(None);
+    };
+    let custom = partial_custom(&mine.target, &mine.target_name, ecu.hardware_id)?;
+    let floor = release_floor(counters, &mine.target_name, &custom);
+    if custom.release_counter < floor {
+        return Err(Error::ReleaseCounter {
+            target: mine.target_name,
+            installed: floor,
+            offered: custom.release_counter,
+        });
+    }
+    HashCheck::new(&mine.target_name, None, Some(&mine.target.hashes))?.require_hashes()?;
+    Ok(Some(PartialTarget {
+        target_name: mine.target_name,
+        target: mine.target,
+        custom,
+    }))
+}
+
+/// What an online cycle does with the Director's latest offline-update snapshot.
+#[derive(Debug)]
+pub enum FetchedOfflineSnapshot {
+    /// Newer than the kept one and signed as required: keep its bytes.
+    Newer(Verified<OfflineSnapshot>),
+    /// Not newer than the kept one: nothing to keep.
+    Unchanged,
+    /// Malformed, or not signed by the offline-update-snapshot role of `root` (or `root` has
+    /// no such role): discard it, log it, and carry on with the cycle (pure2.md "Additional
+    /// step" 2).
+    Discarded(Error),
+}
+
+/// pure2.md "Additional step for full verification during an online update": `offered`, the
+/// Director's latest offline-update snapshot, against the vehicle's Director `root` (the one
+/// this cycle just verified) and its `kept` offline snapshot. A rollback (a lower snapshot
+/// version, or a lower version for an offline-update targets file the kept one lists) is an
+/// `Err`: the caller aborts the cycle (step 3). Expiry is not checked here: even an expired
+/// newer snapshot revokes what it no longer lists, and a bundle is checked for freeze when
+/// it is used.
+pub fn check_fetched_offline_snapshot(
+    root: &Root,
+    kept: Option<&[u8]>,
+    offered: &[u8],
+) -> Result<FetchedOfflineSnapshot> {
+    if !root.has_offline_roles() {
+        return Ok(FetchedOfflineSnapshot::Discarded(Error::OfflineRoles {
+            version: root.version,
+        }));
+    }
+    let authority = root.authority(RoleType::OfflineUpdateSnapshot)?;
+    let offered = match Parsed::<OfflineSnapshot>::from_bytes(offered)
+        .and_then(|p| verify(p, std::slice::from_ref(&authority)))
+    {
+        Ok(offered) => offered,
+        Err(e) => return Ok(FetchedOfflineSnapshot::Discarded(e)),
+    };
+    // A kept snapshot that no longer verifies (its keys were rotated away) protects nothing.
+    let kept = kept.and_then(|bytes| {
+        Parsed::<OfflineSnapshot>::from_bytes(bytes)
+            .and_then(|p| verify(p, std::slice::from_ref(&authority)))
+            .ok()
+    });
+    match kept {
+        Some(kept) if offered.version < kept.version => Err(Error::Rollback {
+            role: OFFLINE_SNAPSHOT.into(),
+            trusted: kept.version,
+            new: offered.version,
+        }),
+        Some(kept) if offered.version == kept.version => Ok(FetchedOfflineSnapshot::Unchanged),
+        Some(kept) => {
+            check_rollback(&kept, &offered)?;
+            Ok(FetchedOfflineSnapshot::Newer(offered))
+        }
+        None => Ok(FetchedOfflineSnapshot::Newer(offered)),
+    }
 }

@@ -90,7 +90,11 @@ pub fn verify_partial(
 
 /// In partial mode the Director's target is all there is: its custom may carry the Image
 /// repository's fields (releaseCounter, domain, provides...); hardwareIds is this ECU's.
-fn partial_custom(target: &TargetFile, name: &str, hardware_id: &str) -> Result<ImageCustom> {
+pub(crate) fn partial_custom(
+    target: &TargetFile,
+    name: &str,
+    hardware_id: &str,
+) -> Result<ImageCustom> {
     let mut custom = match &target.custom {
         Some(serde_json::Value::Object(map)) => map.clone(),
         _ => serde_json::Map::new(),

@@ -27,6 +27,11 @@ impl<'a, S: MetadataSource> Staged<'a, S> {
         }
     }
 
+    /// The real source, read-only (what it fetched, say); its writes are still held.
+    pub fn source(&self) -> &S {
+        self.inner
+    }
+
     /// Hand every held write to the real source, in the order the workflow made them.
     pub fn commit(self) -> Result<(), S::Error> {
         for write in self.writes {

@@ -15,6 +15,21 @@
 //!
 //! `root` lists the roots newer than the ECU may trust, any order (each is verified as N+1);
 //! `image` may be omitted in partial mode; in partial mode only `director.targets` is read.
+//!
+//! A PURE-2 offline bundle (the Primary installing from a stick) adds `offline`, and then the
+//! Director's side is the offline-update snapshot and targets, not timestamp, snapshot and
+//! targets (`director.targets` is empty and ignored; `director.root` still lists the roots):
+//!
+//! ```json
+//! { "director": { "root": ["<2.root.json>"], "targets": "" },
+//!   "offline":  { "name": "workshop", "snapshot": "<offline-update-snapshot.json>",
+//!                 "targets": "<workshop.json>" },
+//!   "image":    { "root": [], "snapshot": "<text>", "targets": "<text>",
+//!                 "delegations": { "<role>": "<text>" } } }
+//! ```
+//!
+//! A full ECU runs PURE-2 steps 2-9 on it (`ferry_core::uptane::offline`), for itself; a
+//! partial ECU checks `offline.targets` by its pinned offline-update-targets key.
 //! Nothing is written here: the new trusted metadata comes back in `Verification` and is
 //! committed by the caller once everything, depends included, is accepted.
 
@@ -27,6 +42,9 @@ use chrono::{DateTime, Utc};
 use ferry_core::metadata::uptane::ImageCustom;
 use ferry_core::metadata::TargetFile;
 use ferry_core::refresh::{Limits, Workflow};
+use ferry_core::uptane::offline::{
+    verify_offline_director, verify_offline_partial, OFFLINE_SNAPSHOT,
+};
 use ferry_core::uptane::{
     counter_keys, match_assignment, verified_time, verify_director, verify_partial, EcuIdentity,
     Vehicle, VehicleEcus,
@@ -59,6 +77,26 @@ pub struct Bundle {
     pub director: RepoBundle,
     #[serde(default)]
     pub image: Option<RepoBundle>,
+    /// A PURE-2 offline update: the Director's offline-update metadata, in place of its
+    /// timestamp, snapshot and targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<OfflineBundle>,
+}
+
+/// The Director's offline-update metadata of a PURE-2 bundle, exactly as on the stick (the
+/// snapshot: the newer of the vehicle's and the stick's, as the Primary chose it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OfflineBundle {
+    /// The bundle's name: its offline-update targets file is `NAME.json`.
+    pub name: String,
+    pub snapshot: String,
+    pub targets: String,
+}
+
+/// The role a partial ECU keeps an accepted offline-update targets file under (its version is
+/// the floor for the same bundle next time).
+pub fn partial_offline_role(name: &str) -> String {
+    format!("offline-update targets {name} (partial)")
 }
 
 /// This ECU's identity as the checks need it.
@@ -113,6 +151,9 @@ pub(crate) fn verify_bundle(
     let bundle: Bundle = serde_json::from_slice(bytes).map_err(|e| Error::Bundle(e.to_string()))?;
     let at = verified_time(now, state.verified_time()?);
     let counters = state.release_counters()?;
+    if let Some(offline) = &bundle.offline {
+        return verify_offline(&bundle, offline, state, anchors, ecu, &counters, at);
+    }
     match anchors {
         Anchors::Full {
             director_root,
@@ -123,6 +164,7 @@ pub(crate) fn verify_bundle(
         }
         Anchors::Partial {
             director_targets_key,
+            ..
         } => {
             let targets = bundle.director.targets.as_bytes();
             let kept = state.metadata(Repo::Director, PARTIAL_ROLE)?;
@@ -224,6 +266,116 @@ fn full(
         assignment,
         verified_at: at,
     })
+}
+
+/// A PURE-2 offline bundle: full verification runs the offline procedure for this ECU alone
+/// (pure2.md lets a Secondary match only its own image); partial verification checks the
+/// offline-update targets file by the pinned offline key. The VIN plays no part: offline
+/// updates are directed by hardwareId.
+fn verify_offline(
+    bundle: &Bundle,
+    offline: &OfflineBundle,
+    state: &State,
+    anchors: &Anchors,
+    ecu: Ecu<'_>,
+    counters: &BTreeMap<String, u64>,
+    at: DateTime<Utc>,
+) -> Result<Verification> {
+    match anchors {
+        Anchors::Partial {
+            offline_targets_key,
+            ..
+        } => {
+            let key = offline_targets_key
+                .as_ref()
+                .ok_or(Error::OfflineNotProvisioned)?;
+            let role = partial_offline_role(&offline.name);
+            let targets = offline.targets.as_bytes();
+            let kept = state.metadata(Repo::Director, &role)?;
+            let mine = verify_offline_partial(
+                targets,
+                &offline.name,
+                key,
+                kept.as_deref(),
+                ecu,
+                counters,
+                at,
+            )
+            .map_err(|e| Error::from(e).in_repo(DIRECTOR))?;
+            let mut changes = MetadataChanges::default();
+            changes.put.insert(role, targets.to_vec());
+            Ok(Verification {
+                changes: vec![(Repo::Director, changes)],
+                assignment: mine.map(|m| Assignment {
+                    target_name: m.target_name,
+                    target: m.target,
+                    custom: m.custom,
+                }),
+                verified_at: at,
+            })
+        }
+        Anchors::Full {
+            director_root,
+            image_root,
+        } => {
+            let limits = Limits::default();
+            let mut director_changes = MetadataChanges::default();
+            let root = trusted_root(state, Repo::Director, director_root, &mut director_changes)?;
+            // The offline files play delegated roles of the bundle's Director side: the name
+            // is checked by core never to be one of the top-level roles'.
+            let director = RepoBundle {
+                root: bundle.director.root.clone(),
+                delegations: BTreeMap::from([
+                    (OFFLINE_SNAPSHOT.to_owned(), offline.snapshot.clone()),
+                    (offline.name.clone(), offline.targets.clone()),
+                ]),
+                ..RepoBundle::default()
+            };
+            let mut source =
+                BundleSource::new(Repo::Director, &director, state, &mut director_changes)?;
+            let verified =
+                verify_offline_director(&mut source, &root, &offline.name, &[ecu], &limits, at)
+                    .map_err(|e| e.in_repo(DIRECTOR))?;
+            let mine = verified
+                .assignments
+                .into_iter()
+                .find(|a| a.ecu_serial == ecu.serial);
+            let mut changes = vec![(Repo::Director, director_changes)];
+            let Some(mine) = mine else {
+                return Ok(Verification {
+                    changes,
+                    assignment: None,
+                    verified_at: at,
+                });
+            };
+            let image_bundle = bundle.image.as_ref().ok_or(Error::NotInBundle {
+                repo: "image",
+                role: "metadata".into(),
+            })?;
+            let mut image_changes = MetadataChanges::default();
+            let root = trusted_root(state, Repo::Image, image_root, &mut image_changes)?;
+            let mut source =
+                BundleSource::new(Repo::Image, image_bundle, state, &mut image_changes)?;
+            let mut workflow = Workflow::new(&mut source, &limits);
+            let mut image = workflow
+                .refresh_offline(&root, at)
+                .map_err(|e| e.in_repo(IMAGE))?;
+            let found = workflow
+                .find_target(&mut image, &mine.target_name)
+                .map_err(|e| e.in_repo(IMAGE))?;
+            let matched = match_assignment(&mine, found.as_ref(), ecu.hardware_id, counters)?;
+            changes.push((Repo::Image, image_changes));
+            Ok(Verification {
+                changes,
+                assignment: Some(Assignment {
+                    target_name: mine.target_name,
+                    target: matched.target,
+                    custom: matched.custom,
+                }),
+                verified_at: at,
+            })
+        }
+    }
 }
 
 /// The newest root `state` trusts, else the one shipped with the ECU, which then starts the

@@ -125,6 +125,7 @@ impl Vehicle {
             director_root: Some(root.join("director.root.json")),
             image_root: Some(root.join("image.root.json")),
             director_targets_key: Some(root.join("director-targets.pub.json")),
+            offline_targets_key: None,
             apps_dir: root.join("apps"),
             app_health_check: None,
             app_health_timeout_secs: None,
@@ -176,6 +177,7 @@ impl Vehicle {
         serde_json::to_vec(&Bundle {
             director: repo_bundle(&self.director, &self.director_roots),
             image: Some(repo_bundle(&self.image, &self.image_roots)),
+            offline: None,
         })
         .unwrap()
     }
