@@ -10,8 +10,8 @@ mod primary_common;
 use ferry_core::refresh::{Limits, MetadataFile, MetadataSource, Workflow};
 use ferry_core::uptane::offline::{verify_offline_director, OFFLINE_SNAPSHOT};
 use ferry_core::uptane::{match_assignment, EcuIdentity};
-use primary_common::attack::{device_token, publish_v2, APP_V2, FW_V2};
-use primary_common::{http, Options, World, VIN};
+use primary_common::attack::{device_token, install_v1, publish_v2, APP_V2, FW_V2};
+use primary_common::{http, Options, World, FULL, PARTIAL, PRIMARY, VIN};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -275,4 +275,118 @@ fn the_director_refuses_an_image_for_a_hardware_id_it_was_not_signed_for() {
     );
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("no offline-update roles"), "{out}");
+}
+
+/// The whole trip (#19 "Done when"): a bundle made by the real Director and Image repository,
+/// both servers stopped, installed by `ferry-primary offline` on the Primary and a full and a
+/// partial Secondary, from a directory and (a newer bundle) from a .tar; every ECU's new image
+/// is in the receipts; the restarted Director records them and `ferry admin status` shows them.
+#[test]
+fn a_bundle_installs_with_the_backend_down_and_its_receipts_reach_the_director() {
+    let mut world = World::start(Options {
+        offline_roles: true,
+        ..Options::default()
+    });
+    let b = world.base.clone();
+    install_v1(&world);
+    publish_v2(&world);
+    let repo = format!("http://{}", world.repo.addr);
+    let create = |name: &str, out: &str| {
+        let out = admin(
+            &world,
+            &[
+                "bundle",
+                "create",
+                name,
+                "--target",
+                &format!("ivi={APP_V2}"),
+                "--target",
+                &format!("tcu={FW_V2}"),
+                "--image-repo",
+                &repo,
+                "--image-root",
+                "img/metadata/1.root.json",
+                "--out",
+                out,
+            ],
+        );
+        assert_eq!(out.code, 0, "{out}");
+    };
+    create("workshop", "stick");
+    create("depot", "depot.tar");
+    world.director.kill9();
+    world.repo.kill9();
+
+    let offline = |bundle: &str| {
+        primary_common::run(
+            &b,
+            &ferry_tests::bins::binary("ferry-primary", "ferry-primary"),
+            &[
+                "--config",
+                "primary.toml",
+                "offline",
+                "--bundle",
+                bundle,
+                "--json",
+            ],
+        )
+    };
+    // From the .tar: every ECU installs.
+    let out = offline("depot.tar");
+    assert_eq!(out.code, 0, "{out}");
+    let status = world.primary_status();
+    for ecu in status["ecus"].as_array().unwrap() {
+        let expected = if ecu["serial"] == PRIMARY {
+            APP_V2
+        } else {
+            FW_V2
+        };
+        assert_eq!(ecu["status"]["installed"]["target"], expected, "{ecu}");
+    }
+    let receipt = only_receipt(&b.join("depot.tar.receipts"));
+    let outcome = &receipt["signed"]["offline_bundle"];
+    assert_eq!(outcome["name"], "depot", "{receipt}");
+    for (serial, target) in [(PRIMARY, APP_V2), (FULL, FW_V2), (PARTIAL, FW_V2)] {
+        assert_eq!(outcome["ecus"][serial]["target"], target, "{outcome}");
+        assert_eq!(outcome["ecus"][serial]["result"], "success", "{outcome}");
+        let report = &receipt["signed"]["ecu_version_manifests"][serial]["signed"];
+        assert_eq!(report["installed_image"]["filepath"], target, "{report}");
+    }
+    // From the directory: the same images, already installed everywhere.
+    let out = offline("stick");
+    assert_eq!(out.code, 0, "{out}");
+    let receipt = only_receipt(&b.join("stick/receipts"));
+    assert_eq!(receipt["signed"]["offline_bundle"]["name"], "workshop");
+    assert_eq!(
+        receipt["signed"]["offline_bundle"]["ecus"][FULL]["result"], "up-to-date",
+        "{receipt}"
+    );
+
+    // The Director comes back; the technician brings the stick's receipts.
+    world.restart_director();
+    let out = admin(
+        &world,
+        &["receipts", "import", "stick", "depot.tar.receipts"],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(out.stdout.matches("recorded for").count(), 2, "{out}");
+    let out = admin(&world, &["receipts", "import", "stick"]);
+    assert_ne!(out.code, 0, "a receipt counts once: {out}");
+    assert!(out.stdout.contains("recorded already"), "{out}");
+    let out = admin(&world, &["status", VIN]);
+    assert!(
+        out.stdout.contains("applied offline, reported late"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("workshop v1"), "{out}");
+    assert!(out.stdout.contains("depot v1"), "{out}");
+}
+
+fn only_receipt(dir: &Path) -> serde_json::Value {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap()
 }

@@ -113,9 +113,10 @@ impl IntoResponse for ApiError {
         ) {
             // The body was not read to its end: this connection cannot carry another request,
             // and saying so keeps a client from reusing it (and failing mid-request).
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
         }
         if matches!(
             self.status,

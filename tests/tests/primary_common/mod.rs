@@ -322,8 +322,18 @@ impl World {
             vehicle_tls_setup(b, "vca", "pri-tls");
         }
         for (serial, mode) in [(FULL, "full"), (PARTIAL, "partial")] {
+            if options.offline_roles && mode == "partial" {
+                // PURE-2: a partial Secondary pins the offline-update-targets key too.
+                let out = ferry_ok(b, &["key", "pub", "d/keys/offline-update.pem", "--json"]);
+                let v: Value = serde_json::from_str(&out.stdout).unwrap();
+                std::fs::write(b.join("offline-targets.pub.json"), v["public"].to_string())
+                    .unwrap();
+            }
             let anchors = if mode == "full" {
                 "director_root = \"d/roots/1.root.json\"\nimage_root = \"img/metadata/1.root.json\"\n"
+            } else if options.offline_roles {
+                "director_targets_key = \"director-targets.pub.json\"\n\
+                 offline_targets_key = \"offline-targets.pub.json\"\n"
             } else {
                 "director_targets_key = \"director-targets.pub.json\"\n"
             };
