@@ -390,3 +390,60 @@ fn only_receipt(dir: &Path) -> serde_json::Value {
     assert_eq!(files.len(), 1, "{files:?}");
     serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap()
 }
+
+/// PURE-2 "additional step", end to end: a vehicle that has been online since a bundle was
+/// revoked holds the Director's newer offline-update snapshot, and refuses the bundle from the
+/// stick, naming the check; nothing is installed.
+#[test]
+fn a_bundle_revoked_while_the_vehicle_was_online_is_refused_offline() {
+    let mut world = World::start(Options {
+        offline_roles: true,
+        ..Options::default()
+    });
+    let b = world.base.clone();
+    let v1 = install_v1(&world);
+    publish_v2(&world);
+    let repo = format!("http://{}", world.repo.addr);
+    let out = admin(
+        &world,
+        &[
+            "bundle",
+            "create",
+            "workshop",
+            "--target",
+            &format!("ivi={APP_V2}"),
+            "--target",
+            &format!("tcu={FW_V2}"),
+            "--image-repo",
+            &repo,
+            "--image-root",
+            "img/metadata/1.root.json",
+            "--out",
+            "stick",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let out = admin(&world, &["bundle", "revoke", "workshop"]);
+    assert_eq!(out.code, 0, "{out}");
+    // An online cycle: nothing assigned anew, but the offline-update snapshot is fetched.
+    let out = world.check();
+    assert_eq!(out.code, 0, "{out}");
+    world.director.kill9();
+    world.repo.kill9();
+    let out = primary_common::run(
+        &b,
+        &ferry_tests::bins::binary("ferry-primary", "ferry-primary"),
+        &["--config", "primary.toml", "offline", "--bundle", "stick"],
+    );
+    assert_ne!(out.code, 0, "a revoked bundle installed: {out}");
+    assert!(
+        out.stderr.contains("offline-update snapshot check failed"),
+        "{out}"
+    );
+    let status = world.primary_status();
+    for ecu in status["ecus"].as_array().unwrap() {
+        let serial = ecu["serial"].as_str().unwrap();
+        let before = v1.ecus.iter().find(|(s, _, _)| s == serial).unwrap();
+        assert_eq!(ecu["status"]["installed"], before.1, "{serial} changed");
+    }
+}
