@@ -11,12 +11,10 @@
 //! image per hardwareId.
 
 use super::checks::{matched_hashes, EcuAssignment};
-use super::installed::release_floor;
-use super::partial::{partial_custom, PartialTarget};
+use super::partial::{partial_target, PartialTarget};
 use super::EcuIdentity;
 use crate::metadata::{
-    verify_length_and_hashes, HashCheck, OfflineSnapshot, OfflineTargets, Parsed, Role, RoleType,
-    Root,
+    verify_length_and_hashes, OfflineSnapshot, OfflineTargets, Parsed, Role, RoleType, Root,
 };
 use crate::refresh::{Limits, MetadataFile, MetadataSource, Workflow};
 use crate::verify::{verify, Authority, Verified};
@@ -330,21 +328,7 @@ pub fn verify_offline_partial(
     let Some(mine) = assignments(&targets, &[ecu])?.pop() else {
         return Ok(None);
     };
-    let custom = partial_custom(&mine.target, &mine.target_name, ecu.hardware_id)?;
-    let floor = release_floor(counters, &mine.target_name, &custom);
-    if custom.release_counter < floor {
-        return Err(Error::ReleaseCounter {
-            target: mine.target_name,
-            installed: floor,
-            offered: custom.release_counter,
-        });
-    }
-    HashCheck::new(&mine.target_name, None, Some(&mine.target.hashes))?.require_hashes()?;
-    Ok(Some(PartialTarget {
-        target_name: mine.target_name,
-        target: mine.target,
-        custom,
-    }))
+    partial_target(mine.target_name, mine.target, ecu.hardware_id, counters).map(Some)
 }
 
 /// What an online cycle does with the Director's latest offline-update snapshot.

@@ -70,22 +70,34 @@ pub fn verify_partial(
             found: format!("{:?} in the Director's ecuIdentifiers", mine.hardware_id),
         });
     }
-    let custom = partial_custom(&mine.target, &mine.target_name, ecu.hardware_id)?;
-    let floor = release_floor(counters, &mine.target_name, &custom);
+    partial_target(mine.target_name, mine.target, ecu.hardware_id, counters).map(Some)
+}
+
+/// The checks a partial ECU makes on the one target it found for itself, online (Director
+/// targets) or offline (an offline-update targets file): its custom metadata, its
+/// releaseCounter against what the ECU ran, and a hash the ECU can compute.
+pub(crate) fn partial_target(
+    target_name: String,
+    target: TargetFile,
+    hardware_id: &str,
+    counters: &BTreeMap<String, u64>,
+) -> Result<PartialTarget> {
+    let custom = partial_custom(&target, &target_name, hardware_id)?;
+    let floor = release_floor(counters, &target_name, &custom);
     if custom.release_counter < floor {
         return Err(Error::ReleaseCounter {
-            target: mine.target_name,
+            target: target_name,
             installed: floor,
             offered: custom.release_counter,
         });
     }
     // Refuse now, not after a download, a target pinned by no hash we can compute.
-    HashCheck::new(&mine.target_name, None, Some(&mine.target.hashes))?.require_hashes()?;
-    Ok(Some(PartialTarget {
-        target_name: mine.target_name,
-        target: mine.target,
+    HashCheck::new(&target_name, None, Some(&target.hashes))?.require_hashes()?;
+    Ok(PartialTarget {
+        target_name,
+        target,
         custom,
-    }))
+    })
 }
 
 /// In partial mode the Director's target is all there is: its custom may carry the Image
