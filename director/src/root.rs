@@ -170,29 +170,37 @@ pub fn latest_root(store: &dyn Store, now: DateTime<Utc>) -> Result<Root> {
 /// hold at least the root's threshold of keys the root names for it.
 pub fn check_online_keys(store: &dyn Store, keys: &OnlineKeys, now: DateTime<Utc>) -> Result<()> {
     let root = latest_root(store, now)?;
-    let version = root.version;
     for (role, signers) in [
         (RoleType::Targets, &keys.targets),
         (RoleType::Snapshot, &keys.snapshot),
         (RoleType::Timestamp, &keys.timestamp),
     ] {
-        let authority = root
-            .authority(role)
-            .map_err(|e| Error::corrupt(format!("director root {version}"), e))?;
-        let mut named = 0u32;
-        for signer in signers.iter() {
-            if authority.keyids().contains(signer.key_id()) {
-                named += 1;
-            }
-        }
-        if named < authority.threshold() {
-            return Err(Error::OnlineKeys {
-                role: role.name(),
-                root_version: version,
-                authorised: named,
-                threshold: authority.threshold(),
-            });
-        }
+        check_role_keys(&root, role, signers)?;
+    }
+    Ok(())
+}
+
+/// `signers` hold at least `root`'s threshold of the keys it names for `role`.
+fn check_role_keys(
+    root: &Root,
+    role: RoleType,
+    signers: &[std::sync::Arc<dyn Signer>],
+) -> Result<()> {
+    let version = root.version;
+    let authority = root
+        .authority(role)
+        .map_err(|e| Error::corrupt(format!("director root {version}"), e))?;
+    let named = signers
+        .iter()
+        .filter(|s| authority.keyids().contains(s.key_id()))
+        .count() as u32;
+    if named < authority.threshold() {
+        return Err(Error::OnlineKeys {
+            role: role.name(),
+            root_version: version,
+            authorised: named,
+            threshold: authority.threshold(),
+        });
     }
     Ok(())
 }
@@ -220,23 +228,7 @@ pub fn check_offline_keys(
         RoleType::OfflineUpdateSnapshot,
         RoleType::OfflineUpdateTargets,
     ] {
-        let (named, threshold) = match root.authority(role) {
-            Ok(a) => (
-                keys.iter()
-                    .filter(|k| a.keyids().contains(k.key_id()))
-                    .count() as u32,
-                a.threshold(),
-            ),
-            Err(_) => (0, 1),
-        };
-        if named < threshold {
-            return Err(Error::OnlineKeys {
-                role: role.name(),
-                root_version: root.version,
-                authorised: named,
-                threshold,
-            });
-        }
+        check_role_keys(&root, role, keys)?;
     }
     Ok(())
 }

@@ -25,11 +25,7 @@ impl Repository {
                 Signing::Offline
             })
         };
-        let root_signing = if self.config.root.keys.is_empty() {
-            Signing::Offline
-        } else {
-            signing(self, "root")?
-        };
+        let root_signing = signing(self, "root")?;
         out.push(RoleStatus::new(
             "root",
             &root.signed,

@@ -254,6 +254,28 @@ fn the_director_refuses_an_image_for_a_hardware_id_it_was_not_signed_for() {
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("not \"tcu\""), "{out}");
     assert!(!world.base.join("wrong/.well-known").exists());
+    // An image the Image repository does not have: refused before the Director signs anything.
+    let out = admin(
+        &world,
+        &[
+            "bundle",
+            "create",
+            "absent",
+            "--target",
+            "ivi=apps/absent.tar",
+            "--image-repo",
+            &repo,
+            "--image-root",
+            "img/metadata/1.root.json",
+            "--out",
+            "absent",
+        ],
+    );
+    assert_ne!(out.code, 0, "{out}");
+    let list = admin(&world, &["bundle", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(list["bundles"], serde_json::json!([]), "{list}");
+    assert!(!world.base.join("absent").exists());
     // Without offline roles in its root, the Director makes no bundle at all.
     let plain = World::start(Options::default());
     publish_v2(&plain);

@@ -1,7 +1,7 @@
 //! The proposal file: what is signed, what it replaces, and its digest.
 
 use super::requirement::Requirement;
-use crate::metadata::{Parsed, Root, Targets};
+use crate::metadata::{Parsed, RoleType, Root, Targets};
 use crate::{cjson, Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -177,20 +177,20 @@ impl Proposal {
                 if let Some(previous) = previous {
                     out.push(Requirement::of_root(
                         &previous,
-                        "root",
+                        RoleType::Root,
                         format!("root v{} (current)", previous.version),
                     )?);
                 }
                 out.push(Requirement::of_root(
                     &new,
-                    "root",
+                    RoleType::Root,
                     format!("root v{} (new)", new.version),
                 )?);
                 out
             }
             Contents::Targets { root, .. } => vec![Requirement::of_root(
                 &root,
-                "targets",
+                RoleType::Targets,
                 format!("targets keys of root v{}", root.version),
             )?],
         })

@@ -20,11 +20,7 @@ pub struct Requirement {
 }
 
 impl Requirement {
-    pub(crate) fn of_root(root: &Root, role: &str, label: String) -> Result<Requirement> {
-        let role = match role {
-            "root" => RoleType::Root,
-            _ => RoleType::Targets,
-        };
+    pub(crate) fn of_root(root: &Root, role: RoleType, label: String) -> Result<Requirement> {
         let authority = root.authority(role)?;
         let keys = authority
             .keyids()

@@ -56,35 +56,54 @@ fn is_tar(out: &Path) -> bool {
     out.extension().is_some_and(|e| e == "tar")
 }
 
-/// Write the bundle `signed` (the Director's `GET /bundles/NAME` answer) to `out`.
-pub fn write(
-    signed: &Value,
-    name: &str,
+/// A bundle being assembled in a temporary directory beside `out`: nothing appears at `out`
+/// until [`Staged::finish`].
+#[derive(Debug)]
+pub struct Staged {
+    tmp: tempfile::TempDir,
+}
+
+impl Staged {
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+}
+
+/// First half, before the Director signs anything: the Image repository's metadata, verified
+/// from `image_root`, and the images `names`, verified as downloaded. A bundle that would be
+/// refused for its images is refused here, with no new bundle version on the Director.
+pub fn stage_images(
+    out: &Path,
     image_repo: &str,
     image_root: &Path,
-    out: &Path,
-) -> Result<Written> {
-    let (dir, _tmp) = if is_tar(out) {
-        let parent = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".ferry-bundle-")
-            .tempdir_in(parent)
-            .map_err(io_at(parent))?;
-        (tmp.path().to_owned(), Some(tmp))
-    } else {
-        std::fs::create_dir_all(out).map_err(io_at(out))?;
-        (out.to_owned(), None)
-    };
-    let well_known = dir.join(".well-known");
-    let director = well_known.join("metadata/director");
+    names: &[String],
+) -> Result<Staged> {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".ferry-bundle-")
+        .tempdir_in(parent)
+        .map_err(io_at(parent))?;
+    let staged = Staged { tmp };
+    let well_known = staged.dir().join(".well-known");
     let image_md = well_known.join("metadata/image-repo");
     let images = well_known.join("images");
-    for d in [&director, &image_md, &images, &dir.join("receipts")] {
+    for d in [&image_md, &images, &staged.dir().join("receipts")] {
         std::fs::create_dir_all(d).map_err(io_at(d))?;
     }
+    image_repository(image_repo, image_root, &image_md, &images, names)?;
+    Ok(staged)
+}
+
+/// Second half: the Director's signed bundle `signed` (its `GET /bundles/NAME` answer), the
+/// index, then the whole bundle moved to `out` (a directory, or written as `out` when a .tar).
+pub fn finish(staged: Staged, signed: &Value, name: &str, out: &Path) -> Result<Written> {
+    let dir = staged.dir().to_owned();
+    let director = dir.join(".well-known/metadata/director");
+    std::fs::create_dir_all(&director).map_err(io_at(&director))?;
     for (i, root) in signed["roots"].as_array().into_iter().flatten().enumerate() {
         write_text(&director.join(format!("{}.root.json", i + 1)), root)?;
     }
@@ -93,18 +112,15 @@ pub fn write(
         &signed["snapshot"],
     )?;
     write_text(&director.join(format!("{name}.json")), &signed["targets"])?;
-    let targets: Value = signed["targets"]
-        .as_str()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .ok_or_else(|| Error::Check("the Director's bundle has no readable targets".into()))?;
-    let names: Vec<String> = targets["signed"]["targets"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    image_repository(image_repo, image_root, &image_md, &images, &names)?;
     let written = index(&dir, name)?;
     if is_tar(out) {
         write_tar(&dir, out)?;
+    } else {
+        // `out` is absent or empty (check_out): the staged tree takes its place whole.
+        if out.exists() {
+            std::fs::remove_dir(out).map_err(io_at(out))?;
+        }
+        std::fs::rename(&dir, out).map_err(io_at(out))?;
     }
     Ok(written)
 }

@@ -108,12 +108,20 @@ fn create(client: &AdminClient, a: CreateArgs) -> Result<()> {
         }
     }
     layout::check_out(&a.out)?;
+    let mut names: Vec<String> = targets
+        .values()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    // The images first: nothing is signed on the Director for a bundle whose images fail.
+    let staged = layout::stage_images(&a.out, &a.image_repo, &a.image_root, &names)?;
     client.post(
         "/bundles",
         &serde_json::json!({ "name": a.name, "targets": targets, "expires": a.expires }),
     )?;
     let signed = client.get(&format!("/bundles/{}", a.name))?;
-    let written = layout::write(&signed, &a.name, &a.image_repo, &a.image_root, &a.out)?;
+    let written = layout::finish(staged, &signed, &a.name, &a.out)?;
     if a.json {
         return print_json(&serde_json::json!({
             "name": a.name,
