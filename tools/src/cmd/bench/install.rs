@@ -10,9 +10,9 @@
 //! from /proc (VmHWM), ferry-secondary's VmHWM after the run. The primary's phases (metadata,
 //! streaming to the ECUs, install and report) come from its log's timestamps.
 
-mod measure;
-mod procs;
-mod world;
+pub(super) mod measure;
+pub(super) mod procs;
+pub(super) mod world;
 
 use super::report::{
     host_steal, print_json, ratio, secs, spinner, steal_share, steal_since, Phases,
@@ -53,7 +53,7 @@ pub struct Args {
     json: bool,
 }
 
-fn parse_size(s: &str) -> std::result::Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
     let (num, mult) = [
         ("GiB", 1u64 << 30),
@@ -87,7 +87,7 @@ pub fn run(args: Args) -> Result<()> {
     measure::write_image(&image, args.size)?;
     setup.lap("generate_image");
     let bar = spinner("setting up");
-    let world = world::start(dir, &ferry, &secondary_bin, &bar)?;
+    let world = world::start(dir, &ferry, &secondary_bin, &bar, world::Source::Online)?;
     setup.lap("start_backend");
     bar.set_message("baselines: openssl dgst -sha256, dd conv=fdatasync");
     let (sha, dd) = measure::baselines(&image, &dir.join("copy.bin"))?;
@@ -239,7 +239,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// The primary says it updated, and the Secondary holds the whole image.
-fn check_result(out: &str, dir: &Path, size: u64) -> Result<()> {
+pub(super) fn check_result(out: &str, dir: &Path, size: u64) -> Result<()> {
     let v: serde_json::Value = serde_json::from_str(out)
         .map_err(|e| Error::Bench(format!("ferry-primary check --json: not JSON ({e}): {out}")))?;
     if v["result"] != "updated" {

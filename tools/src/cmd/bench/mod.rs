@@ -4,6 +4,7 @@
 use crate::error::Result;
 use clap::Subcommand;
 
+mod bundle;
 mod director;
 mod install;
 mod python;
@@ -21,6 +22,10 @@ pub enum Command {
     /// Verify, download and install of a 1 GiB image to a Secondary over loopback, against
     /// max(sha256, a durable copy) of the same bytes; and the peak RSS of both processes.
     Install(install::Args),
+    /// Install of a 1 GiB image from an offline-update bundle (Uptane PURE-2) on a Secondary,
+    /// with the backend stopped, against sha256 then a durable copy of the same bytes; and the
+    /// peak RSS of both processes.
+    Bundle(bundle::Args),
 }
 
 pub fn run(cmd: Command) -> Result<()> {
@@ -28,5 +33,6 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Repo(a) => repo::run(a),
         Command::Director(a) => director::run(a),
         Command::Install(a) => install::run(a),
+        Command::Bundle(a) => bundle::run(a),
     }
 }

@@ -4,7 +4,9 @@
 //! `ferry key gen`, `ferry director root init`, `ferry director token create`, `serve`), the
 //! vehicle registered and the image assigned to its one Secondary (`ferry admin`), a
 //! `ferry-secondary` with full verification, and a primary.toml whose own ECU has no
-//! assignment.
+//! assignment. For `ferry bench bundle` the Director's root also names an offline-update key
+//! and, instead of an assignment, `ferry admin bundle create` writes the image into a PURE-2
+//! bundle directory, after which the backend is stopped.
 
 use super::procs::{run_ok, Daemon};
 use crate::error::{io_at, Error, Result};
@@ -18,6 +20,18 @@ pub const SECONDARY: &str = "tcu-1";
 /// The image's target name.
 pub const TARGET: &str = "bench/image.bin";
 
+/// Where the benchmark's update comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Assigned by the Director and downloaded from the Image repository.
+    Online,
+    /// In the offline-update bundle directory [`BUNDLE`], made by the Director.
+    Bundle,
+}
+
+/// The bundle directory of [`Source::Bundle`], relative to the work directory.
+pub const BUNDLE: &str = "bundle";
+
 /// The running servers; dropped (killed) in reverse order of start.
 #[derive(Debug)]
 pub struct World {
@@ -26,6 +40,13 @@ pub struct World {
     _director: Daemon,
     /// The Image repository's server, whose CPU time is reported.
     pub repo: Daemon,
+}
+
+impl World {
+    /// Stop the Director and the Image repository; the Secondary keeps running.
+    pub fn without_backend(self) -> Daemon {
+        self.secondary
+    }
 }
 
 fn private_file(path: &Path, text: &str) -> Result<()> {
@@ -46,7 +67,13 @@ fn json_field(text: &str, field: &str, what: &str) -> Result<String> {
 }
 
 /// Set up everything in `dir` around the image file `image` (a file name in `dir`).
-pub fn start(dir: &Path, ferry: &Path, secondary_bin: &Path, bar: &ProgressBar) -> Result<World> {
+pub fn start(
+    dir: &Path,
+    ferry: &Path,
+    secondary_bin: &Path,
+    bar: &ProgressBar,
+    source: Source,
+) -> Result<World> {
     let f = |args: &[&str], name: &str| run_ok(dir, ferry, args, name);
 
     bar.set_message("image repository: adding and publishing the image");
@@ -106,7 +133,15 @@ pub fn start(dir: &Path, ferry: &Path, secondary_bin: &Path, bar: &ProgressBar) 
             "d/keys/timestamp.pem",
             "--out",
             "d/roots/1.root.json",
-        ],
+        ]
+        .into_iter()
+        .chain(
+            (source == Source::Bundle)
+                .then_some(["--offline-update-key", "d/keys/offline-update.pem"])
+                .into_iter()
+                .flatten(),
+        )
+        .collect::<Vec<_>>(),
         "director-root-init",
     )?;
     let out = f(
@@ -160,8 +195,32 @@ pub fn start(dir: &Path, ferry: &Path, secondary_bin: &Path, bar: &ProgressBar) 
         "admin-vehicle-add",
     )?;
     private_file(&dir.join("device.token"), out.trim())?;
-    let assignment = format!("{SECONDARY}={TARGET}");
-    admin(&["assign", VIN, "--target", &assignment], "admin-assign")?;
+    match source {
+        Source::Online => {
+            let assignment = format!("{SECONDARY}={TARGET}");
+            admin(&["assign", VIN, "--target", &assignment], "admin-assign")?;
+        }
+        Source::Bundle => {
+            bar.set_message("director: signing the offline-update bundle, writing its images");
+            let repo_url = format!("http://{}", repo.addr);
+            admin(
+                &[
+                    "bundle",
+                    "create",
+                    "bench",
+                    "--target",
+                    &format!("tcu={TARGET}"),
+                    "--image-repo",
+                    &repo_url,
+                    "--image-root",
+                    "img/metadata/1.root.json",
+                    "--out",
+                    BUNDLE,
+                ],
+                "admin-bundle-create",
+            )?;
+        }
+    }
 
     bar.set_message("starting ferry-secondary (full verification)");
     let toml = format!(
