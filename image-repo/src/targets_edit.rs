@@ -30,6 +30,8 @@ pub struct TargetOptions {
     /// Mender sign, and every listed hash is verified at every hop, so each extra one costs
     /// every ECU a full pass over the image (sha512 runs ~4x slower than SHA-NI sha256).
     pub sha512: bool,
+    /// Further custom fields (e.g. `ostree`), written as given.
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// One row of `ferry repo list`.
@@ -78,7 +80,7 @@ impl Repository {
             provides: options.provides.clone(),
             release_counter: options.release_counter,
             version: options.version.clone(),
-            extra: BTreeMap::new(),
+            extra: options.extra.clone(),
         };
         // Write the domain's defaults out, so every reader (an ECU, the Director, another
         // vendor's tooling) sees the same provides and clears without knowing our rules.

@@ -132,6 +132,10 @@ pub struct OwnEcuConfig {
     pub initial_provides: BTreeMap<String, String>,
     #[serde(default)]
     pub os: Option<ferry_secondary::config::OsConfig>,
+    /// `[ecu.ostree]`: the own ECU's OS as OSTree deployments, as a Secondary's `[ostree]`
+    /// (absolute paths).
+    #[serde(default)]
+    pub ostree: Option<ferry_secondary::config::OstreeConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -375,6 +379,7 @@ impl Config {
             container: Default::default(),
             modules: Default::default(),
             os: self.ecu.os.clone(),
+            ostree: self.ecu.ostree.clone(),
         })
     }
 }

@@ -152,6 +152,9 @@ pub struct Config {
     /// The os domain; absent: this ECU installs no OS images.
     #[serde(default)]
     pub os: Option<OsConfig>,
+    /// `[ostree]`: the ostree domain; absent: this ECU deploys no OSTree commits.
+    #[serde(default)]
+    pub ostree: Option<OstreeConfig>,
     /// `[container]`: the container domain's store, runtime hook and health check.
     #[serde(default)]
     pub container: crate::install::container::ContainerSettings,
@@ -209,6 +212,56 @@ pub struct OsConfig {
     pub fw_setenv: PathBuf,
     #[serde(default = "default_grub_editenv")]
     pub grub_editenv: PathBuf,
+}
+
+/// `[ostree]`: the OS as OSTree commits in `sysroot`, deployed for stateroot `os`; boot
+/// counting, health check and reboot as `[os]` has them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OstreeConfig {
+    /// The sysroot holding `ostree/repo` and `ostree/deploy` ("/" on a booted device).
+    #[serde(default = "default_sysroot")]
+    pub sysroot: PathBuf,
+    /// The stateroot (`ostree admin os-init NAME`) the OS is deployed in.
+    pub os: String,
+    /// The `ostree` program.
+    #[serde(default = "default_ostree")]
+    pub ostree: PathBuf,
+    /// Where a real boot names its deployment (`ostree=`), read after a `reboot_command`.
+    #[serde(default = "default_cmdline")]
+    pub cmdline: PathBuf,
+    #[serde(default)]
+    pub boot: BootBackend,
+    /// The file backend's file (default `data_dir/ostree-bootenv`), or grub's environment.
+    #[serde(default)]
+    pub boot_env: Option<PathBuf>,
+    #[serde(default = "default_bootlimit")]
+    pub bootlimit: u32,
+    /// Run after the reboot with `FERRY_OSTREE_COMMIT` and `FERRY_OSTREE_DEPLOYMENT` (the
+    /// checkout); non-zero rolls back.
+    #[serde(default)]
+    pub health_check: Option<Vec<String>>,
+    #[serde(default)]
+    pub reboot_command: Option<Vec<String>>,
+    /// Seconds an ostree command, the health check or the reboot command may run.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default = "default_fw_printenv")]
+    pub fw_printenv: PathBuf,
+    #[serde(default = "default_fw_setenv")]
+    pub fw_setenv: PathBuf,
+    #[serde(default = "default_grub_editenv")]
+    pub grub_editenv: PathBuf,
+}
+
+fn default_sysroot() -> PathBuf {
+    "/".into()
+}
+fn default_ostree() -> PathBuf {
+    "ostree".into()
+}
+fn default_cmdline() -> PathBuf {
+    "/proc/cmdline".into()
 }
 
 fn default_bootlimit() -> u32 {
@@ -276,6 +329,22 @@ impl Config {
             }
             // A bare program name is looked up in PATH; a path is relative to the file.
             for program in [&mut os.fw_printenv, &mut os.fw_setenv, &mut os.grub_editenv] {
+                if program.components().count() > 1 {
+                    fix(program);
+                }
+            }
+        }
+        if let Some(o) = &mut self.ostree {
+            fix(&mut o.sysroot);
+            if let Some(env) = &mut o.boot_env {
+                fix(env);
+            }
+            for program in [
+                &mut o.ostree,
+                &mut o.fw_printenv,
+                &mut o.fw_setenv,
+                &mut o.grub_editenv,
+            ] {
                 if program.components().count() > 1 {
                     fix(program);
                 }

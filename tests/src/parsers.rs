@@ -169,6 +169,7 @@ fn secondary_ecus() -> Option<SecondaryEcus> {
             tls: None,
             initial_provides: BTreeMap::new(),
             os: None,
+            ostree: None,
             container: Default::default(),
             modules: Default::default(),
         };

@@ -12,6 +12,8 @@ pub enum Domain {
     Os,
     App,
     Container,
+    /// The OS as an OSTree commit, deployed with `ostree admin deploy` (Torizon's way).
+    Ostree,
     /// Any other domain, installed by an update module of that name.
     Module(String),
 }
@@ -26,8 +28,15 @@ impl Domain {
             Domain::Os => "os",
             Domain::App => "app",
             Domain::Container => "container",
+            Domain::Ostree => "ostree",
             Domain::Module(m) => m,
         }
+    }
+
+    /// Whether targets of this domain replace the operating system: their claims live in the
+    /// `rootfs-image` namespace whatever mechanism installs them.
+    pub fn is_os(&self) -> bool {
+        matches!(self, Domain::Os | Domain::Ostree)
     }
 
     pub fn parse(s: &str) -> Domain {
@@ -35,6 +44,7 @@ impl Domain {
             "os" => Domain::Os,
             "app" => Domain::App,
             "container" => Domain::Container,
+            "ostree" => Domain::Ostree,
             other => Domain::Module(other.to_owned()),
         }
     }
@@ -102,13 +112,14 @@ impl ImageCustom {
     /// `data-partition.<name>` for apps, containers and modules.
     fn namespace(&self) -> Option<String> {
         match (&self.domain, &self.name) {
-            (Some(Domain::Os), _) => Some("rootfs-image".into()),
+            (Some(d), _) if d.is_os() => Some("rootfs-image".into()),
             (Some(_), Some(name)) => Some(format!("data-partition.{name}")),
             _ => None,
         }
     }
 
-    /// Provides after the domain defaults: `<namespace>.version` = version, unless given.
+    /// Provides after the domain defaults: `<namespace>.version` = version, unless given;
+    /// for an OSTree target also `rootfs-image.ostree.commit` = its commit.
     pub fn effective_provides(&self) -> BTreeMap<String, String> {
         let mut provides = self.provides.clone();
         if let (Some(ns), Some(version)) = (self.namespace(), &self.version) {
@@ -116,7 +127,36 @@ impl ImageCustom {
                 .entry(format!("{ns}.version"))
                 .or_insert_with(|| version.clone());
         }
+        if self.domain == Some(Domain::Ostree) {
+            if let Some(commit) = ostree_commit_field(&self.extra) {
+                provides
+                    .entry(OSTREE_COMMIT_PROVIDE.into())
+                    .or_insert_with(|| commit.to_owned());
+            }
+        }
         provides
+    }
+
+    /// The `ostree` object of an OSTree target: which commit it delivers and how.
+    pub fn ostree(&self, target: &str) -> Result<Option<OstreeCustom>> {
+        match self.extra.get(OSTREE_FIELD) {
+            None => Ok(None),
+            Some(v) => {
+                let custom: OstreeCustom = serde_json::from_value(v.clone()).map_err(|e| {
+                    Error::malformed(format!("custom.{OSTREE_FIELD} of target {target}"), e)
+                })?;
+                if !is_ostree_checksum(&custom.commit) {
+                    return Err(Error::malformed(
+                        format!("custom.{OSTREE_FIELD}.commit of target {target}"),
+                        format!(
+                            "{:?} is not an OSTree commit checksum (64 lowercase hex digits)",
+                            custom.commit
+                        ),
+                    ));
+                }
+                Ok(Some(custom))
+            }
+        }
     }
 
     /// Clears after the domain defaults: `<namespace>.*` unless `clearsProvides` is given.
@@ -127,6 +167,43 @@ impl ImageCustom {
             (None, None) => Vec::new(),
         }
     }
+}
+
+/// The custom field holding an OSTree target's [`OstreeCustom`].
+pub const OSTREE_FIELD: &str = "ostree";
+/// The provide an OSTree target sets to its commit.
+pub const OSTREE_COMMIT_PROVIDE: &str = "rootfs-image.ostree.commit";
+
+/// `custom.ostree` of an OSTree target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OstreeCustom {
+    /// The commit the target delivers (64 lowercase hex digits).
+    pub commit: String,
+    /// How: the target file is a static delta (`ostree static-delta generate --inline`)
+    /// applied with `static-delta apply-offline`.
+    pub delivery: OstreeDelivery,
+    /// The commit the delta was generated from; `None` for a delta from nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OstreeDelivery {
+    StaticDelta,
+}
+
+/// Whether `s` is an OSTree checksum: 64 lowercase hex digits.
+pub fn is_ostree_checksum(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `extra["ostree"]["commit"]` as a string, if there is one.
+fn ostree_commit_field(extra: &BTreeMap<String, serde_json::Value>) -> Option<&str> {
+    extra.get(OSTREE_FIELD)?.get("commit")?.as_str()
 }
 
 /// `custom` of a Director target: which ECUs of the vehicle install it.
@@ -181,6 +258,30 @@ mod tests {
             ["3.12", "3.13"]
         );
         assert_eq!(serde_json::to_value(&c).expect("serialises"), v);
+    }
+
+    #[test]
+    fn an_ostree_target_lives_in_the_rootfs_namespace_and_provides_its_commit() {
+        let commit = "ab".repeat(32);
+        let c: ImageCustom = serde_json::from_value(json!({"hardwareIds": ["x"],
+            "domain": "ostree", "name": "torizon", "version": "6.1",
+            "ostree": {"commit": commit, "delivery": "static-delta"}}))
+        .expect("parses");
+        assert_eq!(c.domain, Some(Domain::Ostree));
+        assert_eq!(c.effective_clears(), vec!["rootfs-image.*".to_string()]);
+        let provides = c.effective_provides();
+        assert_eq!(provides["rootfs-image.version"], "6.1");
+        assert_eq!(provides[OSTREE_COMMIT_PROVIDE], commit);
+        let o = c.ostree("os/t").expect("valid").expect("present");
+        assert_eq!(o.delivery, OstreeDelivery::StaticDelta);
+        assert_eq!(o.from, None);
+        // A commit that is not a checksum is refused by name.
+        let bad: ImageCustom = serde_json::from_value(json!({"hardwareIds": ["x"],
+            "domain": "ostree", "ostree": {"commit": "main", "delivery": "static-delta"}}))
+        .expect("parses");
+        let e = bad.ostree("os/t").expect_err("refused").to_string();
+        assert!(e.contains("custom.ostree.commit of target os/t"), "{e}");
+        assert!(e.contains("64 lowercase hex digits"), "{e}");
     }
 
     #[test]

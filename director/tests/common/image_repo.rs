@@ -65,6 +65,7 @@ pub fn image(
         role: None,
         // Both hashes, so the copy into the Director's targets is checked for each.
         sha512: true,
+        extra: Default::default(),
     }
 }
 

@@ -29,6 +29,7 @@ pub mod container;
 mod driver;
 pub mod module;
 pub mod os;
+pub mod ostree;
 pub mod pause;
 pub mod resume;
 

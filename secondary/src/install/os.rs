@@ -321,7 +321,6 @@ impl Installer for OsInstaller {
 impl OsInstaller {
     /// The installer `[os]` describes; the file environment defaults to `data_dir/bootenv`.
     pub fn from_config(os: &crate::config::OsConfig, data_dir: &std::path::Path) -> Result<Self> {
-        use crate::config::BootBackend;
         let [a, b] = os.slots.as_slice() else {
             return Err(Error::Config {
                 path: data_dir.to_owned(),
@@ -332,11 +331,13 @@ impl OsInstaller {
             .boot_env
             .clone()
             .unwrap_or_else(|| data_dir.join("bootenv"));
-        let boot: Box<dyn BootControl> = match os.boot {
-            BootBackend::File => Box::new(boot::file_env::FileEnv::new(env)),
-            BootBackend::Uboot => Box::new(boot::uboot::UBoot::new(&os.fw_printenv, &os.fw_setenv)),
-            BootBackend::Grub => Box::new(boot::grub::Grub::new(&os.grub_editenv, env)),
-        };
+        let boot = boot::open(
+            os.boot,
+            env,
+            &os.fw_printenv,
+            &os.fw_setenv,
+            &os.grub_editenv,
+        );
         Ok(OsInstaller::new(
             [a.clone(), b.clone()],
             boot,

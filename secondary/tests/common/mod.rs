@@ -134,6 +134,7 @@ impl Vehicle {
             tls: None,
             initial_provides: [("rootfs-image.python.version".into(), "3.12".into())].into(),
             os: None,
+            ostree: None,
             container: Default::default(),
             modules: Default::default(),
         };

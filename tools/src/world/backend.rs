@@ -60,6 +60,7 @@ impl World {
                 release_counter: t.release_counter,
                 role: None,
                 sha512: false,
+                extra: Default::default(),
             };
             let (_, signed) = repo.add_target(&file, &options, &mut |_| {})?;
             files.push(signed);

@@ -32,6 +32,23 @@ pub trait BootControl: Send + std::fmt::Debug {
     fn set(&mut self, vars: &[(&str, String)]) -> Result<()>;
 }
 
+/// The backend `[os] boot` (or `[ostree] boot`) names; `env` is the file of the file
+/// backend and grub's environment block.
+pub fn open(
+    backend: crate::config::BootBackend,
+    env: std::path::PathBuf,
+    fw_printenv: &std::path::Path,
+    fw_setenv: &std::path::Path,
+    grub_editenv: &std::path::Path,
+) -> Box<dyn BootControl> {
+    use crate::config::BootBackend;
+    match backend {
+        BootBackend::File => Box::new(file_env::FileEnv::new(env)),
+        BootBackend::Uboot => Box::new(uboot::UBoot::new(fw_printenv, fw_setenv)),
+        BootBackend::Grub => Box::new(grub::Grub::new(grub_editenv, env)),
+    }
+}
+
 /// The variables Ferry reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootState {

@@ -7,7 +7,13 @@ const EXAMPLE: &str = "Example:
   ferry repo add-target ./image-repo build/analytics.tar --name apps/analytics-3.0.tar \\
       --hardware-id ivi-a53 --domain app --version 3.0 \\
       --depends rootfs-image.python.version=3.12,3.13 --release-counter 7
-  ferry repo publish ./image-repo";
+  ferry repo publish ./image-repo
+
+  # An OSTree commit, delivered as a static delta from the commit the fleet runs:
+  ostree --repo=build/repo static-delta generate --inline --min-fallback-size=0 \
+      --from=$OLD --to=$NEW --filename=os-6.1.delta
+  ferry repo add-target ./image-repo os-6.1.delta --name os/torizon-6.1.delta \
+      --hardware-id imx8 --version 6.1 --ostree-commit build/repo:torizon/stable --ostree-from $OLD";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLE)]
@@ -49,8 +55,60 @@ pub struct Args {
     /// sha512 costs each of them ~4x sha256's time on CPUs with SHA-NI.
     #[arg(long)]
     sha512: bool,
+    /// The file is an OSTree static delta (`ostree static-delta generate --inline`) that
+    /// yields this commit: a checksum, or REPO:REF resolved with `ostree rev-parse`. Sets the
+    /// domain to ostree and `custom.ostree`.
+    #[arg(long = "ostree-commit", value_name = "COMMIT|REPO:REF")]
+    ostree_commit: Option<String>,
+    /// The commit the delta was generated from (omit for a delta from nothing, `--empty`).
+    #[arg(
+        long = "ostree-from",
+        value_name = "COMMIT",
+        requires = "ostree_commit"
+    )]
+    ostree_from: Option<String>,
     #[arg(long)]
     json: bool,
+}
+
+/// `custom.ostree` for `--ostree-commit`/`--ostree-from`.
+fn ostree_custom(commit: &str, from: Option<&str>) -> Result<serde_json::Value> {
+    use ferry_core::metadata::uptane::{is_ostree_checksum, OstreeCustom, OstreeDelivery};
+    let commit = if is_ostree_checksum(commit) {
+        commit.to_owned()
+    } else {
+        let (repo, reference) = commit.rsplit_once(':').ok_or_else(|| {
+            Error::Usage(format!(
+                "--ostree-commit {commit:?}: expected a commit checksum (64 hex digits) or REPO:REF"
+            ))
+        })?;
+        let out = std::process::Command::new("ostree")
+            .arg(format!("--repo={repo}"))
+            .args(["rev-parse", reference])
+            .output()
+            .map_err(|e| Error::Usage(format!("--ostree-commit: running ostree failed: {e}")))?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !out.status.success() || !is_ostree_checksum(&text) {
+            return Err(Error::Usage(format!(
+                "--ostree-commit {commit:?}: `ostree --repo={repo} rev-parse {reference}` gave {:?} ({}); expected a commit checksum",
+                text,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        text
+    };
+    if let Some(from) = from.filter(|f| !is_ostree_checksum(f)) {
+        return Err(Error::Usage(format!(
+            "--ostree-from {from:?}: expected a commit checksum (64 lowercase hex digits)"
+        )));
+    }
+    serde_json::to_value(OstreeCustom {
+        commit,
+        delivery: OstreeDelivery::StaticDelta,
+        from: from.map(str::to_owned),
+        extra: Default::default(),
+    })
+    .map_err(|e| Error::Usage(e.to_string()))
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -58,10 +116,29 @@ pub fn run(args: Args) -> Result<()> {
     let total = std::fs::metadata(&args.file)
         .map_err(crate::error::io_at(&args.file))?
         .len();
+    let mut extra = std::collections::BTreeMap::new();
+    let mut domain = args.domain.as_deref().map(Domain::parse);
+    if let Some(commit) = &args.ostree_commit {
+        if domain.as_ref().is_some_and(|d| *d != Domain::Ostree) {
+            return Err(Error::Usage(
+                "--ostree-commit makes an ostree target: leave out --domain or give --domain ostree"
+                    .into(),
+            ));
+        }
+        domain = Some(Domain::Ostree);
+        extra.insert(
+            ferry_core::metadata::uptane::OSTREE_FIELD.to_owned(),
+            ostree_custom(commit, args.ostree_from.as_deref())?,
+        );
+    } else if domain == Some(Domain::Ostree) {
+        return Err(Error::Usage(
+            "--domain ostree needs --ostree-commit: which commit the delta yields".into(),
+        ));
+    }
     let options = TargetOptions {
         name: args.name,
         hardware_ids: args.hardware_ids,
-        domain: args.domain.as_deref().map(Domain::parse),
+        domain,
         software_name: args.software_name,
         version: args.version,
         provides: args.provides.into_iter().collect(),
@@ -82,6 +159,7 @@ pub fn run(args: Args) -> Result<()> {
         release_counter: args.release_counter,
         role: args.role,
         sha512: args.sha512,
+        extra,
     };
     let bar = crate::progress::bytes_bar(total, "hashing");
     let (name, target) =

@@ -1,0 +1,426 @@
+//! The `ostree` domain: the OS as OSTree commits deployed in a sysroot, as Torizon runs it,
+//! with Uptane verifying what arrives and the same boot counting and rollback as `os`.
+//!
+//! A target's file is a static delta (`custom.ostree.delivery = "static-delta"`) whose signed
+//! hashes Uptane checked before Download. Download applies it to the sysroot's repository
+//! (`static-delta apply-offline`) and refuses the target unless the repository then holds the
+//! commit the signed metadata names: a delta that yields another commit deploys nothing. The
+//! commit on trial and the one it replaces are noted in the boot environment first
+//! (`ferry_ostree_trial`, `ferry_ostree_previous`), so every later step, after any restart,
+//! knows both. Install deploys the commit (`ostree admin deploy`, deployment 0: the bootloader's
+//! default) and pins the previous deployment, the known good one, so no cleanup removes the
+//! way back; then `upgrade_available=1, bootcount=0`. Reboot runs `reboot_command` or, without
+//! one, is simulated in-process: the bootloader boots deployment 0, or deployment 1 (the
+//! rollback) past `bootlimit`. VerifyReboot refuses a boot of any commit but the one on trial
+//! (read from the kernel command line's `ostree=` on a real boot), then runs the health check.
+//! Commit moves the pin to the new deployment; rollback undeploys the failed one, so the
+//! previous one is the default again.
+
+mod tool;
+
+use super::boot::{self, BootControl, BOOTCOUNT, UPGRADE_AVAILABLE};
+use super::{capture, InstallJob, Installer, Reboot};
+use crate::config::OstreeConfig;
+use crate::error::{Error, Result};
+use ferry_core::metadata::uptane::{is_ostree_checksum, OstreeCustom, OstreeDelivery};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+pub use tool::{parse_status, Deployment, Ostree};
+
+/// The boot-environment variable naming the commit on trial.
+pub const TRIAL: &str = "ferry_ostree_trial";
+/// The commit booted when the trial began.
+pub const PREVIOUS: &str = "ferry_ostree_previous";
+/// The commit whose deployment Ferry pinned as the known good one.
+pub const KNOWN_GOOD: &str = "ferry_ostree_known_good";
+/// The commit the simulated bootloader booted (only without a `reboot_command`).
+pub const BOOTED: &str = "ferry_ostree_booted";
+/// The repository ref that keeps the commit on trial from being pruned before it is deployed.
+const TRIAL_REF: &str = "ferry/trial";
+
+fn check(check: &'static str, found: String, expected: String) -> Error {
+    Error::OsCheck {
+        check,
+        found,
+        expected,
+    }
+}
+
+#[derive(Debug)]
+pub struct OstreeInstaller {
+    ostree: Ostree,
+    /// The stateroot (`ostree admin os-init NAME`) this ECU's OS is deployed in.
+    stateroot: String,
+    boot: Box<dyn BootControl>,
+    bootlimit: u32,
+    health_check: Option<Vec<String>>,
+    /// None: the reboot is simulated in-process (tests, demo).
+    reboot_command: Option<Vec<String>>,
+    /// Where a real boot names its deployment (`ostree=` on the kernel command line).
+    cmdline: PathBuf,
+    timeout: std::time::Duration,
+}
+
+impl OstreeInstaller {
+    pub fn from_config(config: &OstreeConfig, data_dir: &Path) -> Result<Self> {
+        let env = config
+            .boot_env
+            .clone()
+            .unwrap_or_else(|| data_dir.join("ostree-bootenv"));
+        let timeout = capture::limit(config.timeout_secs);
+        Ok(OstreeInstaller {
+            ostree: Ostree {
+                program: config.ostree.clone(),
+                sysroot: config.sysroot.clone(),
+                limit: timeout,
+            },
+            stateroot: config.os.clone(),
+            boot: boot::open(
+                config.boot,
+                env,
+                &config.fw_printenv,
+                &config.fw_setenv,
+                &config.grub_editenv,
+            ),
+            bootlimit: config.bootlimit,
+            health_check: config.health_check.clone(),
+            reboot_command: config.reboot_command.clone(),
+            cmdline: config.cmdline.clone(),
+            timeout,
+        })
+    }
+
+    fn vars(&self) -> Result<BTreeMap<String, String>> {
+        self.boot.get()
+    }
+
+    fn var(&self, name: &str) -> Result<String> {
+        Ok(self.vars()?.get(name).cloned().unwrap_or_default())
+    }
+
+    /// The commit on trial, as Download noted it.
+    fn trial(&self) -> Result<String> {
+        let commit = self.var(TRIAL)?;
+        if is_ostree_checksum(&commit) {
+            Ok(commit)
+        } else {
+            Err(check(
+                "ostree commit on trial",
+                format!("{TRIAL}={commit:?} in the {}", self.boot.describe()),
+                "a commit checksum, set when the delta was applied".into(),
+            ))
+        }
+    }
+
+    fn set_trial_state(&mut self, upgrade: bool, bootcount: u32) -> Result<()> {
+        self.boot.set(&[
+            (BOOTCOUNT, bootcount.to_string()),
+            (UPGRADE_AVAILABLE, u8::from(upgrade).to_string()),
+        ])
+    }
+
+    /// This stateroot's deployments, in boot order.
+    fn deployments(&self) -> Result<Vec<Deployment>> {
+        Ok(self
+            .ostree
+            .deployments()?
+            .into_iter()
+            .filter(|d| d.stateroot == self.stateroot)
+            .collect())
+    }
+
+    fn deployment_of(&self, commit: &str) -> Result<Option<Deployment>> {
+        Ok(self.deployments()?.into_iter().find(|d| d.commit == commit))
+    }
+
+    /// The commit running now: the kernel command line's deployment on a real boot, the
+    /// simulated bootloader's choice otherwise (deployment 0 on a device never updated).
+    pub fn booted(&self) -> Result<Option<String>> {
+        if self.reboot_command.is_some() {
+            return self.booted_from_cmdline().map(Some);
+        }
+        let noted = self.var(BOOTED)?;
+        if is_ostree_checksum(&noted) {
+            return Ok(Some(noted));
+        }
+        Ok(self.deployments()?.first().map(|d| d.commit.clone()))
+    }
+
+    fn booted_from_cmdline(&self) -> Result<String> {
+        let path = &self.cmdline;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let arg = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("ostree="))
+            .ok_or_else(|| {
+                check(
+                    "booted deployment",
+                    format!("no ostree= argument in {}", path.display()),
+                    "a kernel booted by an OSTree bootloader entry".into(),
+                )
+            })?;
+        // ostree=/ostree/boot.N/STATEROOT/BOOTCSUM/SERIAL links to the deployment's checkout.
+        let link = self.ostree.sysroot.join(arg.trim_start_matches('/'));
+        let target = std::fs::canonicalize(&link).map_err(|e| Error::io(&link, e))?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match name.split_once('.') {
+            Some((commit, _)) if is_ostree_checksum(commit) => Ok(commit.to_owned()),
+            _ => Err(check(
+                "booted deployment",
+                format!("{} resolves to {}", link.display(), target.display()),
+                "a deployment checkout named COMMIT.SERIAL".into(),
+            )),
+        }
+    }
+
+    /// The bootloader's part of a boot, simulated: deployment 0, or the rollback deployment
+    /// once an upgrade on trial has used up its boots.
+    fn simulated_boot(&mut self) -> Result<()> {
+        let state = boot::read(self.boot.as_ref())?;
+        let deployments = self.deployments()?;
+        let mut choice = 0;
+        let mut vars = Vec::new();
+        if state.upgrade_available {
+            let count = state.bootcount.saturating_add(1);
+            vars.push((BOOTCOUNT, count.to_string()));
+            if count > self.bootlimit {
+                tracing::warn!(
+                    bootcount = count,
+                    bootlimit = self.bootlimit,
+                    "boot limit passed: booting the rollback deployment (simulated bootloader)"
+                );
+                choice = 1;
+                vars.push((UPGRADE_AVAILABLE, "0".to_owned()));
+            }
+        }
+        if let Some(d) = deployments.get(choice).or(deployments.first()) {
+            vars.push((BOOTED, d.commit.clone()));
+        }
+        self.boot.set(&vars)
+    }
+
+    fn run_reboot(&self, argv: &[String]) -> Result<Reboot> {
+        let done = capture::run(argv, None, &[], self.timeout)?;
+        if !done.success {
+            return Err(check(
+                "reboot command",
+                format!(
+                    "{} exited with {}; stderr: {}",
+                    argv.first().map(String::as_str).unwrap_or(""),
+                    done.status,
+                    done.stderr_quote()
+                ),
+                "exit status 0".into(),
+            ));
+        }
+        Ok(Reboot::Pending)
+    }
+
+    fn reboot_or_simulate(&mut self) -> Result<Reboot> {
+        match self.reboot_command.clone().filter(|a| !a.is_empty()) {
+            Some(argv) => self.run_reboot(&argv),
+            None => self.simulated_boot().map(|()| Reboot::Done),
+        }
+    }
+
+    fn health(&self, commit: &str) -> Result<()> {
+        let Some(argv) = self.health_check.as_deref().filter(|a| !a.is_empty()) else {
+            return Ok(());
+        };
+        let deployment = self
+            .deployment_of(commit)?
+            .map(|d| d.path(&self.ostree.sysroot).display().to_string())
+            .unwrap_or_default();
+        let env = [
+            ("FERRY_OSTREE_COMMIT", commit.to_owned()),
+            ("FERRY_OSTREE_DEPLOYMENT", deployment),
+        ];
+        let done = capture::run(argv, None, &env, self.timeout)?;
+        if !done.success {
+            return Err(check(
+                "ostree health",
+                format!(
+                    "{} exited with {} on commit {commit}; stderr: {}",
+                    argv[0],
+                    done.status,
+                    done.stderr_quote()
+                ),
+                "exit status 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The signed `custom.ostree` of the job.
+    fn custom(job: &InstallJob<'_>) -> Result<OstreeCustom> {
+        let custom = job
+            .custom
+            .ostree(job.target_name)
+            .map_err(|e| check("ostree target", e.to_string(), "valid custom.ostree".into()))?;
+        custom.ok_or_else(|| {
+            check(
+                "ostree target",
+                format!("target {} has no custom.ostree", job.target_name),
+                "custom.ostree naming the commit the target delivers".into(),
+            )
+        })
+    }
+}
+
+impl Installer for OstreeInstaller {
+    fn domain(&self) -> &'static str {
+        "ostree"
+    }
+
+    fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let custom = Self::custom(job)?;
+        let state = boot::read(self.boot.as_ref())?;
+        if state.upgrade_available {
+            return Err(check(
+                "boot state",
+                format!("an upgrade is on trial in the {}", self.boot.describe()),
+                "upgrade_available=0 before a new ostree install".into(),
+            ));
+        }
+        let booted = self.booted()?.unwrap_or_default();
+        match custom.delivery {
+            OstreeDelivery::StaticDelta => {
+                if let Some(from) = &custom.from {
+                    if !self.ostree.has_commit(from)? {
+                        return Err(check(
+                            "ostree delta base",
+                            format!(
+                                "the delta of {} is from commit {from}, which {} lacks",
+                                job.target_name,
+                                self.ostree.repo().display()
+                            ),
+                            "a delta from a commit this ECU holds".into(),
+                        ));
+                    }
+                }
+                self.ostree.apply_delta(job.image)?;
+            }
+        }
+        if !self.ostree.has_commit(&custom.commit)? {
+            return Err(check(
+                "ostree commit",
+                format!(
+                    "after applying {}, {} holds no commit {}",
+                    job.target_name,
+                    self.ostree.repo().display(),
+                    custom.commit
+                ),
+                "the delta to yield the commit the signed metadata names".into(),
+            ));
+        }
+        self.ostree.set_ref(TRIAL_REF, &custom.commit)?;
+        self.boot
+            .set(&[(TRIAL, custom.commit.clone()), (PREVIOUS, booted)])
+    }
+
+    fn install(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let trial = self.trial()?;
+        let previous = self.var(PREVIOUS)?;
+        let first = self.deployments()?.into_iter().next();
+        if first.as_ref().map(|d| d.commit.as_str()) != Some(trial.as_str()) {
+            self.ostree.deploy(&self.stateroot, &trial)?;
+        }
+        // Pin the way back, unless it is pinned already (by Ferry before, or by the operator).
+        if let Some(old) = self
+            .deployments()?
+            .into_iter()
+            .skip(1)
+            .find(|d| d.commit == previous)
+        {
+            if !old.pinned {
+                self.ostree.pin(old.index, true)?;
+                self.boot.set(&[(KNOWN_GOOD, previous.clone())])?;
+            }
+        }
+        self.set_trial_state(true, 0)
+    }
+
+    fn needs_reboot(&self, _job: &InstallJob<'_>) -> bool {
+        true
+    }
+
+    fn reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
+        self.reboot_or_simulate()
+    }
+
+    fn verify_reboot(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let trial = self.trial()?;
+        let booted = self.booted()?.unwrap_or_default();
+        let state = boot::read(self.boot.as_ref())?;
+        if booted != trial {
+            return Err(check(
+                "booted deployment",
+                format!(
+                    "commit {booted:?} booted (bootcount {}, bootlimit {})",
+                    state.bootcount, self.bootlimit
+                ),
+                format!("commit {trial} on trial"),
+            ));
+        }
+        if state.bootcount > self.bootlimit {
+            return Err(check(
+                "boot count",
+                format!("bootcount {}", state.bootcount),
+                format!("at most bootlimit {}", self.bootlimit),
+            ));
+        }
+        self.health(&trial)
+    }
+
+    fn commit(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let trial = self.trial()?;
+        let known_good = self.var(KNOWN_GOOD)?;
+        // The pin moves to the new known good deployment; the old one may now be cleaned up.
+        if let Some(new) = self.deployment_of(&trial)? {
+            if !new.pinned {
+                self.ostree.pin(new.index, true)?;
+            }
+        }
+        if known_good != trial {
+            if let Some(old) = self.deployment_of(&known_good)? {
+                if old.pinned {
+                    self.ostree.pin(old.index, false)?;
+                }
+            }
+        }
+        self.boot.set(&[(KNOWN_GOOD, trial)])?;
+        self.set_trial_state(false, 0)
+    }
+
+    fn rollback(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let trial = self.trial()?;
+        let previous = self.var(PREVIOUS)?;
+        if let Some(failed) = self.deployment_of(&trial)? {
+            if trial != previous {
+                if failed.pinned {
+                    self.ostree.pin(failed.index, false)?;
+                }
+                self.ostree.undeploy(failed.index)?;
+            }
+        }
+        self.set_trial_state(false, 0)
+    }
+
+    fn rollback_reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
+        self.reboot_or_simulate()
+    }
+
+    fn cleanup(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        self.ostree.delete_ref(TRIAL_REF)
+    }
+
+    fn restarted(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        if self.reboot_command.is_none() {
+            self.simulated_boot()?;
+        }
+        Ok(())
+    }
+}
