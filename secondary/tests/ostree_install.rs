@@ -7,158 +7,19 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+// The sysroot fixture the end-to-end test uses too (ferry-tests depends on this crate, so the
+// file is shared by path rather than as a dependency).
+#[allow(dead_code)]
+#[path = "../../tests/src/ostree.rs"]
+mod ostree_fixture;
 
 use common::*;
 use ferry_core::manifest::InstallResult;
 use ferry_secondary::config::{BootBackend, OstreeConfig};
 use ferry_secondary::install::boot::parse_lines;
-use ferry_secondary::install::ostree::{parse_status, Deployment};
 use ferry_secondary::{Ecu, Installed, VerificationMode};
+use ostree_fixture::{ostree, ostree_available, Os, Unfreeze, STATEROOT};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-const STATEROOT: &str = "ferryos";
-
-fn ostree_available() -> bool {
-    match Command::new("ostree").arg("--version").output() {
-        Ok(out) if out.status.success() => true,
-        _ => {
-            eprintln!("SKIP: the ostree program is not installed (apt-get install ostree)");
-            false
-        }
-    }
-}
-
-fn ostree(args: &[&str]) -> String {
-    let out = Command::new("ostree").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ostree {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// Deployments are immutable (chattr +i): undo that before the temporary directory goes.
-struct Unfreeze(PathBuf);
-
-impl Drop for Unfreeze {
-    fn drop(&mut self) {
-        let _ = Command::new("chattr")
-            .arg("-R")
-            .arg("-i")
-            .arg(&self.0)
-            .status();
-    }
-}
-
-/// A sysroot with version 1 deployed (the factory OS), and the build repository the
-/// versions are committed to.
-struct Os {
-    sysroot: PathBuf,
-    build: PathBuf,
-    dir: PathBuf,
-}
-
-impl Os {
-    fn new(dir: &Path) -> Os {
-        let sysroot = dir.join("sysroot");
-        let build = dir.join("build-repo");
-        std::fs::create_dir_all(&sysroot).unwrap();
-        ostree(&["admin", "init-fs", sysroot.to_str().unwrap()]);
-        ostree(&[
-            "admin",
-            "os-init",
-            &format!("--sysroot={}", sysroot.display()),
-            STATEROOT,
-        ]);
-        ostree(&[
-            "init",
-            &format!("--repo={}", build.display()),
-            "--mode=archive",
-        ]);
-        let os = Os {
-            sysroot,
-            build,
-            dir: dir.to_owned(),
-        };
-        let c1 = os.commit("1", true);
-        // The factory image: version 1 pulled into the sysroot and deployed.
-        ostree(&[
-            "pull-local",
-            &format!("--repo={}", os.repo().display()),
-            os.build.to_str().unwrap(),
-            &c1,
-        ]);
-        ostree(&[
-            "admin",
-            "deploy",
-            &format!("--sysroot={}", os.sysroot.display()),
-            &format!("--os={STATEROOT}"),
-            &c1,
-        ]);
-        os
-    }
-
-    fn repo(&self) -> PathBuf {
-        self.sysroot.join("ostree/repo")
-    }
-
-    /// Commit an OS tree of `version` to the build repository; `healthy` puts the file the
-    /// health check looks for in it.
-    fn commit(&self, version: &str, healthy: bool) -> String {
-        let tree = self.dir.join(format!("tree-{version}"));
-        for d in ["usr/lib/modules/6.1.0", "usr/etc", "usr/bin"] {
-            std::fs::create_dir_all(tree.join(d)).unwrap();
-        }
-        std::fs::write(tree.join("usr/lib/modules/6.1.0/vmlinuz"), b"kernel 6.1").unwrap();
-        let release = format!("ID=ferryos\nNAME=FerryOS\nVERSION_ID={version}\n");
-        std::fs::write(tree.join("usr/lib/os-release"), &release).unwrap();
-        std::fs::write(tree.join("usr/etc/os-release"), &release).unwrap();
-        std::fs::write(tree.join("usr/bin/app"), format!("app {version}")).unwrap();
-        if healthy {
-            std::fs::write(tree.join("usr/lib/healthy"), b"yes").unwrap();
-        }
-        ostree(&[
-            "commit",
-            &format!("--repo={}", self.build.display()),
-            &format!("--branch={STATEROOT}/stable"),
-            &format!("--subject=v{version}"),
-            &format!("--tree=dir={}", tree.display()),
-        ])
-    }
-
-    /// A static delta file from `from` to `to`, as a vendor's build makes it.
-    fn delta(&self, from: &str, to: &str) -> Vec<u8> {
-        let file = self.dir.join(format!("{from}-{to}.delta"));
-        ostree(&[
-            "static-delta",
-            "generate",
-            &format!("--repo={}", self.build.display()),
-            "--inline",
-            "--min-fallback-size=0",
-            &format!("--from={from}"),
-            &format!("--to={to}"),
-            &format!("--filename={}", file.display()),
-        ]);
-        std::fs::read(file).unwrap()
-    }
-
-    fn deployments(&self) -> Vec<Deployment> {
-        parse_status(&ostree(&[
-            "admin",
-            "status",
-            &format!("--sysroot={}", self.sysroot.display()),
-        ]))
-        .unwrap()
-    }
-
-    fn commits(&self) -> Vec<String> {
-        self.deployments().into_iter().map(|d| d.commit).collect()
-    }
-}
-
 fn ostree_custom(version: &str, counter: u64, commit: &str, from: &str) -> Value {
     json!({ "hardwareIds": [HW], "releaseCounter": counter, "domain": "ostree",
             "name": "ferryos", "version": version,

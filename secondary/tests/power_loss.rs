@@ -24,6 +24,11 @@ mod container;
 mod module;
 #[path = "power_loss/os.rs"]
 mod os;
+#[path = "power_loss/ostree.rs"]
+mod ostree;
+#[allow(dead_code)]
+#[path = "../../tests/src/ostree.rs"]
+mod ostree_fixture;
 
 use common::*;
 use ferry_core::metadata::Expires;
@@ -79,9 +84,16 @@ struct Row {
 
 /// Every domain's rows.
 fn table() -> impl Iterator<Item = &'static Row> {
-    [app::ROWS, os::ROWS, container::ROWS, module::ROWS]
-        .into_iter()
-        .flatten()
+    [
+        app::ROWS,
+        os::ROWS,
+        container::ROWS,
+        module::ROWS,
+        ostree::ROWS,
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|row| row.domain.name != "ostree" || ostree::available())
 }
 
 /// An ECU's files and its daemon, when running.
@@ -97,6 +109,12 @@ struct Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
+        // OSTree deployments are immutable (chattr +i): let the temporary directory go.
+        let _ = Command::new("chattr")
+            .args(["-R", "-f", "-i"])
+            .arg(&self.root)
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -119,11 +137,12 @@ impl Node {
             "vin = \"{VIN}\"\nserial = \"{SERIAL}\"\nhardware_id = \"{HW}\"\nkey = \"ecu.key.pem\"\n\
              listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndirector_root = \"director.root.json\"\n\
              image_root = \"image.root.json\"\n{}\
-             [initial_provides]\n\"rootfs-image.python.version\" = \"3.12\"\n{}{}{}",
+             [initial_provides]\n\"rootfs-image.python.version\" = \"3.12\"\n{}{}{}{}",
             app::config(scenario),
             os::config(&root, scenario, bootlimit),
             container::config(&root, scenario),
             module::config(&root, scenario),
+            ostree::config(&root, scenario, bootlimit),
         );
         let config = root.join("secondary.toml");
         std::fs::write(&config, toml).unwrap();
@@ -310,9 +329,13 @@ fn a_power_loss_at_any_state_leaves_the_old_or_the_new_version() {
     println!("power loss: covered {total} kill points {covered:?}");
     assert_eq!(total, table().map(|r| r.kills.len()).sum::<usize>());
     // Every domain an ECU can update has rows: a domain left out would pass silently.
+    let mut domains = vec!["app", shell_module::DOMAIN, "container", "os"];
+    if ostree::available() {
+        domains.push("ostree");
+    }
     assert_eq!(
         covered.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["app", shell_module::DOMAIN, "container", "os"]
+        domains
     );
 }
 
@@ -322,7 +345,16 @@ fn a_power_loss_at_any_state_leaves_the_old_or_the_new_version() {
 #[test]
 fn a_domain_never_journals_a_state_its_rows_leave_out() {
     let mut checked = 0;
-    for domain in [&app::APP, &os::OS, &container::CONTAINER, &module::MODULE] {
+    for domain in [
+        &app::APP,
+        &os::OS,
+        &container::CONTAINER,
+        &module::MODULE,
+        &ostree::OSTREE,
+    ]
+    .into_iter()
+    .filter(|d| d.name != "ostree" || ostree::available())
+    {
         let rows: Vec<&Row> = table().filter(|r| r.domain.name == domain.name).collect();
         let listed = |state: &str| rows.iter().any(|r| r.kills.iter().any(|k| k.0 == state));
         let left_out = ferry_secondary::install::Step::ALL.map(|s| s.as_str());

@@ -5,6 +5,7 @@ pub mod bins;
 pub mod daemon;
 pub mod forge;
 pub mod http;
+pub mod ostree;
 pub mod parsers;
 pub mod process;
 pub mod python;

@@ -76,6 +76,8 @@ pub struct Options {
     /// The Director root carries the PURE-2 offline-update roles, signed by
     /// `d/keys/offline-update.pem` (which `ferry director init` makes).
     pub offline_roles: bool,
+    /// More TOML for the full Secondary's config (a domain's section, say).
+    pub full_extra_toml: Option<&'static str>,
 }
 
 /// The `[http]` lines of [`Options::short_limits`]: heads and bodies get 2 s, one address 50
@@ -358,6 +360,10 @@ impl World {
                 )
             } else {
                 toml
+            };
+            let toml = match options.full_extra_toml {
+                Some(extra) if serial == FULL => format!("{toml}\n{extra}\n"),
+                _ => toml,
             };
             let path = b.join(format!("{serial}.toml"));
             std::fs::write(&path, toml).unwrap();
