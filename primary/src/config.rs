@@ -136,6 +136,10 @@ pub struct OwnEcuConfig {
     /// (absolute paths).
     #[serde(default)]
     pub ostree: Option<ferry_secondary::config::OstreeConfig>,
+    /// `[ecu.snapshot]`: the own ECU's root as btrfs snapshots, as a Secondary's `[snapshot]`
+    /// (absolute paths).
+    #[serde(default)]
+    pub snapshot: Option<ferry_secondary::config::SnapshotConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -380,6 +384,7 @@ impl Config {
             modules: Default::default(),
             os: self.ecu.os.clone(),
             ostree: self.ecu.ostree.clone(),
+            snapshot: self.ecu.snapshot.clone(),
         })
     }
 }

@@ -155,6 +155,9 @@ pub struct Config {
     /// `[ostree]`: the ostree domain; absent: this ECU deploys no OSTree commits.
     #[serde(default)]
     pub ostree: Option<OstreeConfig>,
+    /// `[snapshot]`: the snapshot domain; absent: this ECU's root is not btrfs snapshots.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotConfig>,
     /// `[container]`: the container domain's store, runtime hook and health check.
     #[serde(default)]
     pub container: crate::install::container::ContainerSettings,
@@ -254,6 +257,52 @@ pub struct OstreeConfig {
     pub grub_editenv: PathBuf,
 }
 
+/// `[snapshot]`: the OS root as btrfs snapshots under `mount/ferry/snapshots`; boot counting,
+/// health check and reboot as `[os]` has them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Where the btrfs file system's top level (subvolid=5) is mounted.
+    pub mount: PathBuf,
+    /// The running root: its subvolume is the booted snapshot after a real reboot.
+    #[serde(default = "default_sysroot")]
+    pub root: PathBuf,
+    /// Snapshots kept after a commit (at least 2: the running one and one to go back to).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+    /// The `btrfs` program.
+    #[serde(default = "default_btrfs")]
+    pub btrfs: PathBuf,
+    #[serde(default)]
+    pub boot: BootBackend,
+    /// The file backend's file (default `data_dir/snapshot-bootenv`), or grub's environment.
+    #[serde(default)]
+    pub boot_env: Option<PathBuf>,
+    #[serde(default = "default_bootlimit")]
+    pub bootlimit: u32,
+    /// Run after the reboot with `FERRY_SNAPSHOT` and `FERRY_SNAPSHOT_PATH`; non-zero rolls
+    /// back.
+    #[serde(default)]
+    pub health_check: Option<Vec<String>>,
+    #[serde(default)]
+    pub reboot_command: Option<Vec<String>>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default = "default_fw_printenv")]
+    pub fw_printenv: PathBuf,
+    #[serde(default = "default_fw_setenv")]
+    pub fw_setenv: PathBuf,
+    #[serde(default = "default_grub_editenv")]
+    pub grub_editenv: PathBuf,
+}
+
+fn default_keep() -> usize {
+    3
+}
+fn default_btrfs() -> PathBuf {
+    "btrfs".into()
+}
+
 fn default_sysroot() -> PathBuf {
     "/".into()
 }
@@ -341,6 +390,22 @@ impl Config {
             }
             for program in [
                 &mut o.ostree,
+                &mut o.fw_printenv,
+                &mut o.fw_setenv,
+                &mut o.grub_editenv,
+            ] {
+                if program.components().count() > 1 {
+                    fix(program);
+                }
+            }
+        }
+        if let Some(o) = &mut self.snapshot {
+            fix(&mut o.mount);
+            if let Some(env) = &mut o.boot_env {
+                fix(env);
+            }
+            for program in [
+                &mut o.btrfs,
                 &mut o.fw_printenv,
                 &mut o.fw_setenv,
                 &mut o.grub_editenv,

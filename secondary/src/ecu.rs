@@ -137,6 +137,14 @@ impl Ecu {
         if let Some(os) = &config.os {
             installers.add(Box::new(OsInstaller::from_config(os, &config.data_dir)?));
         }
+        if let Some(snapshot) = &config.snapshot {
+            installers.add(Box::new(
+                crate::install::snapshot::SnapshotInstaller::from_config(
+                    snapshot,
+                    &config.data_dir,
+                )?,
+            ));
+        }
         if let Some(ostree) = &config.ostree {
             installers.add(Box::new(
                 crate::install::ostree::OstreeInstaller::from_config(ostree, &config.data_dir)?,

@@ -2,6 +2,7 @@
 //! virtualenv, and local servers on 127.0.0.1.
 
 pub mod bins;
+pub mod btrfs;
 pub mod daemon;
 pub mod forge;
 pub mod http;

@@ -170,6 +170,7 @@ fn secondary_ecus() -> Option<SecondaryEcus> {
             initial_provides: BTreeMap::new(),
             os: None,
             ostree: None,
+            snapshot: None,
             container: Default::default(),
             modules: Default::default(),
         };

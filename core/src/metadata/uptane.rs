@@ -14,6 +14,8 @@ pub enum Domain {
     Container,
     /// The OS as an OSTree commit, deployed with `ostree admin deploy` (Torizon's way).
     Ostree,
+    /// The OS root as btrfs snapshots (MicroOS's transactional updates).
+    Snapshot,
     /// Any other domain, installed by an update module of that name.
     Module(String),
 }
@@ -29,6 +31,7 @@ impl Domain {
             Domain::App => "app",
             Domain::Container => "container",
             Domain::Ostree => "ostree",
+            Domain::Snapshot => "snapshot",
             Domain::Module(m) => m,
         }
     }
@@ -36,7 +39,7 @@ impl Domain {
     /// Whether targets of this domain replace the operating system: their claims live in the
     /// `rootfs-image` namespace whatever mechanism installs them.
     pub fn is_os(&self) -> bool {
-        matches!(self, Domain::Os | Domain::Ostree)
+        matches!(self, Domain::Os | Domain::Ostree | Domain::Snapshot)
     }
 
     pub fn parse(s: &str) -> Domain {
@@ -45,6 +48,7 @@ impl Domain {
             "app" => Domain::App,
             "container" => Domain::Container,
             "ostree" => Domain::Ostree,
+            "snapshot" => Domain::Snapshot,
             other => Domain::Module(other.to_owned()),
         }
     }

@@ -32,6 +32,7 @@ pub mod os;
 pub mod ostree;
 pub mod pause;
 pub mod resume;
+pub mod snapshot;
 
 use crate::error::{Error, Result};
 use ferry_core::metadata::uptane::ImageCustom;

@@ -135,6 +135,7 @@ impl Vehicle {
             initial_provides: [("rootfs-image.python.version".into(), "3.12".into())].into(),
             os: None,
             ostree: None,
+            snapshot: None,
             container: Default::default(),
             modules: Default::default(),
         };

@@ -1,0 +1,372 @@
+//! The `snapshot` domain: the OS root as btrfs snapshots, as openSUSE MicroOS's
+//! transactional-update keeps it, with Uptane verifying what arrives and the same boot
+//! counting and rollback as `os`.
+//!
+//! The root file systems live as subvolumes `MOUNT/ferry/snapshots/N` of one btrfs file
+//! system (mounted at `[snapshot] mount`, its top level); the default subvolume is the one that
+//! boots. A target is a tar of a whole root file system. Download notes the new number in the
+//! boot environment (`ferry_snapshot_trial`, with the booted one as `ferry_snapshot_previous`),
+//! snapshots the booted root there and applies the archive onto it, writing only the files
+//! that changed (an identical file keeps sharing its extents with the snapshot it came from)
+//! and removing what the archive no longer holds. Install makes it the default subvolume and
+//! sets `upgrade_available=1, bootcount=0`. Reboot runs `reboot_command` or is simulated
+//! in-process (past `bootlimit` the simulated bootloader makes the previous snapshot the
+//! default again). VerifyReboot refuses a boot of any other subvolume than the one on trial,
+//! then runs the health check. Commit deletes the oldest snapshots beyond `keep`; rollback
+//! makes the previous snapshot the default, and cleanup deletes the failed one.
+
+mod apply;
+mod btrfs;
+
+pub use apply::{apply, Applied};
+pub use btrfs::Btrfs;
+
+use super::boot::{self, BootControl, BOOTCOUNT, UPGRADE_AVAILABLE};
+use super::{capture, InstallJob, Installer, Reboot};
+use crate::config::SnapshotConfig;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The boot-environment variable naming the snapshot on trial.
+pub const TRIAL: &str = "ferry_snapshot_trial";
+/// The snapshot booted when the trial began.
+pub const PREVIOUS: &str = "ferry_snapshot_previous";
+/// The snapshot the simulated bootloader booted (only without a `reboot_command`).
+pub const BOOTED: &str = "ferry_snapshot_booted";
+/// Where the snapshots live, under the mounted top level.
+pub const SNAPSHOTS: &str = "ferry/snapshots";
+
+fn check(check: &'static str, found: String, expected: String) -> Error {
+    Error::OsCheck {
+        check,
+        found,
+        expected,
+    }
+}
+
+#[derive(Debug)]
+pub struct SnapshotInstaller {
+    btrfs: Btrfs,
+    /// The btrfs top level (subvolid 5), mounted.
+    mount: PathBuf,
+    /// The running root, whose subvolume is the booted snapshot after a real reboot.
+    root: PathBuf,
+    keep: usize,
+    boot: Box<dyn BootControl>,
+    bootlimit: u32,
+    health_check: Option<Vec<String>>,
+    reboot_command: Option<Vec<String>>,
+    timeout: std::time::Duration,
+}
+
+impl SnapshotInstaller {
+    pub fn from_config(config: &SnapshotConfig, data_dir: &Path) -> Result<Self> {
+        let env = config
+            .boot_env
+            .clone()
+            .unwrap_or_else(|| data_dir.join("snapshot-bootenv"));
+        let timeout = capture::limit(config.timeout_secs);
+        Ok(SnapshotInstaller {
+            btrfs: Btrfs {
+                program: config.btrfs.clone(),
+                limit: timeout,
+            },
+            mount: config.mount.clone(),
+            root: config.root.clone(),
+            keep: config.keep.max(2),
+            boot: boot::open(
+                config.boot,
+                env,
+                &config.fw_printenv,
+                &config.fw_setenv,
+                &config.grub_editenv,
+            ),
+            bootlimit: config.bootlimit,
+            health_check: config.health_check.clone(),
+            reboot_command: config.reboot_command.clone().filter(|a| !a.is_empty()),
+            timeout,
+        })
+    }
+
+    pub fn path(&self, n: u64) -> PathBuf {
+        self.mount.join(SNAPSHOTS).join(n.to_string())
+    }
+
+    /// The snapshot numbers present, ascending.
+    pub fn snapshots(&self) -> Result<Vec<u64>> {
+        let dir = self.mount.join(SNAPSHOTS);
+        let mut found: Vec<u64> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        found.sort_unstable();
+        Ok(found)
+    }
+
+    fn var(&self, name: &str) -> Result<Option<u64>> {
+        Ok(self.boot.get()?.get(name).and_then(|v| v.parse().ok()))
+    }
+
+    fn trial(&self) -> Result<u64> {
+        self.var(TRIAL)?.ok_or_else(|| {
+            check(
+                "snapshot on trial",
+                format!("no {TRIAL} in the {}", self.boot.describe()),
+                "a snapshot number, set when the archive was applied".into(),
+            )
+        })
+    }
+
+    fn previous(&self) -> Result<u64> {
+        self.var(PREVIOUS)?.ok_or_else(|| {
+            check(
+                "previous snapshot",
+                format!("no {PREVIOUS} in the {}", self.boot.describe()),
+                "the snapshot booted when the update began".into(),
+            )
+        })
+    }
+
+    /// The snapshot whose subvolume has `id`.
+    fn number_of(&self, id: u64) -> Result<Option<u64>> {
+        for n in self.snapshots()? {
+            if self.btrfs.id_of(&self.path(n))? == id {
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The snapshot the file system boots by default.
+    pub fn default_snapshot(&self) -> Result<Option<u64>> {
+        let id = self.btrfs.default_id(&self.mount)?;
+        self.number_of(id)
+    }
+
+    /// The snapshot running now: the root's subvolume after a real boot, the simulated
+    /// bootloader's choice otherwise (the default subvolume on a device never updated).
+    pub fn booted(&self) -> Result<Option<u64>> {
+        if self.reboot_command.is_some() {
+            let id = self.btrfs.id_of(&self.root)?;
+            return self.number_of(id);
+        }
+        match self.var(BOOTED)? {
+            Some(n) => Ok(Some(n)),
+            None => self.default_snapshot(),
+        }
+    }
+
+    fn set_trial_state(&mut self, upgrade: bool, bootcount: u32) -> Result<()> {
+        self.boot.set(&[
+            (BOOTCOUNT, bootcount.to_string()),
+            (UPGRADE_AVAILABLE, u8::from(upgrade).to_string()),
+        ])
+    }
+
+    fn simulated_boot(&mut self) -> Result<()> {
+        let state = boot::read(self.boot.as_ref())?;
+        if state.upgrade_available {
+            let count = state.bootcount.saturating_add(1);
+            self.boot.set(&[(BOOTCOUNT, count.to_string())])?;
+            if count > self.bootlimit {
+                tracing::warn!(
+                    bootcount = count,
+                    bootlimit = self.bootlimit,
+                    "boot limit passed: booting the previous snapshot (simulated bootloader)"
+                );
+                let previous = self.previous()?;
+                self.btrfs.set_default(&self.path(previous))?;
+                self.boot.set(&[(UPGRADE_AVAILABLE, "0".to_owned())])?;
+            }
+        }
+        if let Some(n) = self.default_snapshot()? {
+            self.boot.set(&[(BOOTED, n.to_string())])?;
+        }
+        Ok(())
+    }
+
+    fn reboot_or_simulate(&mut self) -> Result<Reboot> {
+        match self.reboot_command.clone() {
+            Some(argv) => {
+                let done = capture::run(&argv, None, &[], self.timeout)?;
+                if !done.success {
+                    return Err(check(
+                        "reboot command",
+                        format!(
+                            "{} exited with {}; stderr: {}",
+                            argv[0],
+                            done.status,
+                            done.stderr_quote()
+                        ),
+                        "exit status 0".into(),
+                    ));
+                }
+                Ok(Reboot::Pending)
+            }
+            None => self.simulated_boot().map(|()| Reboot::Done),
+        }
+    }
+
+    fn health(&self, n: u64) -> Result<()> {
+        let Some(argv) = self.health_check.as_deref().filter(|a| !a.is_empty()) else {
+            return Ok(());
+        };
+        let env = [
+            ("FERRY_SNAPSHOT", n.to_string()),
+            ("FERRY_SNAPSHOT_PATH", self.path(n).display().to_string()),
+        ];
+        let done = capture::run(argv, None, &env, self.timeout)?;
+        if !done.success {
+            return Err(check(
+                "snapshot health",
+                format!(
+                    "{} exited with {} on snapshot {n}; stderr: {}",
+                    argv[0],
+                    done.status,
+                    done.stderr_quote()
+                ),
+                "exit status 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Delete the oldest snapshots past `keep`, never the booted or the default one.
+    fn prune(&self) -> Result<()> {
+        let all = self.snapshots()?;
+        let protected = [self.booted()?, self.default_snapshot()?];
+        let mut excess = all.len().saturating_sub(self.keep);
+        for n in all {
+            if excess == 0 {
+                break;
+            }
+            if protected.contains(&Some(n)) {
+                continue;
+            }
+            self.btrfs.delete(&self.path(n))?;
+            excess -= 1;
+        }
+        Ok(())
+    }
+}
+
+impl Installer for SnapshotInstaller {
+    fn domain(&self) -> &'static str {
+        "snapshot"
+    }
+
+    fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let state = boot::read(self.boot.as_ref())?;
+        if state.upgrade_available {
+            return Err(check(
+                "boot state",
+                format!("an upgrade is on trial in the {}", self.boot.describe()),
+                "upgrade_available=0 before a new snapshot install".into(),
+            ));
+        }
+        let booted = self.booted()?.ok_or_else(|| {
+            check(
+                "booted snapshot",
+                format!(
+                    "no subvolume under {} boots",
+                    self.mount.join(SNAPSHOTS).display()
+                ),
+                "the running root to be one of them (set it as the default subvolume)".into(),
+            )
+        })?;
+        let new = self
+            .snapshots()?
+            .last()
+            .copied()
+            .unwrap_or(booted)
+            .max(booted)
+            + 1;
+        self.boot
+            .set(&[(TRIAL, new.to_string()), (PREVIOUS, booted.to_string())])?;
+        self.btrfs.snapshot(&self.path(booted), &self.path(new))?;
+        let file = std::fs::File::open(job.image).map_err(|e| Error::io(job.image, e))?;
+        let applied = apply(std::io::BufReader::new(file), &self.path(new))?;
+        tracing::info!(
+            snapshot = new,
+            from = booted,
+            written = applied.written,
+            unchanged = applied.unchanged,
+            removed = applied.removed,
+            "root file system applied"
+        );
+        Ok(())
+    }
+
+    fn install(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let trial = self.trial()?;
+        self.btrfs.set_default(&self.path(trial))?;
+        self.set_trial_state(true, 0)
+    }
+
+    fn needs_reboot(&self, _job: &InstallJob<'_>) -> bool {
+        true
+    }
+
+    fn reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
+        self.reboot_or_simulate()
+    }
+
+    fn verify_reboot(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let trial = self.trial()?;
+        let booted = self.booted()?;
+        let state = boot::read(self.boot.as_ref())?;
+        if booted != Some(trial) {
+            return Err(check(
+                "booted snapshot",
+                format!(
+                    "snapshot {booted:?} booted (bootcount {}, bootlimit {})",
+                    state.bootcount, self.bootlimit
+                ),
+                format!("snapshot {trial} on trial"),
+            ));
+        }
+        if state.bootcount > self.bootlimit {
+            return Err(check(
+                "boot count",
+                format!("bootcount {}", state.bootcount),
+                format!("at most bootlimit {}", self.bootlimit),
+            ));
+        }
+        self.health(trial)
+    }
+
+    fn commit(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        self.set_trial_state(false, 0)?;
+        self.prune()
+    }
+
+    fn rollback(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        let previous = self.previous()?;
+        self.btrfs.set_default(&self.path(previous))?;
+        self.set_trial_state(false, 0)
+    }
+
+    fn rollback_reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
+        self.reboot_or_simulate()
+    }
+
+    fn cleanup(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        // A snapshot on trial that is not what boots now failed (or never got that far).
+        let Some(trial) = self.var(TRIAL)? else {
+            return Ok(());
+        };
+        let path = self.path(trial);
+        if path.exists() && self.default_snapshot()? != Some(trial) && self.booted()? != Some(trial)
+        {
+            self.btrfs.delete(&path)?;
+        }
+        Ok(())
+    }
+
+    fn restarted(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        if self.reboot_command.is_none() {
+            self.simulated_boot()?;
+        }
+        Ok(())
+    }
+}

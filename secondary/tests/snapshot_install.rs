@@ -1,0 +1,154 @@
+//! The `snapshot` domain on a real btrfs file system on a loop device made by the test
+//! (`truncate`, `mkfs.btrfs`, `mount -o loop`; unmounted at the end, also on failure): four
+//! updates with `keep = 3` leave exactly three snapshots, the newest the default; an unchanged
+//! 100 MiB file is shared between snapshots, not copied (the file system's used space says
+//! so); an update whose health check fails after the reboot leaves the previous snapshot the
+//! default and its own deleted. Skips, saying why, where btrfs cannot be mounted.
+#![allow(clippy::unwrap_used)]
+
+#[allow(dead_code)]
+#[path = "../../tests/src/btrfs.rs"]
+mod btrfs_fixture;
+mod common;
+
+use btrfs_fixture::{rootfs_tar, Btrfs};
+use common::*;
+use ferry_core::manifest::InstallResult;
+use ferry_secondary::config::{BootBackend, SnapshotConfig};
+use ferry_secondary::{Ecu, Installed, VerificationMode};
+use serde_json::{json, Value};
+
+const MIB: usize = 1 << 20;
+
+/// 100 MiB that no file system could store in less (xorshift, not zeros).
+fn big_file() -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(100 * MIB);
+    while out.len() < 100 * MIB {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+fn rootfs(version: u32, big: &[u8], healthy: bool) -> Vec<u8> {
+    let release = format!("VERSION_ID={version}\n");
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("etc/os-release", release.as_bytes()),
+        ("usr/lib/big.bin", big),
+    ];
+    if healthy {
+        files.push(("etc/healthy", b"yes"));
+    }
+    rootfs_tar(&files)
+}
+
+fn custom(version: u32) -> Value {
+    json!({ "hardwareIds": [HW], "releaseCounter": version, "domain": "snapshot",
+            "name": "microos", "version": version.to_string() })
+}
+
+fn install(
+    v: &mut Vehicle,
+    ecu: &mut Ecu,
+    version: u32,
+    bytes: &[u8],
+) -> ferry_secondary::Result<Installed> {
+    let name = format!("os/microos-{version}.tar");
+    v.offer(&name, bytes, custom(version));
+    ecu.receive_metadata(&v.bundle(), now())?;
+    ecu.receive_image(&mut &bytes[..])?;
+    ecu.install(now())
+}
+
+#[test]
+fn snapshots_share_unchanged_files_keep_three_and_roll_back_a_failed_health_check() {
+    let mut v = Vehicle::new(VerificationMode::Full);
+    let fs = match Btrfs::new(v.dir.path(), 1024) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIP: cannot make a btrfs file system on a loop device here: {why}");
+            return;
+        }
+    };
+    let big = big_file();
+    fs.first_root(|root| {
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("etc/os-release"), "VERSION_ID=1\n").unwrap();
+        std::fs::write(root.join("etc/healthy"), "yes").unwrap();
+        std::fs::write(root.join("usr/lib/big.bin"), &big).unwrap();
+    });
+    v.config.snapshot = Some(SnapshotConfig {
+        mount: fs.mount.clone(),
+        root: "/".into(),
+        keep: 3,
+        btrfs: "btrfs".into(),
+        boot: BootBackend::File,
+        boot_env: Some(v.dir.path().join("bootenv")),
+        bootlimit: 3,
+        health_check: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "test -f \"$FERRY_SNAPSHOT_PATH/etc/healthy\"".into(),
+        ]),
+        reboot_command: None,
+        timeout_secs: None,
+        fw_printenv: "fw_printenv".into(),
+        fw_setenv: "fw_setenv".into(),
+        grub_editenv: "grub-editenv".into(),
+    });
+    let mut ecu = v.ecu();
+
+    // Version 2: only os-release changed; the 100 MiB file stays shared with snapshot 1.
+    let before = fs.used_bytes();
+    let done = install(&mut v, &mut ecu, 2, &rootfs(2, &big, true)).unwrap();
+    assert!(matches!(done, Installed::Done(_)), "{done:?}");
+    let grew = fs.used_bytes().saturating_sub(before);
+    println!("snapshot 2 added {grew} bytes of used space (the image holds 100 MiB)");
+    assert!(
+        grew < 20 * MIB as u64,
+        "snapshot 2 grew the file system by {grew} bytes: the unchanged file was copied"
+    );
+    assert_eq!(fs.default_path(), "ferry/snapshots/2");
+    let snap2 = fs.mount.join("ferry/snapshots/2");
+    assert_eq!(
+        std::fs::read_to_string(snap2.join("etc/os-release")).unwrap(),
+        "VERSION_ID=2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(fs.mount.join("ferry/snapshots/1/etc/os-release")).unwrap(),
+        "VERSION_ID=1\n"
+    );
+    let status = ecu.status().unwrap();
+    assert_eq!(status.provides["rootfs-image.version"], "2");
+    assert_eq!(
+        status.installed_domains["snapshot"].target,
+        "os/microos-2.tar"
+    );
+
+    // Three more: keep = 3 leaves the newest three.
+    for version in 3..=5 {
+        install(&mut v, &mut ecu, version, &rootfs(version, &big, true)).unwrap();
+    }
+    assert_eq!(fs.snapshots(), [3, 4, 5]);
+    assert_eq!(fs.default_path(), "ferry/snapshots/5");
+
+    // Version 6 has no etc/healthy: booted, failed, snapshot 5 the default again, 6 deleted.
+    let err = install(&mut v, &mut ecu, 6, &rootfs(6, &big, false))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("failed at verify-reboot: snapshot health check failed"),
+        "{err}"
+    );
+    assert!(err.contains("restored the previous copy"), "{err}");
+    assert_eq!(fs.default_path(), "ferry/snapshots/5");
+    assert_eq!(fs.snapshots(), [3, 4, 5]);
+    let status = ecu.status().unwrap();
+    assert_eq!(status.provides["rootfs-image.version"], "5");
+    let last = status.last_install.unwrap();
+    assert_eq!(last.result, InstallResult::RolledBack);
+}
