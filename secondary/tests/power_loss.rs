@@ -18,6 +18,9 @@ mod shell_module;
 // The per-domain rows (a crate root resolves `mod x;` beside itself, hence the paths).
 #[path = "power_loss/app.rs"]
 mod app;
+#[allow(dead_code)]
+#[path = "../../tests/src/btrfs.rs"]
+mod btrfs_fixture;
 #[path = "power_loss/container.rs"]
 mod container;
 #[path = "power_loss/module.rs"]
@@ -29,6 +32,8 @@ mod ostree;
 #[allow(dead_code)]
 #[path = "../../tests/src/ostree.rs"]
 mod ostree_fixture;
+#[path = "power_loss/snapshot.rs"]
+mod snapshot;
 
 use common::*;
 use ferry_core::metadata::Expires;
@@ -90,10 +95,21 @@ fn table() -> impl Iterator<Item = &'static Row> {
         container::ROWS,
         module::ROWS,
         ostree::ROWS,
+        snapshot::ROWS,
     ]
     .into_iter()
     .flatten()
-    .filter(|row| row.domain.name != "ostree" || ostree::available())
+    .filter(|row| available(row.domain))
+}
+
+/// Whether the domain's real parts are here (the domains that need a tool or a kernel
+/// feature say why not once).
+fn available(domain: &Domain) -> bool {
+    match domain.name {
+        "ostree" => ostree::available(),
+        "snapshot" => snapshot::available(),
+        _ => true,
+    }
 }
 
 /// An ECU's files and its daemon, when running.
@@ -104,11 +120,15 @@ struct Node {
     child: Option<Child>,
     addr: String,
     http: Client,
+    /// The snapshot domain's file system, mounted while the node lives.
+    btrfs: Option<btrfs_fixture::Btrfs>,
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
+        // Unmounted before the temporary directory holding it goes.
+        drop(self.btrfs.take());
         // OSTree deployments are immutable (chattr +i): let the temporary directory go.
         let _ = Command::new("chattr")
             .args(["-R", "-f", "-i"])
@@ -132,17 +152,19 @@ impl Node {
     fn new(scenario: Scenario, bootlimit: u32) -> Node {
         let v = Vehicle::new(ferry_secondary::VerificationMode::Full);
         let root = v.dir.path().to_owned();
+        let (snapshot_toml, btrfs) = snapshot::config(&root, scenario, bootlimit);
         // The app settings are top-level keys: they go before the first table.
         let toml = format!(
             "vin = \"{VIN}\"\nserial = \"{SERIAL}\"\nhardware_id = \"{HW}\"\nkey = \"ecu.key.pem\"\n\
              listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndirector_root = \"director.root.json\"\n\
              image_root = \"image.root.json\"\n{}\
-             [initial_provides]\n\"rootfs-image.python.version\" = \"3.12\"\n{}{}{}{}",
+             [initial_provides]\n\"rootfs-image.python.version\" = \"3.12\"\n{}{}{}{}{}",
             app::config(scenario),
             os::config(&root, scenario, bootlimit),
             container::config(&root, scenario),
             module::config(&root, scenario),
             ostree::config(&root, scenario, bootlimit),
+            snapshot_toml,
         );
         let config = root.join("secondary.toml");
         std::fs::write(&config, toml).unwrap();
@@ -154,6 +176,7 @@ impl Node {
             child: None,
             addr: String::new(),
             http,
+            btrfs,
         };
         fresh(&mut node.v);
         node
@@ -333,6 +356,9 @@ fn a_power_loss_at_any_state_leaves_the_old_or_the_new_version() {
     if ostree::available() {
         domains.push("ostree");
     }
+    if snapshot::available() {
+        domains.push("snapshot");
+    }
     assert_eq!(
         covered.keys().map(String::as_str).collect::<Vec<_>>(),
         domains
@@ -351,9 +377,10 @@ fn a_domain_never_journals_a_state_its_rows_leave_out() {
         &container::CONTAINER,
         &module::MODULE,
         &ostree::OSTREE,
+        &snapshot::SNAPSHOT,
     ]
     .into_iter()
-    .filter(|d| d.name != "ostree" || ostree::available())
+    .filter(|d| available(d))
     {
         let rows: Vec<&Row> = table().filter(|r| r.domain.name == domain.name).collect();
         let listed = |state: &str| rows.iter().any(|r| r.kills.iter().any(|k| k.0 == state));
