@@ -22,6 +22,7 @@ pub struct TempCluster {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    durable: bool,
     watcher: Option<Child>,
 }
 
@@ -77,6 +78,7 @@ impl TempCluster {
             bin,
             port: free_port()?,
             as_postgres,
+            durable,
             watcher: None,
         };
         if as_postgres {
@@ -95,13 +97,20 @@ impl TempCluster {
             "--locale=C",
             "--no-sync",
         ]))?;
+        cluster.launch()?;
+        Ok(cluster)
+    }
+
+    /// Run the server (with its watcher) on the initialised data directory.
+    fn launch(&mut self) -> Result<(), String> {
+        let data = self.dir.join("data");
         let mut settings = vec![
             "listen_addresses=127.0.0.1".to_owned(),
-            format!("port={}", cluster.port),
-            format!("unix_socket_directories={}", cluster.dir.display()),
+            format!("port={}", self.port),
+            format!("unix_socket_directories={}", self.dir.display()),
             "max_connections=300".to_owned(),
         ];
-        if !durable {
+        if !self.durable {
             settings.extend(
                 [
                     "fsync=off",
@@ -111,21 +120,22 @@ impl TempCluster {
                 .map(String::from),
             );
         }
-        let postgres = cluster.bin.join("postgres");
+        let postgres = self.bin.join("postgres");
         let mut line = format!("'{}' -D '{}'", postgres.display(), data.display());
         for s in &settings {
             line.push_str(&format!(" -c '{s}'"));
         }
-        // The watcher: runs the server, and stops it and removes the directory once this
-        // process is gone (checked each second) or the server exited.
+        // The watcher: runs the server, and once this process is gone (checked each second)
+        // stops it and removes the directory. A server stopped by [`TempCluster::stop`]
+        // leaves the directory for [`TempCluster::restart`].
         let script = format!(
-            "{line} >'{dir}/log' 2>&1 & pg=$!
+            "rm -f '{dir}/log'; {line} >'{dir}/log' 2>&1 & pg=$!
              while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 1; done
-             kill -INT $pg 2>/dev/null; wait $pg; rm -rf '{dir}'",
-            dir = cluster.dir.display(),
+             if [ ! -d /proc/{parent} ]; then kill -INT $pg 2>/dev/null; wait $pg; rm -rf '{dir}'; fi",
+            dir = self.dir.display(),
             parent = std::process::id()
         );
-        let watcher = cluster
+        let watcher = self
             .command_path(Path::new("/bin/sh"))
             .args(["-c", &script])
             .stdin(Stdio::null())
@@ -133,9 +143,26 @@ impl TempCluster {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("start postgres: {e}"))?;
-        cluster.watcher = Some(watcher);
-        cluster.wait_ready()?;
-        Ok(cluster)
+        self.watcher = Some(watcher);
+        self.wait_ready()
+    }
+
+    /// Stop the server (fast shutdown: clients are disconnected), keeping its data.
+    pub fn stop(&mut self) -> Result<(), String> {
+        run(self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["stop", "-m", "fast", "-w"]))?;
+        if let Some(mut w) = self.watcher.take() {
+            let _ = w.wait();
+        }
+        Ok(())
+    }
+
+    /// Start the stopped server again, on the same port with the same data.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.launch()
     }
 
     fn command(&self, tool: &str) -> Command {
