@@ -182,30 +182,28 @@ async fn queue_is_stale(c: &impl GenericClient, vin: &str, active: &[Assignment]
     Ok(crate::queue::served_pairs(&served) != heads)
 }
 
-/// The serials of `vin`'s ECUs, with the vehicle's row locked for the rest of the transaction;
-/// `None` if `vin` is not registered or was removed.
+/// The serials of `vin`'s ECUs, with the vehicle's row locked for the rest of the transaction
+/// (one query for both); `None` if `vin` is not registered or was removed.
 async fn ecu_serials(c: &impl GenericClient, vin: &str) -> Result<Option<HashSet<String>>> {
-    let locked = query_opt(
-        c,
-        "lock vehicle",
-        "SELECT 1 FROM vehicles WHERE vin = $1 AND removed_at IS NULL FOR NO KEY UPDATE",
-        &[&vin],
-    )
-    .await?;
-    if locked.is_none() {
-        return Ok(None);
-    }
     let rows = query(
         c,
-        "look up the vehicle's ECUs",
-        "SELECT serial FROM ecus WHERE vin = $1",
+        "lock the vehicle and read its ECUs",
+        "SELECT e.serial FROM vehicles v LEFT JOIN ecus e ON e.vin = v.vin
+         WHERE v.vin = $1 AND v.removed_at IS NULL FOR NO KEY UPDATE OF v",
         &[&vin],
     )
     .await?;
-    rows.iter()
-        .map(|r| get(r, 0, "ECU serial"))
-        .collect::<Result<HashSet<String>>>()
-        .map(Some)
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    // A vehicle without ECUs is one row of NULL: registered, with no serial.
+    let mut serials = HashSet::new();
+    for r in &rows {
+        if let Some(serial) = get::<Option<String>>(r, 0, "ECU serial")? {
+            serials.insert(serial);
+        }
+    }
+    Ok(Some(serials))
 }
 
 async fn apply_report(
