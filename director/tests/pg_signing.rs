@@ -155,3 +155,55 @@ fn two_directors_signing_one_vehicle_never_repeat_or_skip_a_version() {
         1 + 2 * ROUNDS
     );
 }
+
+/// A manifest replayed through another Director at the same moment: the database's unique
+/// index lets exactly one of them record it.
+#[test]
+fn a_nonce_is_accepted_once_across_directors_even_at_the_same_moment() {
+    let Some(url) = test_database("pg_nonce") else {
+        return;
+    };
+    let (a, b) = (open(&url), open(&url));
+    a.register_vehicle(&NewVehicle {
+        vin: "VIN1".into(),
+        ecus: vec![NewEcu {
+            serial: "VIN1-p".into(),
+            hardware_id: "hw".into(),
+            public_key: PrivateKey::generate(KeyKind::Ed25519)
+                .unwrap()
+                .public_key()
+                .clone(),
+            primary: true,
+        }],
+    })
+    .unwrap();
+    for round in 0..20 {
+        let nonce = format!("n{round}");
+        let m = IncomingManifest::accepted(
+            "VIN1",
+            now(),
+            nonce.as_bytes(),
+            nonce.clone(),
+            [("VIN1-p".to_string(), report("VIN1-p", &nonce, "fw"))].into(),
+        );
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = [&a, &b, &a, &b]
+                .into_iter()
+                .map(|store| {
+                    let m = &m;
+                    s.spawn(move || store.record_manifest(m))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let accepted = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(accepted, 1, "round {round}: {results:?}");
+        for r in results.iter().filter(|r| r.is_err()) {
+            assert!(
+                matches!(r, Err(ferry_director::Error::NonceReused { .. })),
+                "{r:?}"
+            );
+        }
+    }
+    assert_eq!(a.count_manifests("VIN1", None).unwrap(), 20);
+}
