@@ -21,6 +21,10 @@
 //!
 //! [database]
 //! durability = "full"           # or "normal": fsync per commit (survives power loss) or not
+//! # url = "postgres://ferry@db.example:5432/ferry"   # PostgreSQL instead of SQLite (many Directors)
+//! # pool_size = 16              # PostgreSQL connections for queries
+//! # connect_timeout = "5s"      # opening one
+//! # acquire_timeout = "5s"      # a request waiting for a free one (then 503)
 //!
 //! [manifests]
 //! max_per_minute = 30           # per vehicle, also its burst; more get 429 + Retry-After (0: no limit)
@@ -63,7 +67,7 @@ pub struct DirectorConfig {
     /// `[manifests]`: how many manifests a vehicle may send, what is kept of refused ones.
     #[serde(default)]
     pub manifests: crate::manifests::ManifestPolicy,
-    /// `[database]`: how the SQLite store commits.
+    /// `[database]`: SQLite (how it commits) or PostgreSQL (where, how many connections).
     #[serde(default)]
     pub database: DatabaseConfig,
     #[serde(default)]
@@ -94,14 +98,59 @@ impl Default for ExpiryConfig {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `"full"` (the default: every commit fsync'ed, so acknowledged manifests and signed
     /// version numbers survive a power loss) or `"normal"` (they survive a crash of the
-    /// process, not of the machine; fewer fsyncs). See [`crate::store::Durability`].
-    #[serde(default)]
+    /// process, not of the machine; fewer fsyncs). See [`crate::store::Durability`]. SQLite
+    /// only: PostgreSQL's durability is its server's settings.
     pub durability: crate::store::Durability,
+    /// `postgres://user@host:port/dbname`: keep the Director's data in PostgreSQL, shared by
+    /// every Director with the same URL (see README "Scaling out"). Without it: SQLite, in
+    /// `data_dir/director.db`.
+    pub url: Option<String>,
+    /// PostgreSQL connections for queries (as many again, opened on demand, for locks).
+    pub pool_size: usize,
+    /// How long opening a PostgreSQL connection may take.
+    #[serde(deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// How long a request waits for a free connection before it is answered 503.
+    #[serde(deserialize_with = "duration")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        let pg = crate::store::PgSettings::new("");
+        DatabaseConfig {
+            durability: crate::store::Durability::default(),
+            url: None,
+            pool_size: pg.pool_size,
+            connect_timeout: pg.connect_timeout,
+            acquire_timeout: pg.acquire_timeout,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The PostgreSQL settings, if `url` is set.
+    pub fn postgres(&self) -> Option<crate::store::PgSettings> {
+        self.url.as_ref().map(|url| crate::store::PgSettings {
+            url: url.clone(),
+            pool_size: self.pool_size,
+            connect_timeout: self.connect_timeout,
+            acquire_timeout: self.acquire_timeout,
+        })
+    }
+
+    /// Which backend, as `ferry director status` shows it (no credentials).
+    pub fn describe(&self, sqlite_path: &Path) -> String {
+        match &self.url {
+            Some(url) => format!("postgresql {}", crate::store::postgres::redacted(url)),
+            None => format!("sqlite {}", sqlite_path.display()),
+        }
+    }
 }
 
 /// Online key files per role (PKCS#8 PEM, mode 0600; a passphrase-encrypted key needs

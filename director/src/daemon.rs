@@ -8,7 +8,7 @@ use crate::http::{AppState, TlsSettings};
 use crate::image_repo::{ImageRepoClient, ImageRepoSettings, TargetSource, Unconfigured};
 use crate::refresher::{refresh_once, resign_all};
 use crate::root::{check_online_keys, import_root};
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 use ferry_core::{Clock, SystemClock};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -80,13 +80,10 @@ impl Director {
     pub fn open_with_clock(config: DirectorConfig, clock: Arc<dyn Clock>) -> Result<Director> {
         ferry_keys::fs::create_private_dir(&config.data_dir)
             .map_err(|e| Error::storage(format!("create {}", config.data_dir.display()), e))?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_configured(
-            config.database(),
-            SqliteStore::DEFAULT_READERS,
-            config.database.durability,
-            clock.clone(),
-        )?);
+        let store: Arc<dyn Store> =
+            crate::store::open(&config.database, &config.database(), clock.clone())?;
         tracing::info!(
+            backend = store.backend(),
             durability = config.database.durability.as_str(),
             "director database open"
         );
@@ -138,6 +135,12 @@ impl Director {
             .unwrap_or(chrono::Duration::hours(6));
         let now = self.state.clock.now();
         let store = self.state.store.as_ref();
+        // One Director at a time refreshes (the others find nothing due after it); one that
+        // dies mid-pass loses the lead with its connection, and the next tick elsewhere
+        // takes over.
+        let Some(_lead) = store.try_lead("refresher")? else {
+            return Ok(crate::refresher::RefreshReport::default());
+        };
         heal_unsigned(store, &self.state.keys, self.state.lifetimes, now)?;
         refresh_once(store, &self.state.keys, self.state.lifetimes, now, before)
     }

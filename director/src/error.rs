@@ -142,6 +142,14 @@ pub enum Error {
     TokenExpiry { expires_at: String, now: String },
     #[error("vehicle check failed: vehicle {vin} was removed; expected a registered vehicle that was not removed")]
     VehicleRemoved { vin: String },
+    #[error("migrate check failed: {target} already holds data (table {table} is not empty); expected an empty database to copy into")]
+    MigrateTarget { target: String, table: &'static str },
+    #[error("migrate check failed: table {table} has {sqlite} rows in SQLite but {postgres} in PostgreSQL after the copy; expected the same count (nothing was committed)")]
+    MigrateCount {
+        table: &'static str,
+        sqlite: u64,
+        postgres: u64,
+    },
     #[error("schema check failed: the database is at schema version {found}, newer than the {supported} this build knows; expected a Director at least as new as the one that last wrote it")]
     SchemaTooNew { found: i64, supported: i64 },
 
@@ -163,6 +171,10 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The database server cannot be reached or refuses connections (PostgreSQL): answered
+    /// 503; the store reconnects when it is back.
+    #[error("database check failed: {op}: the database is unavailable ({detail}); expected a reachable database server")]
+    DatabaseUnavailable { op: String, detail: String },
     #[error("storage check failed: stored {what} could not be read back: {detail}")]
     Corrupt { what: String, detail: String },
     #[error("integrity check failed: PRAGMA integrity_check reported {report:?}; expected \"ok\"")]
@@ -181,7 +193,11 @@ impl Error {
             NonceReused { .. } | ReportFromUnknownEcu { .. } | Manifest(_) | ReportTime { .. } => {
                 Fault::Device
             }
-            Storage { .. } | Corrupt { .. } | IntegrityCheck { .. } | Random(_) => Fault::Storage,
+            Storage { .. }
+            | DatabaseUnavailable { .. }
+            | Corrupt { .. }
+            | IntegrityCheck { .. }
+            | Random(_) => Fault::Storage,
             _ => Fault::Operator,
         }
     }

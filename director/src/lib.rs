@@ -22,4 +22,4 @@ pub mod store;
 pub mod vehicle_metadata;
 
 pub use error::{BoxError, Error, Fault, Result};
-pub use store::{Durability, SqliteStore, Store};
+pub use store::{Durability, PgSettings, PgStore, SqliteStore, Store};

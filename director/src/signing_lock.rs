@@ -1,4 +1,6 @@
-//! One signing of a vehicle's metadata at a time in this process.
+//! One signing of a vehicle's metadata at a time in this process: the SQLite store's
+//! [`crate::Store::signing_turn`] (one process opens its file). The PostgreSQL store takes an
+//! advisory lock per VIN instead, which holds across every Director on the database.
 //!
 //! A signing reads the vehicle's active assignments and its current versions, then stores
 //! targets, snapshot and timestamp one after another. Two at once (a manifest that settled an

@@ -144,7 +144,7 @@ impl<'a> VehicleSigner<'a> {
     /// Called whenever the vehicle's assignments change: added, cancelled, or settled by a
     /// manifest (the next one queued on an ECU is served only once this runs).
     pub fn sign_vehicle(&self, vin: &str, now: DateTime<Utc>) -> Result<SignedVersions> {
-        let _turn = crate::signing_lock::lock(vin);
+        let _turn = self.store.signing_turn(vin)?;
         let vehicle = self
             .store
             .get_vehicle(vin)?
@@ -193,7 +193,7 @@ impl<'a> VehicleSigner<'a> {
     /// Re-sign only the timestamp over the current snapshot (the refresher's job: a vehicle
     /// whose assignments did not change must still see fresh metadata).
     pub fn refresh_timestamp(&self, vin: &str, now: DateTime<Utc>) -> Result<u64> {
-        let _turn = crate::signing_lock::lock(vin);
+        let _turn = self.store.signing_turn(vin)?;
         let snapshot = self
             .store
             .get_vehicle_metadata(vin, MetadataRole::Snapshot)?

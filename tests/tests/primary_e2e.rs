@@ -37,7 +37,23 @@ pub fn assert_all_installed(world: &World) {
 
 #[test]
 fn one_cycle_installs_every_assigned_image_and_a_second_changes_nothing() {
-    let world = World::start(Options::default());
+    one_cycle_then_up_to_date(Options::default());
+}
+
+/// The same trip with the Director on PostgreSQL (issue #23).
+#[test]
+fn with_the_director_on_postgresql_one_cycle_installs_and_a_second_changes_nothing() {
+    let Some(url) = primary_common::postgres_database("primary_e2e") else {
+        return;
+    };
+    one_cycle_then_up_to_date(Options {
+        postgres: Some(url),
+        ..Options::default()
+    });
+}
+
+fn one_cycle_then_up_to_date(options: Options) {
+    let world = World::start(options);
     // Before any assignment: a cycle reports, installs nothing.
     let out = world.check();
     assert_eq!(out.code, 0, "{out}");

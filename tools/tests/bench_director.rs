@@ -90,3 +90,55 @@ fn bench_director_reports_throughput_latency_and_the_crypto_ceiling() {
         );
     }
 }
+
+/// With `--database` on PostgreSQL the bench measures SQLite first, in the same run, and
+/// reports both and the ratio (issue #23). Here on the tests' PostgreSQL server.
+#[test]
+fn bench_director_on_postgresql_reports_the_ratio_to_sqlite_measured_in_the_same_run() {
+    let Some(url) = ferry_director::store::postgres::cluster::test_database("bench") else {
+        return;
+    };
+    let out = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_ferry")).args([
+            "bench",
+            "director",
+            "--vehicles",
+            "20",
+            "--duration",
+            "1",
+            "--database",
+            &url,
+            "--json",
+        ]),
+        TIMEOUT,
+    );
+    assert_eq!(
+        out.code, 0,
+        "ferry bench director --database failed:\n{out}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: not JSON:\n{}", out.stdout));
+    for side in ["sqlite", "postgres"] {
+        positive(
+            &json[side]["check_ins_per_second"],
+            &format!("{side}.check_ins_per_second"),
+        );
+        assert_eq!(json[side]["lost"], 0, "{json}");
+        assert_eq!(json[side]["failed"], 0, "{json}");
+    }
+    assert!(
+        json["sqlite"]["database"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("SQLite"),
+        "{json}"
+    );
+    assert!(
+        json["postgres"]["database"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("PostgreSQL"),
+        "{json}"
+    );
+    positive(&json["ratio_to_sqlite"], "ratio_to_sqlite");
+}

@@ -57,6 +57,15 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = match (&e, e.fault()) {
+            // Logged in full (the detail names the server); the caller is told which check
+            // failed and to come back.
+            (Error::DatabaseUnavailable { .. }, _) => {
+                tracing::error!(error = %e, "director database unavailable");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database check failed: the Director's database is unavailable; expected it back shortly: retry later",
+                );
+            }
             (_, Fault::Storage) | (Error::Signing(_), _) | (Error::SchemaTooNew { .. }, _) => {
                 return ApiError::internal(&e)
             }

@@ -2,6 +2,9 @@
 //! outgrows one machine (DESIGN.md "Storage"). The trait is object-safe (`Arc<dyn Store>`),
 //! every method takes `&self` and is blocking: call it from `spawn_blocking` in async code.
 //!
+//! Backends: [`SqliteStore`] (embedded, one process) and [`PgStore`] (any number of Directors
+//! on one PostgreSQL database); [`open`] picks one from `[database]` in `director.toml`.
+//!
 //! Rules every backend enforces (the SQLite one in its schema where it can):
 //! - a VIN is non-empty and URL-path safe; exactly one primary ECU per vehicle; ECU serials
 //!   are unique across the fleet;
@@ -11,9 +14,13 @@
 //!   transaction;
 //! - stored metadata versions only go up; director root versions are stored one after another.
 
+mod key_cache;
+pub(crate) mod migrations;
+pub mod postgres;
 mod sqlite;
 mod view;
 
+pub use postgres::{PgSettings, PgStore};
 pub use sqlite::{Durability, SqliteStore};
 pub use view::{read, try_read, View};
 
@@ -186,6 +193,61 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The backend's own consistency check; Ok only when it finds nothing wrong.
     fn integrity_check(&self) -> Result<()>;
+
+    // --- what happens once across every Director on this store ---
+
+    /// Wait until no other signing of `vin`'s metadata runs (see `signing_lock.rs`), and keep
+    /// it so while the guard lives. The default holds across the threads of this process,
+    /// enough for a store only one process opens; a shared store holds it across processes.
+    fn signing_turn(&self, vin: &str) -> Result<Guard> {
+        Ok(Guard::new(crate::signing_lock::lock(vin)))
+    }
+
+    /// Lead the background work named `what` (the refresher) while the guard lives, if no
+    /// other Director leads it now; `None` if one does. A leader that dies loses its lead.
+    fn try_lead(&self, _what: &str) -> Result<Option<Guard>> {
+        Ok(Some(Guard::new(())))
+    }
+
+    /// Which backend and where, without credentials (`ferry director status`).
+    fn backend(&self) -> String;
+}
+
+/// Something held (a lock, a lead) until dropped.
+pub struct Guard {
+    _held: Box<dyn std::any::Any>,
+}
+
+impl Guard {
+    pub fn new(held: impl std::any::Any) -> Self {
+        Guard {
+            _held: Box::new(held),
+        }
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Guard")
+    }
+}
+
+/// Open the store `[database]` configures: PostgreSQL when it has a `url`, else the SQLite
+/// file `sqlite_path`. Stamps rows with `clock`'s time.
+pub fn open(
+    database: &crate::config::DatabaseConfig,
+    sqlite_path: &std::path::Path,
+    clock: std::sync::Arc<dyn ferry_core::Clock>,
+) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(match database.postgres() {
+        Some(settings) => std::sync::Arc::new(PgStore::open_with_clock(&settings, clock)?),
+        None => std::sync::Arc::new(SqliteStore::open_configured(
+            sqlite_path,
+            SqliteStore::DEFAULT_READERS,
+            database.durability,
+            clock,
+        )?),
+    })
 }
 
 /// The registration rules a backend checks before touching storage: a valid VIN; each ECU

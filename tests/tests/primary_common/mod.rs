@@ -78,6 +78,16 @@ pub struct Options {
     pub offline_roles: bool,
     /// More TOML for the full Secondary's config (a domain's section, say).
     pub full_extra_toml: Option<&'static str>,
+    /// The Director keeps its data in this PostgreSQL database (`[database] url`) instead of
+    /// SQLite (see [`postgres_database`]).
+    pub postgres: Option<&'static str>,
+}
+
+/// A fresh PostgreSQL database for a world's Director, or `None` (printed why) when no
+/// server can be had.
+pub fn postgres_database(test: &str) -> Option<&'static str> {
+    ferry_director::store::postgres::cluster::test_database(test)
+        .map(|url| &*Box::leak(url.into_boxed_str()))
 }
 
 /// The `[http]` lines of [`Options::short_limits`]: heads and bodies get 2 s, one address 50
@@ -158,6 +168,13 @@ impl World {
 
         // The Director: online keys from init, root version 1 signed by an offline key.
         ferry_ok(b, &["director", "init", "d", "--listen", "127.0.0.1:0"]);
+        if let Some(url) = options.postgres {
+            // Before anything is stored (the admin tokens are): everything goes to PostgreSQL.
+            let config = b.join("d/director.toml");
+            let mut text = std::fs::read_to_string(&config).unwrap();
+            text.push_str(&format!("\n[database]\nurl = \"{url}\"\n"));
+            std::fs::write(&config, text).unwrap();
+        }
         ferry_ok(
             b,
             &[
@@ -435,6 +452,14 @@ impl World {
              {vehicle_tls}[download]\n{download}",
         );
         std::fs::write(self.base.join("primary.toml"), toml).unwrap();
+    }
+
+    /// The write-scope admin token's secret.
+    pub fn write_token(&self) -> String {
+        std::fs::read_to_string(&self.write_token)
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// `ferry admin ...` with the write (or read) admin token.

@@ -8,16 +8,32 @@ use ferry_core::expiry::{time_left, RoleStatus, Signing};
 pub const CEREMONY_DUE: u8 = 3;
 
 pub fn print(title: &str, roles: &[RoleStatus], json: bool) -> Result<()> {
+    print_with(title, &[], roles, json)
+}
+
+/// [`print`] with `facts` (name, value) shown under the title (and as JSON fields).
+pub fn print_with(
+    title: &str,
+    facts: &[(&str, String)],
+    roles: &[RoleStatus],
+    json: bool,
+) -> Result<()> {
     let due: Vec<&RoleStatus> = roles.iter().filter(|r| r.due).collect();
     if json {
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "repository": title,
             "roles": roles,
             "ceremony_due": !due.is_empty(),
         });
+        for (name, fact) in facts {
+            value[*name] = serde_json::Value::String(fact.clone());
+        }
         println!("{value:#}");
     } else {
         println!("{title}");
+        for (name, fact) in facts {
+            println!("{name}: {fact}");
+        }
         let mut table = comfy_table::Table::new();
         table.load_preset(comfy_table::presets::NOTHING);
         table.set_header([

@@ -8,47 +8,12 @@
 //! text and misses, so an entry can never be stale and nothing needs invalidating. The query
 //! still runs on every check-in: the ECU set and keys are always the database's current ones.
 
-use super::{db, from_json};
-use crate::Error;
+use super::db;
+pub(super) use crate::store::key_cache::KeyCache;
 use crate::Result;
 use ferry_core::manifest::RegisteredVehicle;
-use ferry_keys::{IdentifiedKey, PublicKey};
 use rusqlite::Connection;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
-
-/// Parsed keys kept at most (about 400 bytes each); past that the cache starts over, so a
-/// fleet larger than this still works, with more parsing.
-const MAX_KEYS: usize = 1 << 16;
-
-#[derive(Debug, Default)]
-pub(super) struct KeyCache {
-    parsed: Mutex<HashMap<String, IdentifiedKey>>,
-}
-
-impl KeyCache {
-    /// The key stored as `json`, with its id and its verifying key parsed.
-    fn key(&self, json: &str) -> Result<IdentifiedKey> {
-        let lock = || self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(key) = lock().get(json) {
-            return Ok(key.clone());
-        }
-        let key: PublicKey = from_json("ECU public key", json)?;
-        // Registration refuses a key without an id, so only a database changed behind the
-        // Director's back holds one.
-        let key = IdentifiedKey::new(key).map_err(|e| Error::corrupt("ECU public key", e))?;
-        // Clones share the parsed verifying key. A key that does not parse is not kept, so
-        // verification fails on it later with its own precise error.
-        if key.key().prepare().is_ok() {
-            let mut parsed = lock();
-            if parsed.len() >= MAX_KEYS {
-                parsed.clear();
-            }
-            parsed.insert(json.to_owned(), key.clone());
-        }
-        Ok(key)
-    }
-}
+use std::collections::BTreeMap;
 
 /// `vin`'s ECU keys and primary serial, `None` if `vin` is not registered or was removed
 /// (a removed vehicle is unknown to the device API).

@@ -477,6 +477,10 @@ impl Store for SqliteStore {
         self.pool.read("list admin tokens", admin::list)
     }
 
+    fn backend(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
     fn integrity_check(&self) -> Result<()> {
         let report = self.pool.read("integrity check", |tx| {
             let mut stmt = tx

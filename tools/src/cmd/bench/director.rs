@@ -3,8 +3,9 @@
 //!
 //! The Director is the real one: the axum server of `ferry_director::http` on 127.0.0.1:0 on
 //! its own multi-thread runtime, over a SQLite database in a temporary directory opened with
-//! the Director's own settings (WAL, `synchronous=NORMAL`: an acknowledged manifest survives a
-//! kill -9). The vehicles run on a second runtime, with a lean HTTP/1.1 client (see `wire`)
+//! the Director's own settings (WAL, `--durability`), or with `--database postgres` over
+//! PostgreSQL (a throwaway server the bench starts, fsync on, or the server a URL names), after
+//! SQLite was measured the same way in the same run: the report ends with the ratio. The vehicles run on a second runtime, with a lean HTTP/1.1 client (see `wire`)
 //! so they take as little as possible of the cores the Director is measured on.
 //!
 //! What is timed is the Director's side of a check-in. A vehicle's own work (its ECUs signing
@@ -30,8 +31,7 @@ use ferry_director::http::{serve, AppState, Limits};
 use ferry_director::image_repo::TargetSource;
 use ferry_director::model::Verdict;
 use ferry_director::vehicle_metadata::Lifetimes;
-use ferry_director::Store;
-use fleet::{Director, Vehicle};
+use fleet::{Backend, Director, Vehicle};
 use indicatif::ProgressBar;
 use results::Results;
 use std::net::SocketAddr;
@@ -41,10 +41,12 @@ const EXAMPLE: &str = "Examples:
   ferry bench director                           # 2,000 vehicles, 10 s, 64 check-ins in flight
   ferry bench director --vehicles 10000 --duration 30 --in-flight 128
   ferry bench director --vehicles 20 --duration 1 --json
+  ferry bench director --database postgres       # SQLite, then PostgreSQL: ratio to SQLite
+  ferry bench director --database postgres://ferry@db:5432/postgres
 
 A check-in: GET timestamp.json, GET targets.json, PUT a manifest of 3 ECU reports (ed25519),
 each with the vehicle's device token, against a Director on 127.0.0.1 with its real SQLite
-settings. Manifests are signed before the timed window (the vehicles' signing is not the
+settings (or PostgreSQL: --database). Manifests are signed before the timed window (the vehicles' signing is not the
 Director's cost). The crypto ceiling is how many check-ins/s the Director's per-check-in
 signature verifications alone allow, timed on every core in the same run; the ratio is
 measured / ceiling. Goal: >= 2,000 check-ins/s (a 1,000,000-vehicle fleet polling every
@@ -77,6 +79,12 @@ pub struct Args {
     /// per commit) or normal (fsync at checkpoints only).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
     durability: DurabilityArg,
+    /// Where the Director keeps its data: sqlite (the default), postgres (a throwaway
+    /// PostgreSQL server the bench starts, fsync on) or a postgres:// URL of a server (a fresh
+    /// database is created on it). With PostgreSQL the bench first measures SQLite in the same
+    /// run and prints the ratio to it.
+    #[arg(long, default_value = "sqlite", value_name = "sqlite|postgres|URL")]
+    database: String,
     /// Print the results as one JSON object.
     #[arg(long)]
     json: bool,
@@ -106,10 +114,66 @@ pub fn run(args: Args) -> Result<()> {
     let duration = Duration::from_secs(args.duration);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
+    let sqlite = Backend::Sqlite(ferry_director::Durability::from(args.durability));
+    let postgres = match args.database.as_str() {
+        "sqlite" => None,
+        "postgres" | "postgresql" => Some(Backend::Postgres(None)),
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Some(Backend::Postgres(Some(url.to_owned())))
+        }
+        other => {
+            return Err(Error::Usage(format!(
+                "--database {other:?}: expected sqlite, postgres or a postgres:// URL"
+            )))
+        }
+    };
+    let run_on = |backend| measure(backend, count, in_flight, duration, cores);
+    let Some(postgres) = postgres else {
+        let results = run_on(sqlite)?;
+        if args.json {
+            super::report::print_json(&results.to_json())?;
+        } else {
+            results.print();
+        }
+        return results.check();
+    };
+    // The baseline first, in the same run, on the same cores.
+    let base = run_on(sqlite)?;
+    base.check()?;
+    let pg = run_on(postgres)?;
+    let ratio = super::report::ratio(pg.rate(), base.rate());
+    if args.json {
+        super::report::print_json(&serde_json::json!({
+            "sqlite": base.to_json(),
+            "postgres": pg.to_json(),
+            "ratio_to_sqlite": ratio,
+        }))?;
+    } else {
+        base.print();
+        println!();
+        pg.print();
+        println!();
+        println!(
+            "postgres/sqlite {ratio:>8.2}  check-ins/s on PostgreSQL ({:.0}) / on SQLite ({:.0}), \
+             measured in this run (goal >= 0.5)",
+            pg.rate(),
+            base.rate()
+        );
+    }
+    pg.check()
+}
+
+/// One timed window against a Director on `backend`, with its own fleet and crypto ceiling.
+fn measure(
+    backend: Backend,
+    count: usize,
+    in_flight: usize,
+    duration: Duration,
+    cores: usize,
+) -> Result<Results> {
     let bar = spinner("creating the Director database");
     let mut setup = Phases::start();
-    let durability = ferry_director::Durability::from(args.durability);
-    let director = Director::create(SystemClock.now(), durability)?;
+    let director = Director::create(SystemClock.now(), &backend)?;
     let vehicles = register(&director, count, cores)?;
     setup.lap("register");
     bar.set_message(format!(
@@ -180,8 +244,8 @@ pub fn run(args: Args) -> Result<()> {
     server.shutdown_timeout(Duration::from_secs(5));
     spin.finish_and_clear();
 
-    let results = Results {
-        durability,
+    Ok(Results {
+        backend,
         vehicles: count,
         in_flight: in_flight.min(count),
         duration,
@@ -191,13 +255,7 @@ pub fn run(args: Args) -> Result<()> {
         planned,
         window,
         lost,
-    };
-    if args.json {
-        super::report::print_json(&results.to_json())?;
-    } else {
-        results.print();
-    }
-    results.check()
+    })
 }
 
 /// The bench assigns nothing, so the Director needs no Image repository: every lookup is

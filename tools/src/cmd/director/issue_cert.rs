@@ -6,7 +6,6 @@ use super::ca::{write_cert, CaFiles};
 use crate::error::{Error, Result};
 use ferry_core::{Clock, SystemClock};
 use ferry_director::fleet_ca::write_private_pem;
-use ferry_director::Store;
 use std::path::PathBuf;
 
 const EXAMPLE: &str = "Example:

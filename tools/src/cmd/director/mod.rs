@@ -7,6 +7,7 @@ mod ca;
 // init, root and token are also steps of the demo's world (crate::world).
 pub(crate) mod init;
 mod issue_cert;
+mod migrate;
 pub(crate) mod root;
 mod root_propose;
 mod serve;
@@ -32,6 +33,8 @@ pub enum Command {
     /// Create, list and revoke admin API tokens (run on the Director's host).
     #[command(subcommand)]
     Token(token::Command),
+    /// Copy a Director's SQLite database into PostgreSQL (then several Directors can share it).
+    Migrate(migrate::Args),
 }
 
 pub fn run(cmd: Command) -> Result<()> {
@@ -43,22 +46,23 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Token(c) => token::run(c),
         Command::Ca(c) => ca::run(c),
         Command::IssueCert(a) => issue_cert::run(a),
+        Command::Migrate(a) => migrate::run(a),
     }
 }
 
-/// Open the store named by a director config.
+/// Open the store named by a director config (SQLite, or PostgreSQL with `[database] url`).
 fn open_store(
     config: &std::path::Path,
 ) -> Result<(
     ferry_director::config::DirectorConfig,
-    ferry_director::SqliteStore,
+    std::sync::Arc<dyn ferry_director::Store>,
 )> {
     let config = ferry_director::config::DirectorConfig::load(config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(crate::error::io_at(&config.data_dir))?;
-    let store = ferry_director::SqliteStore::open_with(
-        config.database(),
-        ferry_director::SqliteStore::DEFAULT_READERS,
-        config.database.durability,
+    let store = ferry_director::store::open(
+        &config.database,
+        &config.database(),
+        std::sync::Arc::new(ferry_core::SystemClock),
     )?;
     Ok((config, store))
 }

@@ -344,10 +344,10 @@ fn import(a: ImportArgs) -> Result<()> {
             Some(set) => Ok(set.update_root(bytes)?.version),
         }
     };
-    if let Some((_, bytes)) = ferry_director::Store::latest_root(&store)? {
+    if let Some((_, bytes)) = store.latest_root()? {
         walk(&bytes)?;
     }
-    let mut latest = ferry_director::Store::latest_root(&store)?.map_or(0, |(v, _)| v);
+    let mut latest = store.latest_root()?.map_or(0, |(v, _)| v);
     for (version, path) in ferry_director::daemon::root_files(&config.roots_dir)? {
         if version > latest {
             let bytes = std::fs::read(&path).map_err(io_at(&path))?;

@@ -48,7 +48,8 @@ pub fn propose(a: ProposeArgs) -> Result<()> {
 /// The newest root the Director knows: stored, or placed in roots_dir for its next start.
 fn latest_root(config: &Path) -> Result<Vec<u8>> {
     let (config, store) = super::open_store(config)?;
-    let (mut version, mut bytes) = ferry_director::Store::latest_root(&store)?
+    let (mut version, mut bytes) = store
+        .latest_root()?
         .map(|(v, b)| (v, Some(b)))
         .unwrap_or((0, None));
     for (v, path) in ferry_director::daemon::root_files(&config.roots_dir)? {

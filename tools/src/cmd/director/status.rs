@@ -22,7 +22,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let now = SystemClock.now();
     let (config, store) = super::open_store(&args.config)?;
-    let root = ferry_director::root::latest_root(&store, now)?;
+    let root = ferry_director::root::latest_root(store.as_ref(), now)?;
     let sign_before =
         chrono::Duration::from_std(config.expiry.sign_before).unwrap_or(chrono::Duration::days(30));
     let ceremony = format!(
@@ -61,7 +61,7 @@ pub fn run(args: Args) -> Result<()> {
     // PURE-2: the offline-update roles, when the root has them; their keys are online when
     // `[keys] offline_update` holds them, and the latest snapshot says how long bundles last.
     let snapshot = match root.has_offline_roles() {
-        true => ferry_director::Store::latest_offline_snapshot(&store)?,
+        true => store.latest_offline_snapshot()?,
         false => None,
     };
     if snapshot.is_some() {
@@ -111,8 +111,9 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
     }
-    crate::cmd::expiry_status::print(
+    crate::cmd::expiry_status::print_with(
         "Director (online roles: per vehicle, a fresh signature lasts until the expiry shown)",
+        &[("database", store.backend())],
         &roles,
         args.json,
     )

@@ -6,7 +6,6 @@ use crate::error::{io_at, Error, Result};
 use chrono::{DateTime, Utc};
 use ferry_core::{Clock, SystemClock};
 use ferry_director::model::Scope;
-use ferry_director::Store;
 use std::path::PathBuf;
 
 const EXAMPLE: &str = "Example:

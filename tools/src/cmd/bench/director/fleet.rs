@@ -1,5 +1,6 @@
 //! The bench's Director database and simulated fleet, set up before anything is timed: a
-//! SQLite store in a temporary directory (opened exactly as the Director opens it), a director
+//! SQLite store in a temporary directory (opened exactly as the Director opens it) or a
+//! PostgreSQL database (`--database`; a throwaway server of its own by default), a director
 //! root with ed25519 online keys, and vehicles registered straight through the store, each with
 //! a device token and signed per-vehicle metadata. Also the vehicles' pre-signed manifests.
 
@@ -10,8 +11,9 @@ use ferry_core::metadata::{hashes_of, Expires, Signed};
 use ferry_director::http::device_token;
 use ferry_director::model::{NewEcu, NewVehicle};
 use ferry_director::root::{build_root, import_root, sign_root, RoleSpec, RootSpec};
+use ferry_director::store::postgres::cluster::{create_database, TempCluster};
 use ferry_director::vehicle_metadata::{Lifetimes, OnlineKeys, VehicleSigner};
-use ferry_director::{Durability, SqliteStore, Store};
+use ferry_director::{Durability, PgSettings, PgStore, SqliteStore, Store};
 use ferry_keys::{KeyKind, PrivateKey, Signer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,14 +32,47 @@ pub struct Vehicle {
 
 /// The Director's database with its root imported, and the keys it signs vehicle metadata
 /// with. Its temporary directory is removed on drop.
+/// Where the bench's Director keeps its data.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A SQLite file in a temporary directory, committing as `durability` says.
+    Sqlite(Durability),
+    /// A fresh database on the PostgreSQL server this URL names (any database of it); `None`:
+    /// on a throwaway server the bench starts (fsync on, as a production server).
+    Postgres(Option<String>),
+}
+
+impl Backend {
+    /// As the report names it.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite(d) => format!(
+                "SQLite WAL durability={} (synchronous={})",
+                d.as_str(),
+                d.as_str().to_uppercase()
+            ),
+            Backend::Postgres(None) => {
+                "PostgreSQL (a throwaway local server, fsync on, over TCP on 127.0.0.1)".into()
+            }
+            Backend::Postgres(Some(url)) => {
+                format!(
+                    "PostgreSQL {}",
+                    ferry_director::store::postgres::redacted(url)
+                )
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Director {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub keys: OnlineKeys,
     /// The director root (version 1), as a vehicle ships it.
     pub root: Vec<u8>,
-    /// Last, so the database is closed before its directory is removed.
+    /// Last, so the database is closed before its directory (or server) goes.
     _dir: Cleanup,
+    _server: Option<TempCluster>,
 }
 
 /// A fresh directory under the system temp dir for the bench's database.
@@ -56,15 +91,37 @@ fn temp_dir() -> Result<PathBuf> {
 impl Director {
     /// A new database with the Director's real settings (WAL, `durability`, its default
     /// reader pool) and a one-key-per-role ed25519 root.
-    pub fn create(now: DateTime<Utc>, durability: Durability) -> Result<Director> {
+    pub fn create(now: DateTime<Utc>, backend: &Backend) -> Result<Director> {
         let dir = temp_dir()?;
         // From here on, the directory is removed on drop, also if a later step fails.
         let cleanup = Cleanup(dir.clone());
-        let store = Arc::new(SqliteStore::open_with(
-            dir.join("director.db"),
-            SqliteStore::DEFAULT_READERS,
-            durability,
-        )?);
+        let bench = |what: String| crate::error::Error::Bench(what);
+        let (store, server): (Arc<dyn Store>, _) = match backend {
+            Backend::Sqlite(durability) => (
+                Arc::new(SqliteStore::open_with(
+                    dir.join("director.db"),
+                    SqliteStore::DEFAULT_READERS,
+                    *durability,
+                )?),
+                None,
+            ),
+            Backend::Postgres(url) => {
+                let (server, admin_url) = match url {
+                    Some(url) => (None, url.clone()),
+                    None => {
+                        let s = TempCluster::start(true)
+                            .map_err(|e| bench(format!("PostgreSQL check failed: {e}")))?;
+                        let url = s.url("postgres");
+                        (Some(s), url)
+                    }
+                };
+                let db = format!("ferry_bench_{}", std::process::id());
+                let url = create_database(&admin_url, &db)
+                    .map_err(|e| bench(format!("PostgreSQL check failed: {e}")))?;
+                let store: Arc<dyn Store> = Arc::new(PgStore::open(&PgSettings::new(url))?);
+                (store, server)
+            }
+        };
         let gen = || PrivateKey::generate(KeyKind::Ed25519).map(Arc::new);
         let (root_key, targets, snapshot, timestamp) = (gen()?, gen()?, gen()?, gen()?);
         let one = |k: &Arc<PrivateKey>| RoleSpec {
@@ -89,6 +146,7 @@ impl Director {
             },
             root,
             _dir: cleanup,
+            _server: server,
         })
     }
 

@@ -15,8 +15,8 @@ const REQUESTS_PER_CHECK_IN: u64 = 3;
 
 #[derive(Debug)]
 pub struct Results {
-    /// How the SQLite store committed.
-    pub durability: ferry_director::Durability,
+    /// Where the Director kept its data.
+    pub backend: super::fleet::Backend,
     pub vehicles: usize,
     pub in_flight: usize,
     /// The window asked for.
@@ -87,7 +87,11 @@ impl Results {
             "in_flight": self.in_flight,
             "cores": self.cores,
             "keytype": "ed25519",
-            "durability": self.durability.as_str(),
+            "database": self.backend.describe(),
+            "durability": match &self.backend {
+                super::fleet::Backend::Sqlite(d) => Some(d.as_str()),
+                super::fleet::Backend::Postgres(_) => None,
+            },
             "requests_per_check_in": REQUESTS_PER_CHECK_IN,
             "duration_seconds": self.duration.as_secs_f64(),
             "window_seconds": self.window.elapsed.as_secs_f64(),
@@ -131,13 +135,11 @@ impl Results {
         let w = &self.window;
         println!(
             "ferry bench director: {} vehicles x {ECUS} ECUs (ed25519), {} check-ins in flight, \
-             Director and vehicles on this machine's {} core(s), SQLite WAL durability={} \
-             (synchronous={})",
+             Director and vehicles on this machine's {} core(s), {}",
             group(self.vehicles as u64),
             self.in_flight,
             self.cores,
-            self.durability.as_str(),
-            self.durability.as_str().to_uppercase(),
+            self.backend.describe(),
         );
         println!("setup (untimed): {}", self.setup.describe());
         println!();
