@@ -207,3 +207,40 @@ fn a_nonce_is_accepted_once_across_directors_even_at_the_same_moment() {
     }
     assert_eq!(a.count_manifests("VIN1", None).unwrap(), 20);
 }
+
+/// The refresher's leadership: one Director at a time holds it; one that dies without letting
+/// go (its connections cut, as a SIGKILL does) loses it, and another takes over.
+#[test]
+fn the_refresher_is_led_by_one_director_and_a_dead_leader_is_replaced() {
+    let Some(url) = test_database("pg_lead") else {
+        return;
+    };
+    let (a, b) = (open(&url), open(&url));
+    let lead = a.try_lead("refresher").unwrap();
+    assert!(lead.is_some(), "the first asks, the first leads");
+    assert!(
+        b.try_lead("refresher").unwrap().is_none(),
+        "one leader at a time"
+    );
+    drop(lead);
+    // Let go in order: the next one to ask leads.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let b_lead = loop {
+        if let Some(l) = b.try_lead("refresher").unwrap() {
+            break l;
+        }
+        assert!(std::time::Instant::now() < deadline, "B never led");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // B dies holding the lead: its guard never runs, its store's connections are cut.
+    std::mem::forget(b_lead);
+    drop(b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while a.try_lead("refresher").unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead leader was never replaced"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
