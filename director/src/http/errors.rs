@@ -67,7 +67,8 @@ impl From<Error> for ApiError {
                 | Error::UnknownEcu { .. }
                 | Error::UnknownAssignment { .. }
                 | Error::UnknownAdminToken { .. }
-                | Error::NoSuchBundle { .. },
+                | Error::NoSuchBundle { .. }
+                | Error::UnknownRelay { .. },
                 _,
             ) => StatusCode::NOT_FOUND,
             (
@@ -76,7 +77,8 @@ impl From<Error> for ApiError {
                 | Error::AssignmentExists { .. }
                 | Error::VehicleRemoved { .. }
                 | Error::OfflineVersion { .. }
-                | Error::ReceiptRecorded { .. },
+                | Error::ReceiptRecorded { .. }
+                | Error::RelayExists { .. },
                 _,
             ) => StatusCode::CONFLICT,
             (Error::HardwareMismatch { .. } | Error::Depends { .. }, _) => {
