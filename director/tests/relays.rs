@@ -81,7 +81,10 @@ fn a_registered_relay_speaks_for_vehicles_and_never_as_an_operator() {
     assert!(text.contains("already registered"), "{text}");
     let (code, text) = server.admin(Method::GET, "/relays", Some(&server.read), None);
     assert_eq!(code, StatusCode::OK, "{text}");
-    assert!(text.contains("yard-7") && !text.contains(&token[20..]), "{text}");
+    assert!(
+        text.contains("yard-7") && !text.contains(&token[20..]),
+        "{text}"
+    );
     let (code, text) = server.admin(
         Method::POST,
         "/relays",
@@ -104,10 +107,24 @@ fn a_registered_relay_speaks_for_vehicles_and_never_as_an_operator() {
     let path = format!("/api/v1/vehicles/{}/metadata/timestamp.json", car.vin);
     // With the vehicle's own token forwarded.
     let device = |t: &str| ("ferry-device-authorization", format!("Bearer {t}"));
-    let (code, text) = relayed(&server, Method::GET, &path, &token, &[device(&car.token)], None);
+    let (code, text) = relayed(
+        &server,
+        Method::GET,
+        &path,
+        &token,
+        &[device(&car.token)],
+        None,
+    );
     assert_eq!(code, StatusCode::OK, "{text}");
     let other = server.register("VIN-R2");
-    let (code, text) = relayed(&server, Method::GET, &path, &token, &[device(&other.token)], None);
+    let (code, text) = relayed(
+        &server,
+        Method::GET,
+        &path,
+        &token,
+        &[device(&other.token)],
+        None,
+    );
     assert_eq!(code, StatusCode::FORBIDDEN, "{text}");
     assert!(text.contains("device token check failed"), "{text}");
     // Vouching for the vehicle in the path, and only that one.
@@ -116,7 +133,10 @@ fn a_registered_relay_speaks_for_vehicles_and_never_as_an_operator() {
     assert_eq!(code, StatusCode::OK, "{text}");
     let (code, text) = relayed(&server, Method::GET, &path, &token, &[vin("VIN-R2")], None);
     assert_eq!(code, StatusCode::FORBIDDEN, "{text}");
-    assert!(text.contains("relay yard-7 speaks for vehicle VIN-R2"), "{text}");
+    assert!(
+        text.contains("relay yard-7 speaks for vehicle VIN-R2"),
+        "{text}"
+    );
     let (code, text) = relayed(&server, Method::GET, &path, &token, &[], None);
     assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("names no vehicle"), "{text}");
@@ -167,10 +187,24 @@ fn a_late_manifest_is_judged_at_the_relays_receipt_time_and_replays_are_refused(
             ("ferry-relay-received-at", at.to_rfc3339()),
         ]
     };
-    let (code, text) = relayed(&server, Method::PUT, &path, &token, &headers(received), Some(body.clone()));
+    let (code, text) = relayed(
+        &server,
+        Method::PUT,
+        &path,
+        &token,
+        &headers(received),
+        Some(body.clone()),
+    );
     assert_eq!(code, StatusCode::OK, "{text}");
     // The same manifest forwarded twice is a replay.
-    let (code, text) = relayed(&server, Method::PUT, &path, &token, &headers(received), Some(body.clone()));
+    let (code, text) = relayed(
+        &server,
+        Method::PUT,
+        &path,
+        &token,
+        &headers(received),
+        Some(body.clone()),
+    );
     assert_eq!(code, StatusCode::CONFLICT, "{text}");
     assert!(text.contains("nonce check failed"), "{text}");
 
@@ -190,7 +224,14 @@ fn a_late_manifest_is_judged_at_the_relays_receipt_time_and_replays_are_refused(
         assert!(text.contains("relay receipt time check failed"), "{text}");
     }
     // The report time must still match the receipt time.
-    let (code, text) = relayed(&server, Method::PUT, &path, &token, &headers(received), Some(fresh.clone()));
+    let (code, text) = relayed(
+        &server,
+        Method::PUT,
+        &path,
+        &token,
+        &headers(received),
+        Some(fresh.clone()),
+    );
     assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("time check failed"), "{text}");
 

@@ -137,7 +137,11 @@ fn device_certificate(
     )))
 }
 
-pub(super) fn device_token_check(store: &dyn View, token: Option<&str>, vin: &str) -> Result<(), ApiError> {
+pub(super) fn device_token_check(
+    store: &dyn View,
+    token: Option<&str>,
+    vin: &str,
+) -> Result<(), ApiError> {
     let token = token.ok_or_else(|| {
         ApiError::unauthorized(
             "device token check failed: no bearer token; expected `Authorization: Bearer <device token>`",

@@ -166,4 +166,3 @@ pub fn judge_receipt_time(
     }
     Ok(at)
 }
-

@@ -115,7 +115,8 @@ pub async fn import_manifest(
             &state.manifests,
         )?;
         if recorded.resign {
-            let signer = crate::vehicle_metadata::VehicleSigner::new(store, &state.keys, state.lifetimes);
+            let signer =
+                crate::vehicle_metadata::VehicleSigner::new(store, &state.keys, state.lifetimes);
             if let Err(e) = signer.sign_vehicle(&vin, now) {
                 tracing::error!(%vin, error = %e, "re-signing after an imported manifest failed");
             }

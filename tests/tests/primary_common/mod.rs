@@ -76,6 +76,9 @@ pub struct Options {
     /// The Director root carries the PURE-2 offline-update roles, signed by
     /// `d/keys/offline-update.pem` (which `ferry director init` makes).
     pub offline_roles: bool,
+    /// `ferry repo serve` logs every request (RUST_LOG debug for the repository server), so a
+    /// test can count what reached the Image repository ([`World::repo_requests`]).
+    pub log_requests: bool,
 }
 
 /// The `[http]` lines of [`Options::short_limits`]: heads and bodies get 2 s, one address 50
@@ -151,6 +154,9 @@ impl World {
         if options.short_limits {
             cmd.args(["--header-read-timeout", "2s", "--body-timeout", "2s"])
                 .args(["--connections-per-address", "50"]);
+        }
+        if options.log_requests {
+            cmd.env("RUST_LOG", "ferry_image_repo=debug");
         }
         let repo = Daemon::start(cmd);
 
@@ -557,6 +563,16 @@ impl World {
         ferry_ok(&self.base, &["repo", "publish", "img"]);
     }
 
+    /// How many requests the Image repository server logged whose path contains `needle`
+    /// (needs [`Options::log_requests`]).
+    pub fn repo_requests(&self, needle: &str) -> usize {
+        self.repo
+            .stderr()
+            .lines()
+            .filter(|l| l.contains(" request") && l.contains("path=") && l.contains(needle))
+            .count()
+    }
+
     /// Every stored copy of target `name` under img/targets (consistent snapshots keep one
     /// file per hash: `dir/HASH.file`).
     pub fn stored_target_files(&self, name: &str) -> Vec<PathBuf> {
@@ -658,7 +674,7 @@ pub fn vehicle_tls_setup(b: &Path, ca: &str, client: &str) {
     ferry_ok(b, &args);
 }
 
-fn add_target(base: &Path, file: &str, name: &str, args: &[&str]) {
+pub fn add_target(base: &Path, file: &str, name: &str, args: &[&str]) {
     let mut full = vec!["repo", "add-target", "img", file, "--name", name];
     full.extend_from_slice(args);
     ferry_ok(base, &full);

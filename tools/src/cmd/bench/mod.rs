@@ -7,6 +7,7 @@ use clap::Subcommand;
 mod director;
 mod install;
 mod python;
+mod relay;
 mod repo;
 mod report;
 
@@ -21,6 +22,9 @@ pub enum Command {
     /// Verify, download and install of a 1 GiB image to a Secondary over loopback, against
     /// max(sha256, a durable copy) of the same bytes; and the peak RSS of both processes.
     Install(install::Args),
+    /// A target cached by the gateway relay served over loopback, against nginx serving the
+    /// same file in the same run.
+    Relay(relay::Args),
 }
 
 pub fn run(cmd: Command) -> Result<()> {
@@ -28,5 +32,6 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Repo(a) => repo::run(a),
         Command::Director(a) => director::run(a),
         Command::Install(a) => install::run(a),
+        Command::Relay(a) => relay::run(a),
     }
 }
