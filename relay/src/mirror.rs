@@ -335,24 +335,19 @@ async fn evict(relay: &Arc<Relay>, keep: &str) -> Result<()> {
         if size <= max {
             return Ok(());
         }
-        let victims = blocking(relay, |r| r.db.lru(16)).await?;
-        let mut freed = false;
-        for (key, _) in victims.into_iter().filter(|(k, _)| k != keep) {
-            let path = relay.mirror_dir.join(&key);
-            match tokio::fs::remove_file(&path).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_at(&path)(e)),
-            }
-            let k = key.clone();
-            blocking(relay, move |r| r.db.remove(&k)).await?;
-            tracing::info!(path = %key, "evicted (cache_max)");
-            freed = true;
-            break;
-        }
-        if !freed {
+        let victims = blocking(relay, |r| r.db.lru(2)).await?;
+        let Some((key, _)) = victims.into_iter().find(|(k, _)| k != keep) else {
             return Ok(());
+        };
+        let path = relay.mirror_dir.join(&key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&path)(e)),
         }
+        let k = key.clone();
+        blocking(relay, move |r| r.db.remove(&k)).await?;
+        tracing::info!(path = %key, "evicted (cache_max)");
     }
 }
 

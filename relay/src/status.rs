@@ -50,7 +50,7 @@ pub fn status(relay: &Relay) -> Result<Status> {
 }
 
 pub async fn handler(State(relay): State<Arc<Relay>>) -> Response {
-    match blocking(&relay, |r| status(r)).await {
+    match blocking(&relay, status).await {
         Ok(s) => axum::Json(s).into_response(),
         Err(e) => crate::mirror::text(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
