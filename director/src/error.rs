@@ -179,6 +179,12 @@ pub enum Error {
     Corrupt { what: String, detail: String },
     #[error("integrity check failed: PRAGMA integrity_check reported {report:?}; expected \"ok\"")]
     IntegrityCheck { report: String },
+    #[error("relay check failed: relay name {name:?} {reason}")]
+    InvalidRelayName { name: String, reason: &'static str },
+    #[error("relay check failed: relay {name} is already registered; expected a new name")]
+    RelayExists { name: String },
+    #[error("relay check failed: no relay {name} is registered; expected the name of a registered relay")]
+    UnknownRelay { name: String },
     #[error("randomness check failed: the OS random source failed: {0}")]
     Random(String),
 }

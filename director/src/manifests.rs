@@ -151,12 +151,29 @@ pub fn process_manifest_of(
     max_skew: Duration,
     policy: &ManifestPolicy,
 ) -> Result<RecordedManifest> {
+    process_manifest_judged(store, vin, vehicle, body, now, now, max_skew, policy)
+}
+
+/// [`process_manifest_of`] judging the report times against `judged_at` rather than `now`:
+/// the time a registered relay received a manifest it forwards late (issue #20). The
+/// manifest is still recorded at `now`, and a reused nonce is still refused.
+#[allow(clippy::too_many_arguments)]
+pub fn process_manifest_judged(
+    store: &dyn Store,
+    vin: &str,
+    vehicle: Option<RegisteredVehicle>,
+    body: &[u8],
+    now: DateTime<Utc>,
+    judged_at: DateTime<Utc>,
+    max_skew: Duration,
+    policy: &ManifestPolicy,
+) -> Result<RecordedManifest> {
     let vehicle = vehicle.ok_or_else(|| Error::UnknownVehicle {
         vin: vin.to_owned(),
     })?;
     let checked = check_vehicle_manifest(body, &vehicle)
         .map_err(Error::from)
-        .and_then(|c| check_times(&c, now, max_skew).map(|()| c));
+        .and_then(|c| check_times(&c, judged_at, max_skew).map(|()| c));
     let checked = match checked {
         Ok(c) => c,
         Err(e) => {

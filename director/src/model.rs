@@ -438,6 +438,15 @@ impl FromStr for Scope {
     }
 }
 
+/// A registered gateway relay as listed (never its token's secret): it may speak for vehicles
+/// on the device API, never on the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relay {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// An admin token as listed (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminToken {

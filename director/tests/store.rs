@@ -1196,3 +1196,28 @@ fn only_the_newest_refused_manifests_are_kept_and_only_an_excerpt_of_each() {
         },
     );
 }
+
+#[test]
+fn relays_are_registered_verified_listed_and_revoked_on_both_backends() {
+    for_each_backend("relays_are_registered_verified_listed_and_revoked", |b| {
+        let opened = b.open();
+        let store = opened.as_ref();
+        let secret = store.add_relay("depot-7").unwrap();
+        assert!(store.verify_relay_token("depot-7", &secret).unwrap());
+        assert!(!store
+            .verify_relay_token("depot-7", "not the token")
+            .unwrap());
+        assert!(!store.verify_relay_token("depot-8", &secret).unwrap());
+        let e = store.add_relay("depot-7").unwrap_err().to_string();
+        assert!(e.contains("depot-7"), "{e}");
+        assert!(store.add_relay("bad/name").is_err());
+        let listed = store.list_relays().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "depot-7");
+        assert!(listed[0].revoked_at.is_none());
+        store.revoke_relay("depot-7").unwrap();
+        assert!(!store.verify_relay_token("depot-7", &secret).unwrap());
+        assert!(store.list_relays().unwrap()[0].revoked_at.is_some());
+        assert!(store.revoke_relay("nobody").is_err());
+    });
+}

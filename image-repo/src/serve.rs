@@ -142,6 +142,36 @@ async fn file(
     }
 }
 
+/// Answer GET or HEAD of `raw_path` (still percent-encoded, below `/metadata/` or, with
+/// `targets`, `/targets/`) from `repo` exactly as [`router`] does: validators, Range, If-Range,
+/// gzip, 404 for anything outside. The gateway relay (ferry-relay) serves its cache with it.
+pub async fn respond_in(
+    repo: &Path,
+    targets: bool,
+    raw_path: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    let area = if targets {
+        Area::Targets
+    } else {
+        Area::Metadata
+    };
+    respond(repo, area, raw_path, method, headers).await
+}
+
+/// The decoded segments of a request path below `/metadata/` or `/targets/`, under the
+/// server's rules (no empty, `.` or `..` segment, no encoded `/`, backslash or NUL); `None`
+/// for a path [`router`] would answer 404.
+pub fn path_segments(raw_path: &str) -> Option<Vec<String>> {
+    path::segments(raw_path)
+}
+
+/// The 404 [`router`] answers.
+pub fn not_found_response() -> Response {
+    not_found()
+}
+
 async fn fallback() -> Response {
     not_found()
 }

@@ -282,7 +282,12 @@ fn send_manifest(
             reason,
         });
     }
-    tracing::info!("vehicle manifest accepted by the Director");
+    if status == reqwest::StatusCode::ACCEPTED {
+        // A gateway relay whose uplink is down queued it; it reaches the Director later.
+        tracing::info!("vehicle manifest queued by a relay for the Director");
+    } else {
+        tracing::info!("vehicle manifest accepted by the Director");
+    }
     for receipt in receipts {
         tracing::info!(receipt = %receipt.path.display(), "offline receipt delivered");
         crate::offline::receipt::delivered(&receipt)?;

@@ -15,6 +15,8 @@ pub enum Error {
     Director(#[from] ferry_director::Error),
     #[error(transparent)]
     Serve(#[from] ferry_image_repo::serve::ServeError),
+    #[error(transparent)]
+    Relay(#[from] ferry_relay::Error),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

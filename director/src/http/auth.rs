@@ -57,6 +57,8 @@ fn split_device_token(token: &str) -> (Option<&str>, &str) {
 pub struct DeviceCaller {
     identity: Option<ClientIdentity>,
     token: Option<String>,
+    /// A registered gateway relay speaking for the vehicle (see [`super::relayed`]).
+    relay: Option<super::relayed::RelayClaim>,
 }
 
 /// The caller, read straight from the request's parts (the `HeaderMap` extractor would copy
@@ -74,14 +76,26 @@ impl<S: Send + Sync> FromRequestParts<S> for DeviceCaller {
 
 impl DeviceCaller {
     pub fn of(identity: Option<&ClientIdentity>, headers: &HeaderMap) -> DeviceCaller {
+        let token = if identity.is_some() {
+            None
+        } else {
+            bearer(headers)
+        };
+        // A relay token in the bearer slot: the relay speaks for the vehicle.
+        let relay = token
+            .as_deref()
+            .and_then(|t| super::relayed::RelayClaim::of(t, headers));
         DeviceCaller {
             identity: identity.cloned(),
-            token: if identity.is_some() {
-                None
-            } else {
-                bearer(headers)
-            },
+            token: if relay.is_some() { None } else { token },
+            relay,
         }
+    }
+
+    /// The registered relay this request claims to come through, if any (checked by
+    /// [`DeviceCaller::check`]).
+    pub fn relay(&self) -> Option<&super::relayed::RelayClaim> {
+        self.relay.as_ref()
     }
 
     /// Allow a device request for vehicle `vin` (blocking: store reads). With a TLS client
@@ -89,9 +103,10 @@ impl DeviceCaller {
     /// `vin` → 403. Otherwise by token: none → 401; a path VIN that is not registered → 404; a
     /// valid token of another vehicle → 403; any other token → 401.
     pub fn check(&self, store: &dyn View, vin: &str) -> Result<(), ApiError> {
-        match &self.identity {
-            Some(identity) => device_certificate(store, identity, vin),
-            None => device_token_check(store, self.token.as_deref(), vin),
+        match (&self.identity, &self.relay) {
+            (Some(identity), _) => device_certificate(store, identity, vin),
+            (None, Some(relay)) => relay.check(store, vin),
+            (None, None) => device_token_check(store, self.token.as_deref(), vin),
         }
     }
 }
@@ -122,7 +137,11 @@ fn device_certificate(
     )))
 }
 
-fn device_token_check(store: &dyn View, token: Option<&str>, vin: &str) -> Result<(), ApiError> {
+pub(super) fn device_token_check(
+    store: &dyn View,
+    token: Option<&str>,
+    vin: &str,
+) -> Result<(), ApiError> {
     let token = token.ok_or_else(|| {
         ApiError::unauthorized(
             "device token check failed: no bearer token; expected `Authorization: Bearer <device token>`",

@@ -2,7 +2,7 @@
 
 use super::errors::ApiError;
 use super::{auth, blocking, AppState, MAX_MANIFEST_BYTES};
-use crate::manifests::{process_manifest_of, DEFAULT_MAX_SKEW};
+use crate::manifests::{process_manifest_judged, DEFAULT_MAX_SKEW};
 use crate::model::{Assignment, AssignmentStatus, MetadataRole};
 use crate::queue::served_pairs;
 use crate::store;
@@ -201,9 +201,26 @@ pub async fn manifest(
             Ok::<_, ApiError>(view.ecu_keys(&vin)?)
         })??;
         let now = state.clock.now();
+        // A manifest a relay held while its uplink was down is judged at its receipt time.
+        let judged_at = match caller.relay() {
+            Some(relay) => {
+                let at = relay.judged_at(now, DEFAULT_MAX_SKEW)?;
+                tracing::info!(%vin, relay = %relay.name, received_at = %at, "manifest forwarded by a relay");
+                at
+            }
+            None => now,
+        };
         let policy = &state.manifests;
-        let recorded =
-            process_manifest_of(store, &vin, vehicle, &body, now, DEFAULT_MAX_SKEW, policy)?;
+        let recorded = process_manifest_judged(
+            store,
+            &vin,
+            vehicle,
+            &body,
+            now,
+            judged_at,
+            DEFAULT_MAX_SKEW,
+            policy,
+        )?;
         // Settled assignments (or targets that miss a queue head) mean the next one queued on
         // an ECU is served only once the vehicle is re-signed. The manifest is recorded
         // whatever happens here: a failed re-signing is logged, not the device's fault, and

@@ -76,7 +76,8 @@ impl From<Error> for ApiError {
                 | Error::UnknownEcu { .. }
                 | Error::UnknownAssignment { .. }
                 | Error::UnknownAdminToken { .. }
-                | Error::NoSuchBundle { .. },
+                | Error::NoSuchBundle { .. }
+                | Error::UnknownRelay { .. },
                 _,
             ) => StatusCode::NOT_FOUND,
             (
@@ -85,7 +86,8 @@ impl From<Error> for ApiError {
                 | Error::AssignmentExists { .. }
                 | Error::VehicleRemoved { .. }
                 | Error::OfflineVersion { .. }
-                | Error::ReceiptRecorded { .. },
+                | Error::ReceiptRecorded { .. }
+                | Error::RelayExists { .. },
                 _,
             ) => StatusCode::CONFLICT,
             (Error::HardwareMismatch { .. } | Error::Depends { .. }, _) => {

@@ -26,6 +26,11 @@
 //!   offline-update targets, the latest offline-update snapshot and every director root);
 //!   `POST /api/v1/admin/bundles/{name}/revoke` (write); `POST /api/v1/admin/receipts`
 //!   (write: a vehicle's signed receipt of an offline install, recorded once)
+//! - `POST /api/v1/admin/relays` (write: register a gateway relay, `{"name"}`, its token shown
+//!   once), `GET /api/v1/admin/relays` (read), `POST /api/v1/admin/relays/{name}/revoke`
+//!   (write). A relay speaks on the device API for vehicles ([`relayed`]), never here.
+//!   `POST /api/v1/admin/relays/{name}/manifests?vin=&received_at=` (write): a manifest the
+//!   relay queued, carried across a diode (`ferry admin relay import`).
 //! - `POST /api/v1/admin/manifests/prune` (write): `{"older_than": "90d"}`, never an ECU's
 //!   latest report
 //!
@@ -43,6 +48,8 @@ mod bundles;
 mod device;
 mod errors;
 mod rate;
+pub mod relayed;
+mod relays;
 mod tls;
 
 pub use auth::device_token;
@@ -167,7 +174,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/admin/bundles/{name}", get(bundles::show))
         .route("/api/v1/admin/receipts", post(bundles::import_receipt))
-        .route("/api/v1/admin/bundles/{name}/revoke", post(bundles::revoke));
+        .route("/api/v1/admin/bundles/{name}/revoke", post(bundles::revoke))
+        .route("/api/v1/admin/relays", post(relays::add).get(relays::list))
+        .route("/api/v1/admin/relays/{name}/revoke", post(relays::revoke))
+        .route(
+            "/api/v1/admin/relays/{name}/manifests",
+            post(relays::import_manifest),
+        );
     device
         .merge(admin)
         .fallback(fallback)

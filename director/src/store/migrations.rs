@@ -311,4 +311,20 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     );
     CREATE INDEX offline_receipts_by_vin ON offline_receipts(vin, id);",
     },
+    // 9: gateway relays (issue #20): each registered relay's name and the SHA-256 of its
+    // token. A relay speaks for vehicles only; its token is never an admin token.
+    Migration {
+        sqlite: "CREATE TABLE relays (
+        name TEXT PRIMARY KEY NOT NULL,
+        secret_sha256 BLOB NOT NULL UNIQUE CHECK (length(secret_sha256) = 32),
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;",
+        postgres: "CREATE TABLE relays (
+        name TEXT PRIMARY KEY NOT NULL,
+        secret_sha256 BYTEA NOT NULL UNIQUE CHECK (length(secret_sha256) = 32),
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT
+    );",
+    },
 ];

@@ -27,7 +27,7 @@ pub use view::{read, try_read, View};
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
     MetadataRole, NewAssignment, NewVehicle, OfflineBundle, OfflineReceipt, RecordedManifest,
-    Scope, StoredMetadata, Vehicle, Verdict,
+    Relay, Scope, StoredMetadata, Vehicle, Verdict,
 };
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -189,6 +189,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn revoke_admin_token(&self, id: i64) -> Result<()>;
     fn list_admin_tokens(&self) -> Result<Vec<AdminToken>>;
 
+    // --- gateway relays (issue #20) ---
+
+    /// Register relay `name` (a VIN-like name) and make its token: returns the secret, kept
+    /// only as its SHA-256. A name registered before, revoked or not, is refused.
+    fn add_relay(&self, name: &str) -> Result<String>;
+    /// Whether `secret` is the token of the unrevoked relay `name` (constant-time).
+    fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool>;
+    /// Every registered relay, by name.
+    fn list_relays(&self) -> Result<Vec<Relay>>;
+    /// Refuse relay `name`'s token from now on.
+    fn revoke_relay(&self, name: &str) -> Result<()>;
+
     // --- maintenance ---
 
     /// The backend's own consistency check; Ok only when it finds nothing wrong.
@@ -298,6 +310,17 @@ pub(crate) fn check_registration(vehicle: &NewVehicle) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Whether `name` may name a relay: the rules of a VIN (it travels in a token and in paths).
+pub(crate) fn check_relay_name(name: &str) -> Result<()> {
+    check_vin(name).map_err(|e| match e {
+        crate::Error::InvalidVin { reason, .. } => crate::Error::InvalidRelayName {
+            name: name.to_owned(),
+            reason,
+        },
+        other => other,
+    })
 }
 
 /// Whether `vin` may be registered: non-empty, at most 64 bytes, and only ASCII letters,

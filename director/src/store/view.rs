@@ -17,6 +17,8 @@ use ferry_core::manifest::RegisteredVehicle;
 pub trait View {
     /// See [`Store::verify_device_token`].
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool>;
+    /// See [`Store::verify_relay_token`].
+    fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool>;
     /// See [`Store::ecu_keys`].
     fn ecu_keys(&self, vin: &str) -> Result<Option<RegisteredVehicle>>;
     /// See [`Store::get_vehicle_metadata`].

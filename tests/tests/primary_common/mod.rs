@@ -81,6 +81,9 @@ pub struct Options {
     /// The Director keeps its data in this PostgreSQL database (`[database] url`) instead of
     /// SQLite (see [`postgres_database`]).
     pub postgres: Option<&'static str>,
+    /// `ferry repo serve` logs every request (RUST_LOG debug for the repository server), so a
+    /// test can count what reached the Image repository ([`World::repo_requests`]).
+    pub log_requests: bool,
 }
 
 /// A fresh PostgreSQL database for a world's Director, or `None` (printed why) when no
@@ -163,6 +166,9 @@ impl World {
         if options.short_limits {
             cmd.args(["--header-read-timeout", "2s", "--body-timeout", "2s"])
                 .args(["--connections-per-address", "50"]);
+        }
+        if options.log_requests {
+            cmd.env("RUST_LOG", "ferry_image_repo=debug");
         }
         let repo = Daemon::start(cmd);
 
@@ -588,6 +594,16 @@ impl World {
         ferry_ok(&self.base, &["repo", "publish", "img"]);
     }
 
+    /// How many requests the Image repository server logged whose path contains `needle`
+    /// (needs [`Options::log_requests`]).
+    pub fn repo_requests(&self, needle: &str) -> usize {
+        self.repo
+            .stderr()
+            .lines()
+            .filter(|l| l.contains(" request") && l.contains("path=") && l.contains(needle))
+            .count()
+    }
+
     /// Every stored copy of target `name` under img/targets (consistent snapshots keep one
     /// file per hash: `dir/HASH.file`).
     pub fn stored_target_files(&self, name: &str) -> Vec<PathBuf> {
@@ -689,7 +705,7 @@ pub fn vehicle_tls_setup(b: &Path, ca: &str, client: &str) {
     ferry_ok(b, &args);
 }
 
-fn add_target(base: &Path, file: &str, name: &str, args: &[&str]) {
+pub fn add_target(base: &Path, file: &str, name: &str, args: &[&str]) {
     let mut full = vec!["repo", "add-target", "img", file, "--name", name];
     full.extend_from_slice(args);
     ferry_ok(base, &full);

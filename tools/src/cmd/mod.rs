@@ -8,6 +8,7 @@ pub mod director;
 pub mod expiry_status;
 pub mod key;
 pub mod proposal;
+pub mod relay;
 pub mod repo;
 pub mod root_changes;
 pub mod tuf_client;
@@ -36,6 +37,9 @@ enum Command {
     /// Set up, run and operate a Director.
     #[command(subcommand)]
     Director(director::Command),
+    /// The gateway relay for segregated networks: serve, status, prefetch.
+    #[command(subcommand)]
+    Relay(relay::Command),
     /// A plain TUF client (tuf-conformance CLI): init, refresh, download.
     TufClient(tuf_client::Args),
     /// Benchmarks, each printed as a ratio to a baseline measured in the same run.
@@ -96,6 +100,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Director(cmd) => director::run(cmd),
         Command::Admin(args) => admin::run(args),
+        Command::Relay(cmd) => relay::run(cmd),
         Command::Demo(args) => demo::run(args),
     };
     result.map(|()| std::process::ExitCode::SUCCESS)

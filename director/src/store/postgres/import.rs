@@ -141,6 +141,15 @@ const TABLES: &[(&str, &[(&str, Ty)])] = {
                 ("signed_sha256", Blob),
             ],
         ),
+        (
+            "relays",
+            &[
+                ("name", Text),
+                ("secret_sha256", Blob),
+                ("created_at", Int),
+                ("revoked_at", Int),
+            ],
+        ),
     ]
 };
 

@@ -23,6 +23,7 @@ mod locks;
 mod manifests;
 mod metadata;
 mod offline;
+mod relays;
 mod schema;
 mod sql;
 
@@ -34,7 +35,7 @@ use super::{Guard, Store};
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
     MetadataRole, NewAssignment, NewVehicle, OfflineBundle, OfflineReceipt, RecordedManifest,
-    Scope, StoredMetadata, Vehicle, Verdict,
+    Relay, Scope, StoredMetadata, Vehicle, Verdict,
 };
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -595,6 +596,31 @@ impl Store for PgStore {
         self.read("list admin tokens", on!(|c| admin::list(c)))
     }
 
+    fn add_relay(&self, name: &str) -> Result<String> {
+        crate::store::check_relay_name(name)?;
+        let secret = crate::secret::generate()?;
+        let hash = crate::secret::hash(&secret);
+        let (hash, now) = (&hash, self.now_ms());
+        self.write("register relay", on!(|tx| relays::add(tx, name, hash, now)))?;
+        Ok(secret)
+    }
+
+    fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool> {
+        self.read(
+            "verify relay token",
+            on!(|c| relays::verify(c, name, secret)),
+        )
+    }
+
+    fn list_relays(&self) -> Result<Vec<Relay>> {
+        self.read("list relays", on!(|c| relays::list(c)))
+    }
+
+    fn revoke_relay(&self, name: &str) -> Result<()> {
+        let now = self.now_ms();
+        self.write("revoke relay", on!(|tx| relays::revoke(tx, name, now)))
+    }
+
     fn integrity_check(&self) -> Result<()> {
         // PostgreSQL checks its own pages; what can be wrong here is the schema version.
         let found = self.schema_version()?;
@@ -635,6 +661,10 @@ struct PgView<'a> {
 }
 
 impl View for PgView<'_> {
+    fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool> {
+        self.store.block(relays::verify(self.tx, name, secret))
+    }
+
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool> {
         let stored = self
             .store

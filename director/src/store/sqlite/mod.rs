@@ -28,6 +28,7 @@ mod manifests;
 mod metadata;
 mod offline;
 mod pool;
+mod relays;
 mod schema;
 mod writer;
 
@@ -36,7 +37,7 @@ use super::Store;
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
     MetadataRole, NewAssignment, NewVehicle, OfflineBundle, OfflineReceipt, RecordedManifest,
-    Scope, StoredMetadata, Vehicle, Verdict,
+    Relay, Scope, StoredMetadata, Vehicle, Verdict,
 };
 use crate::{Error, Result};
 use checkpointer::Checkpointer;
@@ -481,6 +482,31 @@ impl Store for SqliteStore {
         format!("sqlite {}", self.path.display())
     }
 
+    fn add_relay(&self, name: &str) -> Result<String> {
+        super::check_relay_name(name)?;
+        let secret = crate::secret::generate()?;
+        let hash = crate::secret::hash(&secret);
+        let now = self.now_ms();
+        self.pool
+            .write("register relay", |tx| relays::add(tx, name, &hash, now))?;
+        Ok(secret)
+    }
+
+    fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool> {
+        self.pool
+            .read("verify relay token", |tx| relays::verify(tx, name, secret))
+    }
+
+    fn list_relays(&self) -> Result<Vec<Relay>> {
+        self.pool.read("list relays", relays::list)
+    }
+
+    fn revoke_relay(&self, name: &str) -> Result<()> {
+        let now = self.now_ms();
+        self.pool
+            .write("revoke relay", |tx| relays::revoke(tx, name, now))
+    }
+
     fn integrity_check(&self) -> Result<()> {
         let report = self.pool.read("integrity check", |tx| {
             let mut stmt = tx
@@ -514,6 +540,10 @@ struct SqliteView<'a> {
 }
 
 impl View for SqliteView<'_> {
+    fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool> {
+        relays::verify(self.conn, name, secret)
+    }
+
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool> {
         let stored = inventory::device_token_hash(self.conn, vin)?;
         Ok(device_token_matches(stored.as_deref(), token))

@@ -1,9 +1,10 @@
-//! `ferry admin manifests prune`: retention of stored manifests.
+//! `ferry admin manifests list|prune`: a vehicle's stored manifests, and their retention.
 
 use super::client::{print_json, AdminClient};
 use crate::error::Result;
 
 const EXAMPLE: &str = "Example:
+  ferry admin manifests list WVW1 --limit 20 --json
   ferry admin manifests prune --older-than 90d
   ferry admin manifests prune --older-than 1y --json
 
@@ -13,6 +14,8 @@ holding each ECU's latest report (what `ferry admin status` shows is never prune
 #[derive(Debug, clap::Subcommand)]
 #[command(after_help = EXAMPLE)]
 pub enum Command {
+    /// A vehicle's latest manifests, newest first: id, time received, nonce, verdict, digest.
+    List(ListArgs),
     /// Delete manifests older than a duration, keeping each ECU's latest report.
     Prune(PruneArgs),
 }
@@ -26,8 +29,35 @@ pub struct PruneArgs {
     json: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    vin: String,
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    #[arg(long)]
+    json: bool,
+}
+
 pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
     match cmd {
+        Command::List(a) => {
+            let reply = client.get(&format!("/vehicles/{}/manifests?limit={}", a.vin, a.limit))?;
+            if a.json {
+                return print_json(&reply);
+            }
+            let mut t = super::client::table(&["id", "received", "verdict", "nonce", "reason"]);
+            for m in reply.as_array().into_iter().flatten() {
+                t.add_row([
+                    m["id"].to_string(),
+                    m["received_at"].as_str().unwrap_or_default().to_owned(),
+                    m["verdict"].as_str().unwrap_or_default().to_owned(),
+                    m["nonce"].as_str().unwrap_or("-").to_owned(),
+                    m["reason"].as_str().unwrap_or_default().to_owned(),
+                ]);
+            }
+            println!("{t}");
+            Ok(())
+        }
         Command::Prune(a) => {
             let reply = client.post(
                 "/manifests/prune",

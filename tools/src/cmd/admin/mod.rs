@@ -12,6 +12,7 @@ mod cancel;
 pub(crate) mod client;
 mod manifests;
 mod receipts;
+mod relay;
 pub(crate) mod status;
 pub(crate) mod vehicle;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Receipts of offline installs brought back from vehicles.
     #[command(subcommand)]
     Receipts(receipts::Command),
+    /// Gateway relays for segregated networks: register, list, revoke.
+    #[command(subcommand)]
+    Relay(relay::Command),
     /// Retention of stored manifests.
     #[command(subcommand)]
     Manifests(manifests::Command),
@@ -60,5 +64,6 @@ pub fn run(args: Args) -> Result<()> {
         Command::Manifests(c) => manifests::run(&client, c),
         Command::Bundle(c) => bundle::run(&client, c),
         Command::Receipts(c) => receipts::run(&client, c),
+        Command::Relay(c) => relay::run(&client, c),
     }
 }

@@ -8,6 +8,7 @@ mod bundle;
 mod director;
 mod install;
 mod python;
+mod relay;
 mod repo;
 mod report;
 
@@ -26,6 +27,9 @@ pub enum Command {
     /// with the backend stopped, against sha256 then a durable copy of the same bytes; and the
     /// peak RSS of both processes.
     Bundle(bundle::Args),
+    /// A target cached by the gateway relay served over loopback, against nginx serving the
+    /// same file in the same run.
+    Relay(relay::Args),
 }
 
 pub fn run(cmd: Command) -> Result<()> {
@@ -34,5 +38,6 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Director(a) => director::run(a),
         Command::Install(a) => install::run(a),
         Command::Bundle(a) => bundle::run(a),
+        Command::Relay(a) => relay::run(a),
     }
 }

@@ -1,0 +1,129 @@
+//! The admin API's gateway relay routes (issue #20): register a relay (its token is shown
+//! once), list them, revoke one.
+
+use super::errors::ApiError;
+use super::relayed::relay_token;
+use super::{auth, blocking, parse_json, AppState, MAX_ADMIN_BYTES};
+use crate::model::Scope;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use std::sync::Arc;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRelay {
+    name: String,
+}
+
+/// `POST /api/v1/admin/relays` (write): `{"name": "yard-7"}` → `{"name", "token"}`.
+pub async fn add(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    auth::admin(&state, &headers, Scope::Write).await?;
+    let body = super::body(body, MAX_ADMIN_BYTES, "an admin request").await?;
+    let new: NewRelay = parse_json(&body)?;
+    let reply = blocking(move || {
+        let secret = state.store.add_relay(&new.name)?;
+        tracing::info!(relay = %new.name, "relay registered");
+        Ok(serde_json::json!({
+            "name": new.name,
+            "token": relay_token(&new.name, &secret),
+        }))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(reply)).into_response())
+}
+
+/// `GET /api/v1/admin/relays` (read).
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth::admin(&state, &headers, Scope::Read).await?;
+    let relays = blocking(move || Ok(state.store.list_relays()?)).await?;
+    Ok(Json(serde_json::json!({ "relays": relays })).into_response())
+}
+
+/// `POST /api/v1/admin/relays/{name}/revoke` (write): the relay's token is refused from now on.
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth::admin(&state, &headers, Scope::Write).await?;
+    let reply = blocking(move || {
+        state.store.revoke_relay(&name)?;
+        tracing::warn!(relay = %name, "relay revoked");
+        Ok(serde_json::json!({ "name": name, "revoked": true }))
+    })
+    .await?;
+    Ok(Json(reply).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarriedQuery {
+    vin: String,
+    received_at: String,
+}
+
+/// `POST /api/v1/admin/relays/{name}/manifests?vin=VIN&received_at=RFC3339` (write): a
+/// manifest relay `name` queued and `ferry relay export` wrote out, carried across a data
+/// diode or on a USB stick (`ferry admin relay import`). Processed as if the relay had
+/// forwarded it: its signatures and nonce checked as always, its report times judged at the
+/// relay's receipt time; a second import of it is a replay (409).
+pub async fn import_manifest(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    query: axum::extract::Query<CarriedQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    auth::admin(&state, &headers, Scope::Write).await?;
+    let body = super::body(body, super::MAX_MANIFEST_BYTES, "a vehicle manifest").await?;
+    let CarriedQuery { vin, received_at } = query.0;
+    let id = blocking(move || {
+        let store = state.store.as_ref();
+        let registered = store
+            .list_relays()?
+            .into_iter()
+            .any(|r| r.name == name && r.revoked_at.is_none());
+        if !registered {
+            return Err(crate::Error::UnknownRelay { name }.into());
+        }
+        let now = state.clock.now();
+        let judged_at = super::relayed::judge_receipt_time(
+            &name,
+            &received_at,
+            now,
+            crate::manifests::DEFAULT_MAX_SKEW,
+        )?;
+        let vehicle = store.ecu_keys(&vin)?;
+        let recorded = crate::manifests::process_manifest_judged(
+            store,
+            &vin,
+            vehicle,
+            &body,
+            now,
+            judged_at,
+            crate::manifests::DEFAULT_MAX_SKEW,
+            &state.manifests,
+        )?;
+        if recorded.resign {
+            let signer =
+                crate::vehicle_metadata::VehicleSigner::new(store, &state.keys, state.lifetimes);
+            if let Err(e) = signer.sign_vehicle(&vin, now) {
+                tracing::error!(%vin, error = %e, "re-signing after an imported manifest failed");
+            }
+        }
+        tracing::info!(%vin, relay = %name, %received_at, "manifest carried from a relay imported");
+        Ok(recorded.id)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "id": id })).into_response())
+}

@@ -1,0 +1,83 @@
+//! Gateway relays (the SQLite backend's `relays.rs`, in PostgreSQL's dialect): a name and the
+//! SHA-256 of the relay's token (never the token).
+
+use super::sql::{execute, from_ms, get, pg, query, query_opt, unique_violation};
+use crate::model::Relay;
+use crate::{Error, Result};
+use deadpool_postgres::GenericClient;
+
+pub(super) async fn add(
+    c: &impl GenericClient,
+    name: &str,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<()> {
+    let stmt = c
+        .prepare_cached("INSERT INTO relays (name, secret_sha256, created_at) VALUES ($1, $2, $3)")
+        .await
+        .map_err(pg("register relay"))?;
+    match c.execute(&stmt, &[&name, &&hash[..], &now]).await {
+        Ok(_) => Ok(()),
+        Err(e) if unique_violation(&e).is_some() => Err(Error::RelayExists {
+            name: name.to_owned(),
+        }),
+        Err(e) => Err(pg("register relay")(e)),
+    }
+}
+
+/// Whether `secret` is the token of the unrevoked relay `name`, compared in constant time.
+pub(super) async fn verify(c: &impl GenericClient, name: &str, secret: &str) -> Result<bool> {
+    let row = query_opt(
+        c,
+        "look up relay",
+        "SELECT secret_sha256 FROM relays WHERE name = $1 AND revoked_at IS NULL",
+        &[&name],
+    )
+    .await?;
+    let presented = crate::secret::hash(secret);
+    match row {
+        None => Ok(false),
+        Some(row) => {
+            let stored: Vec<u8> = get(&row, 0, "relay token hash")?;
+            Ok(crate::secret::ct_eq(&stored, &presented))
+        }
+    }
+}
+
+pub(super) async fn list(c: &impl GenericClient) -> Result<Vec<Relay>> {
+    let rows = query(
+        c,
+        "list relays",
+        "SELECT name, created_at, revoked_at FROM relays ORDER BY name",
+        &[],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let revoked: Option<i64> = get(r, 2, "relay revoked_at")?;
+            Ok(Relay {
+                name: get(r, 0, "relay name")?,
+                created_at: from_ms("relay created_at", get(r, 1, "relay created_at")?)?,
+                revoked_at: revoked
+                    .map(|t| from_ms("relay revoked_at", t))
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn revoke(c: &impl GenericClient, name: &str, now: i64) -> Result<()> {
+    let n = execute(
+        c,
+        "revoke relay",
+        "UPDATE relays SET revoked_at = coalesce(revoked_at, $2) WHERE name = $1",
+        &[&name, &now],
+    )
+    .await?;
+    if n == 0 {
+        return Err(Error::UnknownRelay {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Gateway relays (issue #20): a name and the SHA-256 of the relay's token (never the token).
+
+use super::{db, from_ms, is_unique_violation};
+use crate::model::Relay;
+use crate::{Error, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub(super) fn add(conn: &Connection, name: &str, hash: &[u8; 32], now: i64) -> Result<()> {
+    conn.prepare_cached("INSERT INTO relays (name, secret_sha256, created_at) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![name, &hash[..], now]))
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::RelayExists {
+                    name: name.to_owned(),
+                }
+            } else {
+                Error::storage("register relay", e)
+            }
+        })?;
+    Ok(())
+}
+
+/// Whether `secret` is the token of the unrevoked relay `name`, compared in constant time.
+pub(super) fn verify(conn: &Connection, name: &str, secret: &str) -> Result<bool> {
+    let stored: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT secret_sha256 FROM relays WHERE name = ?1 AND revoked_at IS NULL")
+        .and_then(|mut s| s.query_row(params![name], |r| r.get(0)).optional())
+        .map_err(db("look up relay"))?;
+    let presented = crate::secret::hash(secret);
+    Ok(stored.is_some_and(|h| crate::secret::ct_eq(&h, &presented)))
+}
+
+pub(super) fn list(conn: &Connection) -> Result<Vec<Relay>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name, created_at, revoked_at FROM relays ORDER BY name")
+        .map_err(db("list relays"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })
+        .map_err(db("list relays"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("list relays"))?;
+    rows.into_iter()
+        .map(|(name, created, revoked)| {
+            Ok(Relay {
+                name,
+                created_at: from_ms("relay created_at", created)?,
+                revoked_at: revoked
+                    .map(|t| from_ms("relay revoked_at", t))
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn revoke(conn: &Connection, name: &str, now: i64) -> Result<()> {
+    let n = conn
+        .prepare_cached("UPDATE relays SET revoked_at = coalesce(revoked_at, ?2) WHERE name = ?1")
+        .and_then(|mut s| s.execute(params![name, now]))
+        .map_err(db("revoke relay"))?;
+    if n == 0 {
+        return Err(Error::UnknownRelay {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
