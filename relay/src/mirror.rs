@@ -155,28 +155,41 @@ async fn immutable(relay: &Arc<Relay>, file: &MirrorFile) -> std::result::Result
         blocking(relay, |r| r.db.count("hits", 1)).await?;
         return Ok(false);
     }
-    // One fetch per path: whoever comes second waits here, then finds the file cached.
+    // One fetch per path: whoever comes second waits here, then finds the file cached. The
+    // fetch runs on a task of its own holding the path's lock, so it goes on (and keeps
+    // others waiting) even when the vehicle that started it gives up.
     let flight = relay.flight(&file.key);
-    let _guard = flight.lock().await;
-    let outcome = async {
-        if blocking(relay, {
-            let k = file.key.clone();
-            move |r| r.db.touch(&k, now)
-        })
-        .await?
-            && path.is_file()
-        {
-            blocking(relay, |r| r.db.count("hits", 1)).await?;
-            return Ok(false);
-        }
-        blocking(relay, |r| r.db.count("misses", 1)).await?;
-        fetch_into_cache(relay, file).await?;
-        Ok(false)
+    let guard = flight.clone().lock_owned().await;
+    if blocking(relay, {
+        let k = file.key.clone();
+        move |r| r.db.touch(&k, now)
+    })
+    .await?
+        && path.is_file()
+    {
+        drop(guard);
+        relay.land(&file.key, flight);
+        blocking(relay, |r| r.db.count("hits", 1)).await?;
+        return Ok(false);
     }
-    .await;
-    drop(_guard);
-    relay.land(&file.key, flight);
-    outcome
+    let (task_relay, task_file) = (relay.clone(), file.clone());
+    let task = tokio::spawn(async move {
+        let outcome = match blocking(&task_relay, |r| r.db.count("misses", 1)).await {
+            Ok(()) => fetch_into_cache(&task_relay, &task_file).await,
+            Err(e) => Err(e.into()),
+        };
+        drop(guard);
+        task_relay.land(&task_file.key, flight);
+        outcome
+    });
+    match task.await {
+        Ok(outcome) => outcome.map(|()| false),
+        Err(e) => Err(Error::Io {
+            path: relay.partial_dir.clone(),
+            source: std::io::Error::other(format!("the fetch task failed: {e}")),
+        }
+        .into()),
+    }
 }
 
 /// Fetch `file` upstream into the cache, resuming a partial copy left by an earlier attempt.

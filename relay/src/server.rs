@@ -66,7 +66,7 @@ impl Relay {
     /// Forget `key`'s lock once nobody holds or waits for it, so the map stays small.
     pub(crate) fn land(&self, key: &str, flight: Arc<tokio::sync::Mutex<()>>) {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-        // Ours and the map's: nobody else waits.
+        // The caller's and the map's: nobody else waits.
         if Arc::strong_count(&flight) <= 2 {
             flights.remove(key);
         }
