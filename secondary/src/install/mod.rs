@@ -33,6 +33,7 @@ pub mod ostree;
 pub mod pause;
 pub mod resume;
 pub mod snapshot;
+mod trial;
 
 use crate::error::{Error, Result};
 use ferry_core::metadata::uptane::ImageCustom;

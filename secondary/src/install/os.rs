@@ -14,7 +14,7 @@
 //! the boot slot back at the old slot.
 
 use super::boot::{self, BootControl, BootState, SLOT_NAMES};
-use super::{capture, InstallJob, Installer, Reboot};
+use super::{capture, trial, InstallJob, Installer, Reboot};
 use crate::error::{Error, Result};
 use ferry_core::metadata::HashCheck;
 use std::io::{ErrorKind, Read, Write};
@@ -115,25 +115,6 @@ impl OsInstaller {
         self.set(state)
     }
 
-    fn run_reboot(&self, argv: &[String]) -> Result<Reboot> {
-        let Some(program) = argv.first() else {
-            return Ok(Reboot::Done);
-        };
-        let done = capture::run(argv, None, &[], self.timeout)?;
-        if !done.success {
-            return Err(check(
-                "reboot command",
-                format!(
-                    "{program} exited with {}; stderr: {}",
-                    done.status,
-                    done.stderr_quote()
-                ),
-                "exit status 0".into(),
-            ));
-        }
-        Ok(Reboot::Pending)
-    }
-
     /// Stream the staged image into `slot`, fsync, and trim an image file to the image.
     fn write_slot(&self, job: &InstallJob<'_>, slot: usize) -> Result<()> {
         let path = &self.slots[slot];
@@ -191,29 +172,18 @@ impl OsInstaller {
     }
 
     fn health(&self, slot: usize) -> Result<()> {
-        let Some(argv) = self.health_check.as_deref().filter(|a| !a.is_empty()) else {
-            return Ok(());
-        };
-        let program = &argv[0];
-        // Bounded like every installer's helper program: a hung check fails and rolls back.
         let env = [
             ("FERRY_OS_SLOT", SLOT_NAMES[slot].to_owned()),
             ("FERRY_OS_SLOT_PATH", self.slots[slot].display().to_string()),
         ];
-        let done = capture::run(argv, None, &env, self.timeout)?;
-        if !done.success {
-            return Err(check(
-                "os health",
-                format!(
-                    "{program} exited with {} on slot {}; stderr: {}",
-                    done.status,
-                    SLOT_NAMES[slot],
-                    done.stderr_quote()
-                ),
-                "exit status 0".into(),
-            ));
-        }
-        Ok(())
+        let on = format!("slot {}", SLOT_NAMES[slot]);
+        trial::health(
+            "os health",
+            self.health_check.as_deref(),
+            &env,
+            &on,
+            self.timeout,
+        )
     }
 }
 
@@ -252,7 +222,7 @@ impl Installer for OsInstaller {
 
     fn reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
         match self.reboot_command.clone() {
-            Some(argv) => self.run_reboot(&argv),
+            Some(argv) => trial::reboot(&argv, self.timeout),
             None => self.simulated_boot().map(|()| Reboot::Done),
         }
     }
@@ -300,7 +270,7 @@ impl Installer for OsInstaller {
 
     fn rollback_reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
         match self.reboot_command.clone() {
-            Some(argv) => self.run_reboot(&argv),
+            Some(argv) => trial::reboot(&argv, self.timeout),
             None => Ok(Reboot::Done),
         }
     }

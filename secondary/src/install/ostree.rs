@@ -19,7 +19,7 @@
 mod tool;
 
 use super::boot::{self, BootControl, BOOTCOUNT, UPGRADE_AVAILABLE};
-use super::{capture, InstallJob, Installer, Reboot};
+use super::{capture, trial, InstallJob, Installer, Reboot};
 use crate::config::OstreeConfig;
 use crate::error::{Error, Result};
 use ferry_core::metadata::uptane::{is_ostree_checksum, OstreeCustom, OstreeDelivery};
@@ -202,34 +202,14 @@ impl OstreeInstaller {
         self.boot.set(&vars)
     }
 
-    fn run_reboot(&self, argv: &[String]) -> Result<Reboot> {
-        let done = capture::run(argv, None, &[], self.timeout)?;
-        if !done.success {
-            return Err(check(
-                "reboot command",
-                format!(
-                    "{} exited with {}; stderr: {}",
-                    argv.first().map(String::as_str).unwrap_or(""),
-                    done.status,
-                    done.stderr_quote()
-                ),
-                "exit status 0".into(),
-            ));
-        }
-        Ok(Reboot::Pending)
-    }
-
     fn reboot_or_simulate(&mut self) -> Result<Reboot> {
         match self.reboot_command.clone().filter(|a| !a.is_empty()) {
-            Some(argv) => self.run_reboot(&argv),
+            Some(argv) => trial::reboot(&argv, self.timeout),
             None => self.simulated_boot().map(|()| Reboot::Done),
         }
     }
 
     fn health(&self, commit: &str) -> Result<()> {
-        let Some(argv) = self.health_check.as_deref().filter(|a| !a.is_empty()) else {
-            return Ok(());
-        };
         let deployment = self
             .deployment_of(commit)?
             .map(|d| d.path(&self.ostree.sysroot).display().to_string())
@@ -238,20 +218,14 @@ impl OstreeInstaller {
             ("FERRY_OSTREE_COMMIT", commit.to_owned()),
             ("FERRY_OSTREE_DEPLOYMENT", deployment),
         ];
-        let done = capture::run(argv, None, &env, self.timeout)?;
-        if !done.success {
-            return Err(check(
-                "ostree health",
-                format!(
-                    "{} exited with {} on commit {commit}; stderr: {}",
-                    argv[0],
-                    done.status,
-                    done.stderr_quote()
-                ),
-                "exit status 0".into(),
-            ));
-        }
-        Ok(())
+        let on = format!("commit {commit}");
+        trial::health(
+            "ostree health",
+            self.health_check.as_deref(),
+            &env,
+            &on,
+            self.timeout,
+        )
     }
 
     /// The signed `custom.ostree` of the job.

@@ -22,7 +22,7 @@ pub use apply::{apply, Applied};
 pub use btrfs::Btrfs;
 
 use super::boot::{self, BootControl, BOOTCOUNT, UPGRADE_AVAILABLE};
-use super::{capture, InstallJob, Installer, Reboot};
+use super::{capture, trial, InstallJob, Installer, Reboot};
 use crate::config::SnapshotConfig;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -187,48 +187,24 @@ impl SnapshotInstaller {
 
     fn reboot_or_simulate(&mut self) -> Result<Reboot> {
         match self.reboot_command.clone() {
-            Some(argv) => {
-                let done = capture::run(&argv, None, &[], self.timeout)?;
-                if !done.success {
-                    return Err(check(
-                        "reboot command",
-                        format!(
-                            "{} exited with {}; stderr: {}",
-                            argv[0],
-                            done.status,
-                            done.stderr_quote()
-                        ),
-                        "exit status 0".into(),
-                    ));
-                }
-                Ok(Reboot::Pending)
-            }
+            Some(argv) => trial::reboot(&argv, self.timeout),
             None => self.simulated_boot().map(|()| Reboot::Done),
         }
     }
 
     fn health(&self, n: u64) -> Result<()> {
-        let Some(argv) = self.health_check.as_deref().filter(|a| !a.is_empty()) else {
-            return Ok(());
-        };
         let env = [
             ("FERRY_SNAPSHOT", n.to_string()),
             ("FERRY_SNAPSHOT_PATH", self.path(n).display().to_string()),
         ];
-        let done = capture::run(argv, None, &env, self.timeout)?;
-        if !done.success {
-            return Err(check(
-                "snapshot health",
-                format!(
-                    "{} exited with {} on snapshot {n}; stderr: {}",
-                    argv[0],
-                    done.status,
-                    done.stderr_quote()
-                ),
-                "exit status 0".into(),
-            ));
-        }
-        Ok(())
+        let on = format!("snapshot {n}");
+        trial::health(
+            "snapshot health",
+            self.health_check.as_deref(),
+            &env,
+            &on,
+            self.timeout,
+        )
     }
 
     /// Delete the oldest snapshots past `keep`, never the booted or the default one.
