@@ -457,6 +457,26 @@ impl Config {
         if matches!(&self.app_health_check, Some(argv) if argv.is_empty()) {
             return bad("app_health_check must name a program".into());
         }
+        if self
+            .ostree
+            .as_ref()
+            .is_some_and(|o| o.timeout_secs == Some(0))
+        {
+            return bad("[ostree] timeout_secs must be at least 1".into());
+        }
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.timeout_secs == Some(0))
+        {
+            return bad("[snapshot] timeout_secs must be at least 1".into());
+        }
+        if self.snapshot.as_ref().is_some_and(|s| s.keep < 2) {
+            return bad(
+                "[snapshot] keep must be at least 2: the running snapshot and one to go back to"
+                    .into(),
+            );
+        }
         if self.app_health_timeout_secs == Some(0) {
             return bad("app_health_timeout_secs must be at least 1".into());
         }
@@ -627,5 +647,29 @@ apps_dir = "apps"
                 .contains("[os] timeout_secs must be at least 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ostree_and_snapshot_sections_refuse_limits_that_cannot_work() {
+        let set = checked("[snapshot]\nmount = \"/top\"\n[ostree]\nos = \"torizon\"\n").unwrap();
+        assert_eq!(set.snapshot.unwrap().keep, 3);
+        assert_eq!(set.ostree.unwrap().sysroot, Path::new("/"));
+        for (text, needle) in [
+            (
+                "[snapshot]\nmount = \"/top\"\nkeep = 1\n",
+                "[snapshot] keep must be at least 2",
+            ),
+            (
+                "[snapshot]\nmount = \"/top\"\ntimeout_secs = 0\n",
+                "[snapshot] timeout_secs must be at least 1",
+            ),
+            (
+                "[ostree]\nos = \"torizon\"\ntimeout_secs = 0\n",
+                "[ostree] timeout_secs must be at least 1",
+            ),
+        ] {
+            let e = checked(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
     }
 }

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use ferry_core::metadata::HashCheck;
 use std::io::{ErrorKind, Read, Write};
 use std::path::PathBuf;
+use trial::check;
 
 /// The boot-environment variable naming the slot on trial.
 pub const TRIAL: &str = "ferry_trial";
@@ -40,14 +41,6 @@ pub struct OsInstaller {
 
 fn other(slot: usize) -> usize {
     1 - slot.min(1)
-}
-
-fn check(check: &'static str, found: String, expected: String) -> Error {
-    Error::OsCheck {
-        check,
-        found,
-        expected,
-    }
 }
 
 impl OsInstaller {
@@ -193,14 +186,7 @@ impl Installer for OsInstaller {
     }
 
     fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
-        let state = self.state()?;
-        if state.upgrade_available {
-            return Err(check(
-                "boot state",
-                format!("an upgrade is on trial in the {}", self.boot.describe()),
-                "upgrade_available=0 before a new os install".into(),
-            ));
-        }
+        let state = trial::no_upgrade_on_trial(self.boot.as_ref(), "os")?;
         let new = other(state.slot);
         self.boot.set(&[(TRIAL, SLOT_NAMES[new].to_owned())])?;
         self.write_slot(job, new)?;
@@ -240,13 +226,7 @@ impl Installer for OsInstaller {
                 format!("slot {} on trial", SLOT_NAMES[new]),
             ));
         }
-        if state.bootcount > self.bootlimit {
-            return Err(check(
-                "boot count",
-                format!("bootcount {}", state.bootcount),
-                format!("at most bootlimit {}", self.bootlimit),
-            ));
-        }
+        trial::within_boot_limit(&state, self.bootlimit)?;
         self.health(new)
     }
 

@@ -26,6 +26,7 @@ use ferry_core::metadata::uptane::{is_ostree_checksum, OstreeCustom, OstreeDeliv
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 pub use tool::{parse_status, Deployment, Ostree};
+use trial::check;
 
 /// The boot-environment variable naming the commit on trial.
 pub const TRIAL: &str = "ferry_ostree_trial";
@@ -37,14 +38,6 @@ pub const KNOWN_GOOD: &str = "ferry_ostree_known_good";
 pub const BOOTED: &str = "ferry_ostree_booted";
 /// The repository ref that keeps the commit on trial from being pruned before it is deployed.
 const TRIAL_REF: &str = "ferry/trial";
-
-fn check(check: &'static str, found: String, expected: String) -> Error {
-    Error::OsCheck {
-        check,
-        found,
-        expected,
-    }
-}
 
 #[derive(Debug)]
 pub struct OstreeInstaller {
@@ -110,13 +103,6 @@ impl OstreeInstaller {
                 "a commit checksum, set when the delta was applied".into(),
             ))
         }
-    }
-
-    fn set_trial_state(&mut self, upgrade: bool, bootcount: u32) -> Result<()> {
-        self.boot.set(&[
-            (BOOTCOUNT, bootcount.to_string()),
-            (UPGRADE_AVAILABLE, u8::from(upgrade).to_string()),
-        ])
     }
 
     /// This stateroot's deployments, in boot order.
@@ -251,14 +237,7 @@ impl Installer for OstreeInstaller {
 
     fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
         let custom = Self::custom(job)?;
-        let state = boot::read(self.boot.as_ref())?;
-        if state.upgrade_available {
-            return Err(check(
-                "boot state",
-                format!("an upgrade is on trial in the {}", self.boot.describe()),
-                "upgrade_available=0 before a new ostree install".into(),
-            ));
-        }
+        trial::no_upgrade_on_trial(self.boot.as_ref(), "ostree")?;
         let booted = self.booted()?.unwrap_or_default();
         match custom.delivery {
             OstreeDelivery::StaticDelta => {
@@ -314,7 +293,7 @@ impl Installer for OstreeInstaller {
                 self.boot.set(&[(KNOWN_GOOD, previous.clone())])?;
             }
         }
-        self.set_trial_state(true, 0)
+        trial::set_upgrade(self.boot.as_mut(), true, 0)
     }
 
     fn needs_reboot(&self, _job: &InstallJob<'_>) -> bool {
@@ -339,13 +318,7 @@ impl Installer for OstreeInstaller {
                 format!("commit {trial} on trial"),
             ));
         }
-        if state.bootcount > self.bootlimit {
-            return Err(check(
-                "boot count",
-                format!("bootcount {}", state.bootcount),
-                format!("at most bootlimit {}", self.bootlimit),
-            ));
-        }
+        trial::within_boot_limit(&state, self.bootlimit)?;
         self.health(&trial)
     }
 
@@ -366,7 +339,7 @@ impl Installer for OstreeInstaller {
             }
         }
         self.boot.set(&[(KNOWN_GOOD, trial)])?;
-        self.set_trial_state(false, 0)
+        trial::set_upgrade(self.boot.as_mut(), false, 0)
     }
 
     fn rollback(&mut self, _job: &InstallJob<'_>) -> Result<()> {
@@ -380,7 +353,7 @@ impl Installer for OstreeInstaller {
                 self.ostree.undeploy(failed.index)?;
             }
         }
-        self.set_trial_state(false, 0)
+        trial::set_upgrade(self.boot.as_mut(), false, 0)
     }
 
     fn rollback_reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {

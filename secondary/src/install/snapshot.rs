@@ -26,6 +26,7 @@ use super::{capture, trial, InstallJob, Installer, Reboot};
 use crate::config::SnapshotConfig;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
+use trial::check;
 
 /// The boot-environment variable naming the snapshot on trial.
 pub const TRIAL: &str = "ferry_snapshot_trial";
@@ -35,14 +36,6 @@ pub const PREVIOUS: &str = "ferry_snapshot_previous";
 pub const BOOTED: &str = "ferry_snapshot_booted";
 /// Where the snapshots live, under the mounted top level.
 pub const SNAPSHOTS: &str = "ferry/snapshots";
-
-fn check(check: &'static str, found: String, expected: String) -> Error {
-    Error::OsCheck {
-        check,
-        found,
-        expected,
-    }
-}
 
 #[derive(Debug)]
 pub struct SnapshotInstaller {
@@ -73,7 +66,7 @@ impl SnapshotInstaller {
             },
             mount: config.mount.clone(),
             root: config.root.clone(),
-            keep: config.keep.max(2),
+            keep: config.keep,
             boot: boot::open(
                 config.boot,
                 env,
@@ -156,13 +149,6 @@ impl SnapshotInstaller {
         }
     }
 
-    fn set_trial_state(&mut self, upgrade: bool, bootcount: u32) -> Result<()> {
-        self.boot.set(&[
-            (BOOTCOUNT, bootcount.to_string()),
-            (UPGRADE_AVAILABLE, u8::from(upgrade).to_string()),
-        ])
-    }
-
     fn simulated_boot(&mut self) -> Result<()> {
         let state = boot::read(self.boot.as_ref())?;
         if state.upgrade_available {
@@ -232,14 +218,7 @@ impl Installer for SnapshotInstaller {
     }
 
     fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
-        let state = boot::read(self.boot.as_ref())?;
-        if state.upgrade_available {
-            return Err(check(
-                "boot state",
-                format!("an upgrade is on trial in the {}", self.boot.describe()),
-                "upgrade_available=0 before a new snapshot install".into(),
-            ));
-        }
+        trial::no_upgrade_on_trial(self.boot.as_ref(), "snapshot")?;
         let booted = self.booted()?.ok_or_else(|| {
             check(
                 "booted snapshot",
@@ -276,7 +255,7 @@ impl Installer for SnapshotInstaller {
     fn install(&mut self, _job: &InstallJob<'_>) -> Result<()> {
         let trial = self.trial()?;
         self.btrfs.set_default(&self.path(trial))?;
-        self.set_trial_state(true, 0)
+        trial::set_upgrade(self.boot.as_mut(), true, 0)
     }
 
     fn needs_reboot(&self, _job: &InstallJob<'_>) -> bool {
@@ -301,25 +280,19 @@ impl Installer for SnapshotInstaller {
                 format!("snapshot {trial} on trial"),
             ));
         }
-        if state.bootcount > self.bootlimit {
-            return Err(check(
-                "boot count",
-                format!("bootcount {}", state.bootcount),
-                format!("at most bootlimit {}", self.bootlimit),
-            ));
-        }
+        trial::within_boot_limit(&state, self.bootlimit)?;
         self.health(trial)
     }
 
     fn commit(&mut self, _job: &InstallJob<'_>) -> Result<()> {
-        self.set_trial_state(false, 0)?;
+        trial::set_upgrade(self.boot.as_mut(), false, 0)?;
         self.prune()
     }
 
     fn rollback(&mut self, _job: &InstallJob<'_>) -> Result<()> {
         let previous = self.previous()?;
         self.btrfs.set_default(&self.path(previous))?;
-        self.set_trial_state(false, 0)
+        trial::set_upgrade(self.boot.as_mut(), false, 0)
     }
 
     fn rollback_reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
