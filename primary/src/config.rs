@@ -140,6 +140,10 @@ pub struct OwnEcuConfig {
     /// (absolute paths).
     #[serde(default)]
     pub snapshot: Option<ferry_secondary::config::SnapshotConfig>,
+    /// `[ecu.rauc]`: the own ECU's OS as RAUC bundles, as a Secondary's `[rauc]` (absolute
+    /// paths).
+    #[serde(default)]
+    pub rauc: Option<ferry_secondary::config::RaucConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -385,6 +389,7 @@ impl Config {
             os: self.ecu.os.clone(),
             ostree: self.ecu.ostree.clone(),
             snapshot: self.ecu.snapshot.clone(),
+            rauc: self.ecu.rauc.clone(),
         })
     }
 }

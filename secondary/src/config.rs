@@ -158,6 +158,9 @@ pub struct Config {
     /// `[snapshot]`: the snapshot domain; absent: this ECU's root is not btrfs snapshots.
     #[serde(default)]
     pub snapshot: Option<SnapshotConfig>,
+    /// `[rauc]`: the rauc domain; absent: this ECU installs no RAUC bundles.
+    #[serde(default)]
+    pub rauc: Option<RaucConfig>,
     /// `[container]`: the container domain's store, runtime hook and health check.
     #[serde(default)]
     pub container: crate::install::container::ContainerSettings,
@@ -296,6 +299,56 @@ pub struct SnapshotConfig {
     pub grub_editenv: PathBuf,
 }
 
+/// `[rauc]`: the OS as RAUC bundles, installed by `rauc service` (on the system bus, or
+/// `bus`); boot counting, health check and reboot as `[os]` has them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaucConfig {
+    /// The `rauc` program.
+    #[serde(default = "default_rauc")]
+    pub rauc: PathBuf,
+    /// RAUC's system.conf: `rauc info` checks a bundle against its keyring before install.
+    #[serde(default = "default_rauc_conf")]
+    pub system_conf: PathBuf,
+    /// The D-Bus address of the bus `rauc service` is on (default: the system bus).
+    #[serde(default)]
+    pub bus: Option<String>,
+    /// Tests and demos only (no `reboot_command`): run at each simulated boot with
+    /// `FERRY_RAUC_SLOT` and `FERRY_RAUC_BOOTNAME`; it must restart `rauc service` as booted
+    /// from that slot (`--override-boot-slot`).
+    #[serde(default)]
+    pub simulated_boot_hook: Option<Vec<String>>,
+    #[serde(default)]
+    pub boot: BootBackend,
+    /// The file backend's file (default `data_dir/rauc-bootenv`), or grub's environment.
+    #[serde(default)]
+    pub boot_env: Option<PathBuf>,
+    #[serde(default = "default_bootlimit")]
+    pub bootlimit: u32,
+    /// Run after the reboot with `FERRY_RAUC_SLOT`, `FERRY_RAUC_DEVICE` and
+    /// `FERRY_RAUC_VERSION`; non-zero rolls back.
+    #[serde(default)]
+    pub health_check: Option<Vec<String>>,
+    #[serde(default)]
+    pub reboot_command: Option<Vec<String>>,
+    /// Seconds a rauc command, the health check or the reboot command may run.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default = "default_fw_printenv")]
+    pub fw_printenv: PathBuf,
+    #[serde(default = "default_fw_setenv")]
+    pub fw_setenv: PathBuf,
+    #[serde(default = "default_grub_editenv")]
+    pub grub_editenv: PathBuf,
+}
+
+fn default_rauc() -> PathBuf {
+    "rauc".into()
+}
+fn default_rauc_conf() -> PathBuf {
+    "/etc/rauc/system.conf".into()
+}
+
 fn default_keep() -> usize {
     3
 }
@@ -415,6 +468,22 @@ impl Config {
                 }
             }
         }
+        if let Some(r) = &mut self.rauc {
+            fix(&mut r.system_conf);
+            if let Some(env) = &mut r.boot_env {
+                fix(env);
+            }
+            for program in [
+                &mut r.rauc,
+                &mut r.fw_printenv,
+                &mut r.fw_setenv,
+                &mut r.grub_editenv,
+            ] {
+                if program.components().count() > 1 {
+                    fix(program);
+                }
+            }
+        }
         for p in [
             &mut self.director_root,
             &mut self.image_root,
@@ -470,6 +539,13 @@ impl Config {
             .is_some_and(|s| s.timeout_secs == Some(0))
         {
             return bad("[snapshot] timeout_secs must be at least 1".into());
+        }
+        if self
+            .rauc
+            .as_ref()
+            .is_some_and(|r| r.timeout_secs == Some(0))
+        {
+            return bad("[rauc] timeout_secs must be at least 1".into());
         }
         if self.snapshot.as_ref().is_some_and(|s| s.keep < 2) {
             return bad(
@@ -650,10 +726,13 @@ apps_dir = "apps"
     }
 
     #[test]
-    fn ostree_and_snapshot_sections_refuse_limits_that_cannot_work() {
+    fn os_mechanism_sections_refuse_limits_that_cannot_work() {
         let set = checked("[snapshot]\nmount = \"/top\"\n[ostree]\nos = \"torizon\"\n").unwrap();
         assert_eq!(set.snapshot.unwrap().keep, 3);
         assert_eq!(set.ostree.unwrap().sysroot, Path::new("/"));
+        let rauc = checked("[rauc]\n").unwrap().rauc.unwrap();
+        assert_eq!(rauc.system_conf, Path::new("/etc/rauc/system.conf"));
+        assert_eq!(rauc.bus, None);
         for (text, needle) in [
             (
                 "[snapshot]\nmount = \"/top\"\nkeep = 1\n",
@@ -662,6 +741,10 @@ apps_dir = "apps"
             (
                 "[snapshot]\nmount = \"/top\"\ntimeout_secs = 0\n",
                 "[snapshot] timeout_secs must be at least 1",
+            ),
+            (
+                "[rauc]\ntimeout_secs = 0\n",
+                "[rauc] timeout_secs must be at least 1",
             ),
             (
                 "[ostree]\nos = \"torizon\"\ntimeout_secs = 0\n",

@@ -150,6 +150,12 @@ impl Ecu {
                 crate::install::ostree::OstreeInstaller::from_config(ostree, &config.data_dir)?,
             ));
         }
+        if let Some(rauc) = &config.rauc {
+            installers.add(Box::new(crate::install::rauc::RaucInstaller::from_config(
+                rauc,
+                &config.data_dir,
+            )?));
+        }
         installers.add(Box::new(ContainerInstaller::new(
             &config.container,
             &config.data_dir,

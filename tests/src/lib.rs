@@ -10,6 +10,7 @@ pub mod ostree;
 pub mod parsers;
 pub mod process;
 pub mod python;
+pub mod rauc;
 pub mod softhsm;
 
 use std::path::PathBuf;

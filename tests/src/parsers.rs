@@ -171,6 +171,7 @@ fn secondary_ecus() -> Option<SecondaryEcus> {
             os: None,
             ostree: None,
             snapshot: None,
+            rauc: None,
             container: Default::default(),
             modules: Default::default(),
         };

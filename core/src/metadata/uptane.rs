@@ -16,6 +16,8 @@ pub enum Domain {
     Ostree,
     /// The OS root as btrfs snapshots (MicroOS's transactional updates).
     Snapshot,
+    /// The OS as a RAUC bundle, installed by RAUC into its inactive slot.
+    Rauc,
     /// Any other domain, installed by an update module of that name.
     Module(String),
 }
@@ -32,6 +34,7 @@ impl Domain {
             Domain::Container => "container",
             Domain::Ostree => "ostree",
             Domain::Snapshot => "snapshot",
+            Domain::Rauc => "rauc",
             Domain::Module(m) => m,
         }
     }
@@ -39,7 +42,10 @@ impl Domain {
     /// Whether targets of this domain replace the operating system: their claims live in the
     /// `rootfs-image` namespace whatever mechanism installs them.
     pub fn is_os(&self) -> bool {
-        matches!(self, Domain::Os | Domain::Ostree | Domain::Snapshot)
+        matches!(
+            self,
+            Domain::Os | Domain::Ostree | Domain::Snapshot | Domain::Rauc
+        )
     }
 
     pub fn parse(s: &str) -> Domain {
@@ -49,6 +55,7 @@ impl Domain {
             "container" => Domain::Container,
             "ostree" => Domain::Ostree,
             "snapshot" => Domain::Snapshot,
+            "rauc" => Domain::Rauc,
             other => Domain::Module(other.to_owned()),
         }
     }

@@ -31,6 +31,7 @@ pub mod module;
 pub mod os;
 pub mod ostree;
 pub mod pause;
+pub mod rauc;
 pub mod resume;
 pub mod snapshot;
 mod trial;

@@ -136,6 +136,7 @@ impl Vehicle {
             os: None,
             ostree: None,
             snapshot: None,
+            rauc: None,
             container: Default::default(),
             modules: Default::default(),
         };
