@@ -32,6 +32,11 @@ mod ostree;
 #[allow(dead_code)]
 #[path = "../../tests/src/ostree.rs"]
 mod ostree_fixture;
+#[path = "power_loss/rauc.rs"]
+mod rauc;
+#[allow(dead_code)]
+#[path = "../../tests/src/rauc.rs"]
+mod rauc_fixture;
 #[path = "power_loss/snapshot.rs"]
 mod snapshot;
 
@@ -96,6 +101,7 @@ fn table() -> impl Iterator<Item = &'static Row> {
         module::ROWS,
         ostree::ROWS,
         snapshot::ROWS,
+        rauc::ROWS,
     ]
     .into_iter()
     .flatten()
@@ -108,6 +114,7 @@ fn available(domain: &Domain) -> bool {
     match domain.name {
         "ostree" => ostree::available(),
         "snapshot" => snapshot::available(),
+        "rauc" => rauc::available(),
         _ => true,
     }
 }
@@ -122,6 +129,9 @@ struct Node {
     http: Client,
     /// The snapshot domain's file system, mounted while the node lives.
     btrfs: Option<btrfs_fixture::Btrfs>,
+    /// The rauc domain's RAUC system (its D-Bus and `rauc service`), running while the node
+    /// lives.
+    rauc: Option<rauc_fixture::System>,
 }
 
 impl Drop for Node {
@@ -153,18 +163,20 @@ impl Node {
         let v = Vehicle::new(ferry_secondary::VerificationMode::Full);
         let root = v.dir.path().to_owned();
         let (snapshot_toml, btrfs) = snapshot::config(&root, scenario, bootlimit);
+        let (rauc_toml, rauc) = rauc::config(&root, scenario, bootlimit);
         // The app settings are top-level keys: they go before the first table.
         let toml = format!(
             "vin = \"{VIN}\"\nserial = \"{SERIAL}\"\nhardware_id = \"{HW}\"\nkey = \"ecu.key.pem\"\n\
              listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndirector_root = \"director.root.json\"\n\
              image_root = \"image.root.json\"\n{}\
-             [initial_provides]\n\"rootfs-image.python.version\" = \"3.12\"\n{}{}{}{}{}",
+             [initial_provides]\n\"rootfs-image.python.version\" = \"3.12\"\n{}{}{}{}{}{}",
             app::config(scenario),
             os::config(&root, scenario, bootlimit),
             container::config(&root, scenario),
             module::config(&root, scenario),
             ostree::config(&root, scenario, bootlimit),
             snapshot_toml,
+            rauc_toml,
         );
         let config = root.join("secondary.toml");
         std::fs::write(&config, toml).unwrap();
@@ -177,6 +189,7 @@ impl Node {
             addr: String::new(),
             http,
             btrfs,
+            rauc,
         };
         fresh(&mut node.v);
         node
@@ -359,6 +372,10 @@ fn a_power_loss_at_any_state_leaves_the_old_or_the_new_version() {
     if snapshot::available() {
         domains.push("snapshot");
     }
+    if rauc::available() {
+        domains.push("rauc");
+    }
+    domains.sort_unstable();
     assert_eq!(
         covered.keys().map(String::as_str).collect::<Vec<_>>(),
         domains
@@ -378,6 +395,7 @@ fn a_domain_never_journals_a_state_its_rows_leave_out() {
         &module::MODULE,
         &ostree::OSTREE,
         &snapshot::SNAPSHOT,
+        &rauc::RAUC,
     ]
     .into_iter()
     .filter(|d| available(d))
