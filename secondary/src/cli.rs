@@ -26,7 +26,12 @@ Example secondary.toml (relative paths are relative to the file):
   apps_dir = \"apps\"
 
 The first line on stdout is {\"listening\":\"ADDR\"}. Logs go to stderr; RUST_LOG sets the level
-(default info). SIGTERM or SIGINT stops it after requests in flight.";
+(default info). SIGTERM or SIGINT stops it after requests in flight.
+
+On a btrfs-snapshot ECU ([snapshot]), going back to any kept snapshot:
+
+  ferry-secondary --config secondary.toml snapshots
+  ferry-secondary --config secondary.toml rollback --to 3";
 
 /// A Ferry Secondary ECU: verifies metadata from the Primary (full or partial verification),
 /// receives and installs images, and signs version reports.
@@ -36,6 +41,31 @@ struct Args {
     /// The ECU's configuration file.
     #[arg(long, short, value_name = "FILE")]
     config: PathBuf,
+    /// Without a command: serve the Primary.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// List the kept snapshots of the snapshot domain, with the target each holds.
+    #[command(after_help = "Example:\n  ferry-secondary --config secondary.toml snapshots --json")]
+    Snapshots {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a kept snapshot the one that boots (at once when the reboot is simulated; at the
+    /// next boot otherwise) and report the ECU as running its image. Refused while an install
+    /// is in flight or an upgrade is on trial, and for a snapshot without a record.
+    #[command(after_help = "Example:\n  ferry-secondary --config secondary.toml rollback --to 3")]
+    Rollback {
+        /// The snapshot number (see `snapshots`).
+        #[arg(long, value_name = "N")]
+        to: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The daemon's entry point, for its own binary and for `ferry secondary` (one executable for
@@ -93,6 +123,53 @@ pub fn init_logging() {
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(&args.config)?;
+    match &args.command {
+        None => serve_ecu(config),
+        Some(Command::Snapshots { json }) => {
+            let kept = crate::ecu::kept_snapshots(&config)?;
+            let mut out = std::io::stdout().lock();
+            if *json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&kept)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>8}  {:<8}  {:<10}  TARGET",
+                    "SNAPSHOT", "VERSION", "STATE"
+                )?;
+                for k in kept {
+                    let state = match (k.booted, k.default) {
+                        (true, true) => "running",
+                        (true, false) => "booted",
+                        (false, true) => "next boot",
+                        (false, false) => "",
+                    };
+                    writeln!(
+                        out,
+                        "{:>8}  {:<8}  {:<10}  {}",
+                        k.number,
+                        k.version.as_deref().unwrap_or("-"),
+                        state,
+                        k.target.as_deref().unwrap_or("(no record)")
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Rollback { to, json }) => {
+            let image = crate::ecu::rollback_snapshot(&config, *to)?;
+            let mut out = std::io::stdout().lock();
+            if *json {
+                let answer = serde_json::json!({ "snapshot": to, "target": image.target });
+                writeln!(out, "{answer}")?;
+            } else {
+                writeln!(out, "snapshot {to} ({}) boots next", image.target)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn serve_ecu(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listen = config.listen;
     let max_metadata = config.max_metadata_bytes;
     let limits = config.http;

@@ -276,6 +276,14 @@ pub struct SnapshotConfig {
     /// The `btrfs` program.
     #[serde(default = "default_btrfs")]
     pub btrfs: PathBuf,
+    /// `/etc` across updates: "image" (what the archive ships is the whole `/etc`) or
+    /// "merge" (local files the archive does not ship are kept).
+    #[serde(default)]
+    pub etc: EtcMode,
+    /// With `etc = "merge"`: files under `etc/` that keep the running root's version even
+    /// when the archive ships them ("etc/hostname").
+    #[serde(default)]
+    pub etc_keep: Vec<PathBuf>,
     #[serde(default)]
     pub boot: BootBackend,
     /// The file backend's file (default `data_dir/snapshot-bootenv`), or grub's environment.
@@ -347,6 +355,15 @@ fn default_rauc() -> PathBuf {
 }
 fn default_rauc_conf() -> PathBuf {
     "/etc/rauc/system.conf".into()
+}
+
+/// How the snapshot domain treats `/etc` (see [`SnapshotConfig::etc`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EtcMode {
+    #[default]
+    Image,
+    Merge,
 }
 
 fn default_keep() -> usize {
@@ -547,6 +564,24 @@ impl Config {
         {
             return bad("[rauc] timeout_secs must be at least 1".into());
         }
+        if let Some(s) = &self.snapshot {
+            if !s.etc_keep.is_empty() && s.etc != EtcMode::Merge {
+                return bad("[snapshot] etc_keep needs etc = \"merge\"".into());
+            }
+            for p in &s.etc_keep {
+                let inside = p.starts_with("etc")
+                    && p.components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)))
+                    && p.components().count() > 1;
+                if !inside {
+                    return bad(format!(
+                        "[snapshot] etc_keep: {} is not a relative path under etc/ \
+                         (\"etc/hostname\")",
+                        p.display()
+                    ));
+                }
+            }
+        }
         if self.snapshot.as_ref().is_some_and(|s| s.keep < 2) {
             return bad(
                 "[snapshot] keep must be at least 2: the running snapshot and one to go back to"
@@ -741,6 +776,18 @@ apps_dir = "apps"
             (
                 "[snapshot]\nmount = \"/top\"\ntimeout_secs = 0\n",
                 "[snapshot] timeout_secs must be at least 1",
+            ),
+            (
+                "[snapshot]\nmount = \"/top\"\netc_keep = [\"etc/hostname\"]\n",
+                "[snapshot] etc_keep needs etc = \"merge\"",
+            ),
+            (
+                "[snapshot]\nmount = \"/top\"\netc = \"merge\"\netc_keep = [\"/etc/passwd\"]\n",
+                "[snapshot] etc_keep: /etc/passwd is not a relative path under etc/",
+            ),
+            (
+                "[snapshot]\nmount = \"/top\"\netc = \"merge\"\netc_keep = [\"etc/../usr/x\"]\n",
+                "is not a relative path under etc/",
             ),
             (
                 "[rauc]\ntimeout_secs = 0\n",

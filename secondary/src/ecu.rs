@@ -2,6 +2,8 @@
 //! state. Every refusal leaves the trusted metadata, the installed image and provides as they
 //! were, and is recorded for the next version report. Time is always the caller's `now`.
 
+mod operator;
+
 use crate::config::{Anchors, Config};
 use crate::error::{Error, Fault, Result};
 use crate::image::{self, StagedImage};
@@ -29,6 +31,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+pub use operator::{kept_snapshots, rollback_snapshot};
 
 /// `GET /info`: the Primary reads it as this type too.
 #[derive(Debug, Clone, Serialize, Deserialize)]

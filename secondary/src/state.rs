@@ -22,6 +22,7 @@
 //!   never signed, the newest few kept ([`refusals`], v3)
 
 pub(crate) mod journal;
+mod operator;
 pub(crate) mod refusals;
 
 use crate::error::{Error, Result};

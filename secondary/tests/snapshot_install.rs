@@ -3,7 +3,10 @@
 //! updates with `keep = 3` leave exactly three snapshots, the newest the default; an unchanged
 //! 100 MiB file is shared between snapshots, not copied (the file system's used space says
 //! so); an update whose health check fails after the reboot leaves the previous snapshot the
-//! default and its own deleted. Skips, saying why, where btrfs cannot be mounted.
+//! default and its own deleted; a tar.zst root applies like a tar; a merged /etc keeps local
+//! files and the `etc_keep` ones; `rollback --to` the oldest kept snapshot makes it the
+//! default and the ECU reports its image and provides. Skips, saying why, where btrfs cannot
+//! be mounted.
 #![allow(clippy::unwrap_used)]
 
 #[allow(dead_code)]
@@ -14,7 +17,7 @@ mod common;
 use btrfs_fixture::{rootfs_tar, Btrfs};
 use common::*;
 use ferry_core::manifest::InstallResult;
-use ferry_secondary::config::{BootBackend, SnapshotConfig};
+use ferry_secondary::config::{BootBackend, EtcMode, SnapshotConfig};
 use ferry_secondary::{Ecu, Installed, VerificationMode};
 use serde_json::{json, Value};
 
@@ -37,10 +40,11 @@ fn rootfs(version: u32, big: &[u8], healthy: bool) -> Vec<u8> {
     let release = format!("VERSION_ID={version}\n");
     let mut files: Vec<(&str, &[u8])> = vec![
         ("etc/os-release", release.as_bytes()),
+        ("etc/hostname", b"factory"),
         ("usr/lib/big.bin", big),
     ];
     if healthy {
-        files.push(("etc/healthy", b"yes"));
+        files.push(("usr/lib/healthy", b"yes"));
     }
     rootfs_tar(&files)
 }
@@ -64,7 +68,8 @@ fn install(
 }
 
 #[test]
-fn snapshots_share_unchanged_files_keep_three_and_roll_back_a_failed_health_check() {
+fn snapshots_share_unchanged_files_keep_three_roll_back_a_failed_health_check_and_go_back_to_any_kept_one(
+) {
     let mut v = Vehicle::new(VerificationMode::Full);
     let fs = match Btrfs::new(v.dir.path(), 1024) {
         Ok(fs) => fs,
@@ -78,7 +83,10 @@ fn snapshots_share_unchanged_files_keep_three_and_roll_back_a_failed_health_chec
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::fs::create_dir_all(root.join("usr/lib")).unwrap();
         std::fs::write(root.join("etc/os-release"), "VERSION_ID=1\n").unwrap();
-        std::fs::write(root.join("etc/healthy"), "yes").unwrap();
+        std::fs::write(root.join("usr/lib/healthy"), "yes").unwrap();
+        // Local configuration: /etc is merged (etc = "merge"), hostname kept (etc_keep).
+        std::fs::write(root.join("etc/hostname"), "car-42").unwrap();
+        std::fs::write(root.join("etc/machine-id"), "abc").unwrap();
         std::fs::write(root.join("usr/lib/big.bin"), &big).unwrap();
     });
     v.config.snapshot = Some(SnapshotConfig {
@@ -86,13 +94,15 @@ fn snapshots_share_unchanged_files_keep_three_and_roll_back_a_failed_health_chec
         root: "/".into(),
         keep: 3,
         btrfs: "btrfs".into(),
+        etc: EtcMode::Merge,
+        etc_keep: vec!["etc/hostname".into()],
         boot: BootBackend::File,
         boot_env: Some(v.dir.path().join("bootenv")),
         bootlimit: 3,
         health_check: Some(vec![
             "sh".into(),
             "-c".into(),
-            "test -f \"$FERRY_SNAPSHOT_PATH/etc/healthy\"".into(),
+            "test -f \"$FERRY_SNAPSHOT_PATH/usr/lib/healthy\"".into(),
         ]),
         reboot_command: None,
         timeout_secs: None,
@@ -122,6 +132,14 @@ fn snapshots_share_unchanged_files_keep_three_and_roll_back_a_failed_health_chec
         std::fs::read_to_string(fs.mount.join("ferry/snapshots/1/etc/os-release")).unwrap(),
         "VERSION_ID=1\n"
     );
+    assert_eq!(
+        std::fs::read_to_string(snap2.join("etc/hostname")).unwrap(),
+        "car-42"
+    );
+    assert_eq!(
+        std::fs::read_to_string(snap2.join("etc/machine-id")).unwrap(),
+        "abc"
+    );
     let status = ecu.status().unwrap();
     assert_eq!(status.provides["rootfs-image.version"], "2");
     assert_eq!(
@@ -129,14 +147,27 @@ fn snapshots_share_unchanged_files_keep_three_and_roll_back_a_failed_health_chec
         "os/microos-2.tar"
     );
 
-    // Three more: keep = 3 leaves the newest three.
+    // Three more: keep = 3 leaves the newest three. Version 4 is a tar.zst (told by its
+    // magic): it applies the same way.
     for version in 3..=5 {
-        install(&mut v, &mut ecu, version, &rootfs(version, &big, true)).unwrap();
+        let mut bytes = rootfs(version, &big, true);
+        if version == 4 {
+            bytes = zstd::stream::encode_all(&bytes[..], 3).unwrap();
+        }
+        install(&mut v, &mut ecu, version, &bytes).unwrap();
     }
     assert_eq!(fs.snapshots(), [3, 4, 5]);
+    assert_eq!(
+        std::fs::read_to_string(fs.mount.join("ferry/snapshots/4/etc/os-release")).unwrap(),
+        "VERSION_ID=4\n"
+    );
+    assert_eq!(
+        std::fs::read(fs.mount.join("ferry/snapshots/4/usr/lib/big.bin")).unwrap(),
+        big
+    );
     assert_eq!(fs.default_path(), "ferry/snapshots/5");
 
-    // Version 6 has no etc/healthy: booted, failed, snapshot 5 the default again, 6 deleted.
+    // Version 6 has no usr/lib/healthy: booted, failed, snapshot 5 the default again, 6 deleted.
     let err = install(&mut v, &mut ecu, 6, &rootfs(6, &big, false))
         .unwrap_err()
         .to_string();
@@ -151,4 +182,47 @@ fn snapshots_share_unchanged_files_keep_three_and_roll_back_a_failed_health_chec
     assert_eq!(status.provides["rootfs-image.version"], "5");
     let last = status.last_install.unwrap();
     assert_eq!(last.result, InstallResult::RolledBack);
+
+    // The operator goes back to the oldest kept snapshot.
+    let err = ferry_secondary::ecu::rollback_snapshot(&v.config, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("snapshot 1 is not kept (kept: [3, 4, 5])"),
+        "{err}"
+    );
+    let kept = ferry_secondary::ecu::kept_snapshots(&v.config).unwrap();
+    assert_eq!(kept.iter().map(|k| k.number).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(kept[0].target.as_deref(), Some("os/microos-3.tar"));
+    assert!(kept[2].default && kept[2].booted, "{kept:?}");
+    let image = ferry_secondary::ecu::rollback_snapshot(&v.config, 3).unwrap();
+    assert_eq!(image.target, "os/microos-3.tar");
+    assert_eq!(fs.default_path(), "ferry/snapshots/3");
+    let status = ecu.status().unwrap();
+    assert_eq!(status.provides["rootfs-image.version"], "3");
+    assert_eq!(
+        status.installed_domains["snapshot"].target,
+        "os/microos-3.tar"
+    );
+    let last = status.last_install.unwrap();
+    assert_eq!(last.result, InstallResult::RolledBack);
+    assert!(
+        last.detail.contains("rolled back to snapshot 3"),
+        "{}",
+        last.detail
+    );
+    let err = ferry_secondary::ecu::rollback_snapshot(&v.config, 3)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("snapshot 3 runs already"), "{err}");
+
+    // The next update starts from snapshot 3 and keeps three again.
+    install(&mut v, &mut ecu, 7, &rootfs(7, &big, true)).unwrap();
+    assert_eq!(fs.default_path(), "ferry/snapshots/6");
+    assert_eq!(
+        std::fs::read_to_string(fs.mount.join("ferry/snapshots/6/etc/os-release")).unwrap(),
+        "VERSION_ID=7\n"
+    );
+    assert_eq!(fs.snapshots(), [4, 5, 6]);
+    assert_eq!(ecu.status().unwrap().provides["rootfs-image.version"], "7");
 }

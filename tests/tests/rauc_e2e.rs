@@ -56,7 +56,12 @@ fn rauc_updates_roll_back_on_a_failed_health_check_and_refuse_what_rauc_or_uptan
     });
 
     // v2: written to slot B by RAUC, booted, marked good, reported.
-    let v2 = publish(&world, &bundle(dir.path(), &pki, COMPATIBLE, "2", true), "2", "2");
+    let v2 = publish(
+        &world,
+        &bundle(dir.path(), &pki, COMPATIBLE, "2", true),
+        "2",
+        "2",
+    );
     world.assign(&[(FULL, &v2)]);
     let out = world.check();
     assert_eq!(out.code, 0, "{out}");
@@ -69,13 +74,21 @@ fn rauc_updates_roll_back_on_a_failed_health_check_and_refuse_what_rauc_or_uptan
     assert_eq!(full["provides"]["rootfs-image.version"], "2", "{full}");
 
     // v3: written to slot A, booted, fails its health check: marked bad, B primary again.
-    let v3 = publish(&world, &bundle(dir.path(), &pki, COMPATIBLE, "3", false), "3", "3");
+    let v3 = publish(
+        &world,
+        &bundle(dir.path(), &pki, COMPATIBLE, "3", false),
+        "3",
+        "3",
+    );
     world.assign(&[(FULL, &v3)]);
     let out = world.check();
     assert_ne!(out.code, 0, "{out}");
     assert_eq!(system.slot("A"), image("3", false));
     let bl = system.bootloader();
-    assert_eq!((bl["primary"].as_str(), bl["state_A"].as_str()), ("B", "bad"));
+    assert_eq!(
+        (bl["primary"].as_str(), bl["state_A"].as_str()),
+        ("B", "bad")
+    );
     assert_eq!(system.status()["booted"], "B");
     let full = world.reported(FULL);
     assert_eq!(full["last_install"]["target"], v3.as_str(), "{full}");
@@ -86,21 +99,37 @@ fn rauc_updates_roll_back_on_a_failed_health_check_and_refuse_what_rauc_or_uptan
     // A bundle signed by another CA: Uptane signed the file, RAUC refuses it.
     let other = Pki::new(&dir.path().join("other-pki"), "other");
     let slot_a = system.slot("A");
-    let evil = publish(&world, &bundle(dir.path(), &other, COMPATIBLE, "4", true), "4", "4");
+    let evil = publish(
+        &world,
+        &bundle(dir.path(), &other, COMPATIBLE, "4", true),
+        "4",
+        "4",
+    );
     world.assign(&[(FULL, &evil)]);
     let out = world.check();
     assert_ne!(out.code, 0, "{out}");
     let full = world.reported(FULL);
     assert_eq!(full["last_install"]["target"], evil.as_str(), "{full}");
     assert_eq!(full["last_install"]["result"], "failure", "{full}");
-    assert!(detail_contains(&full, "rauc bundle signature check failed"), "{full}");
-    assert!(detail_contains(&full, "signature verification failed"), "{full}");
+    assert!(
+        detail_contains(&full, "rauc bundle signature check failed"),
+        "{full}"
+    );
+    assert!(
+        detail_contains(&full, "signature verification failed"),
+        "{full}"
+    );
     assert_eq!(system.slot("A"), slot_a, "no slot written");
     assert_eq!(system.bootloader()["primary"], "B");
     assert_eq!(full["provides"]["rootfs-image.version"], "2", "{full}");
 
     // v5 whose stored bytes differ from the signed ones: refused before RAUC sees them.
-    let v5 = publish(&world, &bundle(dir.path(), &pki, COMPATIBLE, "5", true), "5", "5");
+    let v5 = publish(
+        &world,
+        &bundle(dir.path(), &pki, COMPATIBLE, "5", true),
+        "5",
+        "5",
+    );
     for stored in world.stored_target_files(&v5) {
         let mut bytes = std::fs::read(&stored).unwrap();
         bytes[600] ^= 1;

@@ -17,14 +17,17 @@
 
 mod apply;
 mod btrfs;
+mod record;
 
-pub use apply::{apply, Applied};
+pub use apply::{apply, open_archive, Applied, Local};
 pub use btrfs::Btrfs;
 
 use super::boot::{self, BootControl, BOOTCOUNT, UPGRADE_AVAILABLE};
 use super::{capture, trial, InstallJob, Installer, Reboot};
 use crate::config::SnapshotConfig;
 use crate::error::{Error, Result};
+use crate::state::InstalledImage;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use trial::check;
 
@@ -37,6 +40,18 @@ pub const BOOTED: &str = "ferry_snapshot_booted";
 /// Where the snapshots live, under the mounted top level.
 pub const SNAPSHOTS: &str = "ferry/snapshots";
 
+/// One kept snapshot, as `ferry-secondary snapshots` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kept {
+    pub number: u64,
+    /// The target it was installed from; None for the factory root or one made by hand.
+    pub target: Option<String>,
+    pub version: Option<String>,
+    /// The default subvolume: what boots next.
+    pub default: bool,
+    pub booted: bool,
+}
+
 #[derive(Debug)]
 pub struct SnapshotInstaller {
     btrfs: Btrfs,
@@ -45,6 +60,8 @@ pub struct SnapshotInstaller {
     /// The running root, whose subvolume is the booted snapshot after a real reboot.
     root: PathBuf,
     keep: usize,
+    /// What of the running root's `/etc` survives an update.
+    local: Local,
     boot: Box<dyn BootControl>,
     bootlimit: u32,
     health_check: Option<Vec<String>>,
@@ -67,6 +84,10 @@ impl SnapshotInstaller {
             mount: config.mount.clone(),
             root: config.root.clone(),
             keep: config.keep,
+            local: Local {
+                merge_etc: config.etc == crate::config::EtcMode::Merge,
+                keep: config.etc_keep.iter().cloned().collect(),
+            },
             boot: boot::open(
                 config.boot,
                 env,
@@ -206,9 +227,68 @@ impl SnapshotInstaller {
                 continue;
             }
             self.btrfs.delete(&self.path(n))?;
+            record::remove(&self.mount, n)?;
             excess -= 1;
         }
         Ok(())
+    }
+}
+
+/// The operator's way back (`ferry-secondary rollback --to N`), outside any install.
+impl SnapshotInstaller {
+    /// The kept snapshots, oldest first, with what each holds.
+    pub fn kept(&self) -> Result<Vec<Kept>> {
+        let default = self.default_snapshot()?;
+        let booted = self.booted()?;
+        let mut out = Vec::new();
+        for n in self.snapshots()? {
+            let image = record::read(&self.mount, n)?;
+            out.push(Kept {
+                number: n,
+                version: image
+                    .as_ref()
+                    .and_then(|i| i.custom.get("version")?.as_str().map(str::to_owned)),
+                target: image.map(|i| i.target),
+                default: default == Some(n),
+                booted: booted == Some(n),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Make kept snapshot `n` the default subvolume, so it boots next (at once, when the
+    /// reboot is simulated), and return what it holds. Refused while an upgrade is on trial,
+    /// for a snapshot not kept or running already, and for one without a record.
+    pub fn rollback_to(&mut self, n: u64) -> Result<InstalledImage> {
+        trial::no_upgrade_on_trial(self.boot.as_ref(), "snapshot rollback")?;
+        let kept = self.snapshots()?;
+        if !kept.contains(&n) {
+            return Err(check(
+                "snapshot rollback",
+                format!("snapshot {n} is not kept (kept: {kept:?})"),
+                "one of the kept snapshots".into(),
+            ));
+        }
+        if self.default_snapshot()? == Some(n) && self.booted()? == Some(n) {
+            return Err(check(
+                "snapshot rollback",
+                format!("snapshot {n} runs already"),
+                "a snapshot other than the running one".into(),
+            ));
+        }
+        let image = record::read(&self.mount, n)?.ok_or_else(|| {
+            check(
+                "snapshot rollback",
+                format!("snapshot {n} has no record of the image it holds"),
+                "a snapshot a Ferry install made (the factory root has none)".into(),
+            )
+        })?;
+        self.btrfs.set_default(&self.path(n))?;
+        if self.reboot_command.is_none() {
+            self.boot.set(&[(BOOTED, n.to_string())])?;
+        }
+        tracing::warn!(snapshot = n, target = %image.target, "rolled back by the operator");
+        Ok(image)
     }
 }
 
@@ -239,8 +319,7 @@ impl Installer for SnapshotInstaller {
         self.boot
             .set(&[(TRIAL, new.to_string()), (PREVIOUS, booted.to_string())])?;
         self.btrfs.snapshot(&self.path(booted), &self.path(new))?;
-        let file = std::fs::File::open(job.image).map_err(|e| Error::io(job.image, e))?;
-        let applied = apply(std::io::BufReader::new(file), &self.path(new))?;
+        let applied = apply(open_archive(job.image)?, &self.path(new), &self.local)?;
         tracing::info!(
             snapshot = new,
             from = booted,
@@ -284,7 +363,22 @@ impl Installer for SnapshotInstaller {
         self.health(trial)
     }
 
-    fn commit(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+    fn commit(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let trial = self.trial()?;
+        let custom = serde_json::to_value(job.custom).map_err(|e| {
+            check(
+                "snapshot record",
+                e.to_string(),
+                "the target's custom metadata as JSON".into(),
+            )
+        })?;
+        let image = InstalledImage {
+            target: job.target_name.to_owned(),
+            length: job.length,
+            hashes: job.hashes.clone(),
+            custom,
+        };
+        record::write(&self.mount, trial, &image)?;
         trial::set_upgrade(self.boot.as_mut(), false, 0)?;
         self.prune()
     }

@@ -1,4 +1,4 @@
-//! Apply a root file system archive (tar) onto a writable snapshot of the running root so that
+//! Apply a root file system archive (tar or tar.zst) onto a writable snapshot of the running root so that
 //! only what changed is written: a file whose bytes, mode and owner already match is left as
 //! it is, so its extents stay shared with the snapshot it came from (btrfs copy-on-write);
 //! everything the archive does not hold is removed. Streamed through one fixed buffer.
@@ -44,8 +44,43 @@ fn relative(path: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Apply the tar `archive` onto `root`.
-pub fn apply(archive: impl Read, root: &Path) -> Result<Applied> {
+/// The first bytes of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The tar stream of the archive at `path`: a plain tar, or a tar.zst (told by its magic, not
+/// its name), decompressed as it is read. The decoder's default window limit (128 MiB) bounds
+/// its memory whatever the frame asks for.
+pub fn open_archive(path: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = std::io::BufReader::with_capacity(BUFFER, file);
+    let head = std::io::BufRead::fill_buf(&mut reader).map_err(|e| Error::io(path, e))?;
+    if head.starts_with(&ZSTD_MAGIC) {
+        let decoder =
+            zstd::stream::read::Decoder::with_buffer(reader).map_err(|e| Error::io(path, e))?;
+        return Ok(Box::new(decoder));
+    }
+    Ok(Box::new(reader))
+}
+
+/// What of the running root survives an archive, besides what the archive ships.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Local {
+    /// `/etc` merged: files under `etc/` that the archive does not hold are kept (local
+    /// configuration, host keys, machine-id carry over) instead of removed.
+    pub merge_etc: bool,
+    /// Files (relative paths) that keep the running root's version even when the archive
+    /// ships them, where the running root has them.
+    pub keep: HashSet<PathBuf>,
+}
+
+impl Local {
+    fn keeps_unlisted(&self, rel: &Path) -> bool {
+        self.merge_etc && rel.starts_with("etc")
+    }
+}
+
+/// Apply the tar `archive` onto `root`, keeping what `local` says.
+pub fn apply(archive: impl Read, root: &Path, local: &Local) -> Result<Applied> {
     let mut tar = tar::Archive::new(archive);
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut applied = Applied::default();
@@ -66,6 +101,10 @@ pub fn apply(archive: impl Read, root: &Path) -> Result<Applied> {
         }
         seen.insert(rel.clone());
         let dest = root.join(&rel);
+        if local.keep.contains(&rel) && std::fs::symlink_metadata(&dest).is_ok() {
+            applied.unchanged += 1;
+            continue;
+        }
         if let Some(parent) = dest.parent() {
             refuse_symlinked_parent(root, &rel)?;
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -127,7 +166,7 @@ pub fn apply(archive: impl Read, root: &Path) -> Result<Applied> {
             tracing::warn!(path = %raw.display(), "rootfs archive: skipping a special file");
         }
     }
-    applied.removed = remove_unseen(root, root, &seen)?;
+    applied.removed = remove_unseen(root, root, &seen, local)?;
     Ok(applied)
 }
 
@@ -244,18 +283,23 @@ fn remove(path: &Path) -> Result<()> {
     }
 }
 
-/// Remove everything under `dir` whose path (relative to `root`) the archive did not hold.
-fn remove_unseen(root: &Path, dir: &Path, seen: &HashSet<PathBuf>) -> Result<u64> {
+/// Remove everything under `dir` whose path (relative to `root`) the archive did not hold,
+/// unless `local` keeps it.
+fn remove_unseen(root: &Path, dir: &Path, seen: &HashSet<PathBuf>, local: &Local) -> Result<u64> {
     let mut removed = 0;
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let path = entry.path();
         let rel = path.strip_prefix(root).unwrap_or(&path).to_owned();
+        let is_dir = entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir();
+        if local.keeps_unlisted(&rel) && !seen.contains(&rel) {
+            continue;
+        }
         if !seen.contains(&rel) {
             remove(&path)?;
             removed += 1;
-        } else if entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir() {
-            removed += remove_unseen(root, &path, seen)?;
+        } else if is_dir {
+            removed += remove_unseen(root, &path, seen, local)?;
         }
     }
     Ok(removed)
@@ -285,11 +329,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let first = archive(&[("etc/a", b"one"), ("usr/b", b"same"), ("usr/gone", b"x")]);
-        let done = apply(&first[..], root).unwrap();
+        let done = apply(&first[..], root, &Local::default()).unwrap();
         assert_eq!((done.written, done.unchanged, done.removed), (3, 0, 0));
         let inode = std::fs::metadata(root.join("usr/b")).unwrap().ino();
         let second = archive(&[("etc/a", b"two"), ("usr/b", b"same")]);
-        let done = apply(&second[..], root).unwrap();
+        let done = apply(&second[..], root, &Local::default()).unwrap();
         assert_eq!((done.written, done.unchanged, done.removed), (1, 1, 1));
         assert_eq!(std::fs::read(root.join("etc/a")).unwrap(), b"two");
         assert_eq!(
@@ -313,9 +357,41 @@ mod tests {
         bytes.extend_from_slice(&[b'x'; 512]);
         bytes.extend_from_slice(&[0; 1024]);
         let dir = tempfile::tempdir().unwrap();
-        let e = apply(&bytes[..], &dir.path().join("root"))
+        let e = apply(&bytes[..], &dir.path().join("root"), &Local::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("rootfs archive check failed"), "{e}");
+    }
+
+    #[test]
+    fn a_merged_etc_keeps_local_files_and_the_kept_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let first = archive(&[("etc/os-release", b"1"), ("etc/hostname", b"factory")]);
+        apply(&first[..], root, &Local::default()).unwrap();
+        std::fs::write(root.join("etc/hostname"), "car-42").unwrap();
+        std::fs::write(root.join("etc/machine-id"), "abc").unwrap();
+        std::fs::write(root.join("usr-local"), "x").unwrap();
+        let local = Local {
+            merge_etc: true,
+            keep: [PathBuf::from("etc/hostname")].into(),
+        };
+        let second = archive(&[("etc/os-release", b"2"), ("etc/hostname", b"factory")]);
+        let done = apply(&second[..], root, &local).unwrap();
+        assert_eq!(std::fs::read(root.join("etc/os-release")).unwrap(), b"2");
+        assert_eq!(std::fs::read(root.join("etc/hostname")).unwrap(), b"car-42");
+        assert_eq!(std::fs::read(root.join("etc/machine-id")).unwrap(), b"abc");
+        assert!(
+            !root.join("usr-local").exists(),
+            "outside /etc, the image wins"
+        );
+        assert_eq!((done.written, done.unchanged, done.removed), (1, 1, 1));
+        // Without the merge, the image's /etc is the whole /etc.
+        apply(&second[..], root, &Local::default()).unwrap();
+        assert_eq!(
+            std::fs::read(root.join("etc/hostname")).unwrap(),
+            b"factory"
+        );
+        assert!(!root.join("etc/machine-id").exists());
     }
 }
