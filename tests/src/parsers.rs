@@ -356,6 +356,53 @@ pub fn pkcs11_uri(data: &[u8]) {
     assert_eq!(again.redacted(), shown, "from {text:?}");
 }
 
+/// A root file system archive (tar, or tar.zst by its magic) applied onto an empty root with
+/// `/etc` merged, as the snapshot domain applies a verified target: never panics, and nothing
+/// appears beside the root, whatever the entries' paths, links and types.
+pub fn rootfs_archive(data: &[u8]) {
+    use ferry_secondary::install::snapshot::{apply, open_archive, Local};
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let file = dir.path().join("rootfs.tar");
+    let root = dir.path().join("root");
+    if std::fs::write(&file, data).is_err() || std::fs::create_dir(&root).is_err() {
+        return;
+    }
+    let local = Local {
+        merge_etc: true,
+        keep: [std::path::PathBuf::from("etc/hostname")].into(),
+    };
+    if let Ok(reader) = open_archive(&file) {
+        let _ = apply(reader, &root, &local);
+    }
+    let mut beside: Vec<String> = std::fs::read_dir(dir.path())
+        .map(|d| {
+            d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    beside.sort();
+    assert_eq!(
+        beside,
+        ["root", "rootfs.tar"],
+        "an archive wrote outside its root"
+    );
+}
+
+/// What `rauc info` and `rauc status` print (JSON), as the rauc domain reads it.
+pub fn rauc_output(data: &[u8]) {
+    use ferry_secondary::install::rauc::{parse_info, parse_status};
+    let text = String::from_utf8_lossy(data);
+    if let Ok(info) = parse_info(&text) {
+        let _ = info.image_for("rootfs");
+    }
+    if let Ok(status) = parse_status(&text) {
+        let _ = status.booted_slot();
+        if let Some(primary) = &status.boot_primary {
+            let _ = status.slot(primary).and_then(|s| s.installed_sha256());
+        }
+    }
+}
+
 /// Every harness by name: what `fuzz/` builds a target for and the property test runs.
 pub const ALL: &[(&str, Harness)] = &[
     ("metadata", metadata),
@@ -368,6 +415,8 @@ pub const ALL: &[(&str, Harness)] = &[
     ("proposal", proposal),
     ("tuf_key", tuf_key),
     ("pkcs11_uri", pkcs11_uri),
+    ("rootfs_archive", rootfs_archive),
+    ("rauc_output", rauc_output),
 ];
 
 #[cfg(test)]

@@ -22,6 +22,10 @@ const TUF_KEY: &str = r#"{"keytype":"ed25519","keyval":{"public":"d75a980182b10a
 const TUF_KEY_WRAPPED: &str = r#"{"keyid":"x","public":{"keytype":"ecdsa","keyval":{"public":"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"},"scheme":"ecdsa-sha2-nistp256"}}"#;
 const PKCS11_URI: &str = "pkcs11:token=ferry;object=root-1;id=%01%ab;type=private;slot-id=3;serial=42;library-version=2.6?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:///run/pin.txt";
 
+/// What RAUC 1.8 printed in the tests (`rauc status --detailed`, `rauc info`).
+const RAUC_STATUS: &str = r#"{"compatible":"ferry-test","variant":"","booted":"A","boot_primary":"rootfs.1","slots":[{"rootfs.1":{"class":"rootfs","device":"/tmp/b","type":"raw","bootname":"B","state":"inactive","boot_status":"good","slot_status":{"bundle":{"compatible":"ferry-test","version":"2"},"checksum":{"sha256":"72","size":65536}}}},{"rootfs.0":{"class":"rootfs","bootname":"A","state":"booted"}}]}"#;
+const RAUC_INFO: &str = r#"{"compatible":"ferry-test","version":"2","images":[{"rootfs":{"variant":null,"filename":"rootfs.img","checksum":"72","size":65536,"hooks":[],"adaptive":[]}}]}"#;
+
 fn run(name: &str, data: &[u8]) {
     let (_, harness) = parsers::ALL.iter().find(|(n, _)| *n == name).unwrap();
     harness(data);
@@ -124,6 +128,17 @@ proptest! {
     fn oci_archives_never_panic(data in prop::collection::vec(any::<u8>(), 0..4096), tar in tar_archive()) {
         run("oci_archive", &data);
         run("oci_archive", &tar);
+    }
+
+    #[test]
+    fn rootfs_archives_never_panic_nor_write_outside_the_root(data in prop::collection::vec(any::<u8>(), 0..4096), tar in tar_archive()) {
+        run("rootfs_archive", &data);
+        run("rootfs_archive", &tar);
+    }
+
+    #[test]
+    fn rauc_outputs_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(RAUC_STATUS), mutated(RAUC_INFO)]) {
+        run("rauc_output", &data);
     }
 }
 

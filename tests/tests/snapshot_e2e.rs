@@ -106,4 +106,34 @@ fn snapshot_updates_roll_back_on_a_failed_health_check_and_refuse_other_bytes() 
     assert_eq!(fs.default_path(), "ferry/snapshots/2");
     let full = world.reported(FULL);
     assert_eq!(full["provides"]["rootfs-image.version"], "2", "{full}");
+
+    // The operator's view, through the real binary: snapshot 2 runs; snapshot 1 (the factory
+    // root) holds no record of an image, so there is no going back to it by name.
+    let config = world.base.join(format!("{FULL}.toml"));
+    let secondary = ferry_tests::bins::binary("ferry-secondary", "ferry-secondary");
+    let config_arg = config.to_str().unwrap();
+    let out = run(
+        &world.base,
+        &secondary,
+        &["--config", config_arg, "snapshots", "--json"],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let kept: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(kept[0]["number"], 1, "{kept}");
+    assert_eq!(kept[0]["target"], serde_json::Value::Null, "{kept}");
+    assert_eq!(kept[1]["number"], 2, "{kept}");
+    assert_eq!(kept[1]["target"], v2.as_str(), "{kept}");
+    assert_eq!(kept[1]["default"], true, "{kept}");
+    let out = run(
+        &world.base,
+        &secondary,
+        &["--config", config_arg, "rollback", "--to", "1"],
+    );
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("snapshot 1 has no record of the image it holds"),
+        "{out}"
+    );
+    assert_eq!(fs.default_path(), "ferry/snapshots/2");
 }
