@@ -6,7 +6,12 @@
 //! Each call is `<module> <State> <tree>` with the tree ([`tree`]) as working directory, stdin
 //! closed and output captured (bounded). The states, by installer step:
 //! - prepare: `Download` (no streams are offered: the module finds the image in `files/`
-//!   afterwards, as Mender does for a module that leaves its streams unread);
+//!   afterwards, as Mender does for a module that leaves its streams unread; a Mender
+//!   artifact's payload files, or a tar target's files, are unpacked there, see [`payload`]),
+//!   then the query `SupportsRollback`, where Mender 3.4 asks it (recorded with
+//!   `mender install` of Debian's client: Download, SupportsRollback, ArtifactInstall,
+//!   NeedsArtifactReboot; on failure SupportsRollback again, ArtifactRollback,
+//!   ArtifactFailure, Cleanup);
 //! - install: `ArtifactInstall`, then the query `NeedsArtifactReboot` (`No`/empty, `Yes`,
 //!   `Automatic`); `Yes` runs `ArtifactReboot`, `Automatic` runs `[modules] reboot_command`;
 //! - verify-reboot: `ArtifactVerifyReboot` (without a reboot there is no verify state);
@@ -21,6 +26,7 @@
 //! restart the driver's repeated step knows what already ran: a finished ArtifactRollback or
 //! ArtifactFailure is not run twice, an interrupted state is run again.
 
+pub mod payload;
 pub mod tree;
 
 use super::capture::{self, Finished};
@@ -242,18 +248,35 @@ impl Installer for ModuleInstaller {
         self.domain
     }
 
+    fn takes_mender_artifacts(&self) -> bool {
+        true
+    }
+
     fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let kind = payload::Kind::of(job)?;
         self.work.clear()?;
         // The record first: whatever happens next, cleanup will call the module's Cleanup.
-        self.work.save(&Record {
+        let mut record = Record {
             target: job.target_name.to_owned(),
             phase: Phase::Downloading,
             reboot: None,
             failure_reported: false,
-        })?;
-        self.work.build(self.domain, job, &self.device_type)?;
+            artifact_name: None,
+        };
+        self.work.save(&record)?;
+        if kind == payload::Kind::Mender {
+            let (artifact, headers) = payload::artifact_headers(job, self.domain)?;
+            self.work.build_with(&headers, &self.device_type)?;
+            record.artifact_name = Some(artifact.name);
+            self.work.save(&record)?;
+        } else {
+            self.work.build(self.domain, job, &self.device_type)?;
+        }
         self.call("Download")?;
-        self.work.add_payload(job)?;
+        payload::unpack(&self.work, job, kind)?;
+        // Asked here as Mender asks it; the answer that counts is the one at rollback.
+        let done = self.call("SupportsRollback")?;
+        parse_answer(self.domain, "SupportsRollback", &done)?;
         Ok(())
     }
 
@@ -290,7 +313,8 @@ impl Installer for ModuleInstaller {
         let mut record = self.record()?;
         self.call("ArtifactCommit")?;
         self.set_phase(&mut record, Phase::Committed)?;
-        self.work.set_current_name(job.target_name)
+        let name = record.artifact_name.as_deref().unwrap_or(job.target_name);
+        self.work.set_current_name(name)
     }
 
     fn rollback(&mut self, _job: &InstallJob<'_>) -> Result<()> {

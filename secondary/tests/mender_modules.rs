@@ -1,0 +1,148 @@
+//! Mender artifacts made by the real `mender-artifact` install through Debian's unmodified
+//! `single-file` and `directory` Update Modules (/usr/share/mender/modules/v3) on an ECU: the
+//! verified artifact is unpacked into the module's tree (payload files in `files/`, the
+//! artifact's own headers in `header/`). A `directory` artifact whose update.tar is cut short
+//! fails in ArtifactInstall after the module emptied the destination, and the module's
+//! ArtifactRollback puts the old files back. A plain target marked as a tar of files
+//! (`moduleFiles: "tar"`) installs through `single-file` too. Skips, saying why, without the
+//! Debian packages.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+#[path = "fixtures/mender.rs"]
+mod mender_fixture;
+
+use common::*;
+use ferry_core::manifest::InstallResult;
+use ferry_secondary::{Ecu, VerificationMode};
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn vehicle(test: &str) -> Option<(Vehicle, std::path::PathBuf)> {
+    let modules = mender_fixture::modules_dir(test)?;
+    let tool = mender_fixture::tool(test)?;
+    let mut v = Vehicle::new(VerificationMode::Full);
+    v.config.modules.dir = Some(modules);
+    Some((v, tool))
+}
+
+/// The custom metadata `ferry repo add-target --from-mender` gives an artifact (the mapping
+/// itself is tested end to end in tests/tests/mender_e2e.rs).
+fn custom(kind: &str, name: &str, counter: u64) -> Value {
+    json!({ "hardwareIds": [HW], "releaseCounter": counter, "domain": kind, "name": name,
+            "provides": { "artifact_name": name, format!("rootfs-image.{kind}.version"): name },
+            "clearsProvides": [format!("rootfs-image.{kind}.*"), "artifact_group"],
+            "mender": { "format": 3, "artifactName": name, "payloadType": kind } })
+}
+
+fn offer(v: &mut Vehicle, ecu: &mut Ecu, name: &str, content: &[u8], custom: Value) {
+    v.offer(name, content, custom);
+    ecu.receive_metadata(&v.bundle(), now()).unwrap();
+    ecu.receive_image(&mut &content[..]).unwrap();
+}
+
+fn single_file(tool: &Path, dir: &Path, name: &str, content: &[u8], dest: &Path) -> Vec<u8> {
+    let mut args: Vec<String> = [
+        "write", "module-image", "-T", "single-file", "-n", name, "-t", HW, "-o", "out.mender",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(mender_fixture::single_file_inputs(dir, "app.conf", content, dest));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    mender_fixture::write(tool, dir, &refs);
+    std::fs::read(dir.join("out.mender")).unwrap()
+}
+
+fn directory(tool: &Path, dir: &Path, name: &str, update_tar: &[u8], dest: &Path) -> Vec<u8> {
+    std::fs::write(dir.join("update.tar"), update_tar).unwrap();
+    std::fs::write(dir.join("dest_dir"), format!("{}\n", dest.display())).unwrap();
+    mender_fixture::write(
+        tool,
+        dir,
+        &[
+            "write", "module-image", "-T", "directory", "-n", name, "-t", HW, "-o", "out.mender",
+            "-f", "update.tar", "-f", "dest_dir",
+        ],
+    );
+    std::fs::read(dir.join("out.mender")).unwrap()
+}
+
+#[test]
+fn a_single_file_artifact_installs_through_debians_module() {
+    let Some((mut v, tool)) = vehicle("a_single_file_artifact_installs_through_debians_module") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let dest = work.path().join("etc-app");
+    let mut ecu = v.ecu();
+    let v1 = single_file(&tool, work.path(), "app-1", b"level = 1\n", &dest);
+    offer(&mut v, &mut ecu, "apps/app-1.mender", &v1, custom("single-file", "app-1", 1));
+    ecu.install(now()).unwrap();
+    assert_eq!(std::fs::read(dest.join("app.conf")).unwrap(), b"level = 1\n");
+    let provides = ecu.status().unwrap().provides;
+    assert_eq!(provides["artifact_name"], "app-1");
+    assert_eq!(provides["rootfs-image.single-file.version"], "app-1");
+
+    let v2 = single_file(&tool, work.path(), "app-2", b"level = 2\n", &dest);
+    offer(&mut v, &mut ecu, "apps/app-2.mender", &v2, custom("single-file", "app-2", 2));
+    ecu.install(now()).unwrap();
+    assert_eq!(std::fs::read(dest.join("app.conf")).unwrap(), b"level = 2\n");
+    // The module keeps the artifact name Mender would: the artifact's, not the target's.
+    let current = v.config.data_dir.join("modules/single-file/current_artifact_name");
+    assert_eq!(std::fs::read_to_string(current).unwrap(), "app-2\n");
+}
+
+#[test]
+fn a_directory_artifact_that_fails_rolls_back_through_debians_module() {
+    let Some((mut v, tool)) = vehicle("a_directory_artifact_that_fails_rolls_back_through_debians_module") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let dest = work.path().join("srv-conf");
+    let mut ecu = v.ecu();
+    let good = mender_fixture::tar(&[("a.conf", b"a = 1\n"), ("b.conf", b"b = 1\n")]);
+    let v1 = directory(&tool, work.path(), "conf-1", &good, &dest);
+    offer(&mut v, &mut ecu, "conf/conf-1.mender", &v1, custom("directory", "conf-1", 1));
+    ecu.install(now()).unwrap();
+    assert_eq!(std::fs::read(dest.join("a.conf")).unwrap(), b"a = 1\n");
+    assert_eq!(std::fs::read(dest.join("b.conf")).unwrap(), b"b = 1\n");
+
+    // update.tar cut in the middle of its second file: the module has already replaced the
+    // directory when tar fails.
+    let big = vec![b'x'; 8192];
+    let mut cut = mender_fixture::tar(&[("a.conf", b"a = 2\n"), ("b.conf", &big)]);
+    cut.truncate(512 + 512 + 512 + 4096);
+    let v2 = directory(&tool, work.path(), "conf-2", &cut, &dest);
+    offer(&mut v, &mut ecu, "conf/conf-2.mender", &v2, custom("directory", "conf-2", 2));
+    let err = ecu.install(now()).unwrap_err().to_string();
+    assert!(err.contains("update module directory in state ArtifactInstall failed"), "{err}");
+    assert!(err.contains("restored the previous copy"), "{err}");
+    assert_eq!(std::fs::read(dest.join("a.conf")).unwrap(), b"a = 1\n");
+    assert_eq!(std::fs::read(dest.join("b.conf")).unwrap(), b"b = 1\n");
+    let status = ecu.status().unwrap();
+    assert_eq!(status.last_install.unwrap().result, InstallResult::RolledBack);
+    assert_eq!(status.provides["artifact_name"], "conf-1");
+}
+
+#[test]
+fn a_plain_tar_target_gives_a_module_several_files() {
+    let Some((mut v, _tool)) = vehicle("a_plain_tar_target_gives_a_module_several_files") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let dest = work.path().join("etc-app");
+    let dest_dir = format!("{}\n", dest.display());
+    let files = mender_fixture::tar(&[
+        ("./app.conf", b"level = 7\n"),
+        ("./dest_dir", dest_dir.as_bytes()),
+        ("./filename", b"app.conf\n"),
+    ]);
+    let mut ecu = v.ecu();
+    let custom = json!({ "hardwareIds": [HW], "releaseCounter": 1, "domain": "single-file",
+                         "name": "app", "version": "7", "moduleFiles": "tar",
+                         "metaData": {"note": "several files"} });
+    offer(&mut v, &mut ecu, "apps/app-7.tar", &files, custom);
+    ecu.install(now()).unwrap();
+    assert_eq!(std::fs::read(dest.join("app.conf")).unwrap(), b"level = 7\n");
+}
