@@ -23,6 +23,8 @@ mod app;
 mod btrfs_fixture;
 #[path = "power_loss/container.rs"]
 mod container;
+#[path = "power_loss/mender.rs"]
+mod mender;
 #[path = "power_loss/module.rs"]
 mod module;
 #[path = "power_loss/os.rs"]
@@ -94,6 +96,7 @@ fn table() -> impl Iterator<Item = &'static Row> {
         os::ROWS,
         container::ROWS,
         module::ROWS,
+        mender::ROWS,
         ostree::ROWS,
         snapshot::ROWS,
     ]
@@ -108,6 +111,7 @@ fn available(domain: &Domain) -> bool {
     match domain.name {
         "ostree" => ostree::available(),
         "snapshot" => snapshot::available(),
+        "single-file" => mender::available(),
         _ => true,
     }
 }
@@ -359,6 +363,10 @@ fn a_power_loss_at_any_state_leaves_the_old_or_the_new_version() {
     if snapshot::available() {
         domains.push("snapshot");
     }
+    if mender::available() {
+        domains.push("single-file");
+    }
+    domains.sort_unstable();
     assert_eq!(
         covered.keys().map(String::as_str).collect::<Vec<_>>(),
         domains
