@@ -44,17 +44,40 @@ fn artifacts_written_by_mender_artifact_read_back_in_each_compression() {
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let args: Vec<String> = mender_fixture::single_file_inputs(d, "app.conf", b"level = 3\n", &d.join("dest"));
-    std::fs::write(d.join("meta.json"), r#"{"service": "app", "restart": true}"#).unwrap();
+    let args: Vec<String> =
+        mender_fixture::single_file_inputs(d, "app.conf", b"level = 3\n", &d.join("dest"));
+    std::fs::write(
+        d.join("meta.json"),
+        r#"{"service": "app", "restart": true}"#,
+    )
+    .unwrap();
     for compression in ["none", "gzip", "lzma"] {
         let out = format!("app-{compression}.mender");
         let mut all: Vec<String> = [
-            "--compression", compression, "write", "module-image", "-T", "single-file",
-            "-n", "app-1.0", "-t", "ecu-a", "-t", "ecu-b", "-o", &out,
-            "-g", "fleet-1", "--depends-groups", "fleet-0",
-            "--provides", "data-partition.app.version:1.0",
-            "--depends", "rootfs-image.cuda.version:11.8",
-            "-m", "meta.json",
+            "--compression",
+            compression,
+            "write",
+            "module-image",
+            "-T",
+            "single-file",
+            "-n",
+            "app-1.0",
+            "-t",
+            "ecu-a",
+            "-t",
+            "ecu-b",
+            "-o",
+            &out,
+            "-g",
+            "fleet-1",
+            "--depends-groups",
+            "fleet-0",
+            "--provides",
+            "data-partition.app.version:1.0",
+            "--depends",
+            "rootfs-image.cuda.version:11.8",
+            "-m",
+            "meta.json",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -76,7 +99,10 @@ fn artifacts_written_by_mender_artifact_read_back_in_each_compression() {
             serde_json::to_value(&a.depends).unwrap(),
             serde_json::json!({"rootfs-image.cuda.version": "11.8"})
         );
-        assert_eq!(a.clears, Some(vec!["rootfs-image.single-file.*".to_owned()]));
+        assert_eq!(
+            a.clears,
+            Some(vec!["rootfs-image.single-file.*".to_owned()])
+        );
         assert_eq!(a.meta_data.as_ref().unwrap()["restart"], true);
         let names: Vec<&str> = a.files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["app.conf", "dest_dir", "filename", "permissions"]);
@@ -88,10 +114,16 @@ fn artifacts_written_by_mender_artifact_read_back_in_each_compression() {
         // One payload byte changed: the manifest check names the file.
         let mut tampered = bytes.clone();
         if compression == "none" {
-            let at = tampered.windows(10).position(|w| w == b"level = 3\n").unwrap();
+            let at = tampered
+                .windows(10)
+                .position(|w| w == b"level = 3\n")
+                .unwrap();
             tampered[at] = b'L';
             let err = refused(&tampered);
-            assert!(err.contains("manifest checksum: data/0000/app.conf has sha256"), "{err}");
+            assert!(
+                err.contains("manifest checksum: data/0000/app.conf has sha256"),
+                "{err}"
+            );
         }
     }
 }
@@ -99,13 +131,20 @@ fn artifacts_written_by_mender_artifact_read_back_in_each_compression() {
 #[test]
 fn every_compression_reads_when_built_part_by_part() {
     for zip in [Zip::None, Zip::Gzip, Zip::Xz, Zip::Zstd] {
-        let mut parts = Parts::module("directory", "conf-2", &[("update.tar", b"tar bytes"), ("dest_dir", b"/srv/conf\n")]);
+        let mut parts = Parts::module(
+            "directory",
+            "conf-2",
+            &[("update.tar", b"tar bytes"), ("dest_dir", b"/srv/conf\n")],
+        );
         parts.zip = zip;
         parts.meta_data = Some(r#"{"k": [1, 2]}"#.into());
         let mut sink = Collect::default();
         let a = mender::read(parts.build().as_slice(), &Limits::default(), &mut sink).unwrap();
         assert_eq!(a.payload_type, "directory", "{zip:?}");
-        assert_eq!(a.files, [("update.tar".to_owned(), 9), ("dest_dir".to_owned(), 10)]);
+        assert_eq!(
+            a.files,
+            [("update.tar".to_owned(), 9), ("dest_dir".to_owned(), 10)]
+        );
         assert_eq!(sink.0[1].1, b"/srv/conf\n");
         assert_eq!(a.meta_data_raw.as_deref(), Some(&br#"{"k": [1, 2]}"#[..]));
     }
@@ -129,7 +168,10 @@ fn a_part_that_fails_the_manifest_is_refused_by_name() {
     let mut p = base();
     p.unlisted = vec!["data/0000/app.conf".into()];
     let err = refused(&p.build());
-    assert!(err.contains("carries data/0000/app.conf, which its manifest does not list"), "{err}");
+    assert!(
+        err.contains("carries data/0000/app.conf, which its manifest does not list"),
+        "{err}"
+    );
     // Listed, but not carried: the manifest gains a line for a file the payload lacks.
     let manifest_line = format!("{}  data/0000/gone\n", "00".repeat(32));
     let with_extra = {
@@ -154,51 +196,86 @@ fn a_part_that_fails_the_manifest_is_refused_by_name() {
         mender_fixture::tar(&refs)
     };
     let err = refused(&with_extra);
-    assert!(err.contains("the manifest lists data/0000/gone, which the artifact does not carry"), "{err}");
+    assert!(
+        err.contains("the manifest lists data/0000/gone, which the artifact does not carry"),
+        "{err}"
+    );
 }
 
 #[test]
 fn what_ferry_cannot_honour_is_refused_by_name() {
     let mut p = base();
     p.version = r#"{"format":"mender","version":2}"#.into();
-    assert!(refused(&p.build()).contains("artifact version: format \"mender\" version 2; expected format \"mender\" version 3"));
+    assert!(refused(&p.build()).contains(
+        "artifact version: format \"mender\" version 2; expected format \"mender\" version 3"
+    ));
 
     let mut p = base();
     p.outer_extra = vec![("data/0001.tar.gz".into(), Vec::new())];
     let err = refused(&p.build());
-    assert!(err.contains("payload count: the artifact carries data/0001.tar.gz"), "{err}");
+    assert!(
+        err.contains("payload count: the artifact carries data/0001.tar.gz"),
+        "{err}"
+    );
 
     let mut p = base();
-    p.header_info = p.header_info.replace(r#"[{"type":"single-file"}]"#, r#"[{"type":"single-file"},{"type":"single-file"}]"#);
+    p.header_info = p.header_info.replace(
+        r#"[{"type":"single-file"}]"#,
+        r#"[{"type":"single-file"},{"type":"single-file"}]"#,
+    );
     assert!(refused(&p.build()).contains("header-info lists 2 payloads"));
 
     let mut p = base();
     p.outer_extra = vec![("header-augment.tar.gz".into(), Vec::new())];
-    assert!(refused(&p.build()).contains("augmented header: the artifact carries header-augment.tar.gz"));
+    assert!(refused(&p.build())
+        .contains("augmented header: the artifact carries header-augment.tar.gz"));
 
     let mut p = base();
-    p.header_extra = vec![("scripts/ArtifactInstall_Enter_00".into(), b"#!/bin/sh\n".to_vec())];
+    p.header_extra = vec![(
+        "scripts/ArtifactInstall_Enter_00".into(),
+        b"#!/bin/sh\n".to_vec(),
+    )];
     assert!(refused(&p.build()).contains("artifact state scripts: the artifact carries the state script scripts/ArtifactInstall_Enter_00"));
 
     let mut p = base();
     p.files = vec![("../escape".into(), b"x".to_vec())];
-    assert!(refused(&p.build()).contains("payload file name: \"../escape\"; expected one plain file name"));
+    assert!(refused(&p.build())
+        .contains("payload file name: \"../escape\"; expected one plain file name"));
 
     let mut p = base();
     p.type_info = p.type_info.replace("single-file", "directory");
-    assert!(refused(&p.build()).contains("header-info names payload type \"single-file\", type-info \"directory\""));
+    assert!(refused(&p.build())
+        .contains("header-info names payload type \"single-file\", type-info \"directory\""));
 }
 
 #[test]
 fn sizes_are_bounded() {
     let p = Parts::module("single-file", "big", &[("a", &[7u8; 4096]), ("b", b"1")]);
-    let limits = Limits { max_payload_bytes: 4096, ..Limits::default() };
-    let err = mender::read(p.build().as_slice(), &limits, &mut DiscardPayload).unwrap_err().to_string();
-    assert!(err.contains("payload size: the payload files add up to more than 4096 bytes"), "{err}");
-    let limits = Limits { max_files: 1, ..Limits::default() };
-    let err = mender::read(p.build().as_slice(), &limits, &mut DiscardPayload).unwrap_err().to_string();
+    let limits = Limits {
+        max_payload_bytes: 4096,
+        ..Limits::default()
+    };
+    let err = mender::read(p.build().as_slice(), &limits, &mut DiscardPayload)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("payload size: the payload files add up to more than 4096 bytes"),
+        "{err}"
+    );
+    let limits = Limits {
+        max_files: 1,
+        ..Limits::default()
+    };
+    let err = mender::read(p.build().as_slice(), &limits, &mut DiscardPayload)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("more than 1 payload files"), "{err}");
-    let limits = Limits { max_header_bytes: 100, ..Limits::default() };
-    let err = mender::read(p.build().as_slice(), &limits, &mut DiscardPayload).unwrap_err().to_string();
+    let limits = Limits {
+        max_header_bytes: 100,
+        ..Limits::default()
+    };
+    let err = mender::read(p.build().as_slice(), &limits, &mut DiscardPayload)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("artifact header"), "{err}");
 }

@@ -43,12 +43,23 @@ fn offer(v: &mut Vehicle, ecu: &mut Ecu, name: &str, content: &[u8], custom: Val
 
 fn single_file(tool: &Path, dir: &Path, name: &str, content: &[u8], dest: &Path) -> Vec<u8> {
     let mut args: Vec<String> = [
-        "write", "module-image", "-T", "single-file", "-n", name, "-t", HW, "-o", "out.mender",
+        "write",
+        "module-image",
+        "-T",
+        "single-file",
+        "-n",
+        name,
+        "-t",
+        HW,
+        "-o",
+        "out.mender",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    args.extend(mender_fixture::single_file_inputs(dir, "app.conf", content, dest));
+    args.extend(mender_fixture::single_file_inputs(
+        dir, "app.conf", content, dest,
+    ));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     mender_fixture::write(tool, dir, &refs);
     std::fs::read(dir.join("out.mender")).unwrap()
@@ -61,8 +72,20 @@ fn directory(tool: &Path, dir: &Path, name: &str, update_tar: &[u8], dest: &Path
         tool,
         dir,
         &[
-            "write", "module-image", "-T", "directory", "-n", name, "-t", HW, "-o", "out.mender",
-            "-f", "update.tar", "-f", "dest_dir",
+            "write",
+            "module-image",
+            "-T",
+            "directory",
+            "-n",
+            name,
+            "-t",
+            HW,
+            "-o",
+            "out.mender",
+            "-f",
+            "update.tar",
+            "-f",
+            "dest_dir",
         ],
     );
     std::fs::read(dir.join("out.mender")).unwrap()
@@ -70,32 +93,56 @@ fn directory(tool: &Path, dir: &Path, name: &str, update_tar: &[u8], dest: &Path
 
 #[test]
 fn a_single_file_artifact_installs_through_debians_module() {
-    let Some((mut v, tool)) = vehicle("a_single_file_artifact_installs_through_debians_module") else {
+    let Some((mut v, tool)) = vehicle("a_single_file_artifact_installs_through_debians_module")
+    else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
     let dest = work.path().join("etc-app");
     let mut ecu = v.ecu();
     let v1 = single_file(&tool, work.path(), "app-1", b"level = 1\n", &dest);
-    offer(&mut v, &mut ecu, "apps/app-1.mender", &v1, custom("single-file", "app-1", 1));
+    offer(
+        &mut v,
+        &mut ecu,
+        "apps/app-1.mender",
+        &v1,
+        custom("single-file", "app-1", 1),
+    );
     ecu.install(now()).unwrap();
-    assert_eq!(std::fs::read(dest.join("app.conf")).unwrap(), b"level = 1\n");
+    assert_eq!(
+        std::fs::read(dest.join("app.conf")).unwrap(),
+        b"level = 1\n"
+    );
     let provides = ecu.status().unwrap().provides;
     assert_eq!(provides["artifact_name"], "app-1");
     assert_eq!(provides["rootfs-image.single-file.version"], "app-1");
 
     let v2 = single_file(&tool, work.path(), "app-2", b"level = 2\n", &dest);
-    offer(&mut v, &mut ecu, "apps/app-2.mender", &v2, custom("single-file", "app-2", 2));
+    offer(
+        &mut v,
+        &mut ecu,
+        "apps/app-2.mender",
+        &v2,
+        custom("single-file", "app-2", 2),
+    );
     ecu.install(now()).unwrap();
-    assert_eq!(std::fs::read(dest.join("app.conf")).unwrap(), b"level = 2\n");
+    assert_eq!(
+        std::fs::read(dest.join("app.conf")).unwrap(),
+        b"level = 2\n"
+    );
     // The module keeps the artifact name Mender would: the artifact's, not the target's.
-    let current = v.config.data_dir.join("modules/single-file/current_artifact_name");
+    let current = v
+        .config
+        .data_dir
+        .join("modules/single-file/current_artifact_name");
     assert_eq!(std::fs::read_to_string(current).unwrap(), "app-2\n");
 }
 
 #[test]
 fn a_directory_artifact_that_fails_rolls_back_through_debians_module() {
-    let Some((mut v, tool)) = vehicle("a_directory_artifact_that_fails_rolls_back_through_debians_module") else {
+    let Some((mut v, tool)) =
+        vehicle("a_directory_artifact_that_fails_rolls_back_through_debians_module")
+    else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -103,7 +150,13 @@ fn a_directory_artifact_that_fails_rolls_back_through_debians_module() {
     let mut ecu = v.ecu();
     let good = mender_fixture::tar(&[("a.conf", b"a = 1\n"), ("b.conf", b"b = 1\n")]);
     let v1 = directory(&tool, work.path(), "conf-1", &good, &dest);
-    offer(&mut v, &mut ecu, "conf/conf-1.mender", &v1, custom("directory", "conf-1", 1));
+    offer(
+        &mut v,
+        &mut ecu,
+        "conf/conf-1.mender",
+        &v1,
+        custom("directory", "conf-1", 1),
+    );
     ecu.install(now()).unwrap();
     assert_eq!(std::fs::read(dest.join("a.conf")).unwrap(), b"a = 1\n");
     assert_eq!(std::fs::read(dest.join("b.conf")).unwrap(), b"b = 1\n");
@@ -114,14 +167,26 @@ fn a_directory_artifact_that_fails_rolls_back_through_debians_module() {
     let mut cut = mender_fixture::tar(&[("a.conf", b"a = 2\n"), ("b.conf", &big)]);
     cut.truncate(512 + 512 + 512 + 4096);
     let v2 = directory(&tool, work.path(), "conf-2", &cut, &dest);
-    offer(&mut v, &mut ecu, "conf/conf-2.mender", &v2, custom("directory", "conf-2", 2));
+    offer(
+        &mut v,
+        &mut ecu,
+        "conf/conf-2.mender",
+        &v2,
+        custom("directory", "conf-2", 2),
+    );
     let err = ecu.install(now()).unwrap_err().to_string();
-    assert!(err.contains("update module directory in state ArtifactInstall failed"), "{err}");
+    assert!(
+        err.contains("update module directory in state ArtifactInstall failed"),
+        "{err}"
+    );
     assert!(err.contains("restored the previous copy"), "{err}");
     assert_eq!(std::fs::read(dest.join("a.conf")).unwrap(), b"a = 1\n");
     assert_eq!(std::fs::read(dest.join("b.conf")).unwrap(), b"b = 1\n");
     let status = ecu.status().unwrap();
-    assert_eq!(status.last_install.unwrap().result, InstallResult::RolledBack);
+    assert_eq!(
+        status.last_install.unwrap().result,
+        InstallResult::RolledBack
+    );
     assert_eq!(status.provides["artifact_name"], "conf-1");
 }
 
@@ -144,5 +209,25 @@ fn a_plain_tar_target_gives_a_module_several_files() {
                          "metaData": {"note": "several files"} });
     offer(&mut v, &mut ecu, "apps/app-7.tar", &files, custom);
     ecu.install(now()).unwrap();
-    assert_eq!(std::fs::read(dest.join("app.conf")).unwrap(), b"level = 7\n");
+    assert_eq!(
+        std::fs::read(dest.join("app.conf")).unwrap(),
+        b"level = 7\n"
+    );
+}
+
+#[test]
+fn a_mender_artifact_for_a_built_in_domain_is_refused_before_download() {
+    let mut v = Vehicle::new(VerificationMode::Full);
+    let mut ecu = v.ecu();
+    let mut custom = custom("single-file", "app-1", 1);
+    custom["domain"] = json!("app");
+    v.offer("apps/app-1.mender", b"not read", custom);
+    let err = ecu
+        .receive_metadata(&v.bundle(), now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("target kind check failed: target apps/app-1.mender: it is a Mender artifact, and this ECU's app installer does not unpack Mender artifacts"),
+        "{err}"
+    );
 }

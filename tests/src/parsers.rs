@@ -255,7 +255,8 @@ pub fn mender_seed(content: &[u8]) -> Vec<u8> {
         ("headers/0000/meta-data", br#"{"k":"v"}"#),
     ]);
     let data = tar_of(&[("file", content)]);
-    let line = |bytes: &[u8], name: &str| format!("{}  {name}\n", hex::encode(Sha256::digest(bytes)));
+    let line =
+        |bytes: &[u8], name: &str| format!("{}  {name}\n", hex::encode(Sha256::digest(bytes)));
     let manifest = [
         line(content, "data/0000/file"),
         line(&header, "header.tar"),

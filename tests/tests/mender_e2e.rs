@@ -10,6 +10,7 @@
 //!   back and the Director hears the rollback;
 //! - an artifact with `--depends rootfs-image.cuda.version:11.8` is refused before download,
 //!   with Mender's words, `System not modified`.
+//!
 //! Skips, saying why, without Debian's mender-client and mender-artifact.
 #![allow(clippy::unwrap_used)]
 
@@ -58,8 +59,24 @@ fn single_file(world: &World, name: &str, content: &str, dest: &Path, extra: &[&
     std::fs::write(dir.join("permissions"), "640\n").unwrap();
     let out = format!("../{name}.mender");
     let mut args = vec![
-        "write", "module-image", "-T", "single-file", "-n", name, "-t", "tcu", "-o", &out,
-        "-f", "app.conf", "-f", "dest_dir", "-f", "filename", "-f", "permissions",
+        "write",
+        "module-image",
+        "-T",
+        "single-file",
+        "-n",
+        name,
+        "-t",
+        "tcu",
+        "-o",
+        &out,
+        "-f",
+        "app.conf",
+        "-f",
+        "dest_dir",
+        "-f",
+        "filename",
+        "-f",
+        "permissions",
     ];
     args.extend_from_slice(extra);
     mender_artifact(&dir, &args);
@@ -76,8 +93,20 @@ fn directory(world: &World, name: &str, update_tar: &[u8], dest: &Path) -> Strin
     mender_artifact(
         &dir,
         &[
-            "write", "module-image", "-T", "directory", "-n", name, "-t", "tcu", "-o", &out,
-            "-f", "update.tar", "-f", "dest_dir",
+            "write",
+            "module-image",
+            "-T",
+            "directory",
+            "-n",
+            name,
+            "-t",
+            "tcu",
+            "-o",
+            &out,
+            "-f",
+            "update.tar",
+            "-f",
+            "dest_dir",
         ],
     );
     format!("{name}.mender")
@@ -121,23 +150,40 @@ fn mender_artifacts_install_and_roll_back_through_debians_modules() {
         .find(|t| t["name"] == t1.as_str())
         .unwrap()["custom"]
         .clone();
-    assert_eq!(custom["hardwareIds"], serde_json::json!(["tcu"]), "{custom}");
+    assert_eq!(
+        custom["hardwareIds"],
+        serde_json::json!(["tcu"]),
+        "{custom}"
+    );
     assert_eq!(custom["domain"], "single-file", "{custom}");
     assert_eq!(custom["provides"]["artifact_name"], "app-1.0", "{custom}");
     assert_eq!(custom["provides"]["artifact_group"], "fleet-a", "{custom}");
-    assert_eq!(custom["provides"]["rootfs-image.single-file.version"], "app-1.0", "{custom}");
-    assert_eq!(custom["clearsProvides"], serde_json::json!(["rootfs-image.single-file.*"]), "{custom}");
+    assert_eq!(
+        custom["provides"]["rootfs-image.single-file.version"], "app-1.0",
+        "{custom}"
+    );
+    assert_eq!(
+        custom["clearsProvides"],
+        serde_json::json!(["rootfs-image.single-file.*"]),
+        "{custom}"
+    );
     assert_eq!(custom["mender"]["payloadType"], "single-file", "{custom}");
 
     world.assign(&[(FULL, &t1)]);
     let out = world.check();
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(std::fs::read_to_string(dest.join("app.conf")).unwrap(), "level = 1\n");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("app.conf")).unwrap(),
+        "level = 1\n"
+    );
     let full = world.reported(FULL);
     assert_eq!(full["installed_image"]["filepath"], t1.as_str(), "{full}");
     assert_eq!(full["provides"]["artifact_name"], "app-1.0", "{full}");
     assert_eq!(full["provides"]["artifact_group"], "fleet-a", "{full}");
-    assert_eq!(full["provides"]["rootfs-image.single-file.version"], "app-1.0", "{full}");
+    assert_eq!(
+        full["provides"]["rootfs-image.single-file.version"], "app-1.0",
+        "{full}"
+    );
 
     // A second artifact, without a group: it replaces the file, and the group goes, as
     // Mender drops it.
@@ -146,10 +192,16 @@ fn mender_artifacts_install_and_roll_back_through_debians_modules() {
     world.assign(&[(FULL, &t2)]);
     let out = world.check();
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(std::fs::read_to_string(dest.join("app.conf")).unwrap(), "level = 2\n");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("app.conf")).unwrap(),
+        "level = 2\n"
+    );
     let full = world.reported(FULL);
     assert_eq!(full["provides"]["artifact_name"], "app-2.0", "{full}");
-    assert_eq!(full["provides"]["rootfs-image.single-file.version"], "app-2.0", "{full}");
+    assert_eq!(
+        full["provides"]["rootfs-image.single-file.version"], "app-2.0",
+        "{full}"
+    );
     assert!(full["provides"].get("artifact_group").is_none(), "{full}");
 
     // directory: v1 installs; v2's update.tar is cut inside its second file, so the module's
@@ -160,7 +212,10 @@ fn mender_artifacts_install_and_roll_back_through_debians_modules() {
     world.assign(&[(FULL, &d1)]);
     let out = world.check();
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(std::fs::read_to_string(conf.join("a.conf")).unwrap(), "a = 1\n");
+    assert_eq!(
+        std::fs::read_to_string(conf.join("a.conf")).unwrap(),
+        "a = 1\n"
+    );
     let big = vec![b'x'; 8192];
     let mut cut = tar(&[("a.conf", b"a = 2\n"), ("b.conf", &big)]);
     cut.truncate(512 + 512 + 512 + 4096);
@@ -168,13 +223,22 @@ fn mender_artifacts_install_and_roll_back_through_debians_modules() {
     world.assign(&[(FULL, &d2)]);
     let out = world.check();
     assert_ne!(out.code, 0, "{out}");
-    assert_eq!(std::fs::read_to_string(conf.join("a.conf")).unwrap(), "a = 1\n");
-    assert_eq!(std::fs::read_to_string(conf.join("b.conf")).unwrap(), "b = 1\n");
+    assert_eq!(
+        std::fs::read_to_string(conf.join("a.conf")).unwrap(),
+        "a = 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(conf.join("b.conf")).unwrap(),
+        "b = 1\n"
+    );
     let full = world.reported(FULL);
     assert_eq!(full["last_install"]["target"], d2.as_str(), "{full}");
     assert_eq!(full["last_install"]["result"], "rolled-back", "{full}");
     let detail = full["last_install"]["detail"].as_str().unwrap();
-    assert!(detail.contains("update module directory in state ArtifactInstall failed"), "{full}");
+    assert!(
+        detail.contains("update module directory in state ArtifactInstall failed"),
+        "{full}"
+    );
     assert_eq!(full["provides"]["artifact_name"], "conf-1", "{full}");
 }
 
@@ -198,11 +262,16 @@ fn an_artifact_whose_depends_are_unmet_is_refused_before_download() {
     );
     let target = publish(&world, &file);
     // The Director refuses the assignment (the ECU has reported no such provide).
-    let out = world.admin(true, &["assign", VIN, "--target", &format!("{FULL}={target}")]);
+    let out = world.admin(
+        true,
+        &["assign", VIN, "--target", &format!("{FULL}={target}")],
+    );
     assert_ne!(out.code, 0, "{out}");
     let said = format!("{}{}", out.stdout, out.stderr);
     assert!(
-        said.contains("Missing 'rootfs-image.cuda.version' in provides, required by target depends"),
+        said.contains(
+            "Missing 'rootfs-image.cuda.version' in provides, required by target depends"
+        ),
         "{said}"
     );
     assert!(said.contains("System not modified"), "{said}");

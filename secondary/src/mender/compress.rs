@@ -17,9 +17,11 @@ pub(super) fn decoder<'a>(
         Compression::None => Box::new(input),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(input)),
         Compression::Xz => {
-            let stream =
-                liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, liblzma::stream::CONCATENATED)
-                    .map_err(|e| refuse("xz decoder", e.to_string()))?;
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                XZ_MEMLIMIT,
+                liblzma::stream::CONCATENATED,
+            )
+            .map_err(|e| refuse("xz decoder", e.to_string()))?;
             Box::new(liblzma::read::XzDecoder::new_stream(input, stream))
         }
         Compression::Zstd => Box::new(

@@ -202,8 +202,8 @@ pub(super) fn read(
             ),
         ));
     }
-    let type_info_raw = type_info_raw
-        .ok_or_else(|| refuse("artifact header", "no headers/0000/type-info"))?;
+    let type_info_raw =
+        type_info_raw.ok_or_else(|| refuse("artifact header", "no headers/0000/type-info"))?;
     let type_info: TypeInfo = json(&type_info_raw, "headers/0000/type-info")?;
     let payload_type = match (&info.payloads[0].kind, &type_info.kind) {
         (Some(a), Some(b)) if a == b && !a.is_empty() => a.clone(),

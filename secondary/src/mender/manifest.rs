@@ -44,10 +44,7 @@ impl Manifest {
         let mut hashes = BTreeMap::new();
         for (n, line) in text.lines().filter(|l| !l.is_empty()).enumerate() {
             if n >= MAX_LINES {
-                return Err(refuse(
-                    "manifest",
-                    format!("more than {MAX_LINES} lines"),
-                ));
+                return Err(refuse("manifest", format!("more than {MAX_LINES} lines")));
             }
             let (hex_hash, name) = line.split_once("  ").ok_or_else(|| {
                 refuse(
@@ -63,10 +60,7 @@ impl Manifest {
                 )
             })?;
             if hashes.insert(name.to_owned(), hash).is_some() {
-                return Err(refuse(
-                    "manifest",
-                    format!("{name:?} is listed twice"),
-                ));
+                return Err(refuse("manifest", format!("{name:?} is listed twice")));
             }
         }
         Ok(Manifest {

@@ -159,7 +159,9 @@ pub fn read_plain_tar(
     limits: &Limits,
     sink: &mut dyn PayloadSink,
 ) -> Result<Vec<(String, u64)>> {
-    payload::files(input, payload::Names::Plain, limits, sink, &mut |_, _| Ok(()))
+    payload::files(input, payload::Names::Plain, limits, sink, &mut |_, _| {
+        Ok(())
+    })
 }
 
 fn read_parts(
@@ -244,17 +246,29 @@ fn read_parts(
                     if headers.is_some() {
                         return Err(refuse("part order", "a second header tar"));
                     }
-                    headers = Some(header::read(&mut entry, size, compression, &name, m, limits)?);
+                    headers = Some(header::read(
+                        &mut entry,
+                        size,
+                        compression,
+                        &name,
+                        m,
+                        limits,
+                    )?);
                 } else if let Some(compression) = part_compression(&name, "data/0000") {
                     if headers.is_none() {
-                        return Err(refuse("part order", format!("{name} comes before the header")));
+                        return Err(refuse(
+                            "part order",
+                            format!("{name} comes before the header"),
+                        ));
                     }
                     if files.is_some() {
                         return Err(refuse("payload count", "a second data/0000 part"));
                     }
                     let Some(sink) = sink.as_deref_mut() else {
                         // Headers only.
-                        let h = headers.take().ok_or_else(|| refuse("artifact header", "no header tar"))?;
+                        let h = headers
+                            .take()
+                            .ok_or_else(|| refuse("artifact header", "no header tar"))?;
                         return Ok(h.into_artifact(Vec::new(), signed));
                     };
                     files = Some(payload::read(&mut entry, compression, m, limits, sink)?);

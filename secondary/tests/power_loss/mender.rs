@@ -100,8 +100,24 @@ fn artifact(v: Version, healthy: bool) -> Vec<u8> {
             let status = Command::new("mender-artifact")
                 .current_dir(d)
                 .args([
-                    "write", "module-image", "-T", MODULE, "-n", name, "-t", HW, "-o", "a.mender",
-                    "-f", "app.conf", "-f", "dest_dir", "-f", "filename", "-f", "permissions",
+                    "write",
+                    "module-image",
+                    "-T",
+                    MODULE,
+                    "-n",
+                    name,
+                    "-t",
+                    HW,
+                    "-o",
+                    "a.mender",
+                    "-f",
+                    "app.conf",
+                    "-f",
+                    "dest_dir",
+                    "-f",
+                    "filename",
+                    "-f",
+                    "permissions",
                 ])
                 .status()
                 .unwrap();
@@ -153,8 +169,12 @@ fn on_disk_unhealthy(n: &Node, v: Version) -> Result<(), String> {
 fn on_disk(n: &Node, v: Version, healthy: bool) -> Result<(), String> {
     let (name, content, _) = spec(v, healthy);
     let file = n.root.join("sf-dest/app.conf");
-    let installed = std::fs::read(&file)
-        .map_err(|e| format!("the module's file {}: {e} (neither version)", file.display()))?;
+    let installed = std::fs::read(&file).map_err(|e| {
+        format!(
+            "the module's file {}: {e} (neither version)",
+            file.display()
+        )
+    })?;
     if installed != content {
         return Err(format!(
             "the module's file holds {:?}, expected the {v:?} version",
@@ -170,7 +190,9 @@ fn on_disk(n: &Node, v: Version, healthy: bool) -> Result<(), String> {
     let current =
         std::fs::read_to_string(work.join("current_artifact_name")).map_err(|e| e.to_string())?;
     if current.trim() != name {
-        return Err(format!("current_artifact_name = {current:?}, expected {name}"));
+        return Err(format!(
+            "current_artifact_name = {current:?}, expected {name}"
+        ));
     }
     Ok(())
 }

@@ -52,7 +52,9 @@ fn open(path: &Path) -> Result<BufReader<fs::File>> {
 /// The headers of the artifact `job` delivers (its payload is not read here).
 pub fn artifact_headers(job: &InstallJob<'_>, domain: &str) -> Result<(Artifact, Headers)> {
     let artifact = mender::read_headers(open(job.image)?, &Limits::default())?;
-    if artifact.payload_type != domain && !(artifact.payload_type == "rootfs-image" && domain == "os") {
+    if artifact.payload_type != domain
+        && !(artifact.payload_type == "rootfs-image" && domain == "os")
+    {
         return Err(Error::MenderArtifact {
             check: "payload type",
             detail: format!(

@@ -240,7 +240,10 @@ impl WorkDir {
             (tree.join("current_artifact_name"), current.as_bytes()),
             (tree.join("current_artifact_group"), b"\n"),
             (tree.join("current_device_type"), device.as_bytes()),
-            (header.join("artifact_name"), headers.artifact_name.as_bytes()),
+            (
+                header.join("artifact_name"),
+                headers.artifact_name.as_bytes(),
+            ),
             (
                 header.join("artifact_group"),
                 headers.artifact_group.as_bytes(),

@@ -100,9 +100,8 @@ pub struct Args {
 /// `--meta-data FILE`: a JSON object.
 fn meta_data(path: &std::path::Path) -> Result<serde_json::Value> {
     let bytes = std::fs::read(path).map_err(crate::error::io_at(path))?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::Usage(format!("--meta-data {}: not JSON: {e}", path.display()))
-    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Usage(format!("--meta-data {}: not JSON: {e}", path.display())))?;
     if !value.is_object() {
         return Err(Error::Usage(format!(
             "--meta-data {}: expected a JSON object (Mender's meta-data is one)",
