@@ -231,3 +231,91 @@ fn a_mender_artifact_for_a_built_in_domain_is_refused_before_download() {
         "{err}"
     );
 }
+
+/// A module that reads its payload through `stream-next` in Download (as Mender's streaming
+/// modules do) and installs what it read; with `quit_early` it reads the first line of
+/// stream-next and leaves without reading the stream.
+fn streaming_module(root: &Path, quit_early: bool) -> std::path::PathBuf {
+    let dir = root.join("modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    let download = if quit_early {
+        "cat stream-next >/dev/null".to_owned()
+    } else {
+        format!(
+            "while :; do s=$(cat stream-next); [ -z \"$s\" ] && break; \
+             echo \"$s\" >> '{log}'; cat \"$s\" > \"tmp/$(basename \"$s\")\"; done",
+            log = root.join("streams.log").display()
+        )
+    };
+    let script = format!(
+        "#!/bin/sh\nset -eu\ncase \"$1\" in\n\
+         Download) {download} ;;\n\
+         ArtifactInstall) test ! -e files || test -z \"$(ls files)\"; mkdir -p '{dest}'; cp tmp/* '{dest}/' ;;\n\
+         SupportsRollback) echo No ;;\n\
+         esac\n",
+        dest = root.join("streamed").display()
+    );
+    let path = dir.join("stream-reader");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+#[test]
+fn a_module_reading_stream_next_gets_each_payload_file_as_a_stream() {
+    let mut v = Vehicle::new(VerificationMode::Full);
+    let root = v.dir.path().to_owned();
+    v.config.modules.dir = Some(streaming_module(&root, false));
+    let mut ecu = v.ecu();
+    let artifact = mender_fixture::Parts::module(
+        "stream-reader",
+        "s-1",
+        &[("a.bin", b"first stream"), ("b.bin", &[7u8; 100_000])],
+    )
+    .build();
+    offer(
+        &mut v,
+        &mut ecu,
+        "apps/s-1.mender",
+        &artifact,
+        custom("stream-reader", "s-1", 1),
+    );
+    ecu.install(now()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(root.join("streams.log")).unwrap(),
+        "streams/a.bin\nstreams/b.bin\n"
+    );
+    assert_eq!(
+        std::fs::read(root.join("streamed/a.bin")).unwrap(),
+        b"first stream"
+    );
+    assert_eq!(
+        std::fs::read(root.join("streamed/b.bin")).unwrap(),
+        [7u8; 100_000]
+    );
+}
+
+#[test]
+fn a_module_that_leaves_a_stream_unread_fails_its_download() {
+    let mut v = Vehicle::new(VerificationMode::Full);
+    let root = v.dir.path().to_owned();
+    v.config.modules.dir = Some(streaming_module(&root, true));
+    let mut ecu = v.ecu();
+    let artifact =
+        mender_fixture::Parts::module("stream-reader", "s-1", &[("a.bin", b"unread")]).build();
+    offer(
+        &mut v,
+        &mut ecu,
+        "apps/s-1.mender",
+        &artifact,
+        custom("stream-reader", "s-1", 1),
+    );
+    let err = ecu.install(now()).unwrap_err().to_string();
+    assert!(
+        err.contains("the module finished Download without reading streams/a.bin"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(!root.join("streamed").exists());
+}

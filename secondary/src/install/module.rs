@@ -5,9 +5,9 @@
 //!
 //! Each call is `<module> <State> <tree>` with the tree ([`tree`]) as working directory, stdin
 //! closed and output captured (bounded). The states, by installer step:
-//! - prepare: `Download` (no streams are offered: the module finds the image in `files/`
-//!   afterwards, as Mender does for a module that leaves its streams unread; a Mender
-//!   artifact's payload files, or a tar target's files, are unpacked there, see [`payload`]),
+//! - prepare: `Download`, offering the payload files through `stream-next` ([`streams`]); a
+//!   module that leaves it unread finds them in `files/` afterwards, as Mender does (a plain
+//!   target's file, a tar target's files or a Mender artifact's payload, see [`payload`]),
 //!   then the query `SupportsRollback`, where Mender 3.4 asks it (recorded with
 //!   `mender install` of Debian's client: Download, SupportsRollback, ArtifactInstall,
 //!   NeedsArtifactReboot; on failure SupportsRollback again, ArtifactRollback,
@@ -27,6 +27,7 @@
 //! ArtifactFailure is not run twice, an interrupted state is run again.
 
 pub mod payload;
+pub mod streams;
 pub mod tree;
 
 use super::capture::{self, Finished};
@@ -272,8 +273,12 @@ impl Installer for ModuleInstaller {
         } else {
             self.work.build(self.domain, job, &self.device_type)?;
         }
-        self.call("Download")?;
-        payload::unpack(&self.work, job, kind)?;
+        let (_, streamed) = streams::download(&self.work.tree(), self.domain, job, kind, || {
+            self.call("Download")
+        })?;
+        if !streamed {
+            payload::unpack(&self.work, job, kind)?;
+        }
         // Asked here as Mender asks it; the answer that counts is the one at rollback.
         let done = self.call("SupportsRollback")?;
         parse_answer(self.domain, "SupportsRollback", &done)?;

@@ -102,21 +102,29 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
+/// Send what `job` delivers, file by file, to `sink`.
+pub fn read_into(job: &InstallJob<'_>, kind: Kind, sink: &mut dyn PayloadSink) -> Result<()> {
+    // The tar or artifact is the signed target, but compression lets it unpack to more than
+    // its length, so the payload is bounded on its own.
+    let limits = Limits::default();
+    match kind {
+        Kind::File => {
+            let target = ferry_core::TargetName::new(job.target_name)?;
+            let (_, file) = target.split_dir();
+            sink.file(file, job.length, &mut open(job.image)?)
+        }
+        Kind::Tar => mender::read_plain_tar(open(job.image)?, &limits, sink).map(drop),
+        Kind::Mender => mender::read(open(job.image)?, &limits, sink).map(drop),
+    }
+}
+
 /// Put what `job` delivers into `files/`.
 pub fn unpack(work: &WorkDir, job: &InstallJob<'_>, kind: Kind) -> Result<()> {
     match kind {
         Kind::File => work.add_payload(job).map(drop),
         Kind::Tar | Kind::Mender => {
             let dir = work.files_dir()?;
-            let mut sink = ToFiles { dir: dir.clone() };
-            // The tar or artifact is the signed target: its length bounds what it can unpack
-            // only through compression, so the payload is bounded on its own.
-            let limits = Limits::default();
-            if kind == Kind::Tar {
-                mender::read_plain_tar(open(job.image)?, &limits, &mut sink)?;
-            } else {
-                mender::read(open(job.image)?, &limits, &mut sink)?;
-            }
+            read_into(job, kind, &mut ToFiles { dir: dir.clone() })?;
             sync_dir(&dir)
         }
     }
