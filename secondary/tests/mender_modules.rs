@@ -31,7 +31,7 @@ fn vehicle(test: &str) -> Option<(Vehicle, std::path::PathBuf)> {
 fn custom(kind: &str, name: &str, counter: u64) -> Value {
     json!({ "hardwareIds": [HW], "releaseCounter": counter, "domain": kind, "name": name,
             "provides": { "artifact_name": name, format!("rootfs-image.{kind}.version"): name },
-            "clearsProvides": [format!("rootfs-image.{kind}.*"), "artifact_group"],
+            "clearsProvides": [format!("rootfs-image.{kind}.*")],
             "mender": { "format": 3, "artifactName": name, "payloadType": kind } })
 }
 

@@ -143,7 +143,7 @@ fn target_of(v: Version, healthy: bool) -> Target {
         custom: json!({ "hardwareIds": [HW], "releaseCounter": counter, "domain": MODULE,
                         "name": name, "version": name,
                         "provides": { "artifact_name": name, "rootfs-image.single-file.version": name },
-                        "clearsProvides": ["rootfs-image.single-file.*", "artifact_group"],
+                        "clearsProvides": ["rootfs-image.single-file.*"],
                         "mender": { "format": 3, "artifactName": name, "payloadType": MODULE } }),
     }
 }

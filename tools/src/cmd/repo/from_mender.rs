@@ -8,8 +8,8 @@
 //! - `artifact_name` and `artifact_group` → the provides of those names (Mender's
 //!   `artifact_name` and `artifact_group` provides), and `--artifact-name-depends` /
 //!   `--depends-groups` → the depends `artifact_name` / `artifact_group` (any of);
-//!   an artifact without a group clears `artifact_group`, as Mender drops a device's group
-//!   when it installs an artifact that has none;
+//!   an artifact without a group leaves the device's `artifact_group` as it was, as Debian's
+//!   Mender 3.4 does (checked by hand with `mender install` and `show-provides`);
 //! - `meta-data` → `metaData` (the module's `header/meta-data`);
 //! - `mender` records that the target is an artifact, for the ECU to unpack.
 
@@ -61,18 +61,10 @@ pub fn options(artifact: &Artifact) -> Result<FromMender> {
     };
     let mut provides = artifact.provides.clone();
     provides.insert("artifact_name".into(), artifact.name.clone());
-    let mut clears = artifact.clears.clone();
-    match &artifact.group {
-        Some(group) => {
-            provides.insert("artifact_group".into(), group.clone());
-        }
-        None => {
-            if let Some(c) = clears.as_mut() {
-                if !c.iter().any(|p| p == "artifact_group") {
-                    c.push("artifact_group".into());
-                }
-            }
-        }
+    // An artifact without a group leaves the device's group standing, as Mender 3.4 does.
+    let clears = artifact.clears.clone();
+    if let Some(group) = &artifact.group {
+        provides.insert("artifact_group".into(), group.clone());
     }
     let mut depends = artifact.depends.clone();
     for (key, values) in [
