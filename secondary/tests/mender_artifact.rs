@@ -4,7 +4,8 @@
 //! built here. Each way an artifact can be wrong or beyond what Ferry honours is refused,
 //! naming the check: a payload or header that fails the manifest, a part the manifest does
 //! not list or lists but the artifact lacks, another format version, two payloads, augmented
-//! headers, state scripts, a payload file name that is not one plain name.
+//! headers, a state script for a state artifacts cannot have, a payload file name that is not
+//! one plain name.
 #![allow(clippy::unwrap_used)]
 
 #[path = "fixtures/mender.rs"]
@@ -231,11 +232,24 @@ fn what_ferry_cannot_honour_is_refused_by_name() {
         .contains("augmented header: the artifact carries header-augment.tar.gz"));
 
     let mut p = base();
+    p.header_extra = vec![("scripts/Download_Enter_00".into(), b"#!/bin/sh\n".to_vec())];
+    let err = refused(&p.build());
+    assert!(
+        err.contains("artifact state scripts: \"Download_Enter_00\"; expected <State>_<Enter|Leave|Error>_<NN>"),
+        "{err}"
+    );
+    let mut p = base();
     p.header_extra = vec![(
         "scripts/ArtifactInstall_Enter_00".into(),
         b"#!/bin/sh\n".to_vec(),
     )];
-    assert!(refused(&p.build()).contains("artifact state scripts: the artifact carries the state script scripts/ArtifactInstall_Enter_00"));
+    let a = mender::read(
+        p.build().as_slice(),
+        &Limits::default(),
+        &mut DiscardPayload,
+    )
+    .unwrap();
+    assert_eq!(a.scripts[0].0, "ArtifactInstall_Enter_00");
 
     let mut p = base();
     p.files = vec![("../escape".into(), b"x".to_vec())];

@@ -319,3 +319,135 @@ fn a_module_that_leaves_a_stream_unread_fails_its_download() {
     assert!(err.contains("nothing was changed"), "{err}");
     assert!(!root.join("streamed").exists());
 }
+
+/// State scripts named `names` under `dir/scripts-<tag>/`, each logging its name to `log`;
+/// those in `failing` exit 1. Returns the `-s PATH` arguments for mender-artifact.
+fn state_scripts(
+    dir: &Path,
+    tag: &str,
+    names: &[&str],
+    failing: &[&str],
+    log: &Path,
+) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let scripts = dir.join(format!("scripts-{tag}"));
+    std::fs::create_dir_all(&scripts).unwrap();
+    let mut args = Vec::new();
+    for name in names {
+        let exit = if failing.contains(name) { 1 } else { 0 };
+        let path = scripts.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho {name} >> '{}'\nexit {exit}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        args.extend(["-s".to_owned(), path.display().to_string()]);
+    }
+    args
+}
+
+#[test]
+fn artifact_state_scripts_run_around_the_module_states() {
+    let Some((mut v, tool)) = vehicle("artifact_state_scripts_run_around_the_module_states") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path();
+    let dest = d.join("etc-app");
+    let log = d.join("scripts.log");
+    let mut ecu = v.ecu();
+    let make = |name: &str, content: &[u8], scripts: Vec<String>| {
+        let mut args: Vec<String> = [
+            "write",
+            "module-image",
+            "-T",
+            "single-file",
+            "-n",
+            name,
+            "-t",
+            HW,
+            "-o",
+            "out.mender",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(mender_fixture::single_file_inputs(
+            d, "app.conf", content, &dest,
+        ));
+        args.extend(scripts);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        mender_fixture::write(&tool, d, &refs);
+        std::fs::read(d.join("out.mender")).unwrap()
+    };
+    let all = [
+        "ArtifactInstall_Enter_00",
+        "ArtifactInstall_Enter_01_second",
+        "ArtifactInstall_Leave_00",
+        "ArtifactInstall_Error_00",
+        "ArtifactCommit_Enter_00",
+        "ArtifactCommit_Leave_00",
+        "ArtifactRollback_Enter_00",
+        "ArtifactRollback_Leave_00",
+        "ArtifactFailure_Enter_00",
+        "ArtifactFailure_Leave_00",
+    ];
+    let v1 = make(
+        "app-1",
+        b"level = 1\n",
+        state_scripts(d, "1", &all, &[], &log),
+    );
+    offer(
+        &mut v,
+        &mut ecu,
+        "apps/app-1.mender",
+        &v1,
+        custom("single-file", "app-1", 1),
+    );
+    ecu.install(now()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "ArtifactInstall_Enter_00\nArtifactInstall_Enter_01_second\nArtifactInstall_Leave_00\n\
+         ArtifactCommit_Enter_00\nArtifactCommit_Leave_00\n"
+    );
+    std::fs::remove_file(&log).unwrap();
+
+    // The second Enter script fails: the install fails before the module's ArtifactInstall,
+    // the Error script runs, then the rollback's and the failure's scripts.
+    let v2 = make(
+        "app-2",
+        b"level = 2\n",
+        state_scripts(d, "2", &all, &["ArtifactInstall_Enter_01_second"], &log),
+    );
+    offer(
+        &mut v,
+        &mut ecu,
+        "apps/app-2.mender",
+        &v2,
+        custom("single-file", "app-2", 2),
+    );
+    let err = ecu.install(now()).unwrap_err().to_string();
+    assert!(
+        err.contains("artifact state script ArtifactInstall_Enter_01_second failed"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "ArtifactInstall_Enter_00\nArtifactInstall_Enter_01_second\nArtifactInstall_Error_00\n\
+         ArtifactRollback_Enter_00\nArtifactRollback_Leave_00\n\
+         ArtifactFailure_Enter_00\nArtifactFailure_Leave_00\n"
+    );
+    assert_eq!(
+        std::fs::read(dest.join("app.conf")).unwrap(),
+        b"level = 1\n"
+    );
+    assert!(!v
+        .config
+        .data_dir
+        .join("modules/single-file/scripts")
+        .exists());
+}

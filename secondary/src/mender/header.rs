@@ -64,7 +64,11 @@ pub(super) struct Headers {
     header_info_raw: Vec<u8>,
     type_info_raw: Vec<u8>,
     meta_data_raw: Option<Vec<u8>>,
+    scripts: Vec<(String, Vec<u8>)>,
 }
+
+/// At most this many state scripts.
+const MAX_SCRIPTS: usize = 64;
 
 impl Headers {
     pub(super) fn into_artifact(self, files: Vec<(String, u64)>, signed: bool) -> Artifact {
@@ -82,6 +86,7 @@ impl Headers {
             header_info_raw: self.header_info_raw,
             type_info_raw: self.type_info_raw,
             meta_data_raw: self.meta_data_raw,
+            scripts: self.scripts,
             files,
             signed,
         }
@@ -133,6 +138,7 @@ pub(super) fn read(
     let mut header_info_raw = None;
     let mut type_info_raw = None;
     let mut meta_data_raw = None;
+    let mut scripts: Vec<(String, Vec<u8>)> = Vec::new();
     let mut archive = tar::Archive::new(tar_bytes.as_slice());
     let entries = archive
         .entries()
@@ -145,11 +151,33 @@ pub(super) fn read(
         if kind.is_dir() {
             continue;
         }
-        if path.starts_with("scripts/") {
-            return Err(refuse(
-                "artifact state scripts",
-                format!("the artifact carries the state script {path}; Ferry does not run artifact state scripts yet, so it refuses the artifact rather than skip them"),
-            ));
+        if let Some(name) = path.strip_prefix("scripts/") {
+            check_script_name(name)?;
+            if scripts.len() >= MAX_SCRIPTS {
+                return Err(refuse(
+                    "artifact state scripts",
+                    format!("more than {MAX_SCRIPTS} scripts"),
+                ));
+            }
+            if scripts.iter().any(|(n, _)| n == name) {
+                return Err(refuse(
+                    "artifact state scripts",
+                    format!("{path} appears twice"),
+                ));
+            }
+            let mut bytes = Vec::new();
+            (&mut file)
+                .take(MAX_HEADER_FILE + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| refuse("artifact header", format!("reading {path}: {e}")))?;
+            if bytes.len() as u64 > MAX_HEADER_FILE {
+                return Err(refuse(
+                    "artifact state scripts",
+                    format!("{path} is over {MAX_HEADER_FILE} bytes"),
+                ));
+            }
+            scripts.push((name.to_owned(), bytes));
+            continue;
         }
         let slot = match path.as_str() {
             "header-info" => &mut header_info_raw,
@@ -236,5 +264,50 @@ pub(super) fn read(
         header_info_raw,
         type_info_raw,
         meta_data_raw,
+        scripts,
     })
+}
+
+/// State scripts an artifact may carry: `<State>_<Enter|Leave|Error>_<NN>[_<text>]`, for the
+/// Artifact* states (Mender's Download, Idle, Sync scripts live on the device, not in
+/// artifacts).
+pub const SCRIPT_STATES: [&str; 6] = [
+    "ArtifactInstall",
+    "ArtifactReboot",
+    "ArtifactCommit",
+    "ArtifactRollback",
+    "ArtifactRollbackReboot",
+    "ArtifactFailure",
+];
+
+fn check_script_name(name: &str) -> Result<()> {
+    let bad = || {
+        refuse(
+            "artifact state scripts",
+            format!(
+                "{name:?}; expected <State>_<Enter|Leave|Error>_<NN>[_<text>] for one of {}",
+                SCRIPT_STATES.join(", ")
+            ),
+        )
+    };
+    let mut parts = name.splitn(4, '_');
+    let (Some(state), Some(action), Some(number)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let text_ok = parts.next().is_none_or(|t| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    });
+    let ok = SCRIPT_STATES.contains(&state)
+        && ["Enter", "Leave", "Error"].contains(&action)
+        && number.len() == 2
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && text_ok;
+    if ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
 }

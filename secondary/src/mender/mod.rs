@@ -12,12 +12,14 @@
 //! trust decision; `manifest.sig` (Mender's own signature) is not checked for that reason.
 //!
 //! What Ferry cannot honour is refused by name: more than one payload, augmented headers
-//! (`manifest-augment`, `header-augment.tar*`), artifact state scripts (they would not run),
-//! an empty (bootstrap) payload, other format versions. Sizes are bounded ([`Limits`]) and
+//! (`manifest-augment`, `header-augment.tar*`), state scripts for other than the Artifact*
+//! states, an empty (bootstrap) payload, other format versions. Sizes are bounded ([`Limits`]) and
 //! nothing here panics on bad input.
 
 mod compress;
 mod header;
+
+pub use header::SCRIPT_STATES;
 mod manifest;
 mod payload;
 
@@ -85,6 +87,8 @@ pub struct Artifact {
     pub header_info_raw: Vec<u8>,
     pub type_info_raw: Vec<u8>,
     pub meta_data_raw: Option<Vec<u8>>,
+    /// Artifact state scripts (`ArtifactInstall_Enter_00`, ...): name and content.
+    pub scripts: Vec<(String, Vec<u8>)>,
     /// The payload files in artifact order: name and size.
     pub files: Vec<(String, u64)>,
     /// Whether it carried `manifest.sig` (not checked: see the module docs).

@@ -22,6 +22,7 @@
 //! `files/` holds its payload files.
 //! ```text
 //! <work_dir>/<domain>/record.json                    this installer's progress
+//! <work_dir>/<domain>/scripts/                       a Mender artifact's state scripts
 //! <work_dir>/<domain>/current_artifact_name          kept across updates
 //! ```
 
