@@ -44,6 +44,10 @@ pub enum Error {
     /// A container image archive that is not a sound OCI image layout (install/container).
     #[error("OCI archive check failed: {check}: {detail}")]
     OciArchive { check: &'static str, detail: String },
+    /// A Mender artifact that is not sound format version 3, or that Ferry cannot honour
+    /// (`crate::mender`).
+    #[error("Mender artifact check failed: {check}: {detail}")]
+    MenderArtifact { check: &'static str, detail: String },
 
     // --- a valid update this ECU will not take now ---
     #[error(transparent)]
@@ -52,6 +56,10 @@ pub enum Error {
     Order(&'static str),
     #[error("offline update check failed: this partial-verification ECU pins no offline-update-targets key (offline_targets_key in its config), so it takes no offline bundle")]
     OfflineNotProvisioned,
+    /// A target this ECU's installer for its domain cannot take (a Mender artifact for a
+    /// domain that does not unpack artifacts).
+    #[error("target kind check failed: target {target}: {detail}")]
+    TargetKind { target: String, detail: String },
     #[error("domain check failed: target {target} is for domain {domain:?}; this ECU installs: {installed}")]
     NoInstaller {
         target: String,
@@ -162,10 +170,12 @@ impl Error {
             | Error::NotInBundle { .. }
             | Error::MetadataTooLong { .. }
             | Error::EndlessData { .. }
-            | Error::OciArchive { .. } => Fault::Attack,
+            | Error::OciArchive { .. }
+            | Error::MenderArtifact { .. } => Fault::Attack,
             Error::Depends(_)
             | Error::Order(_)
             | Error::NoInstaller { .. }
+            | Error::TargetKind { .. }
             | Error::OfflineNotProvisioned => Fault::Refused,
             Error::TooLarge { .. } => Fault::TooLarge,
             Error::InstallFailed { .. }

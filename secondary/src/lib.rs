@@ -13,6 +13,7 @@ mod error;
 pub mod http;
 pub mod image;
 pub mod install;
+pub mod mender;
 pub mod report;
 mod state;
 pub mod verify;

@@ -31,8 +31,9 @@ fn offer(v: &mut Vehicle, ecu: &mut Ecu, name: &str, content: &[u8], custom: Val
     ecu.receive_image(&mut &content[..]).unwrap();
 }
 
-const INSTALLED: [&str; 5] = [
+const INSTALLED: [&str; 6] = [
     "Download",
+    "SupportsRollback",
     "ArtifactInstall",
     "NeedsArtifactReboot",
     "ArtifactCommit",
@@ -72,6 +73,7 @@ fn v2_fails_at_commit(v: &mut Vehicle, m: &Module, ecu: &mut Ecu, payload: &[u8]
         m.take_states(),
         [
             "Download",
+            "SupportsRollback",
             "ArtifactInstall",
             "NeedsArtifactReboot",
             "ArtifactCommit",
@@ -140,6 +142,7 @@ fn a_module_without_rollback_is_not_asked_to_roll_back() {
         m.take_states(),
         [
             "Download",
+            "SupportsRollback",
             "ArtifactInstall",
             "NeedsArtifactReboot",
             "ArtifactCommit",
@@ -220,6 +223,7 @@ fn a_module_that_reboots_itself_is_called_through_the_reboot_states() {
         m.take_states(),
         [
             "Download",
+            "SupportsRollback",
             "ArtifactInstall",
             "NeedsArtifactReboot",
             "ArtifactReboot",
@@ -252,6 +256,7 @@ fn automatic_reboot_without_a_reboot_command_is_refused_and_rolled_back() {
         m.take_states(),
         [
             "Download",
+            "SupportsRollback",
             "ArtifactInstall",
             "NeedsArtifactReboot",
             "SupportsRollback",

@@ -102,7 +102,10 @@ fn crash_during_download_runs_cleanup_only() {
     let mut fresh = rig.installer();
     fresh.restarted(&job).unwrap();
     fresh.cleanup(&job).unwrap();
-    assert_eq!(rig.module.take_states(), ["Download", "Cleanup"]);
+    assert_eq!(
+        rig.module.take_states(),
+        ["Download", "SupportsRollback", "Cleanup"]
+    );
     assert_eq!(rig.module.installed().unwrap(), "setting = 1\n");
     assert!(rig.tree_gone());
 }
@@ -125,6 +128,7 @@ fn crash_after_artifact_install_rolls_back() {
         rig.module.take_states(),
         [
             "Download",
+            "SupportsRollback",
             "ArtifactInstall",
             "NeedsArtifactReboot",
             "SupportsRollback",
@@ -172,6 +176,7 @@ fn crash_inside_commit_commits_again() {
         rig.module.take_states(),
         [
             "Download",
+            "SupportsRollback",
             "ArtifactInstall",
             "NeedsArtifactReboot",
             "ArtifactCommit",

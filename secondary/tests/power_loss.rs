@@ -23,6 +23,8 @@ mod app;
 mod btrfs_fixture;
 #[path = "power_loss/container.rs"]
 mod container;
+#[path = "power_loss/mender.rs"]
+mod mender;
 #[path = "power_loss/module.rs"]
 mod module;
 #[path = "power_loss/os.rs"]
@@ -99,6 +101,7 @@ fn table() -> impl Iterator<Item = &'static Row> {
         os::ROWS,
         container::ROWS,
         module::ROWS,
+        mender::ROWS,
         ostree::ROWS,
         snapshot::ROWS,
         rauc::ROWS,
@@ -115,6 +118,7 @@ fn available(domain: &Domain) -> bool {
         "ostree" => ostree::available(),
         "snapshot" => snapshot::available(),
         "rauc" => rauc::available(),
+        "single-file" => mender::available(),
         _ => true,
     }
 }
@@ -374,6 +378,9 @@ fn a_power_loss_at_any_state_leaves_the_old_or_the_new_version() {
     }
     if rauc::available() {
         domains.push("rauc");
+    }
+    if mender::available() {
+        domains.push("single-file");
     }
     domains.sort_unstable();
     assert_eq!(

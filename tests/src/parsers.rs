@@ -215,6 +215,63 @@ pub fn oci_archive(data: &[u8]) {
     );
 }
 
+/// A Mender artifact as the ECU's module installer and `ferry repo add-target --from-mender`
+/// read it (headers only, whole with its payload, and a module target's plain tar).
+pub fn mender_artifact(data: &[u8]) {
+    use ferry_secondary::mender::{self, DiscardPayload, Limits};
+    let limits = Limits::default();
+    let _ = mender::read_headers(data, &limits);
+    let _ = mender::read(data, &limits, &mut DiscardPayload);
+    let _ = mender::read_plain_tar(data, &limits, &mut DiscardPayload);
+}
+
+/// A tar of `files` (name, bytes); names the tar crate refuses are left out.
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut builder = tar::Builder::new(&mut out);
+        for (path, body) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            if header.set_path(path).is_err() {
+                continue;
+            }
+            header.set_cksum();
+            let _ = builder.append(&header, *body);
+        }
+        let _ = builder.finish();
+    }
+    out
+}
+
+/// A valid, uncompressed Mender artifact (format 3, one single-file payload holding
+/// `content`), to mutate.
+pub fn mender_seed(content: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let version = br#"{"format":"mender","version":3}"#;
+    let header = tar_of(&[
+        ("header-info", br#"{"payloads":[{"type":"single-file"}],"artifact_provides":{"artifact_name":"a-1"},"artifact_depends":{"device_type":["hw"]}}"#),
+        ("headers/0000/type-info", br#"{"type":"single-file","artifact_provides":{"rootfs-image.single-file.version":"a-1"},"clears_artifact_provides":["rootfs-image.single-file.*"]}"#),
+        ("headers/0000/meta-data", br#"{"k":"v"}"#),
+    ]);
+    let data = tar_of(&[("file", content)]);
+    let line =
+        |bytes: &[u8], name: &str| format!("{}  {name}\n", hex::encode(Sha256::digest(bytes)));
+    let manifest = [
+        line(content, "data/0000/file"),
+        line(&header, "header.tar"),
+        line(version, "version"),
+    ]
+    .concat();
+    tar_of(&[
+        ("version", version),
+        ("manifest", manifest.as_bytes()),
+        ("header.tar", &header),
+        ("data/0000.tar", &data),
+    ])
+}
+
 /// What a Primary reads from a Secondary over the in-vehicle network (each answer of its HTTP
 /// API), as the Primary deserializes it.
 pub fn secondary_answers(data: &[u8]) {
@@ -410,6 +467,7 @@ pub const ALL: &[(&str, Harness)] = &[
     ("canonical_json", canonical_json),
     ("secondary_bundle", secondary_bundle),
     ("oci_archive", oci_archive),
+    ("mender_artifact", mender_artifact),
     ("configs", configs),
     ("secondary_answers", secondary_answers),
     ("proposal", proposal),

@@ -125,6 +125,19 @@ proptest! {
     }
 
     #[test]
+    fn mender_artifacts_never_panic(data in prop::collection::vec(any::<u8>(), 0..4096), content in prop::collection::vec(any::<u8>(), 0..64), edits in prop::collection::vec((any::<u8>(), any::<u16>()), 0..8)) {
+        run("mender_artifact", &data);
+        // A valid artifact with bytes flipped anywhere: in its tar headers, its manifest,
+        // its header JSON, its payload.
+        let mut seed = parsers::mender_seed(&content);
+        for (byte, at) in edits {
+            let i = at as usize % seed.len();
+            seed[i] = byte;
+        }
+        run("mender_artifact", &seed);
+    }
+
+    #[test]
     fn oci_archives_never_panic(data in prop::collection::vec(any::<u8>(), 0..4096), tar in tar_archive()) {
         run("oci_archive", &data);
         run("oci_archive", &tar);
@@ -140,6 +153,18 @@ proptest! {
     fn rauc_outputs_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(RAUC_STATUS), mutated(RAUC_INFO)]) {
         run("rauc_output", &data);
     }
+}
+
+/// The seed itself reads: the property test mutates a valid artifact, not noise.
+#[test]
+fn the_mender_seed_is_a_valid_artifact() {
+    let artifact = ferry_secondary::mender::read(
+        parsers::mender_seed(b"payload").as_slice(),
+        &ferry_secondary::mender::Limits::default(),
+        &mut ferry_secondary::mender::DiscardPayload,
+    )
+    .unwrap();
+    assert_eq!(artifact.files, [("file".to_owned(), 7)]);
 }
 
 /// Found by the pkcs11_uri fuzz target: "=" may stand unencoded in a path value, but the

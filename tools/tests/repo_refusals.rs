@@ -258,3 +258,76 @@ fn ngclient_refuses_a_rolled_back_timestamp() {
     let fresh = repo.client("fresh").update(&server, &["apps/a.bin"]);
     assert_eq!(fresh.version("timestamp"), current - 1);
 }
+
+/// `--from-mender` takes the target's metadata from the artifact's headers, and stages
+/// nothing from an artifact that fails its manifest or is no artifact; `--meta-data` wants a
+/// JSON object.
+#[test]
+fn add_target_from_mender_reads_the_headers_and_refuses_a_broken_artifact() {
+    let repo = Repo::init(&[]);
+    let good = ferry_tests::parsers::mender_seed(b"the payload");
+    let src = repo.source("a-1.mender", &good);
+    repo.cmd(
+        "add-target",
+        &[
+            src.to_str().unwrap(),
+            "--name",
+            "apps/a-1.mender",
+            "--from-mender",
+        ],
+    );
+    let list: Value = serde_json::from_str(&repo.cmd("list", &["--json"]).stdout).unwrap();
+    let custom = &list[0]["custom"];
+    assert_eq!(custom["hardwareIds"], serde_json::json!(["hw"]), "{custom}");
+    assert_eq!(custom["domain"], "single-file", "{custom}");
+    assert_eq!(custom["provides"]["artifact_name"], "a-1", "{custom}");
+    assert_eq!(
+        custom["provides"]["rootfs-image.single-file.version"],
+        "a-1"
+    );
+    assert_eq!(
+        custom["metaData"],
+        serde_json::json!({"k": "v"}),
+        "{custom}"
+    );
+    assert_eq!(custom["mender"]["files"][0]["name"], "file", "{custom}");
+
+    let mut broken = good.clone();
+    let at = broken
+        .windows(11)
+        .position(|w| w == b"the payload")
+        .unwrap();
+    broken[at] ^= 1;
+    let src = repo.source("a-2.mender", &broken);
+    let out = repo.refused(
+        "add-target",
+        &[
+            src.to_str().unwrap(),
+            "--name",
+            "apps/a-2.mender",
+            "--from-mender",
+        ],
+        "Mender artifact check failed: manifest checksum: data/0000/file",
+    );
+    assert!(out.stderr.contains("a-2.mender"), "{out}");
+    let src = repo.source("plain.bin", b"not an artifact");
+    repo.refused(
+        "add-target",
+        &[src.to_str().unwrap(), "--from-mender"],
+        "Mender artifact check failed",
+    );
+    let meta = repo.source("meta.json", b"[1, 2]");
+    repo.refused(
+        "add-target",
+        &[
+            src.to_str().unwrap(),
+            "--hardware-id",
+            "hw",
+            "--meta-data",
+            meta.to_str().unwrap(),
+        ],
+        "expected a JSON object",
+    );
+    let list: Value = serde_json::from_str(&repo.cmd("list", &["--json"]).stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}

@@ -109,6 +109,11 @@ pub trait Installer: Send + std::fmt::Debug {
     }
     /// Remove whatever prepare left, whatever the outcome (Cleanup).
     fn cleanup(&mut self, job: &InstallJob<'_>) -> Result<()>;
+    /// Whether this installer unpacks Mender artifacts (targets with `custom.mender`); others
+    /// are refused such targets before download.
+    fn takes_mender_artifacts(&self) -> bool {
+        false
+    }
     /// The ECU started with `job` in flight (once, before the resumed step).
     fn restarted(&mut self, _job: &InstallJob<'_>) -> Result<()> {
         Ok(())

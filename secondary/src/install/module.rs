@@ -5,8 +5,13 @@
 //!
 //! Each call is `<module> <State> <tree>` with the tree ([`tree`]) as working directory, stdin
 //! closed and output captured (bounded). The states, by installer step:
-//! - prepare: `Download` (no streams are offered: the module finds the image in `files/`
-//!   afterwards, as Mender does for a module that leaves its streams unread);
+//! - prepare: `Download`, offering the payload files through `stream-next` ([`streams`]); a
+//!   module that leaves it unread finds them in `files/` afterwards, as Mender does (a plain
+//!   target's file, a tar target's files or a Mender artifact's payload, see [`payload`]),
+//!   then the query `SupportsRollback`, where Mender 3.4 asks it (recorded with
+//!   `mender install` of Debian's client: Download, SupportsRollback, ArtifactInstall,
+//!   NeedsArtifactReboot; on failure SupportsRollback again, ArtifactRollback,
+//!   ArtifactFailure, Cleanup);
 //! - install: `ArtifactInstall`, then the query `NeedsArtifactReboot` (`No`/empty, `Yes`,
 //!   `Automatic`); `Yes` runs `ArtifactReboot`, `Automatic` runs `[modules] reboot_command`;
 //! - verify-reboot: `ArtifactVerifyReboot` (without a reboot there is no verify state);
@@ -17,10 +22,15 @@
 //! - cleanup: `ArtifactFailure` if the update got as far as ArtifactInstall and did not
 //!   commit, then `Cleanup`, always.
 //!
+//! A Mender artifact's state scripts run around these states ([`scripts`]).
+//!
 //! The record beside the tree is written before each state with side effects, so after a
 //! restart the driver's repeated step knows what already ran: a finished ArtifactRollback or
 //! ArtifactFailure is not run twice, an interrupted state is run again.
 
+pub mod payload;
+pub mod scripts;
+pub mod streams;
 pub mod tree;
 
 use super::capture::{self, Finished};
@@ -87,6 +97,7 @@ pub struct ModuleInstaller {
     device_type: String,
     reboot_command: Option<Vec<String>>,
     timeout: Duration,
+    scripts: scripts::Scripts,
 }
 
 /// An executable regular file (following links: modules are often installed as links).
@@ -132,7 +143,9 @@ impl ModuleInstaller {
             .work_dir
             .clone()
             .unwrap_or_else(|| data_dir.join("modules"));
+        let timeout = capture::limit(settings.timeout_secs);
         ModuleInstaller {
+            scripts: scripts::Scripts::new(work_dir.join(domain).join("scripts"), timeout),
             // The trait names domains as &'static str; one short string per module found at
             // start lives as long as the process anyway.
             domain: Box::leak(domain.to_owned().into_boxed_str()),
@@ -143,7 +156,7 @@ impl ModuleInstaller {
                 .clone()
                 .unwrap_or_else(|| hardware_id.to_owned()),
             reboot_command: settings.reboot_command.clone(),
-            timeout: capture::limit(settings.timeout_secs),
+            timeout,
         }
     }
 
@@ -242,25 +255,49 @@ impl Installer for ModuleInstaller {
         self.domain
     }
 
+    fn takes_mender_artifacts(&self) -> bool {
+        true
+    }
+
     fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
+        let kind = payload::Kind::of(job)?;
         self.work.clear()?;
         // The record first: whatever happens next, cleanup will call the module's Cleanup.
-        self.work.save(&Record {
+        let mut record = Record {
             target: job.target_name.to_owned(),
             phase: Phase::Downloading,
             reboot: None,
             failure_reported: false,
+            artifact_name: None,
+        };
+        self.work.save(&record)?;
+        self.scripts.clear()?;
+        if kind == payload::Kind::Mender {
+            let (artifact, headers) = payload::artifact_headers(job, self.domain)?;
+            self.work.build_with(&headers, &self.device_type)?;
+            self.scripts.save(&artifact.scripts)?;
+            record.artifact_name = Some(artifact.name);
+            self.work.save(&record)?;
+        } else {
+            self.work.build(self.domain, job, &self.device_type)?;
+        }
+        let (_, streamed) = streams::download(&self.work.tree(), self.domain, job, kind, || {
+            self.call("Download")
         })?;
-        self.work.build(self.domain, job, &self.device_type)?;
-        self.call("Download")?;
-        self.work.add_payload(job)?;
+        if !streamed {
+            payload::unpack(&self.work, job, kind)?;
+        }
+        // Asked here as Mender asks it; the answer that counts is the one at rollback.
+        let done = self.call("SupportsRollback")?;
+        parse_answer(self.domain, "SupportsRollback", &done)?;
         Ok(())
     }
 
     fn install(&mut self, _job: &InstallJob<'_>) -> Result<()> {
         let mut record = self.record()?;
         self.set_phase(&mut record, Phase::Installing)?;
-        self.call("ArtifactInstall")?;
+        self.scripts
+            .around("ArtifactInstall", || self.call("ArtifactInstall"))?;
         let done = self.call("NeedsArtifactReboot")?;
         record.reboot = Some(
             match parse_answer(self.domain, "NeedsArtifactReboot", &done)? {
@@ -279,7 +316,9 @@ impl Installer for ModuleInstaller {
 
     fn reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
         let record = self.record()?;
-        self.reboot_for(record.reboot, "ArtifactReboot")
+        self.scripts.around("ArtifactReboot", || {
+            self.reboot_for(record.reboot, "ArtifactReboot")
+        })
     }
 
     fn verify_reboot(&mut self, _job: &InstallJob<'_>) -> Result<()> {
@@ -288,9 +327,11 @@ impl Installer for ModuleInstaller {
 
     fn commit(&mut self, job: &InstallJob<'_>) -> Result<()> {
         let mut record = self.record()?;
-        self.call("ArtifactCommit")?;
+        self.scripts
+            .around("ArtifactCommit", || self.call("ArtifactCommit"))?;
         self.set_phase(&mut record, Phase::Committed)?;
-        self.work.set_current_name(job.target_name)
+        let name = record.artifact_name.as_deref().unwrap_or(job.target_name);
+        self.work.set_current_name(name)
     }
 
     fn rollback(&mut self, _job: &InstallJob<'_>) -> Result<()> {
@@ -311,7 +352,8 @@ impl Installer for ModuleInstaller {
                 detail: "the module answered No: it cannot roll back, so no rollback was attempted and the previous version was not restored".into(),
             });
         }
-        self.call("ArtifactRollback")?;
+        self.scripts
+            .around("ArtifactRollback", || self.call("ArtifactRollback"))?;
         self.set_phase(&mut record, Phase::RolledBack)
     }
 
@@ -322,7 +364,9 @@ impl Installer for ModuleInstaller {
             return Ok(Reboot::Done);
         }
         self.set_phase(&mut record, Phase::RollbackRebooting)?;
-        let rebooted = self.reboot_for(record.reboot, "ArtifactRollbackReboot")?;
+        let rebooted = self.scripts.around("ArtifactRollbackReboot", || {
+            self.reboot_for(record.reboot, "ArtifactRollbackReboot")
+        })?;
         if rebooted == Reboot::Done {
             self.call("ArtifactVerifyRollbackReboot")?;
             self.set_phase(&mut record, Phase::RolledBack)?;
@@ -348,7 +392,10 @@ impl Installer for ModuleInstaller {
         };
         let failed = !matches!(record.phase, Phase::Downloading | Phase::Committed);
         if failed && !record.failure_reported {
-            if let Err(e) = self.call("ArtifactFailure") {
+            let failure = self
+                .scripts
+                .around("ArtifactFailure", || self.call("ArtifactFailure"));
+            if let Err(e) = failure {
                 tracing::warn!(module = self.domain, error = %e, "ArtifactFailure failed");
             }
             record.failure_reported = true;
@@ -356,6 +403,7 @@ impl Installer for ModuleInstaller {
         }
         let cleaned = self.call("Cleanup");
         self.work.clear()?;
+        self.scripts.clear()?;
         cleaned.map(drop)
     }
 }

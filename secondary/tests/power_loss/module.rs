@@ -52,6 +52,8 @@ pub fn config(root: &Path, scenario: Scenario) -> String {
         Scenario::Unhealthy => "setting = 2",
     };
     let m = shell_module::write_refusing(root, "Yes", "No", refuse);
+    // Debian's single-file module beside it, for the Mender artifact rows (mender.rs).
+    crate::mender::link_module(&m.dir);
     format!("[modules]\ndir = {:?}\n", m.dir.display().to_string())
 }
 

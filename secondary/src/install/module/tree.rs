@@ -15,7 +15,14 @@
 //! <work_dir>/<domain>/tree/header/meta-data          the target's custom.metaData, else {}
 //! <work_dir>/<domain>/tree/tmp/                      empty scratch space
 //! <work_dir>/<domain>/tree/files/<file>              the image, after Download
+//!                                                    (or the files of a tar target)
+//! ```
+//! For a Mender artifact target the `header/` files are the artifact's own (artifact_name,
+//! artifact_group, payload_type; header-info, type-info and meta-data byte for byte) and
+//! `files/` holds its payload files.
+//! ```text
 //! <work_dir>/<domain>/record.json                    this installer's progress
+//! <work_dir>/<domain>/scripts/                       a Mender artifact's state scripts
 //! <work_dir>/<domain>/current_artifact_name          kept across updates
 //! ```
 
@@ -61,6 +68,21 @@ pub struct Record {
     /// ArtifactFailure already ran.
     #[serde(default)]
     pub failure_reported: bool,
+    /// A Mender artifact's name, which becomes `current_artifact_name` on commit (else the
+    /// target name does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_name: Option<String>,
+}
+
+/// What a module finds in `header/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Headers {
+    pub artifact_name: String,
+    pub artifact_group: String,
+    pub payload_type: String,
+    pub header_info: Vec<u8>,
+    pub type_info: Vec<u8>,
+    pub meta_data: Vec<u8>,
 }
 
 /// One module's work directory.
@@ -167,16 +189,9 @@ impl WorkDir {
         Ok(())
     }
 
-    /// A fresh tree for `job` (files/ comes later, after Download).
+    /// A fresh tree for `job` (files/ comes later, after Download), its headers made from
+    /// the target's custom metadata.
     pub fn build(&self, domain: &str, job: &InstallJob<'_>, device_type: &str) -> Result<()> {
-        let tree = self.tree();
-        if tree.exists() {
-            fs::remove_dir_all(&tree).map_err(|e| Error::io(&tree, e))?;
-        }
-        let header = tree.join("header");
-        for dir in [&header, &tree.join("tmp")] {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
         let custom = job.custom;
         let meta_data = custom
             .extra
@@ -196,32 +211,60 @@ impl WorkDir {
             "clears_artifact_provides": custom.effective_clears(),
         });
         let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
-        let current = self.current_name()?;
-        let files: [(PathBuf, Vec<u8>); 10] = [
-            (tree.join("version"), b"3\n".to_vec()),
-            (
-                tree.join("current_artifact_name"),
-                format!("{current}\n").into(),
-            ),
-            (tree.join("current_artifact_group"), b"\n".to_vec()),
-            (
-                tree.join("current_device_type"),
-                format!("{device_type}\n").into(),
-            ),
+        self.build_with(
+            &Headers {
+                artifact_name: job.target_name.to_owned(),
+                artifact_group: String::new(),
+                payload_type: domain.to_owned(),
+                header_info: pretty(&header_info),
+                type_info: pretty(&type_info),
+                meta_data: pretty(&meta_data),
+            },
+            device_type,
+        )
+    }
+
+    /// A fresh tree with these headers (files/ comes later, after Download).
+    pub fn build_with(&self, headers: &Headers, device_type: &str) -> Result<()> {
+        let tree = self.tree();
+        if tree.exists() {
+            fs::remove_dir_all(&tree).map_err(|e| Error::io(&tree, e))?;
+        }
+        let header = tree.join("header");
+        for dir in [&header, &tree.join("tmp")] {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let current = format!("{}\n", self.current_name()?);
+        let device = format!("{device_type}\n");
+        let files: [(PathBuf, &[u8]); 10] = [
+            (tree.join("version"), b"3\n"),
+            (tree.join("current_artifact_name"), current.as_bytes()),
+            (tree.join("current_artifact_group"), b"\n"),
+            (tree.join("current_device_type"), device.as_bytes()),
             (
                 header.join("artifact_name"),
-                job.target_name.as_bytes().to_vec(),
+                headers.artifact_name.as_bytes(),
             ),
-            (header.join("artifact_group"), Vec::new()),
-            (header.join("payload_type"), domain.as_bytes().to_vec()),
-            (header.join("header-info"), pretty(&header_info)),
-            (header.join("type-info"), pretty(&type_info)),
-            (header.join("meta-data"), pretty(&meta_data)),
+            (
+                header.join("artifact_group"),
+                headers.artifact_group.as_bytes(),
+            ),
+            (header.join("payload_type"), headers.payload_type.as_bytes()),
+            (header.join("header-info"), &headers.header_info),
+            (header.join("type-info"), &headers.type_info),
+            (header.join("meta-data"), &headers.meta_data),
         ];
         for (path, bytes) in &files {
             write_file(path, bytes)?;
         }
         Ok(())
+    }
+
+    /// `files/`, created empty.
+    pub fn files_dir(&self) -> Result<PathBuf> {
+        let files = self.tree().join("files");
+        fs::create_dir_all(&files).map_err(|e| Error::io(&files, e))?;
+        Ok(files)
     }
 
     /// Put the image into `files/` under the target's file name.

@@ -13,7 +13,17 @@ const EXAMPLE: &str = "Example:
   ostree --repo=build/repo static-delta generate --inline --min-fallback-size=0 \
       --from=$OLD --to=$NEW --filename=os-6.1.delta
   ferry repo add-target ./image-repo os-6.1.delta --name os/torizon-6.1.delta \
-      --hardware-id imx8 --version 6.1 --ostree-commit build/repo:torizon/stable --ostree-from $OLD";
+      --hardware-id imx8 --version 6.1 --ostree-commit build/repo:torizon/stable --ostree-from $OLD
+
+  # A Mender artifact, as mender-artifact made it: device types, payload type, provides,
+  # depends, clears and meta-data come from its headers.
+  mender-artifact write module-image -T single-file -n app-1.0 -t ivi-a53 -o app-1.0.mender \
+      -f app.conf -f dest_dir -f filename
+  ferry repo add-target ./image-repo app-1.0.mender --from-mender --name apps/app-1.0.mender
+
+  # Several files for an update module (a tar unpacked into its files/) and its meta-data:
+  ferry repo add-target ./image-repo conf.tar --domain directory --files-tar \
+      --meta-data meta.json --hardware-id ivi-a53 --version 2";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLE)]
@@ -25,7 +35,7 @@ pub struct Args {
     #[arg(long)]
     name: Option<String>,
     /// Hardware id of an ECU that may install it (repeatable, at least one).
-    #[arg(long = "hardware-id", required = true)]
+    #[arg(long = "hardware-id", required_unless_present = "from_mender")]
     hardware_ids: Vec<String>,
     /// Update domain: os, app, container, or an update module's name (default: app).
     #[arg(long)]
@@ -67,8 +77,38 @@ pub struct Args {
         requires = "ostree_commit"
     )]
     ostree_from: Option<String>,
+    /// The file is a Mender artifact (format version 3, one payload): its headers give the
+    /// hardware ids (device types; --hardware-id overrides them), the domain (payload type,
+    /// rootfs-image → os), provides, depends, clears and meta-data. Every part is checked
+    /// against the artifact's manifest.
+    #[arg(
+        long = "from-mender",
+        conflicts_with_all = ["domain", "software_name", "version", "provides", "depends", "clears", "ostree_commit", "meta_data", "files_tar"]
+    )]
+    from_mender: bool,
+    /// A JSON object for the update module's `header/meta-data`.
+    #[arg(long = "meta-data", value_name = "FILE")]
+    meta_data: Option<PathBuf>,
+    /// The file is a tar whose files the update module finds in its `files/` (several files
+    /// per target), instead of the file itself.
+    #[arg(long = "files-tar")]
+    files_tar: bool,
     #[arg(long)]
     json: bool,
+}
+
+/// `--meta-data FILE`: a JSON object.
+fn meta_data(path: &std::path::Path) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(path).map_err(crate::error::io_at(path))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Usage(format!("--meta-data {}: not JSON: {e}", path.display())))?;
+    if !value.is_object() {
+        return Err(Error::Usage(format!(
+            "--meta-data {}: expected a JSON object (Mender's meta-data is one)",
+            path.display()
+        )));
+    }
+    Ok(value)
 }
 
 /// `custom.ostree` for `--ostree-commit`/`--ostree-from`.
@@ -135,7 +175,16 @@ pub fn run(args: Args) -> Result<()> {
             "--domain ostree needs --ostree-commit: which commit the delta yields".into(),
         ));
     }
-    let options = TargetOptions {
+    if let Some(path) = &args.meta_data {
+        extra.insert("metaData".to_owned(), meta_data(path)?);
+    }
+    if args.files_tar {
+        extra.insert(
+            ferry_secondary::mender::FILES_FIELD.to_owned(),
+            serde_json::Value::from("tar"),
+        );
+    }
+    let mut options = TargetOptions {
         name: args.name,
         hardware_ids: args.hardware_ids,
         domain,
@@ -161,6 +210,24 @@ pub fn run(args: Args) -> Result<()> {
         sha512: args.sha512,
         extra,
     };
+    if args.from_mender {
+        let artifact = super::from_mender::read(&args.file)?;
+        let from = super::from_mender::options(&artifact)?;
+        if options.hardware_ids.is_empty() {
+            options.hardware_ids = from.hardware_ids;
+        }
+        if options.hardware_ids.is_empty() {
+            return Err(Error::Usage(
+                "the artifact names no device type; give --hardware-id".into(),
+            ));
+        }
+        options.domain = Some(from.domain);
+        options.software_name = Some(from.software_name);
+        options.provides = from.provides;
+        options.depends = from.depends;
+        options.clears = from.clears;
+        options.extra.extend(from.extra);
+    }
     let bar = crate::progress::bytes_bar(total, "hashing");
     let (name, target) =
         repo.add_target(&args.file, &options, &mut |done| bar.set_position(done))?;

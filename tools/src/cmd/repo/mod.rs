@@ -9,6 +9,7 @@ use std::path::Path;
 mod add_target;
 mod bins;
 mod delegate;
+mod from_mender;
 mod init;
 mod list;
 mod publish;
