@@ -621,6 +621,13 @@ impl Store for PgStore {
         self.write("revoke relay", on!(|tx| relays::revoke(tx, name, now)))
     }
 
+    fn device_token_hash(&self, vin: &str) -> Result<Option<Vec<u8>>> {
+        self.read(
+            "read a device token hash",
+            on!(|c| inventory::device_token_hash(c, vin)),
+        )
+    }
+
     fn integrity_check(&self) -> Result<()> {
         // PostgreSQL checks its own pages; what can be wrong here is the schema version.
         let found = self.schema_version()?;

@@ -507,6 +507,12 @@ impl Store for SqliteStore {
             .write("revoke relay", |tx| relays::revoke(tx, name, now))
     }
 
+    fn device_token_hash(&self, vin: &str) -> Result<Option<Vec<u8>>> {
+        self.pool.read("read a device token hash", |tx| {
+            inventory::device_token_hash(tx, vin)
+        })
+    }
+
     fn integrity_check(&self) -> Result<()> {
         let report = self.pool.read("integrity check", |tx| {
             let mut stmt = tx
