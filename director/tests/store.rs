@@ -267,6 +267,11 @@ fn device_tokens_are_stored_hashed_and_verified() {
         let rotated = store.issue_device_token("VIN1").unwrap();
         assert!(store.verify_device_token("VIN1", &rotated).unwrap());
         assert!(!store.verify_device_token("VIN1", &token).unwrap());
+        // What a relay pack carries: the current token's SHA-256, none for none.
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(rotated.as_bytes()).to_vec();
+        assert_eq!(store.device_token_hash("VIN1").unwrap(), Some(digest));
+        assert_eq!(store.device_token_hash("VIN2").unwrap(), None);
+        assert_eq!(store.device_token_hash("NOPE").unwrap(), None);
         assert!(matches!(
             store.issue_device_token("NOPE"),
             Err(Error::UnknownVehicle { .. })
