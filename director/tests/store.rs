@@ -1213,6 +1213,10 @@ fn relays_are_registered_verified_listed_and_revoked_on_both_backends() {
             .verify_relay_token("depot-7", "not the token")
             .unwrap());
         assert!(!store.verify_relay_token("depot-8", &secret).unwrap());
+        // The export MAC key: the secret's SHA-256, for an unrevoked relay only.
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()).to_vec();
+        assert_eq!(store.relay_secret_hash("depot-7").unwrap(), Some(digest));
+        assert_eq!(store.relay_secret_hash("depot-8").unwrap(), None);
         let e = store.add_relay("depot-7").unwrap_err().to_string();
         assert!(e.contains("depot-7"), "{e}");
         assert!(store.add_relay("bad/name").is_err());
@@ -1222,6 +1226,7 @@ fn relays_are_registered_verified_listed_and_revoked_on_both_backends() {
         assert!(listed[0].revoked_at.is_none());
         store.revoke_relay("depot-7").unwrap();
         assert!(!store.verify_relay_token("depot-7", &secret).unwrap());
+        assert_eq!(store.relay_secret_hash("depot-7").unwrap(), None);
         assert!(store.list_relays().unwrap()[0].revoked_at.is_some());
         assert!(store.revoke_relay("nobody").is_err());
     });

@@ -34,6 +34,8 @@
 //!   `POST /api/v1/admin/relays/{name}/vehicles/{vin}/pack` (write): the vehicle's Director
 //!   metadata and device token hash, for a relay that never reaches the Director
 //!   (`ferry admin relay pack`; [`relay_pack`]).
+//!   `POST /api/v1/admin/relays/{name}/exports/verify?mac=HEX` (write): the MAC over an export
+//!   index, checked before its manifests are imported ([`relay_export`]).
 //! - `POST /api/v1/admin/manifests/prune` (write): `{"older_than": "90d"}`, never an ECU's
 //!   latest report
 //!
@@ -51,6 +53,7 @@ mod bundles;
 mod device;
 mod errors;
 mod rate;
+mod relay_export;
 mod relay_pack;
 pub mod relayed;
 mod relays;
@@ -188,6 +191,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/relays/{name}/vehicles/{vin}/pack",
             post(relay_pack::pack),
+        )
+        .route(
+            "/api/v1/admin/relays/{name}/exports/verify",
+            post(relay_export::verify),
         );
     device
         .merge(admin)

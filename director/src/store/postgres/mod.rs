@@ -621,6 +621,13 @@ impl Store for PgStore {
         self.write("revoke relay", on!(|tx| relays::revoke(tx, name, now)))
     }
 
+    fn relay_secret_hash(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.read(
+            "read a relay's token hash",
+            on!(|c| relays::secret_hash(c, name)),
+        )
+    }
+
     fn device_token_hash(&self, vin: &str) -> Result<Option<Vec<u8>>> {
         self.read(
             "read a device token hash",

@@ -127,7 +127,24 @@ fn query_value(s: &str) -> String {
 }
 
 fn import(client: &AdminClient, a: ImportArgs) -> Result<()> {
-    let (index, bodies) = ferry_relay::carry::read_export(&a.dir)?;
+    let export = ferry_relay::carry::read_export(&a.dir)?;
+    // The Director checks the index's MAC (it holds the key) before any manifest is sent.
+    client
+        .post_bytes(
+            &format!(
+                "/relays/{}/exports/verify?mac={}",
+                query_value(&export.index.relay),
+                export.mac
+            ),
+            export.index_json.clone(),
+        )
+        .map_err(|e| {
+            Error::Check(format!(
+                "relay import: {} was not accepted, nothing sent: {e}",
+                a.dir.join("index.json").display()
+            ))
+        })?;
+    let (index, bodies) = (export.index, export.bodies);
     let mut results = Vec::new();
     let mut refused = 0;
     for (entry, body) in index.manifests.iter().zip(bodies) {
