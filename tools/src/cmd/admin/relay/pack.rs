@@ -19,7 +19,18 @@ use std::time::Duration;
 /// The largest metadata file taken (the relay's own limit on Director metadata).
 const MAX_METADATA: u64 = ferry_relay::device::MAX_METADATA_BYTES;
 
+const EXAMPLE: &str = "Example:
+  ferry admin relay pack --relay yard-7 --vin VIN-1 --vin VIN-2 \\
+      --image-repo https://images.example --out /media/usb/yard-7-pack --json
+  # at the site:
+  ferry relay import --config /etc/ferry/relay.toml /media/usb/yard-7-pack
+
+The pending assignments of each vehicle are put in flight, as the vehicle's own fetch would.
+The pack holds each vehicle's device token hash (not the token): treat it as you would the
+relay's cache. Its metadata expires as it would online: pack again before it does.";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLE)]
 pub struct PackArgs {
     /// The registered relay the pack is for (`ferry relay import` refuses any other's).
     #[arg(long, value_name = "NAME")]
