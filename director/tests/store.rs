@@ -267,6 +267,11 @@ fn device_tokens_are_stored_hashed_and_verified() {
         let rotated = store.issue_device_token("VIN1").unwrap();
         assert!(store.verify_device_token("VIN1", &rotated).unwrap());
         assert!(!store.verify_device_token("VIN1", &token).unwrap());
+        // What a relay pack carries: the current token's SHA-256, none for none.
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(rotated.as_bytes()).to_vec();
+        assert_eq!(store.device_token_hash("VIN1").unwrap(), Some(digest));
+        assert_eq!(store.device_token_hash("VIN2").unwrap(), None);
+        assert_eq!(store.device_token_hash("NOPE").unwrap(), None);
         assert!(matches!(
             store.issue_device_token("NOPE"),
             Err(Error::UnknownVehicle { .. })
@@ -1208,6 +1213,10 @@ fn relays_are_registered_verified_listed_and_revoked_on_both_backends() {
             .verify_relay_token("depot-7", "not the token")
             .unwrap());
         assert!(!store.verify_relay_token("depot-8", &secret).unwrap());
+        // The export MAC key: the secret's SHA-256, for an unrevoked relay only.
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()).to_vec();
+        assert_eq!(store.relay_secret_hash("depot-7").unwrap(), Some(digest));
+        assert_eq!(store.relay_secret_hash("depot-8").unwrap(), None);
         let e = store.add_relay("depot-7").unwrap_err().to_string();
         assert!(e.contains("depot-7"), "{e}");
         assert!(store.add_relay("bad/name").is_err());
@@ -1217,6 +1226,7 @@ fn relays_are_registered_verified_listed_and_revoked_on_both_backends() {
         assert!(listed[0].revoked_at.is_none());
         store.revoke_relay("depot-7").unwrap();
         assert!(!store.verify_relay_token("depot-7", &secret).unwrap());
+        assert_eq!(store.relay_secret_hash("depot-7").unwrap(), None);
         assert!(store.list_relays().unwrap()[0].revoked_at.is_some());
         assert!(store.revoke_relay("nobody").is_err());
     });

@@ -4,6 +4,8 @@
 //! - `vehicle_files`: the last copy of each Director metadata file each vehicle fetched;
 //! - `vehicle_tokens`: the SHA-256 of each vehicle's token once the Director accepted it
 //!   through this relay, so the relay can tell the vehicle while the uplink is down;
+//! - `packed_tokens`: the SHA-256 of each vehicle's device token secret from a pack
+//!   (`ferry relay import`), for a relay that never reached the Director;
 //! - `queue`: manifests received while the uplink was down, in arrival order;
 //! - `counters` and `state`: hit rate, forwarded count, last sync.
 
@@ -13,7 +15,8 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE cache (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE cache (
         path TEXT PRIMARY KEY NOT NULL,
         size INTEGER NOT NULL,
         last_used INTEGER NOT NULL
@@ -37,7 +40,14 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE cache (
         received_at TEXT NOT NULL
     ) STRICT;
     CREATE TABLE counters (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) STRICT;
-    CREATE TABLE state (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;"];
+    CREATE TABLE state (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;",
+    // 2: `ferry relay import` (a site never reaching the Director): the SHA-256 of each packed
+    // vehicle's device token secret, as the Director stores it.
+    "CREATE TABLE packed_tokens (
+        vin TEXT PRIMARY KEY NOT NULL,
+        secret_sha256 BLOB NOT NULL CHECK (length(secret_sha256) = 32)
+    ) STRICT;",
+];
 
 /// One queued manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +74,26 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 fn versioned_role(file: &str) -> Option<&str> {
     let (n, role) = file.split_once('.')?;
     (n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() && role != "root.json").then_some(role)
+}
+
+/// Equal byte strings, every byte looked at (digests: the length is public).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The secret of a device token as the Director reads it: `VIN.SECRET` (64 hex digits) names
+/// its vehicle, which must be `vin`; anything else is a bare secret.
+fn device_token_secret<'a>(token: &'a str, vin: &str) -> Option<&'a str> {
+    match token.rsplit_once('.') {
+        Some((claimed, secret))
+            if !claimed.is_empty()
+                && secret.len() == 64
+                && secret.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            (claimed == vin).then_some(secret)
+        }
+        _ => Some(token),
+    }
 }
 
 impl Db {
@@ -212,16 +242,19 @@ impl Db {
     }
 
     pub fn forget_token(&self, vin: &str) -> Result<()> {
-        self.lock()
-            .execute("DELETE FROM vehicle_tokens WHERE vin = ?1", params![vin])
+        let conn = self.lock();
+        conn.execute("DELETE FROM vehicle_tokens WHERE vin = ?1", params![vin])
             .map_err(db("forget a vehicle token"))?;
+        conn.execute("DELETE FROM packed_tokens WHERE vin = ?1", params![vin])
+            .map_err(db("forget a packed vehicle token"))?;
         Ok(())
     }
 
-    /// Whether `token` is the one the Director last accepted for `vin` through this relay.
+    /// Whether `token` is the one the Director last accepted for `vin` through this relay, or
+    /// the one a pack (`ferry relay import`) says is `vin`'s.
     pub fn token_confirmed(&self, vin: &str, token: &str) -> Result<bool> {
-        let stored: Option<Vec<u8>> = self
-            .lock()
+        let conn = self.lock();
+        let stored: Option<Vec<u8>> = conn
             .query_row(
                 "SELECT token_sha256 FROM vehicle_tokens WHERE vin = ?1",
                 params![vin],
@@ -229,11 +262,33 @@ impl Db {
             )
             .optional()
             .map_err(db("look up a vehicle token"))?;
-        let presented = sha256(token.as_bytes());
-        Ok(stored.is_some_and(|s| {
-            s.len() == presented.len()
-                && s.iter().zip(&presented).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+        if stored.is_some_and(|s| same(&s, &sha256(token.as_bytes()))) {
+            return Ok(true);
+        }
+        let packed: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT secret_sha256 FROM packed_tokens WHERE vin = ?1",
+                params![vin],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db("look up a packed vehicle token"))?;
+        Ok(packed.is_some_and(|p| {
+            device_token_secret(token, vin)
+                .is_some_and(|secret| same(&p, &sha256(secret.as_bytes())))
         }))
+    }
+
+    /// Record `vin`'s device token secret hash from a pack (replacing any earlier one).
+    pub fn pack_token(&self, vin: &str, secret_sha256: &[u8]) -> Result<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO packed_tokens (vin, secret_sha256) VALUES (?1, ?2)
+                 ON CONFLICT (vin) DO UPDATE SET secret_sha256 = ?2",
+                params![vin, secret_sha256],
+            )
+            .map_err(db("record a packed vehicle token"))?;
+        Ok(())
     }
 
     // --- the queue ---

@@ -11,6 +11,8 @@
 //!   and the vehicle's forwarded; while upstream is down, metadata from the last copy seen
 //!   for that vehicle and manifests queued durably ([`db`]) and forwarded in arrival order,
 //!   exactly once ([`forward`]).
+//! - No uplink at all: queued manifests carried out ([`carry`]), metadata and targets carried
+//!   in ([`pack`]).
 
 pub mod carry;
 pub mod config;
@@ -19,6 +21,7 @@ pub mod device;
 mod error;
 pub mod forward;
 pub mod mirror;
+pub mod pack;
 pub mod server;
 pub mod status;
 pub mod upstream;

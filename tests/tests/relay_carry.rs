@@ -1,7 +1,8 @@
 //! Across a data diode (issue #20): with no network between relay and Director, the queued
 //! manifests go out as a directory (`ferry relay export`) and in through the admin API
 //! (`ferry admin relay import`): each accepted once, a second import refused as a replay, a
-//! changed file refused before anything is sent.
+//! changed file refused before anything is sent, and so is an index whose entries were
+//! reordered (its MAC, checked by the Director).
 #![allow(clippy::unwrap_used)]
 
 mod primary_common;
@@ -23,6 +24,18 @@ fn accepted(world: &World) -> usize {
         .iter()
         .filter(|m| m["verdict"] == "accepted")
         .count()
+}
+
+/// Copy an export directory (index.json, index.mac, manifests/).
+fn copy_export(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to.join("manifests")).unwrap();
+    for entry in std::fs::read_dir(from.join("manifests")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join("manifests").join(entry.file_name())).unwrap();
+    }
+    for file in ["index.json", "index.mac"] {
+        std::fs::copy(from.join(file), to.join(file)).unwrap();
+    }
 }
 
 #[test]
@@ -50,12 +63,7 @@ fn queued_manifests_cross_a_diode_as_a_directory_and_are_accepted_once() {
 
     // A copy with one byte changed is refused before anything is sent.
     let copy = world.base.join("carry-changed");
-    std::fs::create_dir_all(copy.join("manifests")).unwrap();
-    for entry in std::fs::read_dir(world.base.join("carry/manifests")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.join("manifests").join(entry.file_name())).unwrap();
-    }
-    std::fs::copy(world.base.join("carry/index.json"), copy.join("index.json")).unwrap();
+    copy_export(&world.base.join("carry"), &copy);
     let first = std::fs::read_dir(copy.join("manifests"))
         .unwrap()
         .next()
@@ -72,6 +80,19 @@ fn queued_manifests_cross_a_diode_as_a_directory_and_are_accepted_once() {
         out.stderr.contains("length check failed") || out.stderr.contains("hash check failed"),
         "{out}"
     );
+    assert_eq!(accepted(&world), before);
+
+    // A copy whose index lists the same files in another order (every length and digest
+    // still right): the Director refuses the index's MAC before anything is sent.
+    let reordered = world.base.join("carry-reordered");
+    copy_export(&world.base.join("carry"), &reordered);
+    let index_path = reordered.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["manifests"].as_array_mut().unwrap().reverse();
+    std::fs::write(&index_path, serde_json::to_vec_pretty(&index).unwrap()).unwrap();
+    let out = world.admin(true, &["relay", "import", reordered.to_str().unwrap()]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("index MAC check failed"), "{out}");
     assert_eq!(accepted(&world), before);
 
     let out = world.admin(true, &["relay", "import", "carry"]);

@@ -31,6 +31,11 @@
 //!   (write). A relay speaks on the device API for vehicles ([`relayed`]), never here.
 //!   `POST /api/v1/admin/relays/{name}/manifests?vin=&received_at=` (write): a manifest the
 //!   relay queued, carried across a diode (`ferry admin relay import`).
+//!   `POST /api/v1/admin/relays/{name}/vehicles/{vin}/pack` (write): the vehicle's Director
+//!   metadata and device token hash, for a relay that never reaches the Director
+//!   (`ferry admin relay pack`; [`relay_pack`]).
+//!   `POST /api/v1/admin/relays/{name}/exports/verify?mac=HEX` (write): the MAC over an export
+//!   index, checked before its manifests are imported ([`relay_export`]).
 //! - `POST /api/v1/admin/manifests/prune` (write): `{"older_than": "90d"}`, never an ECU's
 //!   latest report
 //!
@@ -48,6 +53,8 @@ mod bundles;
 mod device;
 mod errors;
 mod rate;
+mod relay_export;
+mod relay_pack;
 pub mod relayed;
 mod relays;
 mod tls;
@@ -180,6 +187,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/relays/{name}/manifests",
             post(relays::import_manifest),
+        )
+        .route(
+            "/api/v1/admin/relays/{name}/vehicles/{vin}/pack",
+            post(relay_pack::pack),
+        )
+        .route(
+            "/api/v1/admin/relays/{name}/exports/verify",
+            post(relay_export::verify),
         );
     device
         .merge(admin)

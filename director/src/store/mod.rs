@@ -200,6 +200,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn list_relays(&self) -> Result<Vec<Relay>>;
     /// Refuse relay `name`'s token from now on.
     fn revoke_relay(&self, name: &str) -> Result<()>;
+    /// The SHA-256 of `vin`'s current device token secret (None: unknown vehicle, or none
+    /// issued). For `ferry admin relay pack`: a relay that never reaches the Director checks
+    /// the site's vehicles against it; the hash does not let anyone present the token.
+    fn device_token_hash(&self, vin: &str) -> Result<Option<Vec<u8>>>;
+    /// The SHA-256 of the unrevoked relay `name`'s token secret (None: unknown or revoked):
+    /// the key of the MAC over its export index (`ferry admin relay import` checks it here).
+    fn relay_secret_hash(&self, name: &str) -> Result<Option<Vec<u8>>>;
 
     // --- maintenance ---
 

@@ -164,7 +164,7 @@ impl Site {
     }
 }
 
-fn start_relay(config: &Path, host: Option<&netns::RelayHost>) -> Daemon {
+pub fn start_relay(config: &Path, host: Option<&netns::RelayHost>) -> Daemon {
     let mut cmd = match host {
         Some(h) => h.command(&ferry()),
         None => Command::new(ferry()),

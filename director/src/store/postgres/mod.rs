@@ -621,6 +621,20 @@ impl Store for PgStore {
         self.write("revoke relay", on!(|tx| relays::revoke(tx, name, now)))
     }
 
+    fn relay_secret_hash(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.read(
+            "read a relay's token hash",
+            on!(|c| relays::secret_hash(c, name)),
+        )
+    }
+
+    fn device_token_hash(&self, vin: &str) -> Result<Option<Vec<u8>>> {
+        self.read(
+            "read a device token hash",
+            on!(|c| inventory::device_token_hash(c, vin)),
+        )
+    }
+
     fn integrity_check(&self) -> Result<()> {
         // PostgreSQL checks its own pages; what can be wrong here is the schema version.
         let found = self.schema_version()?;

@@ -25,6 +25,19 @@ pub(super) async fn add(
     }
 }
 
+/// The stored SHA-256 of the unrevoked relay `name`'s token secret (its export MAC key).
+pub(super) async fn secret_hash(c: &impl GenericClient, name: &str) -> Result<Option<Vec<u8>>> {
+    let row = query_opt(
+        c,
+        "look up relay",
+        "SELECT secret_sha256 FROM relays WHERE name = $1 AND revoked_at IS NULL",
+        &[&name],
+    )
+    .await?;
+    row.map(|r| get::<Vec<u8>>(&r, 0, "relay token hash"))
+        .transpose()
+}
+
 /// Whether `secret` is the token of the unrevoked relay `name`, compared in constant time.
 pub(super) async fn verify(c: &impl GenericClient, name: &str, secret: &str) -> Result<bool> {
     let row = query_opt(

@@ -507,6 +507,18 @@ impl Store for SqliteStore {
             .write("revoke relay", |tx| relays::revoke(tx, name, now))
     }
 
+    fn relay_secret_hash(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.pool.read("read a relay's token hash", |tx| {
+            relays::secret_hash(tx, name)
+        })
+    }
+
+    fn device_token_hash(&self, vin: &str) -> Result<Option<Vec<u8>>> {
+        self.pool.read("read a device token hash", |tx| {
+            inventory::device_token_hash(tx, vin)
+        })
+    }
+
     fn integrity_check(&self) -> Result<()> {
         let report = self.pool.read("integrity check", |tx| {
             let mut stmt = tx

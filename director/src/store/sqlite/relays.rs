@@ -20,6 +20,13 @@ pub(super) fn add(conn: &Connection, name: &str, hash: &[u8; 32], now: i64) -> R
     Ok(())
 }
 
+/// The stored SHA-256 of the unrevoked relay `name`'s token secret (its export MAC key).
+pub(super) fn secret_hash(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT secret_sha256 FROM relays WHERE name = ?1 AND revoked_at IS NULL")
+        .and_then(|mut s| s.query_row(params![name], |r| r.get(0)).optional())
+        .map_err(db("look up relay"))
+}
+
 /// Whether `secret` is the token of the unrevoked relay `name`, compared in constant time.
 pub(super) fn verify(conn: &Connection, name: &str, secret: &str) -> Result<bool> {
     let stored: Option<Vec<u8>> = conn

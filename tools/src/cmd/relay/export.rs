@@ -11,9 +11,10 @@ const EXAMPLE: &str = "Example:
   # on the backend side:
   ferry admin relay import /media/usb/yard-7-2026-12-07
 
-DIR must be new or empty. It holds index.json and manifests/*.json, each exactly as the vehicle
-sent it (signed by its ECU keys); the import checks every file against the index, and the
-Director checks every signature and refuses a manifest imported twice.";
+DIR must be new or empty. It holds index.json, index.mac (HMAC-SHA-256 of index.json keyed by
+the relay's token, which the Director checks first) and manifests/*.json, each exactly as the
+vehicle sent it (signed by its ECU keys); the import checks every file against the index, and
+the Director checks every signature and refuses a manifest imported twice.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLE)]
@@ -30,7 +31,7 @@ pub fn run(args: Args) -> Result<()> {
     let config = RelayConfig::load(&args.config)?;
     let db = Db::open(&config.cache_dir)?;
     let name = ferry_relay::carry::relay_name(&config.upstream.token);
-    let index = ferry_relay::carry::export(&db, &name, &args.out)?;
+    let index = ferry_relay::carry::export(&db, &config.upstream.token, &args.out)?;
     if args.json {
         println!(
             "{}",

@@ -5,6 +5,7 @@ use crate::error::Result;
 use clap::Subcommand;
 
 mod export;
+mod import;
 mod prefetch;
 mod serve;
 mod status;
@@ -20,6 +21,8 @@ pub enum Command {
     Prefetch(prefetch::Args),
     /// Write the queued manifests to a directory (data diode, USB stick) and dequeue them.
     Export(export::Args),
+    /// Load what `ferry admin relay pack` wrote into the cache (a site without an uplink).
+    Import(import::Args),
 }
 
 pub fn run(cmd: Command) -> Result<()> {
@@ -28,5 +31,6 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Status(a) => status::run(a),
         Command::Export(a) => export::run(a),
         Command::Prefetch(a) => prefetch::run(a),
+        Command::Import(a) => import::run(a),
     }
 }

@@ -5,11 +5,15 @@ use super::client::{print_json, table, AdminClient};
 use crate::error::{io_at, Error, Result};
 use std::path::PathBuf;
 
+mod pack;
+
 const EXAMPLE: &str = "Example:
   ferry admin relay add yard-7 --out yard-7.token     # then token_file = \"yard-7.token\" in relay.toml
   ferry admin relay list --json
   ferry admin relay revoke yard-7
   ferry admin relay import /media/usb/yard-7-2026-12-07      # what `ferry relay export` wrote
+  ferry admin relay pack --relay yard-7 --vin VIN-1 --vin VIN-2 \
+      --image-repo https://images.example --out /media/usb/yard-7-pack   # then `ferry relay import`
 
 A relay's token lets it speak for vehicles on the device API (forwarding their requests and
 the manifests it queued while its uplink was down); it is refused on the admin API.";
@@ -25,6 +29,9 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Feed the Director the manifests `ferry relay export` wrote, in their order.
     Import(ImportArgs),
+    /// Write what a relay without an uplink needs for its vehicles (Director and Image
+    /// repository metadata, the assigned targets) to a directory, for `ferry relay import`.
+    Pack(pack::PackArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,6 +104,7 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Import(a) => import(client, a),
+        Command::Pack(a) => pack::run(client, a),
         Command::Revoke(a) => {
             client.post(
                 &format!("/relays/{}/revoke", a.name),
@@ -119,7 +127,24 @@ fn query_value(s: &str) -> String {
 }
 
 fn import(client: &AdminClient, a: ImportArgs) -> Result<()> {
-    let (index, bodies) = ferry_relay::carry::read_export(&a.dir)?;
+    let export = ferry_relay::carry::read_export(&a.dir)?;
+    // The Director checks the index's MAC (it holds the key) before any manifest is sent.
+    client
+        .post_bytes(
+            &format!(
+                "/relays/{}/exports/verify?mac={}",
+                query_value(&export.index.relay),
+                export.mac
+            ),
+            export.index_json.clone(),
+        )
+        .map_err(|e| {
+            Error::Check(format!(
+                "relay import: {} was not accepted, nothing sent: {e}",
+                a.dir.join("index.json").display()
+            ))
+        })?;
+    let (index, bodies) = (export.index, export.bodies);
     let mut results = Vec::new();
     let mut refused = 0;
     for (entry, body) in index.manifests.iter().zip(bodies) {
