@@ -13,14 +13,20 @@ const EXAMPLE: &str = "Example:
   ostree --repo=build/repo static-delta generate --inline --min-fallback-size=0 \
       --from=$OLD --to=$NEW --filename=os-6.1.delta
   ferry repo add-target ./image-repo os-6.1.delta --name os/torizon-6.1.delta \
-      --hardware-id imx8 --version 6.1 --ostree-commit build/repo:torizon/stable --ostree-from $OLD";
+      --hardware-id imx8 --version 6.1 --ostree-commit build/repo:torizon/stable --ostree-from $OLD
+
+  # The same commit without a file: the ECU pulls it by checksum from the OSTree server
+  # (the signed sha256 is the commit checksum, the length 0):
+  ferry repo add-target ./image-repo --name os/torizon-6.1 --hardware-id imx8 --version 6.1 \
+      --ostree-commit build/repo:torizon/stable --ostree-pull https://ostree.example.com/repo";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLE)]
 pub struct Args {
     dir: PathBuf,
-    /// The image file (hashed as it is copied in).
-    file: PathBuf,
+    /// The image file (hashed as it is copied in); none with --ostree-pull.
+    #[arg(required_unless_present = "ostree_pull")]
+    file: Option<PathBuf>,
     /// Target path in the repository (default: the file's name). No `..`, no leading `/`.
     #[arg(long)]
     name: Option<String>,
@@ -67,12 +73,26 @@ pub struct Args {
         requires = "ostree_commit"
     )]
     ostree_from: Option<String>,
+    /// A target without a file: the ECU pulls the --ostree-commit by its checksum from the
+    /// OSTree repository at this http(s) URL (`custom.ostree.delivery = "pull"`). Needs
+    /// --name; not for offline bundles or the relay.
+    #[arg(
+        long = "ostree-pull",
+        value_name = "URL",
+        requires_all = ["ostree_commit", "name"],
+        conflicts_with_all = ["file", "ostree_from", "sha512"]
+    )]
+    ostree_pull: Option<String>,
     #[arg(long)]
     json: bool,
 }
 
-/// `custom.ostree` for `--ostree-commit`/`--ostree-from`.
-fn ostree_custom(commit: &str, from: Option<&str>) -> Result<serde_json::Value> {
+/// `custom.ostree` for `--ostree-commit` with `--ostree-from`, or `--ostree-pull`.
+fn ostree_custom(
+    commit: &str,
+    from: Option<&str>,
+    pull: Option<&str>,
+) -> Result<(String, serde_json::Value)> {
     use ferry_core::metadata::uptane::{is_ostree_checksum, OstreeCustom, OstreeDelivery};
     let commit = if is_ostree_checksum(commit) {
         commit.to_owned()
@@ -102,22 +122,30 @@ fn ostree_custom(commit: &str, from: Option<&str>) -> Result<serde_json::Value> 
             "--ostree-from {from:?}: expected a commit checksum (64 lowercase hex digits)"
         )));
     }
-    serde_json::to_value(OstreeCustom {
-        commit,
-        delivery: OstreeDelivery::StaticDelta,
+    if let Some(url) = pull.filter(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+        return Err(Error::Usage(format!(
+            "--ostree-pull {url:?}: expected the http:// or https:// URL of an OSTree repository"
+        )));
+    }
+    let custom = serde_json::to_value(OstreeCustom {
+        commit: commit.clone(),
+        delivery: match pull {
+            Some(_) => OstreeDelivery::Pull,
+            None => OstreeDelivery::StaticDelta,
+        },
         from: from.map(str::to_owned),
+        url: pull.map(str::to_owned),
         extra: Default::default(),
     })
-    .map_err(|e| Error::Usage(e.to_string()))
+    .map_err(|e| Error::Usage(e.to_string()))?;
+    Ok((commit, custom))
 }
 
 pub fn run(args: Args) -> Result<()> {
     let mut repo = super::open(&args.dir)?;
-    let total = std::fs::metadata(&args.file)
-        .map_err(crate::error::io_at(&args.file))?
-        .len();
     let mut extra = std::collections::BTreeMap::new();
     let mut domain = args.domain.as_deref().map(Domain::parse);
+    let mut pull_commit = None;
     if let Some(commit) = &args.ostree_commit {
         if domain.as_ref().is_some_and(|d| *d != Domain::Ostree) {
             return Err(Error::Usage(
@@ -126,9 +154,15 @@ pub fn run(args: Args) -> Result<()> {
             ));
         }
         domain = Some(Domain::Ostree);
+        let (commit, custom) = ostree_custom(
+            commit,
+            args.ostree_from.as_deref(),
+            args.ostree_pull.as_deref(),
+        )?;
+        pull_commit = args.ostree_pull.is_some().then_some(commit);
         extra.insert(
             ferry_core::metadata::uptane::OSTREE_FIELD.to_owned(),
-            ostree_custom(commit, args.ostree_from.as_deref())?,
+            custom,
         );
     } else if domain == Some(Domain::Ostree) {
         return Err(Error::Usage(
@@ -161,10 +195,23 @@ pub fn run(args: Args) -> Result<()> {
         sha512: args.sha512,
         extra,
     };
-    let bar = crate::progress::bytes_bar(total, "hashing");
-    let (name, target) =
-        repo.add_target(&args.file, &options, &mut |done| bar.set_position(done))?;
-    bar.finish_and_clear();
+    let (name, target) = match (pull_commit, &args.file, &options.name) {
+        (Some(commit), _, Some(name)) => repo.add_pull_target(name, &commit, &options)?,
+        (None, Some(file), _) => {
+            let total = std::fs::metadata(file)
+                .map_err(crate::error::io_at(file))?
+                .len();
+            let bar = crate::progress::bytes_bar(total, "hashing");
+            let added = repo.add_target(file, &options, &mut |done| bar.set_position(done))?;
+            bar.finish_and_clear();
+            added
+        }
+        _ => {
+            return Err(Error::Usage(
+                "give the image FILE, or --ostree-pull URL with --ostree-commit and --name".into(),
+            ))
+        }
+    };
     if args.json {
         let out = serde_json::json!({"name": name, "target": target});
         println!(
