@@ -61,9 +61,10 @@ pub struct Args {
     /// sha512 costs each of them ~4x sha256's time on CPUs with SHA-NI.
     #[arg(long)]
     sha512: bool,
-    /// The file is an OSTree static delta (`ostree static-delta generate --inline`) that
-    /// yields this commit: a checksum, or REPO:REF resolved with `ostree rev-parse`. Sets the
-    /// domain to ostree and `custom.ostree`.
+    /// The OSTree commit the target delivers: a checksum, or REPO:REF resolved with `ostree
+    /// rev-parse`. With a FILE, the file is a static delta (`ostree static-delta generate
+    /// --inline`) that yields it; with --ostree-pull, the ECU pulls it. Sets the domain to
+    /// ostree and `custom.ostree`.
     #[arg(long = "ostree-commit", value_name = "COMMIT|REPO:REF")]
     ostree_commit: Option<String>,
     /// The commit the delta was generated from (omit for a delta from nothing, `--empty`).
@@ -217,6 +218,11 @@ pub fn run(args: Args) -> Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(&out).map_err(|e| Error::Usage(e.to_string()))?
+        );
+    } else if args.ostree_pull.is_some() {
+        println!(
+            "staged {name} (no file: ECUs pull commit {} themselves); run `ferry repo publish` to sign it",
+            target.hashes.get("sha256").map_or("", String::as_str)
         );
     } else {
         println!(
