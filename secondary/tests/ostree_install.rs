@@ -3,7 +3,11 @@
 //! generate --inline`): v1 → v2 deploys the signed commit, boots it and provides its claims; a
 //! v3 whose health check fails after the reboot is undeployed and v2 boots again; a delta that
 //! yields another commit than the signed metadata names deploys nothing; bytes other than the
-//! signed ones are refused before the delta is applied. Skips, saying why, without `ostree`.
+//! signed ones are refused before the delta is applied. Pull targets (no file; the signed
+//! sha256 is the commit) are pulled from a real HTTP server on 127.0.0.1 serving the
+//! archive-mode build repository: the signed commit deploys; a server serving other bytes for
+//! it, or lacking it, deploys nothing; a configured `[ostree] remote` is pulled through.
+//! Skips, saying why, without `ostree`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -404,4 +408,37 @@ fn a_pull_served_another_commit_than_signed_or_none_deploys_nothing() {
     );
     assert_eq!(server.requests().len(), before, "nothing pulled");
     assert_eq!(os.commits(), vec![c1], "nothing deployed");
+}
+
+#[test]
+fn a_configured_remote_is_pulled_through_from_the_signed_url() {
+    if !ostree_available() {
+        return;
+    }
+    let mut v = Vehicle::new(VerificationMode::Full);
+    let _unfreeze = Unfreeze(v.dir.path().to_owned());
+    let os = Os::new(v.dir.path());
+    let c1 = os.commits()[0].clone();
+    with_ostree(&mut v, &os, true);
+    // The operator's remote (as `ostree remote add` made it on the device), pointing
+    // elsewhere: the pull goes through it, but from the signed URL.
+    ostree(&[
+        &format!("--repo={}", os.repo().display()),
+        "remote",
+        "add",
+        "--no-gpg-verify",
+        "vendor",
+        "http://127.0.0.1:9/unused",
+    ]);
+    if let Some(config) = v.config.ostree.as_mut() {
+        config.remote = Some("vendor".into());
+    }
+    let mut ecu = v.ecu();
+    let c2 = os.commit("2", true);
+    let server = StaticServer::start(&os.build);
+    let done = install_pull(&mut v, &mut ecu, "os/ferryos-2", &c2, &server.url).unwrap();
+    assert!(matches!(done, Installed::Done(_)), "{done:?}");
+    assert_eq!(os.commits(), [c2, c1]);
+    let remotes = ostree(&[&format!("--repo={}", os.repo().display()), "remote", "list"]);
+    assert_eq!(remotes, "vendor", "no remote of Ferry's own was added");
 }
