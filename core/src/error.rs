@@ -103,6 +103,12 @@ pub enum Error {
         director: String,
         image: String,
     },
+    #[error("ostree pull target check failed: target {target} has {found}, expected {expected}")]
+    OstreePull {
+        target: String,
+        found: String,
+        expected: String,
+    },
     #[error("hardwareId check failed: target {target} for ECU {ecu:?} is for {found}, expected hardwareId {expected:?}")]
     HardwareId {
         target: String,

@@ -2,6 +2,7 @@
 
 use crate::error::{io_at, Error, Result};
 use crate::repo::Repository;
+use ferry_core::metadata::received::ostree_pull_commit;
 use ferry_core::metadata::uptane::{DependsValue, Domain, ImageCustom};
 use ferry_core::metadata::{Hashes, TargetFile};
 use ferry_core::TargetName;
@@ -34,6 +35,40 @@ pub struct TargetOptions {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+/// The signed entry of target `name`: its length and hashes, and its Uptane custom metadata
+/// with the domain's defaults written out, so every reader (an ECU, the Director, another
+/// vendor's tooling) sees the same provides and clears without knowing our rules.
+fn target_file(
+    name: &TargetName,
+    options: &TargetOptions,
+    length: u64,
+    hashes: Hashes,
+) -> Result<TargetFile> {
+    let software_name = options.software_name.clone().unwrap_or_else(|| {
+        let (_, file_name) = name.split_dir();
+        file_name.split('.').next().unwrap_or(file_name).to_owned()
+    });
+    let mut custom = ImageCustom {
+        clears_provides: options.clears.clone(),
+        depends: options.depends.clone(),
+        domain: Some(options.domain.clone().unwrap_or(Domain::App)),
+        hardware_ids: options.hardware_ids.clone(),
+        name: Some(software_name),
+        provides: options.provides.clone(),
+        release_counter: options.release_counter,
+        version: options.version.clone(),
+        extra: options.extra.clone(),
+    };
+    custom.provides = custom.effective_provides();
+    custom.clears_provides = Some(custom.effective_clears());
+    Ok(TargetFile {
+        custom: Some(serde_json::to_value(&custom).map_err(|e| Error::Invalid(e.to_string()))?),
+        hashes,
+        length,
+        extra: BTreeMap::new(),
+    })
+}
+
 /// One row of `ferry repo list`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ListedTarget {
@@ -59,6 +94,37 @@ impl Repository {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| Error::Invalid(format!("{} has no file name", file.display())))?;
         let name = TargetName::new(options.name.clone().unwrap_or(default_name))?;
+        let role = self.role_for_options(&name, options)?;
+        let (length, hashes) = self.store_target_file(file, &name, options.sha512, progress)?;
+        let target = target_file(&name, options, length, hashes)?;
+        self.insert_target(&role, name.as_str(), target.clone())?;
+        Ok((name.to_string(), target))
+    }
+
+    /// Stage an OSTree pull target (`custom.ostree.delivery = "pull"` in `options.extra`):
+    /// no file is stored, the signed sha256 is the commit checksum and the length 0. Refused
+    /// unless core takes it as a pull target ([`ostree_pull_commit`]), so no other target
+    /// can be signed without its bytes.
+    pub fn add_pull_target(
+        &mut self,
+        name: &str,
+        commit: &str,
+        options: &TargetOptions,
+    ) -> Result<(String, TargetFile)> {
+        let name = TargetName::new(name)?;
+        let role = self.role_for_options(&name, options)?;
+        let hashes: Hashes = [("sha256".to_owned(), commit.to_owned())].into();
+        let target = target_file(&name, options, 0, hashes)?;
+        if ostree_pull_commit(name.as_str(), &target)?.is_none() {
+            return Err(Error::Invalid(format!(
+                "target {name}: only an OSTree pull target (custom.ostree.delivery \"pull\") is staged without a file"
+            )));
+        }
+        self.insert_target(&role, name.as_str(), target.clone())?;
+        Ok((name.to_string(), target))
+    }
+
+    fn role_for_options(&mut self, name: &TargetName, options: &TargetOptions) -> Result<String> {
         if options.hardware_ids.is_empty() {
             return Err(Error::Invalid(
                 "a target needs at least one --hardware-id".into(),
@@ -66,34 +132,7 @@ impl Repository {
         }
         let role = self.role_for_new_target(name.as_str(), options.role.as_deref())?;
         crate::delegation::check_names(self, &role, &[name.to_string()])?;
-        let (length, hashes) = self.store_target_file(file, &name, options.sha512, progress)?;
-        let software_name = options.software_name.clone().unwrap_or_else(|| {
-            let (_, file_name) = name.split_dir();
-            file_name.split('.').next().unwrap_or(file_name).to_owned()
-        });
-        let mut custom = ImageCustom {
-            clears_provides: options.clears.clone(),
-            depends: options.depends.clone(),
-            domain: Some(options.domain.clone().unwrap_or(Domain::App)),
-            hardware_ids: options.hardware_ids.clone(),
-            name: Some(software_name),
-            provides: options.provides.clone(),
-            release_counter: options.release_counter,
-            version: options.version.clone(),
-            extra: options.extra.clone(),
-        };
-        // Write the domain's defaults out, so every reader (an ECU, the Director, another
-        // vendor's tooling) sees the same provides and clears without knowing our rules.
-        custom.provides = custom.effective_provides();
-        custom.clears_provides = Some(custom.effective_clears());
-        let target = TargetFile {
-            custom: Some(serde_json::to_value(&custom).map_err(|e| Error::Invalid(e.to_string()))?),
-            hashes,
-            length,
-            extra: BTreeMap::new(),
-        };
-        self.insert_target(&role, name.as_str(), target.clone())?;
-        Ok((name.to_string(), target))
+        Ok(role)
     }
 
     /// Stage `target` under `name` in `role` (the file must already be stored).

@@ -130,6 +130,40 @@ fn a_target_is_stored_at_spec_paths_with_uptane_custom_fields() {
 }
 
 #[test]
+fn only_an_ostree_pull_target_is_staged_without_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let mut repo = new_repo(&dir);
+    let commit = "ab".repeat(32);
+    // Without custom.ostree naming a pull, a fileless target would be an unchecked one.
+    let err = repo
+        .add_pull_target("os/plain", &commit, &opts("os/plain"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("only an OSTree pull target"), "{err}");
+    let mut o = opts("os/ferryos-2");
+    o.domain = Some(ferry_core::metadata::uptane::Domain::Ostree);
+    o.extra.insert(
+        "ostree".into(),
+        serde_json::json!({"commit": commit, "delivery": "pull", "url": "https://ostree.example.com/repo"}),
+    );
+    let (name, target) = repo.add_pull_target("os/ferryos-2", &commit, &o).unwrap();
+    assert_eq!(target.length, 0);
+    assert_eq!(target.hashes.len(), 1);
+    assert_eq!(target.hashes["sha256"], commit);
+    assert!(!dir.join("targets/os").exists(), "no file stored");
+    repo.publish().unwrap();
+    let (found, _) = client_lookup(&dir, &name, now());
+    assert_eq!(found.as_deref(), Some("targets"));
+    // A pull target naming another commit than its sha256 is refused by core's rule.
+    let err = repo
+        .add_pull_target("os/ferryos-2b", &"cd".repeat(32), &o)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ostree pull target check failed"), "{err}");
+}
+
+#[test]
 fn path_escaping_names_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("repo");

@@ -14,6 +14,7 @@ use crate::distribute::EcuLink;
 use crate::error::Error;
 use crate::fetch::{Fetcher, SinkStop};
 use crate::progress::Progress;
+use ferry_core::metadata::received::ostree_pull_commit;
 use ferry_core::metadata::TargetFile;
 use ferry_secondary::image::tee::{FillError, Tee};
 use ferry_secondary::image::{join_checks, spawn_checks};
@@ -39,7 +40,7 @@ pub fn stream_image<'a, 'b: 'a>(
 ) -> std::result::Result<(), Failure> {
     std::thread::scope(|s| {
         let mut tee = Tee::new();
-        let checks = spawn_checks(s, &mut tee, name, target.length, &target.hashes)
+        let checks = spawn_checks(s, &mut tee, name, target)
             .map_err(|e| Failure::Download(Box::new(e.into())))?;
         let uploads: Vec<_> = ecus
             .into_iter()
@@ -55,8 +56,14 @@ pub fn stream_image<'a, 'b: 'a>(
         let stopped = || Error::StreamStopped {
             target: name.to_owned(),
         };
+        // An OSTree pull target has no file (the checks above refused any pull target whose
+        // fields disagree): its ECUs get the empty stream, and pull the commit themselves.
+        let pull = matches!(ostree_pull_commit(name, target), Ok(Some(_)));
         // Each read lands in the chunk every consumer shares: the bytes are copied once.
-        let fetched =
+        let fetched = if pull {
+            tracing::info!(target = %name, "OSTree pull target: no file to download");
+            Ok(0)
+        } else {
             fetcher.fetch_reading(url, target.length, &mut |body| match tee.read_from(body) {
                 Ok(n) => {
                     progress.advance(n as u64);
@@ -64,7 +71,8 @@ pub fn stream_image<'a, 'b: 'a>(
                 }
                 Err(FillError::Read(e)) => Err(SinkStop::Read(e)),
                 Err(FillError::Closed(_)) => Err(SinkStop::Refused(stopped())),
-            });
+            })
+        };
         progress.finish();
         // Only a complete download is finished; dropping the tee instead cuts every ECU's
         // stream, so none of them can take a partial image for a whole one.

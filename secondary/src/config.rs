@@ -233,6 +233,12 @@ pub struct OstreeConfig {
     /// The `ostree` program.
     #[serde(default = "default_ostree")]
     pub ostree: PathBuf,
+    /// The remote a pull target's commit is pulled through (its TLS client certificate,
+    /// headers, signature policy, as configured with `ostree remote add`), still from the
+    /// signed URL. Without one, Ferry keeps a remote of its own, `ferry`, with GPG
+    /// verification off: Uptane's signed commit checksum is what is trusted.
+    #[serde(default)]
+    pub remote: Option<String>,
     /// Where a real boot names its deployment (`ostree=`), read after a `reboot_command`.
     #[serde(default = "default_cmdline")]
     pub cmdline: PathBuf,

@@ -9,7 +9,8 @@ pub mod writeback;
 
 use crate::error::{Error, Result};
 use crate::verify::Assignment;
-use ferry_core::metadata::{HashCheck, Hashes};
+use ferry_core::metadata::received::image_checks;
+use ferry_core::metadata::TargetFile;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::thread::{Scope, ScopedJoinHandle};
@@ -26,21 +27,17 @@ pub struct StagedImage {
 /// (the producer reports why), `Ok(Some(()))` when the whole stream matched.
 pub type CheckHandle<'s> = ScopedJoinHandle<'s, ferry_core::Result<Option<()>>>;
 
-/// Check `length` and every hash in `hashes` of the stream `tee` carries, one thread per
-/// algorithm. Refuses up front what cannot be checked: no hash, or an unknown algorithm (a
-/// hash we skip is a hash an attacker chooses).
+/// Check the stream `tee` carries against `target` (named `what`), one thread per check
+/// ([`image_checks`]: one per signed hash, each bounding the length; an OSTree pull target's
+/// one check that the stream is empty). Refuses up front what cannot be checked.
 pub fn spawn_checks<'s>(
     scope: &'s Scope<'s, '_>,
     tee: &mut Tee,
     what: &str,
-    length: u64,
-    hashes: &Hashes,
+    target: &TargetFile,
 ) -> ferry_core::Result<Vec<CheckHandle<'s>>> {
-    HashCheck::new(what, Some(length), Some(hashes))?.require_hashes()?;
     let mut handles = Vec::new();
-    for (algorithm, digest) in hashes {
-        let one: Hashes = [(algorithm.clone(), digest.clone())].into();
-        let mut check = HashCheck::new(what, Some(length), Some(&one))?;
+    for mut check in image_checks(what, target)? {
         let mut tap = tee.tap();
         handles.push(scope.spawn(move || {
             loop {
@@ -98,7 +95,7 @@ pub fn receive(
     let file = tmp.as_file();
     std::thread::scope(|s| -> Result<()> {
         let mut tee = Tee::new();
-        let checks = spawn_checks(s, &mut tee, name, target.length, &target.hashes)?;
+        let checks = spawn_checks(s, &mut tee, name, target)?;
         let tap = tee.tap();
         let writer = s.spawn(move || writeback::write_stream(file, tap, writeback::FLUSH_EVERY));
         let read = pump(reader, &mut tee, name, target.length);

@@ -12,6 +12,7 @@ pub mod process;
 pub mod python;
 pub mod rauc;
 pub mod softhsm;
+pub mod static_http;
 
 use std::path::PathBuf;
 

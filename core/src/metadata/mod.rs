@@ -8,6 +8,7 @@ mod envelope;
 mod expires;
 mod hashes;
 mod offline;
+pub mod received;
 mod root;
 mod snapshot;
 mod targets;

@@ -165,6 +165,7 @@ impl ImageCustom {
                         ),
                     ));
                 }
+                custom.check_delivery(target)?;
                 Ok(Some(custom))
             }
         }
@@ -191,20 +192,62 @@ pub const OSTREE_COMMIT_PROVIDE: &str = "rootfs-image.ostree.commit";
 pub struct OstreeCustom {
     /// The commit the target delivers (64 lowercase hex digits).
     pub commit: String,
-    /// How: the target file is a static delta (`ostree static-delta generate --inline`)
-    /// applied with `static-delta apply-offline`.
+    /// How the commit reaches the ECU.
     pub delivery: OstreeDelivery,
     /// The commit the delta was generated from; `None` for a delta from nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// Where a pull target's commit is pulled from: an OSTree repository's http(s) URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl OstreeCustom {
+    /// Each delivery has the fields it needs and none of the other's: a `url` on a delta, or a
+    /// `from` on a pull, would be a field nobody checks.
+    fn check_delivery(&self, target: &str) -> Result<()> {
+        let field = |name: &str| format!("custom.{OSTREE_FIELD}.{name} of target {target}");
+        match self.delivery {
+            OstreeDelivery::StaticDelta => {
+                if self.url.is_some() {
+                    return Err(Error::malformed(
+                        field("url"),
+                        "a url is only for delivery \"pull\"; a static delta is the target file",
+                    ));
+                }
+            }
+            OstreeDelivery::Pull => {
+                let url = self.url.as_deref().unwrap_or_default();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(Error::malformed(
+                        field("url"),
+                        format!("{url:?}: expected the http:// or https:// URL of the OSTree repository the commit is pulled from"),
+                    ));
+                }
+                if self.from.is_some() {
+                    return Err(Error::malformed(
+                        field("from"),
+                        "a pull fetches whatever objects the ECU lacks; expected no from",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OstreeDelivery {
+    /// The target file is a static delta (`ostree static-delta generate --inline`), applied
+    /// with `static-delta apply-offline`.
     StaticDelta,
+    /// There is no target file: the ECU pulls the commit from `url` by its checksum, which
+    /// is the target's signed sha256 (aktualizr's convention; the commit checksum is a Merkle
+    /// root over the whole tree). See [`super::received`].
+    Pull,
 }
 
 /// Whether `s` is an OSTree checksum: 64 lowercase hex digits.
@@ -293,6 +336,23 @@ mod tests {
         let e = bad.ostree("os/t").expect_err("refused").to_string();
         assert!(e.contains("custom.ostree.commit of target os/t"), "{e}");
         assert!(e.contains("64 lowercase hex digits"), "{e}");
+        // A pull names its URL; a delta names none.
+        let pull: ImageCustom = serde_json::from_value(json!({"hardwareIds": ["x"],
+            "domain": "ostree", "ostree": {"commit": commit, "delivery": "pull",
+            "url": "https://ostree.example.com/repo"}}))
+        .expect("parses");
+        let o = pull.ostree("os/t").expect("valid").expect("present");
+        assert_eq!(o.delivery, OstreeDelivery::Pull);
+        assert_eq!(o.url.as_deref(), Some("https://ostree.example.com/repo"));
+        let delta_with_url: ImageCustom = serde_json::from_value(json!({"hardwareIds": ["x"],
+            "domain": "ostree", "ostree": {"commit": commit, "delivery": "static-delta",
+            "url": "https://ostree.example.com/repo"}}))
+        .expect("parses");
+        let e = delta_with_url
+            .ostree("os/t")
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("custom.ostree.url of target os/t"), "{e}");
     }
 
     #[test]

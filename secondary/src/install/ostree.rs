@@ -4,7 +4,9 @@
 //! A target's file is a static delta (`custom.ostree.delivery = "static-delta"`) whose signed
 //! hashes Uptane checked before Download. Download applies it to the sysroot's repository
 //! (`static-delta apply-offline`) and refuses the target unless the repository then holds the
-//! commit the signed metadata names: a delta that yields another commit deploys nothing. The
+//! commit the signed metadata names: a delta that yields another commit deploys nothing. A
+//! pull target (`delivery = "pull"`) has no file: its signed sha256 is the commit, and
+//! Download pulls exactly that commit from the signed URL, then makes the same check. The
 //! commit on trial and the one it replaces are noted in the boot environment first
 //! (`ferry_ostree_trial`, `ferry_ostree_previous`), so every later step, after any restart,
 //! knows both. Install deploys the commit (`ostree admin deploy`, deployment 0: the bootloader's
@@ -22,7 +24,9 @@ use super::boot::{self, BootControl, BOOTCOUNT, UPGRADE_AVAILABLE};
 use super::{capture, trial, InstallJob, Installer, Reboot};
 use crate::config::OstreeConfig;
 use crate::error::{Error, Result};
+use ferry_core::metadata::received::ostree_pull_commit;
 use ferry_core::metadata::uptane::{is_ostree_checksum, OstreeCustom, OstreeDelivery};
+use ferry_core::metadata::TargetFile;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 pub use tool::{parse_status, Deployment, Ostree};
@@ -44,6 +48,8 @@ pub struct OstreeInstaller {
     ostree: Ostree,
     /// The stateroot (`ostree admin os-init NAME`) this ECU's OS is deployed in.
     stateroot: String,
+    /// The remote pull targets are pulled through (`None`: Ferry's own, `ferry`).
+    remote: Option<String>,
     boot: Box<dyn BootControl>,
     bootlimit: u32,
     health_check: Option<Vec<String>>,
@@ -68,6 +74,7 @@ impl OstreeInstaller {
                 limit: timeout,
             },
             stateroot: config.os.clone(),
+            remote: config.remote.clone(),
             boot: boot::open(
                 config.boot,
                 env,
@@ -214,6 +221,49 @@ impl OstreeInstaller {
         )
     }
 
+    /// A pull target's Download: core's rule ([`ostree_pull_commit`]) checked again here, as
+    /// this is where it matters (the signed sha256 is the commit, the image was empty), then
+    /// exactly that commit pulled from the signed URL. ostree checks each object's checksum
+    /// as it arrives, so a server serving other bytes fails the pull; the caller then checks
+    /// that the repository holds the signed commit, and a pull cut short is refused here.
+    fn pull(&self, job: &InstallJob<'_>, custom: &OstreeCustom) -> Result<()> {
+        let signed = TargetFile {
+            custom: Some(
+                serde_json::to_value(job.custom)
+                    .map_err(|e| check("ostree pull target", e.to_string(), "its custom".into()))?,
+            ),
+            hashes: job.hashes.clone(),
+            length: job.length,
+            extra: BTreeMap::new(),
+        };
+        let commit = ostree_pull_commit(job.target_name, &signed)
+            .map_err(|e| check("ostree pull target", e.to_string(), "a pull target".into()))?;
+        if commit.as_deref() != Some(custom.commit.as_str()) {
+            return Err(check(
+                "ostree pull target",
+                format!("target {} is no pull target", job.target_name),
+                format!("a pull of commit {}", custom.commit),
+            ));
+        }
+        let url = custom.url.as_deref().unwrap_or_default();
+        tracing::info!(target = %job.target_name, commit = %custom.commit, %url, "pulling the signed OSTree commit");
+        self.ostree
+            .pull(self.remote.as_deref(), url, &custom.commit)?;
+        if self.ostree.is_partial(&custom.commit)? {
+            return Err(check(
+                "ostree pull",
+                format!(
+                    "commit {} of {} is marked partial in {}",
+                    custom.commit,
+                    job.target_name,
+                    self.ostree.repo().display()
+                ),
+                "every object of the commit pulled".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The signed `custom.ostree` of the job.
     fn custom(job: &InstallJob<'_>) -> Result<OstreeCustom> {
         let custom = job
@@ -256,17 +306,22 @@ impl Installer for OstreeInstaller {
                 }
                 self.ostree.apply_delta(job.image)?;
             }
+            OstreeDelivery::Pull => self.pull(job, &custom)?,
         }
         if !self.ostree.has_commit(&custom.commit)? {
             return Err(check(
                 "ostree commit",
                 format!(
-                    "after applying {}, {} holds no commit {}",
+                    "after {} {}, {} holds no commit {}",
+                    match custom.delivery {
+                        OstreeDelivery::StaticDelta => "applying",
+                        OstreeDelivery::Pull => "pulling",
+                    },
                     job.target_name,
                     self.ostree.repo().display(),
                     custom.commit
                 ),
-                "the delta to yield the commit the signed metadata names".into(),
+                "the delivery to yield the commit the signed metadata names".into(),
             ));
         }
         self.ostree.set_ref(TRIAL_REF, &custom.commit)?;

@@ -30,6 +30,9 @@ impl Deployment {
     }
 }
 
+/// The remote Ferry keeps for pull targets when `[ostree] remote` names none.
+pub const FERRY_REMOTE: &str = "ferry";
+
 #[derive(Debug, Clone)]
 pub struct Ostree {
     pub program: PathBuf,
@@ -68,6 +71,57 @@ impl Ostree {
             &[&self.repo_arg(), "static-delta", "apply-offline", &file],
         )
         .map(drop)
+    }
+
+    /// Pull exactly `commit` (no parents: depth 0) from `url` through `remote`, verifying
+    /// every object's checksum as it arrives (ostree always does over HTTP). Without a
+    /// configured remote, `ferry` is (re)made pointing at `url`, GPG verification off: the
+    /// commit checksum signed in Uptane's metadata is the trust.
+    pub fn pull(&self, remote: Option<&str>, url: &str, commit: &str) -> Result<()> {
+        let remote = match remote {
+            Some(name) => name,
+            None => {
+                self.run(
+                    "ostree remote add",
+                    &[
+                        &self.repo_arg(),
+                        "remote",
+                        "add",
+                        "--force",
+                        "--no-gpg-verify",
+                        FERRY_REMOTE,
+                        url,
+                    ],
+                )?;
+                FERRY_REMOTE
+            }
+        };
+        self.run(
+            "ostree pull",
+            &[
+                &self.repo_arg(),
+                "pull",
+                "--depth=0",
+                &format!("--url={url}"),
+                remote,
+                commit,
+            ],
+        )
+        .map(drop)
+    }
+
+    /// Whether a pull of `commit` stopped before all of its objects arrived: ostree marks
+    /// such a commit `state/COMMIT.commitpartial` until the pull completes.
+    pub fn is_partial(&self, commit: &str) -> Result<bool> {
+        let marker = self
+            .repo()
+            .join("state")
+            .join(format!("{commit}.commitpartial"));
+        match std::fs::symlink_metadata(&marker) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(&marker, e)),
+        }
     }
 
     /// Whether the repository holds `commit`'s commit object. (`ostree rev-parse` of a full

@@ -15,6 +15,11 @@ const EXAMPLE: &str = "Example:
   ferry repo add-target ./image-repo os-6.1.delta --name os/torizon-6.1.delta \
       --hardware-id imx8 --version 6.1 --ostree-commit build/repo:torizon/stable --ostree-from $OLD
 
+  # The same commit without a file: the ECU pulls it by checksum from the OSTree server
+  # (the signed sha256 is the commit checksum, the length 0):
+  ferry repo add-target ./image-repo --name os/torizon-6.1 --hardware-id imx8 --version 6.1 \
+      --ostree-commit build/repo:torizon/stable --ostree-pull https://ostree.example.com/repo
+
   # A Mender artifact, as mender-artifact made it: device types, payload type, provides,
   # depends, clears and meta-data come from its headers.
   mender-artifact write module-image -T single-file -n app-1.0 -t ivi-a53 -o app-1.0.mender \
@@ -29,8 +34,9 @@ const EXAMPLE: &str = "Example:
 #[command(after_help = EXAMPLE)]
 pub struct Args {
     dir: PathBuf,
-    /// The image file (hashed as it is copied in).
-    file: PathBuf,
+    /// The image file (hashed as it is copied in); none with --ostree-pull.
+    #[arg(required_unless_present = "ostree_pull")]
+    file: Option<PathBuf>,
     /// Target path in the repository (default: the file's name). No `..`, no leading `/`.
     #[arg(long)]
     name: Option<String>,
@@ -65,9 +71,10 @@ pub struct Args {
     /// sha512 costs each of them ~4x sha256's time on CPUs with SHA-NI.
     #[arg(long)]
     sha512: bool,
-    /// The file is an OSTree static delta (`ostree static-delta generate --inline`) that
-    /// yields this commit: a checksum, or REPO:REF resolved with `ostree rev-parse`. Sets the
-    /// domain to ostree and `custom.ostree`.
+    /// The OSTree commit the target delivers: a checksum, or REPO:REF resolved with `ostree
+    /// rev-parse`. With a FILE, the file is a static delta (`ostree static-delta generate
+    /// --inline`) that yields it; with --ostree-pull, the ECU pulls it. Sets the domain to
+    /// ostree and `custom.ostree`.
     #[arg(long = "ostree-commit", value_name = "COMMIT|REPO:REF")]
     ostree_commit: Option<String>,
     /// The commit the delta was generated from (omit for a delta from nothing, `--empty`).
@@ -93,6 +100,16 @@ pub struct Args {
     /// per target), instead of the file itself.
     #[arg(long = "files-tar")]
     files_tar: bool,
+    /// A target without a file: the ECU pulls the --ostree-commit by its checksum from the
+    /// OSTree repository at this http(s) URL (`custom.ostree.delivery = "pull"`). Needs
+    /// --name; not for offline bundles or the relay.
+    #[arg(
+        long = "ostree-pull",
+        value_name = "URL",
+        requires_all = ["ostree_commit", "name"],
+        conflicts_with_all = ["file", "ostree_from", "sha512"]
+    )]
+    ostree_pull: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -111,8 +128,12 @@ fn meta_data(path: &std::path::Path) -> Result<serde_json::Value> {
     Ok(value)
 }
 
-/// `custom.ostree` for `--ostree-commit`/`--ostree-from`.
-fn ostree_custom(commit: &str, from: Option<&str>) -> Result<serde_json::Value> {
+/// `custom.ostree` for `--ostree-commit` with `--ostree-from`, or `--ostree-pull`.
+fn ostree_custom(
+    commit: &str,
+    from: Option<&str>,
+    pull: Option<&str>,
+) -> Result<(String, serde_json::Value)> {
     use ferry_core::metadata::uptane::{is_ostree_checksum, OstreeCustom, OstreeDelivery};
     let commit = if is_ostree_checksum(commit) {
         commit.to_owned()
@@ -142,22 +163,30 @@ fn ostree_custom(commit: &str, from: Option<&str>) -> Result<serde_json::Value> 
             "--ostree-from {from:?}: expected a commit checksum (64 lowercase hex digits)"
         )));
     }
-    serde_json::to_value(OstreeCustom {
-        commit,
-        delivery: OstreeDelivery::StaticDelta,
+    if let Some(url) = pull.filter(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+        return Err(Error::Usage(format!(
+            "--ostree-pull {url:?}: expected the http:// or https:// URL of an OSTree repository"
+        )));
+    }
+    let custom = serde_json::to_value(OstreeCustom {
+        commit: commit.clone(),
+        delivery: match pull {
+            Some(_) => OstreeDelivery::Pull,
+            None => OstreeDelivery::StaticDelta,
+        },
         from: from.map(str::to_owned),
+        url: pull.map(str::to_owned),
         extra: Default::default(),
     })
-    .map_err(|e| Error::Usage(e.to_string()))
+    .map_err(|e| Error::Usage(e.to_string()))?;
+    Ok((commit, custom))
 }
 
 pub fn run(args: Args) -> Result<()> {
     let mut repo = super::open(&args.dir)?;
-    let total = std::fs::metadata(&args.file)
-        .map_err(crate::error::io_at(&args.file))?
-        .len();
     let mut extra = std::collections::BTreeMap::new();
     let mut domain = args.domain.as_deref().map(Domain::parse);
+    let mut pull_commit = None;
     if let Some(commit) = &args.ostree_commit {
         if domain.as_ref().is_some_and(|d| *d != Domain::Ostree) {
             return Err(Error::Usage(
@@ -166,9 +195,15 @@ pub fn run(args: Args) -> Result<()> {
             ));
         }
         domain = Some(Domain::Ostree);
+        let (commit, custom) = ostree_custom(
+            commit,
+            args.ostree_from.as_deref(),
+            args.ostree_pull.as_deref(),
+        )?;
+        pull_commit = args.ostree_pull.is_some().then_some(commit);
         extra.insert(
             ferry_core::metadata::uptane::OSTREE_FIELD.to_owned(),
-            ostree_custom(commit, args.ostree_from.as_deref())?,
+            custom,
         );
     } else if domain == Some(Domain::Ostree) {
         return Err(Error::Usage(
@@ -211,7 +246,11 @@ pub fn run(args: Args) -> Result<()> {
         extra,
     };
     if args.from_mender {
-        let artifact = super::from_mender::read(&args.file)?;
+        let file = args
+            .file
+            .as_ref()
+            .ok_or_else(|| Error::Usage("--from-mender needs the artifact FILE".into()))?;
+        let artifact = super::from_mender::read(file)?;
         let from = super::from_mender::options(&artifact)?;
         if options.hardware_ids.is_empty() {
             options.hardware_ids = from.hardware_ids;
@@ -228,15 +267,33 @@ pub fn run(args: Args) -> Result<()> {
         options.clears = from.clears;
         options.extra.extend(from.extra);
     }
-    let bar = crate::progress::bytes_bar(total, "hashing");
-    let (name, target) =
-        repo.add_target(&args.file, &options, &mut |done| bar.set_position(done))?;
-    bar.finish_and_clear();
+    let (name, target) = match (pull_commit, &args.file, &options.name) {
+        (Some(commit), _, Some(name)) => repo.add_pull_target(name, &commit, &options)?,
+        (None, Some(file), _) => {
+            let total = std::fs::metadata(file)
+                .map_err(crate::error::io_at(file))?
+                .len();
+            let bar = crate::progress::bytes_bar(total, "hashing");
+            let added = repo.add_target(file, &options, &mut |done| bar.set_position(done))?;
+            bar.finish_and_clear();
+            added
+        }
+        _ => {
+            return Err(Error::Usage(
+                "give the image FILE, or --ostree-pull URL with --ostree-commit and --name".into(),
+            ))
+        }
+    };
     if args.json {
         let out = serde_json::json!({"name": name, "target": target});
         println!(
             "{}",
             serde_json::to_string_pretty(&out).map_err(|e| Error::Usage(e.to_string()))?
+        );
+    } else if args.ostree_pull.is_some() {
+        println!(
+            "staged {name} (no file: ECUs pull commit {} themselves); run `ferry repo publish` to sign it",
+            target.hashes.get("sha256").map_or("", String::as_str)
         );
     } else {
         println!(

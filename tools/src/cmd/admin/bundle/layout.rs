@@ -171,6 +171,13 @@ fn image_repository(
     let downloads = tempfile::tempdir_in(images).map_err(io_at(images))?;
     for name in names {
         let found = updater.target_info(name)?;
+        // An OSTree pull target has no file to carry: the ECU pulls its commit over the
+        // network, which a vehicle updated offline does not have.
+        if ferry_core::metadata::received::ostree_pull_commit(name, &found.target)?.is_some() {
+            return Err(Error::Usage(format!(
+                "target {name} is an OSTree pull target (custom.ostree.delivery \"pull\"): it has no file to carry offline; publish the commit as a static delta (ferry repo add-target --ostree-commit) for offline bundles"
+            )));
+        }
         let path =
             updater.download_target(&found, name, &format!("{base}/targets"), downloads.path())?;
         let dest = images.join(name);
