@@ -8,6 +8,7 @@ pub mod expiry;
 pub mod layout;
 pub mod manifest;
 pub mod metadata;
+pub mod ostree_delta;
 pub mod paths;
 pub mod proposal;
 pub mod provides;

@@ -271,8 +271,14 @@ pub struct OstreeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotConfig {
-    /// Where the btrfs file system's top level (subvolid=5) is mounted.
-    pub mount: PathBuf,
+    /// Where the btrfs file system's top level (subvolid=5) is mounted; with `device` and no
+    /// `mount`, Ferry mounts it at `data_dir/snapshot-top` itself.
+    #[serde(default)]
+    pub mount: Option<PathBuf>,
+    /// The btrfs file system's block device: Ferry mounts its top level (`-o subvolid=5`) at
+    /// `mount` when nothing is mounted there.
+    #[serde(default)]
+    pub device: Option<PathBuf>,
     /// The running root: its subvolume is the booted snapshot after a real reboot.
     #[serde(default = "default_sysroot")]
     pub root: PathBuf,
@@ -476,7 +482,12 @@ impl Config {
             }
         }
         if let Some(o) = &mut self.snapshot {
-            fix(&mut o.mount);
+            if let Some(m) = &mut o.mount {
+                fix(m);
+            }
+            if let Some(d) = &mut o.device {
+                fix(d);
+            }
             if let Some(env) = &mut o.boot_env {
                 fix(env);
             }
@@ -571,6 +582,9 @@ impl Config {
             return bad("[rauc] timeout_secs must be at least 1".into());
         }
         if let Some(s) = &self.snapshot {
+            if s.mount.is_none() && s.device.is_none() {
+                return bad("[snapshot] needs mount (the mounted top level) or device".into());
+            }
             if !s.etc_keep.is_empty() && s.etc != EtcMode::Merge {
                 return bad("[snapshot] etc_keep needs etc = \"merge\"".into());
             }
@@ -794,6 +808,10 @@ apps_dir = "apps"
             (
                 "[snapshot]\nmount = \"/top\"\netc = \"merge\"\netc_keep = [\"etc/../usr/x\"]\n",
                 "is not a relative path under etc/",
+            ),
+            (
+                "[snapshot]\nkeep = 3\n",
+                "[snapshot] needs mount (the mounted top level) or device",
             ),
             (
                 "[rauc]\ntimeout_secs = 0\n",

@@ -90,7 +90,8 @@ fn snapshots_share_unchanged_files_keep_three_roll_back_a_failed_health_check_an
         std::fs::write(root.join("usr/lib/big.bin"), &big).unwrap();
     });
     v.config.snapshot = Some(SnapshotConfig {
-        mount: fs.mount.clone(),
+        mount: Some(fs.mount.clone()),
+        device: None,
         root: "/".into(),
         keep: 3,
         btrfs: "btrfs".into(),
@@ -225,4 +226,68 @@ fn snapshots_share_unchanged_files_keep_three_roll_back_a_failed_health_check_an
     );
     assert_eq!(fs.snapshots(), [4, 5, 6]);
     assert_eq!(ecu.status().unwrap().provides["rootfs-image.version"], "7");
+}
+
+/// Unmounts what Ferry mounted, also when the test fails.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn with_only_the_device_configured_ferry_mounts_the_top_level_itself() {
+    let mut v = Vehicle::new(VerificationMode::Full);
+    let fs = match Btrfs::new(v.dir.path(), 256) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIP: cannot make a btrfs file system on a loop device here: {why}");
+            return;
+        }
+    };
+    fs.first_root(|root| {
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/os-release"), "VERSION_ID=1\n").unwrap();
+    });
+    let out = std::process::Command::new("findmnt")
+        .args(["-n", "-o", "SOURCE", "--mountpoint"])
+        .arg(&fs.mount)
+        .output()
+        .unwrap();
+    let device = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(device.starts_with("/dev/loop"), "{device:?}");
+    v.config.snapshot = Some(SnapshotConfig {
+        mount: None,
+        device: Some(device.into()),
+        root: "/".into(),
+        keep: 3,
+        btrfs: "btrfs".into(),
+        etc: EtcMode::Image,
+        etc_keep: Vec::new(),
+        boot: BootBackend::File,
+        boot_env: Some(v.dir.path().join("bootenv")),
+        bootlimit: 3,
+        health_check: None,
+        reboot_command: None,
+        timeout_secs: None,
+        fw_printenv: "fw_printenv".into(),
+        fw_setenv: "fw_setenv".into(),
+        grub_editenv: "grub-editenv".into(),
+    });
+    let top = v.config.data_dir.join("snapshot-top");
+    let _unmount = Unmount(top.clone());
+    let mut ecu = v.ecu();
+    let tar = btrfs_fixture::rootfs_tar(&[("etc/os-release", b"VERSION_ID=2\n")]);
+    install(&mut v, &mut ecu, 2, &tar).unwrap();
+    assert_eq!(fs.default_path(), "ferry/snapshots/2");
+    assert_eq!(
+        std::fs::read_to_string(top.join("ferry/snapshots/2/etc/os-release")).unwrap(),
+        "VERSION_ID=2\n"
+    );
+    // Opened again, it finds its mount in place and does not mount twice.
+    drop(ecu);
+    let ecu = v.ecu();
+    assert_eq!(ecu.status().unwrap().provides["rootfs-image.version"], "2");
 }

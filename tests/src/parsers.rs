@@ -460,6 +460,20 @@ pub fn rauc_output(data: &[u8]) {
     }
 }
 
+/// An OSTree static delta superblock, as `ferry repo add-target --ostree-delta` reads the
+/// commits from one: the whole of `data` is the file.
+pub fn ostree_delta(data: &[u8]) {
+    use ferry_core::ostree_delta::{delta_commits, offset_size, MAX_HEAD};
+    let len = data.len() as u64;
+    let size = 3 * offset_size(len);
+    let tail = &data[data.len().saturating_sub(size)..];
+    let head = &data[..data.len().min(MAX_HEAD as usize)];
+    if let Ok((from, to)) = delta_commits(len, tail, head) {
+        assert_eq!(to.len(), 64);
+        assert!(from.is_none_or(|f| f.len() == 64));
+    }
+}
+
 /// Every harness by name: what `fuzz/` builds a target for and the property test runs.
 pub const ALL: &[(&str, Harness)] = &[
     ("metadata", metadata),
@@ -475,6 +489,7 @@ pub const ALL: &[(&str, Harness)] = &[
     ("pkcs11_uri", pkcs11_uri),
     ("rootfs_archive", rootfs_archive),
     ("rauc_output", rauc_output),
+    ("ostree_delta", ostree_delta),
 ];
 
 #[cfg(test)]

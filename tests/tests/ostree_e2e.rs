@@ -75,8 +75,30 @@ fn ostree_updates_roll_back_on_a_failed_health_check_and_refuse_other_bytes() {
     );
 
     // v3 fails its health check after the reboot: undeployed, v2 boots, the Director hears.
+    // Published with --ostree-delta: the commits come from the delta's own superblock.
     let c3 = os.commit("3", false);
-    publish_delta(&world, &os, &c2, &c3, "3", "os/ferryos-3.delta");
+    std::fs::write(world.base.join("ferryos-3.delta"), os.delta(&c2, &c3)).unwrap();
+    ferry_ok(
+        &world.base,
+        &[
+            "repo",
+            "add-target",
+            "img",
+            "--ostree-delta",
+            "ferryos-3.delta",
+            "--name",
+            "os/ferryos-3.delta",
+            "--hardware-id",
+            "tcu",
+            "--version",
+            "3",
+            "--release-counter",
+            "3",
+        ],
+    );
+    ferry_ok(&world.base, &["repo", "publish", "img"]);
+    let listed = ferry_ok(&world.base, &["repo", "list", "img", "--json"]);
+    assert!(listed.stdout.contains(&c3), "{listed}");
     world.assign(&[(FULL, "os/ferryos-3.delta")]);
     let out = world.check();
     assert_ne!(out.code, 0, "{out}");

@@ -150,6 +150,11 @@ proptest! {
     }
 
     #[test]
+    fn ostree_delta_superblocks_never_panic(data in prop::collection::vec(any::<u8>(), 0..600)) {
+        run("ostree_delta", &data);
+    }
+
+    #[test]
     fn rauc_outputs_never_panic(data in prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(RAUC_STATUS), mutated(RAUC_INFO)]) {
         run("rauc_output", &data);
     }

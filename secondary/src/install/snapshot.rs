@@ -69,6 +69,41 @@ pub struct SnapshotInstaller {
     timeout: std::time::Duration,
 }
 
+/// Where the top level is mounted: `mount`, mounted from `device` by Ferry when nothing is
+/// mounted there yet.
+fn top_level(
+    config: &SnapshotConfig,
+    data_dir: &Path,
+    limit: std::time::Duration,
+) -> Result<PathBuf> {
+    let mount = config
+        .mount
+        .clone()
+        .unwrap_or_else(|| data_dir.join("snapshot-top"));
+    let Some(device) = &config.device else {
+        return Ok(mount);
+    };
+    let mut probe = std::process::Command::new("mountpoint");
+    probe.arg("-q").arg(&mount);
+    if capture::run_command(probe, "mountpoint", limit)?.success {
+        return Ok(mount);
+    }
+    std::fs::create_dir_all(&mount).map_err(|e| Error::io(&mount, e))?;
+    let mut cmd = std::process::Command::new("mount");
+    cmd.args(["-t", "btrfs", "-o", "subvolid=5"])
+        .arg(device)
+        .arg(&mount);
+    let shown = format!(
+        "mount -t btrfs -o subvolid=5 {} {}",
+        device.display(),
+        mount.display()
+    );
+    capture::run_command(cmd, "mount", limit)?
+        .require_success("mount the btrfs top level", &shown)?;
+    tracing::info!(device = %device.display(), mount = %mount.display(), "btrfs top level mounted");
+    Ok(mount)
+}
+
 impl SnapshotInstaller {
     pub fn from_config(config: &SnapshotConfig, data_dir: &Path) -> Result<Self> {
         let env = config
@@ -81,7 +116,7 @@ impl SnapshotInstaller {
                 program: config.btrfs.clone(),
                 limit: timeout,
             },
-            mount: config.mount.clone(),
+            mount: top_level(config, data_dir, timeout)?,
             root: config.root.clone(),
             keep: config.keep,
             local: Local {

@@ -14,6 +14,9 @@ const EXAMPLE: &str = "Example:
       --from=$OLD --to=$NEW --filename=os-6.1.delta
   ferry repo add-target ./image-repo os-6.1.delta --name os/torizon-6.1.delta \
       --hardware-id imx8 --version 6.1 --ostree-commit build/repo:torizon/stable --ostree-from $OLD
+  # or let the delta say which commits it joins:
+  ferry repo add-target ./image-repo --ostree-delta os-6.1.delta --name os/torizon-6.1.delta \
+      --hardware-id imx8 --version 6.1
 
   # The same commit without a file: the ECU pulls it by checksum from the OSTree server
   # (the signed sha256 is the commit checksum, the length 0):
@@ -34,8 +37,8 @@ const EXAMPLE: &str = "Example:
 #[command(after_help = EXAMPLE)]
 pub struct Args {
     dir: PathBuf,
-    /// The image file (hashed as it is copied in); none with --ostree-pull.
-    #[arg(required_unless_present = "ostree_pull")]
+    /// The image file (hashed as it is copied in); none with --ostree-pull or --ostree-delta.
+    #[arg(required_unless_present_any = ["ostree_pull", "ostree_delta"])]
     file: Option<PathBuf>,
     /// Target path in the repository (default: the file's name). No `..`, no leading `/`.
     #[arg(long)]
@@ -103,6 +106,15 @@ pub struct Args {
     /// A target without a file: the ECU pulls the --ostree-commit by its checksum from the
     /// OSTree repository at this http(s) URL (`custom.ostree.delivery = "pull"`). Needs
     /// --name; not for offline bundles or the relay.
+    /// The image is this OSTree static delta (made with `static-delta generate --inline
+    /// --filename`): the commit it yields and the one it starts from are read from its
+    /// superblock, instead of --ostree-commit/--ostree-from. Replaces FILE.
+    #[arg(
+        long = "ostree-delta",
+        value_name = "FILE",
+        conflicts_with_all = ["file", "ostree_commit", "ostree_from", "ostree_pull", "from_mender"]
+    )]
+    ostree_delta: Option<PathBuf>,
     #[arg(
         long = "ostree-pull",
         value_name = "URL",
@@ -182,7 +194,37 @@ fn ostree_custom(
     Ok((commit, custom))
 }
 
-pub fn run(args: Args) -> Result<()> {
+/// `--ostree-delta FILE`: the delta's (from, to) commits, from its superblock.
+fn delta_commits(path: &std::path::Path) -> Result<(Option<String>, String)> {
+    use ferry_core::ostree_delta::{delta_commits, offset_size, MAX_HEAD};
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(crate::error::io_at(path))?;
+    let len = file.metadata().map_err(crate::error::io_at(path))?.len();
+    let mut tail = vec![0u8; 3 * offset_size(len)];
+    if len >= tail.len() as u64 {
+        file.seek(SeekFrom::End(-(tail.len() as i64)))
+            .and_then(|_| file.read_exact(&mut tail))
+            .map_err(crate::error::io_at(path))?;
+    }
+    let mut head = Vec::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| (&mut file).take(MAX_HEAD.min(len)).read_to_end(&mut head))
+        .map_err(crate::error::io_at(path))?;
+    delta_commits(len, &tail, &head).map_err(|why| {
+        Error::Usage(format!(
+            "--ostree-delta {}: not an OSTree static delta superblock: {why}",
+            path.display()
+        ))
+    })
+}
+
+pub fn run(mut args: Args) -> Result<()> {
+    if let Some(delta) = args.ostree_delta.take() {
+        let (from, to) = delta_commits(&delta)?;
+        args.ostree_commit = Some(to);
+        args.ostree_from = from;
+        args.file = Some(delta);
+    }
     let mut repo = super::open(&args.dir)?;
     let mut extra = std::collections::BTreeMap::new();
     let mut domain = args.domain.as_deref().map(Domain::parse);

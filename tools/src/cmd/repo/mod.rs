@@ -27,7 +27,8 @@ pub enum Command {
     /// Create a repository (root, targets, snapshot, timestamp; consistent snapshots).
     Init(init::Args),
     /// Hash a file, store it at its spec path and stage it with Uptane custom metadata.
-    AddTarget(add_target::Args),
+    // Boxed: its many flags make it the largest variant by far.
+    AddTarget(Box<add_target::Args>),
     /// Stage the removal of a target.
     RemoveTarget(remove_target::Args),
     /// List the targets (as staged).
@@ -59,7 +60,7 @@ pub enum Command {
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Init(a) => init::run(a),
-        Command::AddTarget(a) => add_target::run(a),
+        Command::AddTarget(a) => add_target::run(*a),
         Command::RemoveTarget(a) => remove_target::run(a),
         Command::List(a) => list::run(a),
         Command::Delegate(a) => delegate::run(a),
