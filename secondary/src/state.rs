@@ -388,30 +388,11 @@ impl State {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let (counter_keys, counter) = counters;
-        let hashes = serde_json::to_string(&image.hashes)
-            .map_err(|e| self.corrupt("installed image hashes", e))?;
-        let custom = serde_json::to_string(&image.custom)
-            .map_err(|e| self.corrupt("installed image custom", e))?;
+        let (hashes, custom) = self.image_json(image)?;
         let path = self.path.clone();
         let db = move |source| Error::State { path, source };
         let tx = self.conn.transaction().map_err(db.clone())?;
-        tx.execute(
-            "INSERT OR REPLACE INTO installed (id, target, length, hashes, custom)
-             VALUES (1, ?1, ?2, ?3, ?4)",
-            params![image.target, image.length as i64, hashes, custom],
-        )
-        .map_err(db.clone())?;
-        tx.execute(
-            "INSERT OR REPLACE INTO installed_domains (domain, target, length, hashes, custom)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![domain, image.target, image.length as i64, hashes, custom],
-        )
-        .map_err(db.clone())?;
-        tx.execute("DELETE FROM provides", []).map_err(db.clone())?;
-        for (k, v) in provides {
-            tx.execute("INSERT INTO provides (key, value) VALUES (?1, ?2)", [k, v])
-                .map_err(db.clone())?;
-        }
+        write_running(&tx, domain, image, (&hashes, &custom), provides).map_err(db.clone())?;
         for key in counter_keys {
             tx.execute(
                 "INSERT INTO release_counters (image, counter) VALUES (?1, ?2)
@@ -427,6 +408,15 @@ impl State {
         .map_err(db.clone())?;
         journal::advance_in(&tx, "cleanup", None, now).map_err(db.clone())?;
         tx.commit().map_err(db)
+    }
+
+    /// An image's hashes and custom metadata as the columns store them.
+    pub(crate) fn image_json(&self, image: &InstalledImage) -> Result<(String, String)> {
+        let hashes = serde_json::to_string(&image.hashes)
+            .map_err(|e| self.corrupt("installed image hashes", e))?;
+        let custom = serde_json::to_string(&image.custom)
+            .map_err(|e| self.corrupt("installed image custom", e))?;
+        Ok((hashes, custom))
     }
 
     /// A refused or failed update. `attack` also records the failed check as the report's
@@ -478,4 +468,31 @@ impl State {
         };
         Ok((outcome, attacks))
     }
+}
+
+/// Inside the caller's transaction: `domain` runs `image` (also the latest installed image)
+/// with `provides`, replacing the provides before. Shared by an install's commit and an
+/// operator's rollback, so the two cannot drift apart.
+pub(crate) fn write_running(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &str,
+    image: &InstalledImage,
+    (hashes, custom): (&str, &str),
+    provides: &BTreeMap<String, String>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO installed (id, target, length, hashes, custom)
+         VALUES (1, ?1, ?2, ?3, ?4)",
+        params![image.target, image.length as i64, hashes, custom],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO installed_domains (domain, target, length, hashes, custom)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![domain, image.target, image.length as i64, hashes, custom],
+    )?;
+    tx.execute("DELETE FROM provides", [])?;
+    for (k, v) in provides {
+        tx.execute("INSERT INTO provides (key, value) VALUES (?1, ?2)", [k, v])?;
+    }
+    Ok(())
 }

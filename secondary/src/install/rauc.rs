@@ -38,6 +38,9 @@ pub struct RaucInstaller {
     rauc: Rauc,
     /// Where the verified bundle waits between Download and Install.
     staged: PathBuf,
+    /// What `rauc info` said of the staged bundle in Download, so Install need not hash it
+    /// again (Install always follows Download in one run: a restart between them rolls back).
+    prepared: Option<BundleInfo>,
     boot: Box<dyn BootControl>,
     bootlimit: u32,
     health_check: Option<Vec<String>>,
@@ -61,6 +64,7 @@ impl RaucInstaller {
                 limit: timeout,
             },
             staged: data_dir.join("rauc-bundle.raucb"),
+            prepared: None,
             boot: boot::open(
                 config.boot,
                 env,
@@ -285,20 +289,23 @@ impl Installer for RaucInstaller {
             )
         })?;
         self.stage(job.image)?;
+        self.prepared = Some(info);
         self.boot.set(&[(PREVIOUS, booted), (TRIAL, String::new())])
     }
 
     fn install(&mut self, _job: &InstallJob<'_>) -> Result<()> {
         let previous = self.previous()?;
-        // The second lock: RAUC checks the signature again as it installs.
-        let info = self.rauc.info(&self.staged)?;
+        let info = match self.prepared.take() {
+            Some(info) => info,
+            None => self.rauc.info(&self.staged)?,
+        };
         // On trial before RAUC switches the primary slot, so a boot after a power loss
         // mid-install is counted.
         trial::set_upgrade(self.boot.as_mut(), true, 0)?;
+        // The second lock: RAUC checks the signature again as it installs.
         self.rauc.install(&self.staged)?;
         let trial = self.installed_slot(&info, &previous)?;
-        self.boot.set(&[(TRIAL, trial)])?;
-        trial::set_upgrade(self.boot.as_mut(), true, 0)
+        self.boot.set(&[(TRIAL, trial)])
     }
 
     fn needs_reboot(&self, _job: &InstallJob<'_>) -> bool {
@@ -355,6 +362,7 @@ impl Installer for RaucInstaller {
     }
 
     fn cleanup(&mut self, _job: &InstallJob<'_>) -> Result<()> {
+        self.prepared = None;
         match std::fs::remove_file(&self.staged) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&self.staged, e)),
             _ => Ok(()),
