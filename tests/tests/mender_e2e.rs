@@ -9,6 +9,8 @@
 //! - a `-T directory` artifact installs through the `directory` module; one whose update.tar
 //!   is cut short fails in ArtifactInstall, the module's ArtifactRollback puts the old files
 //!   back and the Director hears the rollback;
+//! - a `rootfs-image` artifact (`mender-artifact write rootfs-image`) installs into the os
+//!   domain's inactive slot, its provides reported;
 //! - an artifact with `--depends rootfs-image.cuda.version:11.8` is refused before download,
 //!   with Mender's words, `System not modified`.
 //!
@@ -278,4 +280,72 @@ fn an_artifact_whose_depends_are_unmet_is_refused_before_download() {
     assert!(said.contains("System not modified"), "{said}");
     assert_eq!(world.repo_requests(&file), 0, "nothing was downloaded");
     assert!(!dest.exists());
+}
+
+#[test]
+fn a_rootfs_image_artifact_installs_into_the_os_domains_inactive_slot() {
+    if !tools_present("a_rootfs_image_artifact_installs_into_the_os_domains_inactive_slot") {
+        return;
+    }
+    let world = World::start(Options {
+        full_extra_toml: Some(
+            "[os]\nslots = [\"full-slot-a.img\", \"full-slot-b.img\"]\nboot = \"file\"\nboot_env = \"full-bootenv\"\n",
+        ),
+        ..Options::default()
+    });
+    let b = &world.base;
+    std::fs::write(b.join("full-slot-a.img"), b"factory image").unwrap();
+    let dir = b.join("in-rootfs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let image: Vec<u8> = (0..(2u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("rootfs.ext4"), &image).unwrap();
+    mender_artifact(
+        &dir,
+        &[
+            "write",
+            "rootfs-image",
+            "-f",
+            "rootfs.ext4",
+            "-n",
+            "release-2",
+            "-t",
+            "tcu",
+            "-o",
+            "../release-2.mender",
+        ],
+    );
+    let target = "os/release-2.mender";
+    world.republish("release-2.mender", target, &["--from-mender"]);
+    let listed = ferry_ok(b, &["repo", "list", "img", "--json"]);
+    let targets: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let custom = targets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == target)
+        .unwrap()["custom"]
+        .clone();
+    assert_eq!(custom["domain"], "os", "{custom}");
+    assert_eq!(
+        custom["provides"]["rootfs-image.version"], "release-2",
+        "{custom}"
+    );
+    assert_eq!(custom["mender"]["payloadType"], "rootfs-image", "{custom}");
+
+    world.assign(&[(FULL, target)]);
+    let out = world.check();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        std::fs::read(b.join("full-slot-b.img")).unwrap() == image,
+        "slot b holds the artifact's image"
+    );
+    let env = std::fs::read_to_string(b.join("full-bootenv")).unwrap();
+    assert!(env.contains("boot_slot=b"), "{env}");
+    let full = world.reported(FULL);
+    assert_eq!(full["installed_image"]["filepath"], target, "{full}");
+    assert_eq!(
+        full["provides"]["rootfs-image.version"], "release-2",
+        "{full}"
+    );
+    assert_eq!(full["provides"]["artifact_name"], "release-2", "{full}");
 }

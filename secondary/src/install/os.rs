@@ -16,15 +16,56 @@
 use super::boot::{self, BootControl, BootState, SLOT_NAMES};
 use super::{capture, trial, InstallJob, Installer, Reboot};
 use crate::error::{Error, Result};
-use ferry_core::metadata::HashCheck;
+use ferry_core::metadata::{HashCheck, Hashes};
+use sha2::{Digest, Sha256};
 use std::io::{ErrorKind, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use trial::check;
+
+mod rootfs_artifact;
 
 /// The boot-environment variable naming the slot on trial.
 pub const TRIAL: &str = "ferry_trial";
 
 const BUFFER: usize = 64 * 1024;
+
+/// Copy `src` (read from `src_path`) into `slot` through one buffer, feeding `hasher` if
+/// given; an image file is trimmed to what was written (a block device keeps its size);
+/// synced before returning. Returns the bytes written.
+fn write_into(
+    slot: &Path,
+    src: &mut dyn Read,
+    src_path: &Path,
+    mut hasher: Option<&mut Sha256>,
+) -> Result<u64> {
+    let mut dst = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(slot)
+        .map_err(|e| Error::io(slot, e))?;
+    let mut buf = vec![0u8; BUFFER];
+    let mut length = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(src_path, e)),
+        };
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&buf[..n]);
+        }
+        dst.write_all(&buf[..n]).map_err(|e| Error::io(slot, e))?;
+        length += n as u64;
+    }
+    let meta = dst.metadata().map_err(|e| Error::io(slot, e))?;
+    if meta.is_file() {
+        dst.set_len(length).map_err(|e| Error::io(slot, e))?;
+    }
+    dst.sync_all().map_err(|e| Error::io(slot, e))?;
+    Ok(length)
+}
 
 #[derive(Debug)]
 pub struct OsInstaller {
@@ -108,49 +149,41 @@ impl OsInstaller {
         self.set(state)
     }
 
-    /// Stream the staged image into `slot`, fsync, and trim an image file to the image.
-    fn write_slot(&self, job: &InstallJob<'_>, slot: usize) -> Result<()> {
+    /// Write what `job` delivers into `slot`: the staged image, or the image inside a
+    /// rootfs-image artifact. Returns the length and hashes to read the slot back against.
+    fn write_slot(&self, job: &InstallJob<'_>, slot: usize) -> Result<(u64, Hashes)> {
         let path = &self.slots[slot];
+        if rootfs_artifact::is_artifact(job) {
+            let written = rootfs_artifact::write(job, path)?;
+            return Ok((written.length, written.hashes));
+        }
         let mut src = std::fs::File::open(job.image).map_err(|e| Error::io(job.image, e))?;
-        let mut dst = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        let mut buf = vec![0u8; BUFFER];
-        loop {
-            let n = match src.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io(job.image, e)),
-            };
-            dst.write_all(&buf[..n]).map_err(|e| Error::io(path, e))?;
-        }
-        let meta = dst.metadata().map_err(|e| Error::io(path, e))?;
-        if meta.is_file() {
-            // A block device keeps its size; an image file is exactly the image.
-            dst.set_len(job.length).map_err(|e| Error::io(path, e))?;
-        }
-        dst.sync_all().map_err(|e| Error::io(path, e))
+        write_into(path, &mut src, job.image, None)?;
+        Ok((job.length, job.hashes.clone()))
     }
 
-    /// The slot's first `length` bytes against every signed hash.
-    fn check_slot(&self, job: &InstallJob<'_>, slot: usize) -> Result<()> {
+    /// The slot's first `length` bytes against every hash in `hashes`, those of `job`'s
+    /// image.
+    fn check_slot(
+        &self,
+        job: &InstallJob<'_>,
+        slot: usize,
+        length: u64,
+        hashes: &Hashes,
+    ) -> Result<()> {
         let path = &self.slots[slot];
         let what = format!("slot {} ({})", SLOT_NAMES[slot], path.display());
         let expected = format!(
-            "its first {} bytes to match the signed hashes of {}",
-            job.length, job.target_name
+            "its first {length} bytes to match the signed hashes of {}",
+            job.target_name
         );
         let mismatch =
             |e: ferry_core::Error| check("slot contents", e.to_string(), expected.clone());
-        let mut hash = HashCheck::new(&what, Some(job.length), Some(job.hashes))
+        let mut hash = HashCheck::new(&what, Some(length), Some(hashes))
             .and_then(HashCheck::require_hashes)
             .map_err(mismatch)?;
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut reader = file.take(job.length);
+        let mut reader = file.take(length);
         let mut buf = vec![0u8; BUFFER];
         loop {
             let n = match reader.read(&mut buf) {
@@ -188,9 +221,16 @@ impl Installer for OsInstaller {
     fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
         let state = trial::no_upgrade_on_trial(self.boot.as_ref(), "os")?;
         let new = other(state.slot);
+        if rootfs_artifact::is_artifact(job) {
+            rootfs_artifact::check_headers(job)?;
+        }
         self.boot.set(&[(TRIAL, SLOT_NAMES[new].to_owned())])?;
-        self.write_slot(job, new)?;
-        self.check_slot(job, new)
+        let (length, hashes) = self.write_slot(job, new)?;
+        self.check_slot(job, new, length, &hashes)
+    }
+
+    fn takes_mender_artifacts(&self) -> bool {
+        true
     }
 
     fn install(&mut self, _job: &InstallJob<'_>) -> Result<()> {
@@ -334,16 +374,22 @@ mod tests {
         let mut device = image.to_vec();
         device.extend_from_slice(b"old tail");
         std::fs::write(&slots[1], &device).unwrap();
-        os.check_slot(&job, 1).unwrap();
+        os.check_slot(&job, 1, job.length, job.hashes).unwrap();
         // One byte torn.
         device[3] ^= 1;
         std::fs::write(&slots[1], &device).unwrap();
-        let err = os.check_slot(&job, 1).unwrap_err().to_string();
+        let err = os
+            .check_slot(&job, 1, job.length, job.hashes)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("slot contents check failed"), "{err}");
         assert!(err.contains("signed hashes of os/new.img"), "{err}");
         // Short.
         std::fs::write(&slots[1], &image[..5]).unwrap();
-        let err = os.check_slot(&job, 1).unwrap_err().to_string();
+        let err = os
+            .check_slot(&job, 1, job.length, job.hashes)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("slot contents check failed"), "{err}");
     }
 }

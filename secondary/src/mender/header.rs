@@ -235,6 +235,9 @@ pub(super) fn read(
     let type_info: TypeInfo = json(&type_info_raw, "headers/0000/type-info")?;
     let payload_type = match (&info.payloads[0].kind, &type_info.kind) {
         (Some(a), Some(b)) if a == b && !a.is_empty() => a.clone(),
+        // `mender-artifact write rootfs-image` leaves type-info's type empty; header-info
+        // names it.
+        (Some(a), Some(b)) if a == "rootfs-image" && b.is_empty() => a.clone(),
         (Some(a), Some(b)) if a != b => {
             return Err(refuse(
                 "artifact header",
