@@ -8,6 +8,8 @@
 //! directory, the cgroupfs driver, and ulimits below the host's; DOCKER_HOST, set for this
 //! process and so for the hooks, points README's unchanged lines at it. Skips, saying why,
 //! without dockerd, docker, skopeo or a static busybox, or where the daemon does not answer.
+//! The one thing written outside the temporary directory is skopeo's blob-info cache in
+//! /var/lib/containers/cache: skopeo 1.9 has no option to move it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
