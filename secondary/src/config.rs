@@ -49,8 +49,10 @@
 //!
 //! [container]                         # optional; the container domain (install::container)
 //! store_dir = "/data/containers"      # default DATA_DIR/containers
-//! hook = [["sh", "-c", "tar -C \"$FERRY_OCI_LAYOUT\" -c . | docker load"],
-//!         ["docker", "compose", "-f", "/etc/app/compose.yml", "up", "-d"]]
+//! hook = [["sh", "-c", "tar -C \"$FERRY_OCI_LAYOUT\" -c . | podman load"],
+//!         ["sh", "-c", "podman run --detach --replace --name \"$FERRY_CONTAINER_NAME\" \"$FERRY_OCI_REF_NAME\""]]
+//!                                     # README's tested podman and docker recipes: "Containers
+//!                                     # with podman or docker" (`docker load` cannot read OCI)
 //! health_check = ["/usr/bin/stack-check"]   # optional; non-zero restores the previous image
 //! timeout_secs = 600                  # per hook command / health check; default 14400 (4 h)
 //!
