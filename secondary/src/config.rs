@@ -62,6 +62,7 @@
 //! device_type = "ivi-a53"             # current_device_type; default hardware_id
 //! reboot_command = ["systemctl", "reboot"]  # for modules answering NeedsArtifactReboot: Automatic
 //! timeout_secs = 14400                # per module call, as Mender's ModuleTimeoutSeconds (default)
+//! protocol = "mender-3"               # call modules as Debian's Mender 3.4 does (default), or "mender-4"
 //! ```
 
 use crate::error::{Error, Result};

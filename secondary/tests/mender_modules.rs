@@ -451,3 +451,77 @@ fn artifact_state_scripts_run_around_the_module_states() {
         .join("modules/single-file/scripts")
         .exists());
 }
+
+/// A module for `protocol = "mender-4"`: logs each call to `calls.log`; answers
+/// ProvidePayloadFileSizes with Yes unless `root/no-sizes` exists; in either download
+/// state logs each stream-next line to `streams.log` and fails if a stream's length differs
+/// from the size its line gives.
+fn sized_module(root: &Path) -> std::path::PathBuf {
+    let dir = root.join("modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!(
+        "#!/bin/sh\nset -eu\necho \"$1\" >> '{root}/calls.log'\ncase \"$1\" in\n\
+         ProvidePayloadFileSizes) if [ -e '{root}/no-sizes' ]; then echo No; else echo Yes; fi ;;\n\
+         Download|DownloadWithFileSizes) while :; do l=$(cat stream-next); [ -z \"$l\" ] && break; \
+           echo \"$l\" >> '{root}/streams.log'; set -- $l; n=$(cat \"$1\" | wc -c); \
+           if [ $# -eq 2 ] && [ \"$n\" -ne \"$2\" ]; then echo \"size $2, read $n\" >&2; exit 1; fi; done ;;\n\
+         SupportsRollback) echo Yes ;;\n\
+         esac\n",
+        root = root.display()
+    );
+    let path = dir.join("sized-reader");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+#[test]
+fn with_the_mender_4_protocol_a_module_is_asked_for_file_sizes_and_gets_them() {
+    let mut v = Vehicle::new(VerificationMode::Full);
+    let root = v.dir.path().to_owned();
+    v.config.modules.dir = Some(sized_module(&root));
+    v.config.modules.protocol = ferry_secondary::install::module::Protocol::Mender4;
+    let mut ecu = v.ecu();
+    let take = |file: &str| {
+        let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+        let _ = std::fs::remove_file(root.join(file));
+        text
+    };
+    let files: [(&str, &[u8]); 2] = [("a.bin", b"first stream"), ("b.bin", &[7u8; 100_000])];
+    let artifact = mender_fixture::Parts::module("sized-reader", "z-1", &files).build();
+    offer(
+        &mut v,
+        &mut ecu,
+        "apps/z-1.mender",
+        &artifact,
+        custom("sized-reader", "z-1", 1),
+    );
+    ecu.install(now()).unwrap();
+    // Mender 4's order: sizes asked first, SupportsRollback after NeedsArtifactReboot.
+    assert_eq!(
+        take("calls.log"),
+        "ProvidePayloadFileSizes\nDownloadWithFileSizes\nArtifactInstall\nNeedsArtifactReboot\nSupportsRollback\nArtifactCommit\nCleanup\n"
+    );
+    assert_eq!(
+        take("streams.log"),
+        "streams/a.bin 12\nstreams/b.bin 100000\n"
+    );
+
+    // A module answering No gets plain Download and lines without sizes.
+    std::fs::write(root.join("no-sizes"), b"").unwrap();
+    let artifact = mender_fixture::Parts::module("sized-reader", "z-2", &files).build();
+    offer(
+        &mut v,
+        &mut ecu,
+        "apps/z-2.mender",
+        &artifact,
+        custom("sized-reader", "z-2", 2),
+    );
+    ecu.install(now()).unwrap();
+    assert_eq!(
+        take("calls.log"),
+        "ProvidePayloadFileSizes\nDownload\nArtifactInstall\nNeedsArtifactReboot\nSupportsRollback\nArtifactCommit\nCleanup\n"
+    );
+    assert_eq!(take("streams.log"), "streams/a.bin\nstreams/b.bin\n");
+}

@@ -5,7 +5,8 @@
 //!
 //! Each call is `<module> <State> <tree>` with the tree ([`tree`]) as working directory, stdin
 //! closed and output captured (bounded). The states, by installer step:
-//! - prepare: `Download`, offering the payload files through `stream-next` ([`streams`]); a
+//! - prepare (with `protocol = "mender-4"`, first the query `ProvidePayloadFileSizes`, and
+//!   on `Yes` the state is `DownloadWithFileSizes`): `Download`, offering the payload files through `stream-next` ([`streams`]); a
 //!   module that leaves it unread finds them in `files/` afterwards, as Mender does (a plain
 //!   target's file, a tar target's files or a Mender artifact's payload, see [`payload`]),
 //!   then the query `SupportsRollback`, where Mender 3.4 asks it (recorded with
@@ -13,7 +14,7 @@
 //!   NeedsArtifactReboot; on failure SupportsRollback again, ArtifactRollback,
 //!   ArtifactFailure, Cleanup);
 //! - install: `ArtifactInstall`, then the query `NeedsArtifactReboot` (`No`/empty, `Yes`,
-//!   `Automatic`); `Yes` runs `ArtifactReboot`, `Automatic` runs `[modules] reboot_command`;
+//!   `Automatic`) and, with `protocol = "mender-4"`, `SupportsRollback`; `Yes` runs `ArtifactReboot`, `Automatic` runs `[modules] reboot_command`;
 //! - verify-reboot: `ArtifactVerifyReboot` (without a reboot there is no verify state);
 //! - commit: `ArtifactCommit`;
 //! - rollback: the query `SupportsRollback`; `Yes` runs `ArtifactRollback` (then
@@ -67,6 +68,25 @@ pub struct ModuleSettings {
     /// what it started, and fails its state (Mender's ModuleTimeoutSeconds); default 14400.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Which Mender client's way of calling modules to follow; default [`Protocol::Mender3`].
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// The two ways Mender clients call v3 modules. They differ in two places: Mender 4 first
+/// asks `ProvidePayloadFileSizes` and, on `Yes`, runs `DownloadWithFileSizes` (each
+/// `stream-next` line then carries the file's size: `streams/<file> <size>`) instead of
+/// `Download`; and it asks `SupportsRollback` after `NeedsArtifactReboot`, where Mender 3.4
+/// asks it right after Download.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum Protocol {
+    /// Debian 12's `mender-client` 3.4 (recorded: `tests/tests/mender_client_parity.rs`).
+    #[default]
+    #[serde(rename = "mender-3")]
+    Mender3,
+    /// Mender 4's C++ client.
+    #[serde(rename = "mender-4")]
+    Mender4,
 }
 
 impl ModuleSettings {
@@ -98,6 +118,7 @@ pub struct ModuleInstaller {
     reboot_command: Option<Vec<String>>,
     timeout: Duration,
     scripts: scripts::Scripts,
+    protocol: Protocol,
 }
 
 /// An executable regular file (following links: modules are often installed as links).
@@ -110,6 +131,7 @@ fn parse_answer(module: &str, state: &'static str, done: &Finished) -> Result<&'
     let text = done.stdout_text();
     let answer = text.trim();
     let allowed: &[&'static str] = match state {
+        "ProvidePayloadFileSizes" => &["No", "Yes"],
         "NeedsArtifactReboot" => &["No", "Yes", "Automatic"],
         _ => &["No", "Yes"],
     };
@@ -157,6 +179,7 @@ impl ModuleInstaller {
                 .unwrap_or_else(|| hardware_id.to_owned()),
             reboot_command: settings.reboot_command.clone(),
             timeout,
+            protocol: settings.protocol,
         }
     }
 
@@ -227,6 +250,13 @@ impl ModuleInstaller {
         self.work.save(record)
     }
 
+    /// The `SupportsRollback` query where the client being followed asks it during an
+    /// install; the answer that counts is the one asked again at rollback.
+    fn ask_supports_rollback(&self) -> Result<()> {
+        let done = self.call("SupportsRollback")?;
+        parse_answer(self.domain, "SupportsRollback", &done).map(drop)
+    }
+
     /// Reboot for `answer`: the module's own reboot state, or the ECU's reboot command.
     fn reboot_for(&self, answer: Option<RebootAnswer>, state: &'static str) -> Result<Reboot> {
         match answer {
@@ -281,15 +311,28 @@ impl Installer for ModuleInstaller {
         } else {
             self.work.build(self.domain, job, &self.device_type)?;
         }
-        let (_, streamed) = streams::download(&self.work.tree(), self.domain, job, kind, || {
-            self.call("Download")
+        let with_sizes = match self.protocol {
+            Protocol::Mender3 => false,
+            Protocol::Mender4 => {
+                let done = self.call("ProvidePayloadFileSizes")?;
+                parse_answer(self.domain, "ProvidePayloadFileSizes", &done)? == "Yes"
+            }
+        };
+        let state = if with_sizes {
+            "DownloadWithFileSizes"
+        } else {
+            "Download"
+        };
+        let tree = self.work.tree();
+        let (_, streamed) = streams::download(&tree, self.domain, job, kind, with_sizes, || {
+            self.call(state)
         })?;
         if !streamed {
             payload::unpack(&self.work, job, kind)?;
         }
-        // Asked here as Mender asks it; the answer that counts is the one at rollback.
-        let done = self.call("SupportsRollback")?;
-        parse_answer(self.domain, "SupportsRollback", &done)?;
+        if self.protocol == Protocol::Mender3 {
+            self.ask_supports_rollback()?;
+        }
         Ok(())
     }
 
@@ -306,7 +349,11 @@ impl Installer for ModuleInstaller {
                 _ => RebootAnswer::No,
             },
         );
-        self.work.save(&record)
+        self.work.save(&record)?;
+        if self.protocol == Protocol::Mender4 {
+            self.ask_supports_rollback()?;
+        }
+        Ok(())
     }
 
     fn needs_reboot(&self, _job: &InstallJob<'_>) -> bool {

@@ -71,6 +71,8 @@ struct Streams<'a> {
     done: &'a AtomicBool,
     /// The module's read of stream-next, already open, for the next line.
     next: Option<File>,
+    /// Whether each line carries the file's size (`DownloadWithFileSizes`).
+    sizes: bool,
 }
 
 impl Streams<'_> {
@@ -97,10 +99,15 @@ impl Streams<'_> {
 }
 
 impl PayloadSink for Streams<'_> {
-    fn file(&mut self, name: &str, _size: u64, content: &mut dyn Read) -> Result<()> {
+    fn file(&mut self, name: &str, size: u64, content: &mut dyn Read) -> Result<()> {
         let stream = self.tree.join("streams").join(name);
         fifo(&stream)?;
-        self.announce(&format!("streams/{name}\n"))?;
+        let line = if self.sizes {
+            format!("streams/{name} {size}\n")
+        } else {
+            format!("streams/{name}\n")
+        };
+        self.announce(&line)?;
         let mut out = open_when_read(&stream, self.done)?
             .ok_or_else(|| self.gone(format!("streams/{name}")))?;
         std::io::copy(content, &mut out).map_err(|e| Error::io(&stream, e))?;
@@ -109,13 +116,14 @@ impl PayloadSink for Streams<'_> {
 }
 
 /// Run Download (`call`, on its own thread) while offering the payload through
-/// `stream-next`. Returns the call's result and whether the module took the streams (if
+/// `stream-next`, each line with the file's size when `sizes`. Returns the call's result and whether the module took the streams (if
 /// not, the caller puts the files in `files/`).
 pub fn download<T: Send>(
     tree: &Path,
     module: &str,
     job: &InstallJob<'_>,
     kind: Kind,
+    sizes: bool,
     call: impl FnOnce() -> Result<T> + Send,
 ) -> Result<(T, bool)> {
     let next = tree.join("stream-next");
@@ -129,7 +137,7 @@ pub fn download<T: Send>(
             done.store(true, Ordering::Release);
             result
         });
-        let fed = feed(tree, module, job, kind, &done);
+        let fed = feed(tree, module, job, kind, sizes, &done);
         let called = handle.join().unwrap_or_else(|_| {
             Err(Error::UpdateModule {
                 module: module.to_owned(),
@@ -155,6 +163,7 @@ fn feed(
     module: &str,
     job: &InstallJob<'_>,
     kind: Kind,
+    sizes: bool,
     done: &AtomicBool,
 ) -> Result<bool> {
     let Some(first) = open_when_read(&tree.join("stream-next"), done)? else {
@@ -165,6 +174,7 @@ fn feed(
         module,
         done,
         next: Some(first),
+        sizes,
     };
     payload::read_into(job, kind, &mut sink)?;
     // The end of the list: a read of stream-next that returns nothing.
