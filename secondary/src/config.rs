@@ -53,6 +53,13 @@
 //!         ["docker", "compose", "-f", "/etc/app/compose.yml", "up", "-d"]]
 //! health_check = ["/usr/bin/stack-check"]   # optional; non-zero restores the previous image
 //! timeout_secs = 600                  # per hook command / health check; default 14400 (4 h)
+//! confirm = "app"                     # optional; commit only once the application confirms
+//! confirm_timeout_secs = 120          # with confirm = "app": else roll back; default 300
+//! keep_previous = 1                   # images kept after a commit; default 1
+//!
+//! [app]                               # optional; the app domain's confirmation
+//! confirm = "app"                     # default "health": commit once verified
+//! confirm_timeout_secs = 120          # default 300
 //!
 //! [modules]                           # optional; Mender Update Module v3 domains (install::module)
 //! dir = "/usr/share/mender/modules/v3"   # the default; one executable per domain
@@ -138,6 +145,9 @@ pub struct Config {
     /// default [`crate::install::capture::DEFAULT_TIMEOUT`].
     #[serde(default)]
     pub app_health_timeout_secs: Option<u64>,
+    /// `[app]`: whether the app domain waits for the application's confirmation.
+    #[serde(default)]
+    pub app: crate::install::confirm::AppSettings,
     #[serde(default = "default_max_metadata")]
     pub max_metadata_bytes: usize,
     /// `[http]`: what one client may take of the port ([`ferry_http::Limits`]; 16
@@ -610,6 +620,9 @@ impl Config {
         }
         if self.app_health_timeout_secs == Some(0) {
             return bad("app_health_timeout_secs must be at least 1".into());
+        }
+        if self.app.confirm_timeout_secs == Some(0) {
+            return bad("[app] confirm_timeout_secs must be at least 1".into());
         }
         if let Some(problem) = self.container.problem().or(self.modules.problem()) {
             return bad(problem.into());

@@ -9,12 +9,13 @@
 //! | `install` | rollback | the swap or boot switch may be half done; rollback copes with both |
 //! | `reboot`, `verify-reboot` | verify-reboot | the reboot may have happened: check what booted |
 //! | `verify` | verify | the check is repeatable |
+//! | `confirm`, `confirmed` | confirm (not journaled again) | the window keeps its start |
 //! | `commit` | commit | idempotent; the record is written with `cleanup` |
 //! | `rollback` | rollback | idempotent |
 //! | `rollback-reboot` | failure | the old copy is restored; record the outcome |
 //! | `failure`, `cleanup` | cleanup | the outcome is already recorded |
 
-use super::driver::{drive, encode_reason, Finish, Journal, Step};
+use super::driver::{drive, encode_reason, Confirmation, Finish, Journal, Step};
 use super::{pause, InstallJob, Installers};
 use crate::error::Result;
 use crate::state::journal::{InFlight, JobRecord};
@@ -74,6 +75,38 @@ impl Journal for StateJournal<'_> {
     fn done(&mut self) -> Result<()> {
         self.state.end_install()
     }
+
+    fn confirmation(&mut self, timeout: std::time::Duration) -> Result<Confirmation> {
+        let Some((state, since)) = self.state.confirm_window()? else {
+            return Err(crate::error::Error::Order(
+                "the install is not waiting for a confirmation",
+            ));
+        };
+        if state == Step::Confirmed.as_str() {
+            return Ok(Confirmation::Confirmed);
+        }
+        let window = chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+        if self.now < since + window {
+            return Ok(Confirmation::Waiting);
+        }
+        let detail = format!(
+            "application confirmation: none within {} s (ferry-secondary confirm {} NAME)",
+            timeout.as_secs(),
+            self.record.domain
+        );
+        let reason = encode_reason(Step::Confirm, &detail);
+        if self
+            .state
+            .leave_confirm(Step::Rollback.as_str(), Some(&reason), self.now)?
+        {
+            pause::point(&self.record.domain, Step::Rollback.as_str());
+            tracing::warn!(target = %self.record.target, %detail, "rolling back");
+            Ok(Confirmation::Expired(detail))
+        } else {
+            // Confirmed between the look and the expiry.
+            Ok(Confirmation::Confirmed)
+        }
+    }
 }
 
 /// Where a restart re-enters the machine after `journaled`, and the failure it carries if
@@ -94,6 +127,7 @@ pub fn restart_rule(journaled: &str) -> (Step, Option<String>) {
         ),
         Some(Step::Reboot | Step::VerifyReboot) => (Step::VerifyReboot, None),
         Some(Step::Verify) => (Step::Verify, None),
+        Some(Step::Confirm | Step::Confirmed) => (Step::Confirm, None),
         Some(Step::Commit) => (Step::Commit, None),
         Some(Step::Rollback) => (Step::Rollback, None),
         Some(Step::RollbackReboot) => (Step::Failure, None),
@@ -142,13 +176,55 @@ pub(crate) fn resume(
         custom: &custom,
         now,
     };
+    // Journaling `confirm` again would restart its window (and undo a `confirmed`).
+    let journaled = start == Step::Confirm;
     Ok(Some(drive(
         installer.as_mut(),
         &job,
         &mut journal,
         start,
-        false,
+        journaled,
         reason.as_deref(),
+    )))
+}
+
+/// An install waiting for its application's confirmation, settled at `now`: committed when
+/// confirmed, rolled back when the window has passed, else still waiting
+/// (`Some(Ok(Finish::ConfirmPending))`). `None` when no install waits.
+pub(crate) fn settle(
+    state: &mut State,
+    installers: &mut Installers,
+    now: DateTime<Utc>,
+) -> Result<Option<Result<Finish>>> {
+    if state.confirm_window()?.is_none() {
+        return Ok(None);
+    }
+    let Some(InFlight { job: record, .. }) = state.in_flight()? else {
+        return Ok(None);
+    };
+    let custom: ImageCustom = serde_json::from_value(record.custom.clone())
+        .map_err(|e| state.corrupt("install journal custom", e))?;
+    let installer = installers.get(&record.target, &record.domain)?;
+    let job = InstallJob {
+        target_name: &record.target,
+        custom: &custom,
+        image: &record.image,
+        length: record.length,
+        hashes: &record.hashes,
+    };
+    let mut journal = StateJournal {
+        state,
+        record: &record,
+        custom: &custom,
+        now,
+    };
+    Ok(Some(drive(
+        installer.as_mut(),
+        &job,
+        &mut journal,
+        Step::Confirm,
+        true,
+        None,
     )))
 }
 
@@ -164,6 +240,8 @@ mod tests {
         assert_eq!(at("reboot"), Step::VerifyReboot);
         assert_eq!(at("verify-reboot"), Step::VerifyReboot);
         assert_eq!(at("verify"), Step::Verify);
+        assert_eq!(at("confirm"), Step::Confirm);
+        assert_eq!(at("confirmed"), Step::Confirm);
         assert_eq!(at("commit"), Step::Commit);
         assert_eq!(at("rollback"), Step::Rollback);
         assert_eq!(at("rollback-reboot"), Step::Failure);
