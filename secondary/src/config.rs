@@ -794,6 +794,41 @@ apps_dir = "apps"
     }
 
     #[test]
+    fn confirmation_settings_are_read_and_a_zero_window_is_refused_by_name() {
+        use crate::install::confirm::{window, ConfirmMode};
+        let set = checked(
+            "[app]\nconfirm = \"app\"\n[container]\nconfirm = \"app\"\n\
+             confirm_timeout_secs = 30\nkeep_previous = 0\n",
+        )
+        .unwrap();
+        assert_eq!(set.app.confirm, ConfirmMode::App);
+        assert_eq!(
+            window(set.app.confirm, set.app.confirm_timeout_secs),
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(set.container.confirm_timeout_secs, Some(30));
+        assert_eq!(set.container.keep_previous, Some(0));
+        let unset = checked("").unwrap();
+        assert_eq!(window(unset.container.confirm, Some(30)), None);
+        for (text, name) in [
+            (
+                "[app]\nconfirm_timeout_secs = 0\n",
+                "[app] confirm_timeout_secs",
+            ),
+            (
+                "[container]\nconfirm_timeout_secs = 0\n",
+                "[container] confirm_timeout_secs",
+            ),
+        ] {
+            let e = checked(text).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        assert!(
+            toml::from_str::<Config>(&format!("{MINIMAL}[app]\nconfirm = \"maybe\"\n")).is_err()
+        );
+    }
+
+    #[test]
     fn os_mechanism_sections_refuse_limits_that_cannot_work() {
         let set = checked("[snapshot]\nmount = \"/top\"\n[ostree]\nos = \"torizon\"\n").unwrap();
         assert_eq!(set.snapshot.unwrap().keep, 3);

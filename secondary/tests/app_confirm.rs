@@ -440,7 +440,7 @@ mod injected_time {
             "{}",
             outcome.detail
         );
-        assert!(status.installed_domains.get("container").is_none());
+        assert!(!status.installed_domains.contains_key("container"));
     }
 
     #[test]
