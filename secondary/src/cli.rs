@@ -223,7 +223,8 @@ fn serve_ecu(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let limits = config.http;
     let tls = config.server_tls()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let ecu = Ecu::open_at(config, clock.now())?;
+    let mut ecu = Ecu::open_at(config, clock.now())?;
+    ecu.use_clock(clock.clone());
     let info = ecu.info();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

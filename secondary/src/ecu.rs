@@ -124,6 +124,8 @@ pub struct Ecu {
     installers: Installers,
     pending: Option<Assignment>,
     staged: Option<StagedImage>,
+    /// The daemon's clock, read as install steps are journaled (see [`Ecu::use_clock`]).
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Ecu {
@@ -199,7 +201,14 @@ impl Ecu {
             installers,
             pending: None,
             staged: None,
+            clock: None,
         })
+    }
+
+    /// Journal install steps at `clock`'s time as they run, not at the install request's
+    /// `now` (the daemon: a confirmation window then starts when the new version runs).
+    pub fn use_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = Some(clock);
     }
 
     pub fn config(&self) -> &Config {
@@ -493,6 +502,7 @@ impl Ecu {
                         record: &record,
                         custom,
                         now,
+                        clock: self.clock.as_deref(),
                     };
                     drive(
                         installer.as_mut(),

@@ -444,6 +444,23 @@ mod injected_time {
     }
 
     #[test]
+    fn the_window_starts_when_confirm_is_journaled_by_the_ecus_clock() {
+        let mut v = vehicle();
+        let mut ecu = v.ecu();
+        // The install request came at now(); its steps ran until now() + 100 s.
+        ecu.use_clock(std::sync::Arc::new(ferry_core::FixedClock(secs(100))));
+        install(&mut v, &mut ecu, 1);
+        assert!(
+            ecu.settle(secs(650)).unwrap(),
+            "still within 600 s of confirm"
+        );
+        assert!(
+            !ecu.settle(secs(700)).unwrap(),
+            "rolled back at confirm + 600 s"
+        );
+    }
+
+    #[test]
     fn a_restart_after_the_window_rolls_back_at_start() {
         let mut v = vehicle();
         let mut ecu = v.ecu();

@@ -31,11 +31,21 @@ pub(crate) struct StateJournal<'a> {
     pub record: &'a JobRecord,
     pub custom: &'a ImageCustom,
     pub now: DateTime<Utc>,
+    /// Where the daemon reads the time as the steps run (an install can take minutes, and
+    /// the confirmation window starts when `confirm` is journaled); `None`: `now` throughout.
+    pub clock: Option<&'a dyn ferry_core::Clock>,
+}
+
+impl StateJournal<'_> {
+    /// The time a step is journaled at.
+    fn at(&self) -> DateTime<Utc> {
+        self.clock.map_or(self.now, |c| c.now())
+    }
 }
 
 impl Journal for StateJournal<'_> {
     fn enter(&mut self, step: Step, reason: Option<&str>) -> Result<()> {
-        self.state.advance(step.as_str(), reason, self.now)?;
+        self.state.advance(step.as_str(), reason, self.at())?;
         pause::point(&self.record.domain, step.as_str());
         Ok(())
     }
@@ -58,7 +68,7 @@ impl Journal for StateJournal<'_> {
             &provides,
             (&self.record.counter_keys, self.record.release_counter),
             &format!("installed {}", self.record.target),
-            self.now,
+            self.at(),
         )?;
         tracing::info!(target = %self.record.target, domain = %self.record.domain, "update installed");
         pause::point(&self.record.domain, Step::Cleanup.as_str());
@@ -66,7 +76,7 @@ impl Journal for StateJournal<'_> {
     }
 
     fn failed(&mut self, outcome: &Outcome) -> Result<()> {
-        self.state.record_install_failure(outcome, self.now)?;
+        self.state.record_install_failure(outcome, self.at())?;
         tracing::warn!(target = %outcome.target, result = %outcome.result, detail = %outcome.detail, "update not installed");
         pause::point(&self.record.domain, Step::Failure.as_str());
         Ok(())
@@ -86,7 +96,8 @@ impl Journal for StateJournal<'_> {
             return Ok(Confirmation::Confirmed);
         }
         let window = chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
-        if self.now < since + window {
+        let now = self.at();
+        if now < since + window {
             return Ok(Confirmation::Waiting);
         }
         let detail = format!(
@@ -97,7 +108,7 @@ impl Journal for StateJournal<'_> {
         let reason = encode_reason(Step::Confirm, &detail);
         if self
             .state
-            .leave_confirm(Step::Rollback.as_str(), Some(&reason), self.now)?
+            .leave_confirm(Step::Rollback.as_str(), Some(&reason), now)?
         {
             pause::point(&self.record.domain, Step::Rollback.as_str());
             tracing::warn!(target = %self.record.target, %detail, "rolling back");
@@ -175,6 +186,7 @@ pub(crate) fn resume(
         record: &record,
         custom: &custom,
         now,
+        clock: None,
     };
     // Journaling `confirm` again would restart its window (and undo a `confirmed`).
     let journaled = start == Step::Confirm;
@@ -217,6 +229,7 @@ pub(crate) fn settle(
         record: &record,
         custom: &custom,
         now,
+        clock: None,
     };
     Ok(Some(drive(
         installer.as_mut(),
