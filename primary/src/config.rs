@@ -379,6 +379,7 @@ impl Config {
                 .unwrap_or_else(|| self.data_dir.join("apps")),
             app_health_check: self.ecu.app_health_check.clone(),
             app_health_timeout_secs: self.ecu.app_health_timeout_secs,
+            app: Default::default(),
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             // Never served either.
             http: ferry_http::Limits::DEFAULT,

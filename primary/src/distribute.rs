@@ -251,7 +251,17 @@ impl EcuLink for SecondaryClient {
                 let budget = self.reboot_wait;
                 crate::reboot_wait::wait(self, &target, budget)
             }
-            Installed::RebootPending { .. } | Installed::Done(_) => Ok(()),
+            // The outcome comes as after a reboot: /status once nothing is in flight.
+            Installed::ConfirmPending {
+                target,
+                confirm_pending: true,
+            } => {
+                let budget = self.reboot_wait;
+                crate::reboot_wait::wait(self, &target, budget)
+            }
+            Installed::RebootPending { .. }
+            | Installed::ConfirmPending { .. }
+            | Installed::Done(_) => Ok(()),
         }
     }
 

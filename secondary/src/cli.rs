@@ -31,7 +31,11 @@ The first line on stdout is {\"listening\":\"ADDR\"}. Logs go to stderr; RUST_LO
 On a btrfs-snapshot ECU ([snapshot]), going back to any kept snapshot:
 
   ferry-secondary --config secondary.toml snapshots
-  ferry-secondary --config secondary.toml rollback --to 3";
+  ferry-secondary --config secondary.toml rollback --to 3
+
+With confirm = \"app\" ([container] or [app]), the application confirms its new version:
+
+  ferry-secondary --config secondary.toml confirm container web --version 2.1";
 
 /// A Ferry Secondary ECU: verifies metadata from the Primary (full or partial verification),
 /// receives and installs images, and signs version reports.
@@ -63,6 +67,25 @@ enum Command {
         /// The snapshot number (see `snapshots`).
         #[arg(long, value_name = "N")]
         to: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Confirm, as the application, the new version of DOMAIN NAME that waits for it
+    /// (`confirm = "app"`): the running daemon commits it (deleting the replaced image beyond
+    /// `keep_previous`). Refused, changing nothing, for another domain, name or version, when
+    /// nothing waits, and once the window has closed (the daemon rolls it back).
+    #[command(
+        after_help = "Example:\n  ferry-secondary --config secondary.toml confirm container web --version 2.1 --json"
+    )]
+    Confirm {
+        /// The domain: container or app.
+        domain: String,
+        /// The container or app name (the target's custom name, else its file name up to the
+        /// first dot).
+        name: String,
+        /// Refuse unless the waiting install is this version (its custom version).
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -155,6 +178,31 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }
             Ok(())
         }
+        Some(Command::Confirm {
+            domain,
+            name,
+            version,
+            json,
+        }) => {
+            let done = crate::ecu::confirm_install(
+                &config,
+                domain,
+                name,
+                version.as_deref(),
+                SystemClock.now(),
+            )?;
+            let mut out = std::io::stdout().lock();
+            if *json {
+                writeln!(out, "{}", serde_json::to_string(&done)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "confirmed {} {} ({}); the daemon commits it",
+                    done.domain, done.name, done.target
+                )?;
+            }
+            Ok(())
+        }
         Some(Command::Rollback { to, json }) => {
             let image = crate::ecu::rollback_snapshot(&config, *to)?;
             let mut out = std::io::stdout().lock();
@@ -175,7 +223,8 @@ fn serve_ecu(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let limits = config.http;
     let tls = config.server_tls()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let ecu = Ecu::open_at(config, clock.now())?;
+    let mut ecu = Ecu::open_at(config, clock.now())?;
+    ecu.use_clock(clock.clone());
     let info = ecu.info();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -191,6 +240,7 @@ fn serve_ecu(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         drop(out);
         tracing::info!(%addr, serial = %info.serial, verification = info.verification, "secondary serving");
         let state = AppState::new(ecu, clock);
+        tokio::spawn(settle_confirmations(state.clone()));
         match tls {
             Some(tls) => {
                 serve_tls(listener, state, max_metadata, limits, tls, shutdown_signal()).await?
@@ -200,4 +250,26 @@ fn serve_ecu(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!("secondary stopped");
         Ok(())
     })
+}
+
+/// How often the daemon looks for a confirmation (or the end of its window).
+const SETTLE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Commit an install its application confirmed, or roll it back at its deadline
+/// (`confirm = "app"`), looking every [`SETTLE_EVERY`]; ends with the runtime.
+async fn settle_confirmations(state: AppState) {
+    let mut tick = tokio::time::interval(SETTLE_EVERY);
+    loop {
+        tick.tick().await;
+        let ecu = state.ecu.clone();
+        let now = state.clock.now();
+        let settled = tokio::task::spawn_blocking(move || match ecu.lock() {
+            Ok(mut ecu) => ecu.settle(now),
+            Err(_) => Ok(false),
+        })
+        .await;
+        if let Ok(Err(e)) = settled {
+            tracing::error!(error = %e, "cannot settle the install waiting for confirmation");
+        }
+    }
 }

@@ -55,6 +55,13 @@
 //!                                     # with podman or docker" (`docker load` cannot read OCI)
 //! health_check = ["/usr/bin/stack-check"]   # optional; non-zero restores the previous image
 //! timeout_secs = 600                  # per hook command / health check; default 14400 (4 h)
+//! confirm = "app"                     # optional; commit only once the application confirms
+//! confirm_timeout_secs = 120          # with confirm = "app": else roll back; default 300
+//! keep_previous = 1                   # images kept after a commit; default 1
+//!
+//! [app]                               # optional; the app domain's confirmation
+//! confirm = "app"                     # default "health": commit once verified
+//! confirm_timeout_secs = 120          # default 300
 //!
 //! [modules]                           # optional; Mender Update Module v3 domains (install::module)
 //! dir = "/usr/share/mender/modules/v3"   # the default; one executable per domain
@@ -141,6 +148,9 @@ pub struct Config {
     /// default [`crate::install::capture::DEFAULT_TIMEOUT`].
     #[serde(default)]
     pub app_health_timeout_secs: Option<u64>,
+    /// `[app]`: whether the app domain waits for the application's confirmation.
+    #[serde(default)]
+    pub app: crate::install::confirm::AppSettings,
     #[serde(default = "default_max_metadata")]
     pub max_metadata_bytes: usize,
     /// `[http]`: what one client may take of the port ([`ferry_http::Limits`]; 16
@@ -614,6 +624,9 @@ impl Config {
         if self.app_health_timeout_secs == Some(0) {
             return bad("app_health_timeout_secs must be at least 1".into());
         }
+        if self.app.confirm_timeout_secs == Some(0) {
+            return bad("[app] confirm_timeout_secs must be at least 1".into());
+        }
         if let Some(problem) = self.container.problem().or(self.modules.problem()) {
             return bad(problem.into());
         }
@@ -780,6 +793,41 @@ apps_dir = "apps"
             e.to_string()
                 .contains("[os] timeout_secs must be at least 1"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn confirmation_settings_are_read_and_a_zero_window_is_refused_by_name() {
+        use crate::install::confirm::{window, ConfirmMode};
+        let set = checked(
+            "[app]\nconfirm = \"app\"\n[container]\nconfirm = \"app\"\n\
+             confirm_timeout_secs = 30\nkeep_previous = 0\n",
+        )
+        .unwrap();
+        assert_eq!(set.app.confirm, ConfirmMode::App);
+        assert_eq!(
+            window(set.app.confirm, set.app.confirm_timeout_secs),
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(set.container.confirm_timeout_secs, Some(30));
+        assert_eq!(set.container.keep_previous, Some(0));
+        let unset = checked("").unwrap();
+        assert_eq!(window(unset.container.confirm, Some(30)), None);
+        for (text, name) in [
+            (
+                "[app]\nconfirm_timeout_secs = 0\n",
+                "[app] confirm_timeout_secs",
+            ),
+            (
+                "[container]\nconfirm_timeout_secs = 0\n",
+                "[container] confirm_timeout_secs",
+            ),
+        ] {
+            let e = checked(text).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        assert!(
+            toml::from_str::<Config>(&format!("{MINIMAL}[app]\nconfirm = \"maybe\"\n")).is_err()
         );
     }
 

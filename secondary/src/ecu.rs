@@ -11,7 +11,7 @@ use crate::install::app::AppInstaller;
 use crate::install::container::ContainerInstaller;
 use crate::install::module::ModuleInstaller;
 use crate::install::os::OsInstaller;
-use crate::install::resume::{resume, StateJournal};
+use crate::install::resume::{resume, settle, StateJournal};
 use crate::install::{drive, pause, Finish, InstallJob, Installers, Step};
 use crate::report::{version_report, DomainImage};
 use crate::state::journal::JobRecord;
@@ -32,7 +32,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use operator::{kept_snapshots, rollback_snapshot};
+pub use operator::{confirm_install, kept_snapshots, rollback_snapshot, Confirmed};
 
 /// `GET /info`: the Primary reads it as this type too.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +84,14 @@ pub enum Installed {
         target: String,
         reboot_pending: bool,
     },
+    /// The new version runs and waits for the application's confirmation
+    /// (`ferry-secondary confirm`); the outcome is in `/status` once it commits or the window
+    /// passes and it rolls back.
+    #[serde(rename_all = "camelCase")]
+    ConfirmPending {
+        target: String,
+        confirm_pending: bool,
+    },
 }
 
 /// Who handed the ECU a metadata bundle or an image: where a refusal of it is recorded.
@@ -116,6 +124,8 @@ pub struct Ecu {
     installers: Installers,
     pending: Option<Assignment>,
     staged: Option<StagedImage>,
+    /// The daemon's clock, read as install steps are journaled (see [`Ecu::use_clock`]).
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Ecu {
@@ -134,6 +144,10 @@ impl Ecu {
         let app = AppInstaller::new(&config.apps_dir, config.app_health_check.clone())
             .with_health_timeout(crate::install::capture::limit(
                 config.app_health_timeout_secs,
+            ))
+            .with_confirm(crate::install::confirm::window(
+                config.app.confirm,
+                config.app.confirm_timeout_secs,
             ));
         app.recover()?;
         let mut installers = Installers::new();
@@ -187,7 +201,14 @@ impl Ecu {
             installers,
             pending: None,
             staged: None,
+            clock: None,
         })
+    }
+
+    /// Journal install steps at `clock`'s time as they run, not at the install request's
+    /// `now` (the daemon: a confirmation window then starts when the new version runs).
+    pub fn use_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = Some(clock);
     }
 
     pub fn config(&self) -> &Config {
@@ -481,6 +502,7 @@ impl Ecu {
                         record: &record,
                         custom,
                         now,
+                        clock: self.clock.as_deref(),
                     };
                     drive(
                         installer.as_mut(),
@@ -516,6 +538,29 @@ impl Ecu {
                     target: name,
                     reboot_pending: true,
                 })
+            }
+            Finish::ConfirmPending => {
+                tracing::info!(target = %name, "waiting for the application to confirm");
+                Ok(Installed::ConfirmPending {
+                    target: name,
+                    confirm_pending: true,
+                })
+            }
+        }
+    }
+
+    /// Settle an install waiting for its application's confirmation at `now`: commit it when
+    /// `ferry-secondary confirm` confirmed it, roll it back when its window has passed. The
+    /// daemon calls this periodically. `Ok(true)` when an install is still waiting.
+    pub fn settle(&mut self, now: DateTime<Utc>) -> Result<bool> {
+        match settle(&mut self.state, &mut self.installers, now)? {
+            None => Ok(false),
+            Some(Ok(Finish::ConfirmPending)) => Ok(true),
+            Some(Ok(_)) => Ok(false),
+            // Recorded as the last install's outcome (rolled back, naming the check).
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "install not confirmed");
+                Ok(false)
             }
         }
     }

@@ -21,6 +21,7 @@
 //! - `network_refusals(id, at, peer, request, reason)`: requests refused from the network,
 //!   never signed, the newest few kept ([`refusals`], v3)
 
+pub(crate) mod confirm;
 pub(crate) mod journal;
 mod operator;
 pub(crate) mod refusals;

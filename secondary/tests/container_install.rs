@@ -124,6 +124,8 @@ fn installed_v1(v: &mut Vehicle) -> Ecu {
 #[test]
 fn an_image_installs_and_a_blob_already_stored_is_not_stored_again() {
     let (mut v, log) = vehicle(None);
+    // Keep no earlier image, so the commit deletes v1's (the default keeps one).
+    v.config.container.keep_previous = Some(0);
     let mut ecu = installed_v1(&mut v);
     let (one, two) = (v1(), v2());
     assert_eq!(current(&v).unwrap(), one.id);

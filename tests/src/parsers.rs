@@ -164,6 +164,7 @@ fn secondary_ecus() -> Option<SecondaryEcus> {
             apps_dir: root.join(name).join("apps"),
             app_health_check: None,
             app_health_timeout_secs: None,
+            app: Default::default(),
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             http: Default::default(),
             tls: None,

@@ -164,10 +164,11 @@ pub async fn image(
 }
 
 /// 200 with the installed image, or 202 `{"target", "rebootPending": true}` when a real
-/// reboot finishes the install: the outcome is in `/status` once the ECU is back.
+/// reboot finishes the install (`{"target", "confirmPending": true}` when the application's
+/// confirmation does): the outcome is in `/status` once nothing is in flight.
 pub async fn install(State(state): State<AppState>) -> Response {
     match with_ecu(&state, |ecu, now| ecu.install(now)).await {
-        Ok(installed @ Installed::RebootPending { .. }) => {
+        Ok(installed @ (Installed::RebootPending { .. } | Installed::ConfirmPending { .. })) => {
             (StatusCode::ACCEPTED, Json(installed)).into_response()
         }
         other => respond(other),

@@ -6,7 +6,8 @@
 //! - `PUT /image`: the pending target's image, streamed (never buffered whole), refused as soon
 //!   as it runs past the signed length (413)
 //! - `POST /install`: install the received image; answers the installed image, or 202 with
-//!   `{"target", "rebootPending": true}` while a real reboot finishes it
+//!   `{"target", "rebootPending": true}` while a real reboot finishes it, or
+//!   `{"target", "confirmPending": true}` while it waits for the application's confirmation
 //! - `GET /status`: installed image, per-domain images, provides, pending target, install in
 //!   flight, last install, verified time, and the requests refused from the network (with the
 //!   caller's address; never in the signed report)

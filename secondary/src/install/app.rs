@@ -6,7 +6,8 @@
 //! live one, as a hard link of the staged image (a copy only across file systems); install
 //! renames the live directory to `.<name>.backup` and the new one into place, so the swap is
 //! two renames on one file system. A crash between them leaves a backup and no
-//! live copy, which [`AppInstaller::recover`] restores at start.
+//! live copy, which [`AppInstaller::recover`] restores at start. With `[app] confirm = "app"`
+//! the backup stays until the application confirms ([`super::confirm`]); a commit deletes it.
 
 use super::{capture, InstallJob, Installer};
 use crate::error::{Error, Result};
@@ -21,6 +22,8 @@ pub struct AppInstaller {
     health_check: Option<Vec<String>>,
     /// How long the health check may run.
     health_timeout: std::time::Duration,
+    /// The application's confirmation window (`[app] confirm = "app"`).
+    confirm: Option<std::time::Duration>,
 }
 
 /// The paths of one app.
@@ -106,7 +109,14 @@ impl AppInstaller {
             apps_dir: apps_dir.into(),
             health_check,
             health_timeout: capture::DEFAULT_TIMEOUT,
+            confirm: None,
         }
+    }
+
+    /// Commit only once the application confirms, within `window` (`None`: at verify).
+    pub fn with_confirm(mut self, window: Option<std::time::Duration>) -> Self {
+        self.confirm = window;
+        self
     }
 
     /// How long the health check may run (default [`capture::DEFAULT_TIMEOUT`]).
@@ -214,8 +224,13 @@ impl Installer for AppInstaller {
         Ok(())
     }
 
+    fn confirm_timeout(&self) -> Option<std::time::Duration> {
+        self.confirm
+    }
+
     fn commit(&mut self, job: &InstallJob<'_>) -> Result<()> {
         let p = self.paths(job)?;
+        // The old version goes: the app domain keeps no image after a commit.
         remove_dir(&p.backup)?;
         sync_dir(&self.apps_dir)
     }

@@ -10,7 +10,11 @@
 //! - install: `refs/previous/<name>` = the live id ("" for none), unless an earlier attempt
 //!   already switched; `refs/current/<name>` = new id; run the hook for the new image.
 //! - verify: the health check.
-//! - commit: remove `refs/previous/<name>` (the commit point), then unused layouts and blobs.
+//! - commit: add the replaced image to `refs/kept/<name>` (the `keep_previous` most recent,
+//!   default 1), remove `refs/previous/<name>` (the commit point), then unused layouts and
+//!   blobs: a blob is deleted only when no kept, current or previous image references it.
+//! - with `confirm = "app"`, between verify and commit the driver waits for the application's
+//!   confirmation ([`super::confirm`]).
 //! - rollback: with a `previous` reference, make it current again, re-run the hook for it
 //!   if an image was live, and drop the reference. Without one, nothing was switched.
 //! - cleanup: drop `incoming/`, `refs/next/<name>` and whatever no reference uses.
@@ -50,6 +54,17 @@ pub struct ContainerSettings {
     /// started) and counts as failed; default 14400 (4 hours, as Mender's modules).
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// `"app"`: after the health check, commit only once the application confirms
+    /// (`ferry-secondary confirm container NAME`) within `confirm_timeout_secs`; else roll back.
+    #[serde(default)]
+    pub confirm: super::confirm::ConfirmMode,
+    /// The confirmation window in seconds; default 300.
+    #[serde(default)]
+    pub confirm_timeout_secs: Option<u64>,
+    /// Images of a name kept in the store after a commit besides the live one (the most
+    /// recent first); default 1. Blobs only they reference stay; the rest are deleted.
+    #[serde(default)]
+    pub keep_previous: Option<usize>,
 }
 
 impl ContainerSettings {
@@ -70,6 +85,9 @@ impl ContainerSettings {
         if self.timeout_secs == Some(0) {
             return Some("[container] timeout_secs must be at least 1");
         }
+        if self.confirm_timeout_secs == Some(0) {
+            return Some("[container] confirm_timeout_secs must be at least 1");
+        }
         None
     }
 }
@@ -80,6 +98,9 @@ pub struct ContainerInstaller {
     hook: Vec<Vec<String>>,
     health_check: Option<Vec<String>>,
     timeout: Duration,
+    /// The application's confirmation window (`confirm = "app"`).
+    confirm: Option<Duration>,
+    keep_previous: usize,
     /// What the last prepare did, for tests and logs.
     last_import: Option<Imported>,
 }
@@ -119,6 +140,8 @@ impl ContainerInstaller {
             hook: settings.hook.clone(),
             health_check: settings.health_check.clone(),
             timeout: capture::limit(settings.timeout_secs),
+            confirm: super::confirm::window(settings.confirm, settings.confirm_timeout_secs),
+            keep_previous: settings.keep_previous.unwrap_or(1),
             last_import: None,
         }
     }
@@ -242,8 +265,19 @@ impl Installer for ContainerInstaller {
         Ok(())
     }
 
+    fn confirm_timeout(&self) -> Option<Duration> {
+        self.confirm
+    }
+
     fn commit(&mut self, job: &InstallJob<'_>) -> Result<()> {
         let name = image_name(job)?;
+        // The image replaced joins the kept ones before the previous reference goes (the
+        // commit point), so a crash in between keeps it rather than losing it.
+        if let Some(previous) = self.store.read_ref(Ref::Previous, &name)? {
+            let current = self.store.read_ref(Ref::Current, &name)?;
+            self.store
+                .keep(&name, &previous, current.as_deref(), self.keep_previous)?;
+        }
         self.store.remove_ref(Ref::Previous, &name)?;
         self.store.collect_garbage(&name)?;
         Ok(())

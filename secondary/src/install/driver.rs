@@ -14,6 +14,10 @@ pub enum Step {
     Reboot,
     VerifyReboot,
     Verify,
+    /// Waiting for the application to confirm the new version (`confirm = "app"`).
+    Confirm,
+    /// The application confirmed (journaled by `ferry-secondary confirm`, not by the driver).
+    Confirmed,
     Commit,
     Rollback,
     RollbackReboot,
@@ -22,12 +26,14 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 12] = [
         Step::Download,
         Step::Install,
         Step::Reboot,
         Step::VerifyReboot,
         Step::Verify,
+        Step::Confirm,
+        Step::Confirmed,
         Step::Commit,
         Step::Rollback,
         Step::RollbackReboot,
@@ -42,6 +48,8 @@ impl Step {
             Step::Reboot => "reboot",
             Step::VerifyReboot => "verify-reboot",
             Step::Verify => "verify",
+            Step::Confirm => "confirm",
+            Step::Confirmed => "confirmed",
             Step::Commit => "commit",
             Step::Rollback => "rollback",
             Step::RollbackReboot => "rollback-reboot",
@@ -62,6 +70,22 @@ pub enum Finish {
     Installed,
     /// A real reboot is under way; the next start resumes and records the outcome.
     RebootPending,
+    /// The new version runs and waits for the application's confirmation; the ECU's
+    /// [`crate::Ecu::settle`] commits it once confirmed, or rolls it back at the deadline.
+    ConfirmPending,
+}
+
+/// Where an install waiting for the application's confirmation stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// `ferry-secondary confirm` journaled `confirmed`: commit.
+    Confirmed,
+    /// Still within the window: wait.
+    Waiting,
+    /// None came within the window: the journal moved to `rollback` with this reason (the
+    /// detail naming the check), in one conditional write, so a confirmation racing the
+    /// deadline either lands before it (and this is `Confirmed`) or is refused.
+    Expired(String),
 }
 
 /// Where the machine writes: the ECU's state. Every write must be durable before it returns.
@@ -74,6 +98,9 @@ pub trait Journal {
     fn failed(&mut self, outcome: &Outcome) -> Result<()>;
     /// Cleanup ran: the install is over.
     fn done(&mut self) -> Result<()>;
+    /// With `confirm` journaled: whether the application confirmed, given `timeout` from the
+    /// time `confirm` was journaled. On expiry, journal `rollback` (see [`Confirmation`]).
+    fn confirmation(&mut self, timeout: std::time::Duration) -> Result<Confirmation>;
 }
 
 /// A failure reason as the journal keeps it: the failing step, then the error.
@@ -183,11 +210,30 @@ pub fn drive(
                     installer.verify_reboot(job)
                 };
                 match checked {
+                    Ok(()) if installer.confirm_timeout().is_some() => Step::Confirm,
                     Ok(()) => Step::Commit,
                     Err(e) => {
                         fail(&mut failing, step, e);
                         Step::Rollback
                     }
+                }
+            }
+            Step::Confirm | Step::Confirmed => {
+                let timeout = installer.confirm_timeout().unwrap_or_default();
+                match journal.confirmation(timeout) {
+                    Ok(Confirmation::Confirmed) => Step::Commit,
+                    Ok(Confirmation::Waiting) => return Ok(Finish::ConfirmPending),
+                    Ok(Confirmation::Expired(detail)) => {
+                        failing.get_or_insert(Failing {
+                            step: Step::Confirm,
+                            detail,
+                            rollback_failed: false,
+                        });
+                        // The expiry journaled rollback itself.
+                        skip_journal = true;
+                        Step::Rollback
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             Step::Commit => match installer.commit(job).and_then(|()| journal.committed()) {

@@ -14,6 +14,13 @@
 //! then commit or roll back; `commit` → commit again; `rollback` → rollback again;
 //! `rollback-reboot` and `failure` → the outcome, then cleanup; `cleanup` → cleanup again.
 //!
+//! With application confirmation ([`Installer::confirm_timeout`], `confirm = "app"`), a
+//! verified install journals `confirm` and stops there ([`Finish::ConfirmPending`]);
+//! `ferry-secondary confirm` journals `confirmed` from another process, and the daemon's
+//! periodic [`crate::Ecu::settle`] then commits, or rolls back once the window (counted from
+//! the time `confirm` was journaled, kept in the journal) has passed. A restart re-enters at
+//! `confirm` without journaling it again, so neither the wait nor its deadline is lost.
+//!
 //! So every method except `prepare` may run twice for one job, possibly after a power loss
 //! part-way through its first run: each must be idempotent and must cope with the state its
 //! own interrupted run left (a swap half done, a backup already gone). `prepare` is never
@@ -25,6 +32,7 @@
 pub mod app;
 pub mod boot;
 pub mod capture;
+pub mod confirm;
 pub mod container;
 mod driver;
 pub mod module;
@@ -42,7 +50,7 @@ use ferry_core::metadata::Hashes;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use driver::{drive, Finish, Journal, Step};
+pub use driver::{drive, Confirmation, Finish, Journal, Step};
 
 /// The outcome of an install that failed after the swap and was rolled back.
 pub const RESTORED: &str = "restored the previous copy";
@@ -98,6 +106,11 @@ pub trait Installer: Send + std::fmt::Debug {
     /// Check the new copy booted and works (ArtifactVerifyReboot); an error rolls back.
     fn verify_reboot(&mut self, job: &InstallJob<'_>) -> Result<()> {
         self.verify(job)
+    }
+    /// `Some(window)` when the new version commits only once the application confirms it
+    /// (`confirm = "app"`) within `window` of the `confirm` state; `None` commits after verify.
+    fn confirm_timeout(&self) -> Option<std::time::Duration> {
+        None
     }
     /// Make the new copy permanent and drop the backup (ArtifactCommit).
     fn commit(&mut self, job: &InstallJob<'_>) -> Result<()>;

@@ -9,12 +9,13 @@
 //! | `install` | rollback | the swap or boot switch may be half done; rollback copes with both |
 //! | `reboot`, `verify-reboot` | verify-reboot | the reboot may have happened: check what booted |
 //! | `verify` | verify | the check is repeatable |
+//! | `confirm`, `confirmed` | confirm (not journaled again) | the window keeps its start |
 //! | `commit` | commit | idempotent; the record is written with `cleanup` |
 //! | `rollback` | rollback | idempotent |
 //! | `rollback-reboot` | failure | the old copy is restored; record the outcome |
 //! | `failure`, `cleanup` | cleanup | the outcome is already recorded |
 
-use super::driver::{drive, encode_reason, Finish, Journal, Step};
+use super::driver::{drive, encode_reason, Confirmation, Finish, Journal, Step};
 use super::{pause, InstallJob, Installers};
 use crate::error::Result;
 use crate::state::journal::{InFlight, JobRecord};
@@ -30,11 +31,21 @@ pub(crate) struct StateJournal<'a> {
     pub record: &'a JobRecord,
     pub custom: &'a ImageCustom,
     pub now: DateTime<Utc>,
+    /// Where the daemon reads the time as the steps run (an install can take minutes, and
+    /// the confirmation window starts when `confirm` is journaled); `None`: `now` throughout.
+    pub clock: Option<&'a dyn ferry_core::Clock>,
+}
+
+impl StateJournal<'_> {
+    /// The time a step is journaled at.
+    fn at(&self) -> DateTime<Utc> {
+        self.clock.map_or(self.now, |c| c.now())
+    }
 }
 
 impl Journal for StateJournal<'_> {
     fn enter(&mut self, step: Step, reason: Option<&str>) -> Result<()> {
-        self.state.advance(step.as_str(), reason, self.now)?;
+        self.state.advance(step.as_str(), reason, self.at())?;
         pause::point(&self.record.domain, step.as_str());
         Ok(())
     }
@@ -57,7 +68,7 @@ impl Journal for StateJournal<'_> {
             &provides,
             (&self.record.counter_keys, self.record.release_counter),
             &format!("installed {}", self.record.target),
-            self.now,
+            self.at(),
         )?;
         tracing::info!(target = %self.record.target, domain = %self.record.domain, "update installed");
         pause::point(&self.record.domain, Step::Cleanup.as_str());
@@ -65,7 +76,7 @@ impl Journal for StateJournal<'_> {
     }
 
     fn failed(&mut self, outcome: &Outcome) -> Result<()> {
-        self.state.record_install_failure(outcome, self.now)?;
+        self.state.record_install_failure(outcome, self.at())?;
         tracing::warn!(target = %outcome.target, result = %outcome.result, detail = %outcome.detail, "update not installed");
         pause::point(&self.record.domain, Step::Failure.as_str());
         Ok(())
@@ -73,6 +84,39 @@ impl Journal for StateJournal<'_> {
 
     fn done(&mut self) -> Result<()> {
         self.state.end_install()
+    }
+
+    fn confirmation(&mut self, timeout: std::time::Duration) -> Result<Confirmation> {
+        let Some((state, since)) = self.state.confirm_window()? else {
+            return Err(crate::error::Error::Order(
+                "the install is not waiting for a confirmation",
+            ));
+        };
+        if state == Step::Confirmed.as_str() {
+            return Ok(Confirmation::Confirmed);
+        }
+        let window = chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+        let now = self.at();
+        if now < since + window {
+            return Ok(Confirmation::Waiting);
+        }
+        let detail = format!(
+            "application confirmation: none within {} s (ferry-secondary confirm {} NAME)",
+            timeout.as_secs(),
+            self.record.domain
+        );
+        let reason = encode_reason(Step::Confirm, &detail);
+        if self
+            .state
+            .leave_confirm(Step::Rollback.as_str(), Some(&reason), now)?
+        {
+            pause::point(&self.record.domain, Step::Rollback.as_str());
+            tracing::warn!(target = %self.record.target, %detail, "rolling back");
+            Ok(Confirmation::Expired(detail))
+        } else {
+            // Confirmed between the look and the expiry.
+            Ok(Confirmation::Confirmed)
+        }
     }
 }
 
@@ -94,6 +138,7 @@ pub fn restart_rule(journaled: &str) -> (Step, Option<String>) {
         ),
         Some(Step::Reboot | Step::VerifyReboot) => (Step::VerifyReboot, None),
         Some(Step::Verify) => (Step::Verify, None),
+        Some(Step::Confirm | Step::Confirmed) => (Step::Confirm, None),
         Some(Step::Commit) => (Step::Commit, None),
         Some(Step::Rollback) => (Step::Rollback, None),
         Some(Step::RollbackReboot) => (Step::Failure, None),
@@ -141,14 +186,58 @@ pub(crate) fn resume(
         record: &record,
         custom: &custom,
         now,
+        clock: None,
     };
+    // Journaling `confirm` again would restart its window (and undo a `confirmed`).
+    let journaled = start == Step::Confirm;
     Ok(Some(drive(
         installer.as_mut(),
         &job,
         &mut journal,
         start,
-        false,
+        journaled,
         reason.as_deref(),
+    )))
+}
+
+/// An install waiting for its application's confirmation, settled at `now`: committed when
+/// confirmed, rolled back when the window has passed, else still waiting
+/// (`Some(Ok(Finish::ConfirmPending))`). `None` when no install waits.
+pub(crate) fn settle(
+    state: &mut State,
+    installers: &mut Installers,
+    now: DateTime<Utc>,
+) -> Result<Option<Result<Finish>>> {
+    if state.confirm_window()?.is_none() {
+        return Ok(None);
+    }
+    let Some(InFlight { job: record, .. }) = state.in_flight()? else {
+        return Ok(None);
+    };
+    let custom: ImageCustom = serde_json::from_value(record.custom.clone())
+        .map_err(|e| state.corrupt("install journal custom", e))?;
+    let installer = installers.get(&record.target, &record.domain)?;
+    let job = InstallJob {
+        target_name: &record.target,
+        custom: &custom,
+        image: &record.image,
+        length: record.length,
+        hashes: &record.hashes,
+    };
+    let mut journal = StateJournal {
+        state,
+        record: &record,
+        custom: &custom,
+        now,
+        clock: None,
+    };
+    Ok(Some(drive(
+        installer.as_mut(),
+        &job,
+        &mut journal,
+        Step::Confirm,
+        true,
+        None,
     )))
 }
 
@@ -164,6 +253,8 @@ mod tests {
         assert_eq!(at("reboot"), Step::VerifyReboot);
         assert_eq!(at("verify-reboot"), Step::VerifyReboot);
         assert_eq!(at("verify"), Step::Verify);
+        assert_eq!(at("confirm"), Step::Confirm);
+        assert_eq!(at("confirmed"), Step::Confirm);
         assert_eq!(at("commit"), Step::Commit);
         assert_eq!(at("rollback"), Step::Rollback);
         assert_eq!(at("rollback-reboot"), Step::Failure);

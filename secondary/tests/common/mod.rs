@@ -129,6 +129,7 @@ impl Vehicle {
             apps_dir: root.join("apps"),
             app_health_check: None,
             app_health_timeout_secs: None,
+            app: Default::default(),
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             http: Default::default(),
             tls: None,

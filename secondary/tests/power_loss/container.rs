@@ -65,7 +65,8 @@ pub fn config(root: &Path, scenario: Scenario) -> String {
         Scenario::Unhealthy => "test \"$FERRY_OCI_REF_NAME\" != web:2",
     };
     format!(
-        "[container]\nhook = [[\"sh\", \"-c\", {hook:?}]]\nhealth_check = [\"sh\", \"-c\", {check:?}]\n"
+        // keep_previous = 0: a commit leaves only the new image, which on_disk checks.
+        "[container]\nhook = [[\"sh\", \"-c\", {hook:?}]]\nhealth_check = [\"sh\", \"-c\", {check:?}]\nkeep_previous = 0\n"
     )
 }
 

@@ -233,8 +233,54 @@ impl Store {
 
     /// Drop `name`'s layouts that no reference names, then every blob no layout links to.
     /// Returns the number of blobs removed.
+    fn kept_path(&self, name: &str) -> PathBuf {
+        self.root.join("refs").join("kept").join(name)
+    }
+
+    /// The images of `name` kept after earlier commits, most recent first.
+    pub fn kept(&self, name: &str) -> Result<Vec<String>> {
+        let path = self.kept_path(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let mut ids = Vec::new();
+        for id in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::StateCorrupt {
+                    path,
+                    what: "container kept images",
+                    reason: format!("{id:?} is not an image id (64 hex digits)"),
+                });
+            }
+            ids.push(id.to_owned());
+        }
+        Ok(ids)
+    }
+
+    /// Put `replaced` first among the kept images of `name` (none when empty: no image was
+    /// live), never `current`, at most `keep` of them. Repeatable.
+    pub fn keep(
+        &self,
+        name: &str,
+        replaced: &str,
+        current: Option<&str>,
+        keep: usize,
+    ) -> Result<()> {
+        let mut ids: Vec<String> = Vec::new();
+        for id in std::iter::once(replaced.to_owned()).chain(self.kept(name)?) {
+            if !id.is_empty() && Some(id.as_str()) != current && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids.truncate(keep);
+        let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
+        write_atomic(&self.kept_path(name), text.as_bytes())
+    }
+
     pub fn collect_garbage(&self, name: &str) -> Result<usize> {
-        let mut keep = Vec::new();
+        let mut keep = self.kept(name)?;
         for kind in [Ref::Current, Ref::Previous, Ref::Next] {
             keep.extend(self.read_ref(kind, name)?.filter(|id| !id.is_empty()));
         }
