@@ -1,7 +1,8 @@
 //! The `container` domain: an OCI image-layout archive, checked blob by blob ([`oci`]),
 //! imported into a content-addressed store ([`store`]), and made live by switching the image
-//! name's current reference. An optional runtime hook then starts it (for example `docker
-//! load` and `docker compose up`) and an optional health check gates the commit.
+//! name's current reference. An optional runtime hook then starts it (for example `podman
+//! load` and `podman run`, or skopeo into docker: README's tested recipes) and an optional
+//! health check gates the commit.
 //!
 //! Steps, each safe to repeat, each working from what is on disk (never from memory, since the
 //! process may have been killed in between):
