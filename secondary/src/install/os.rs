@@ -14,6 +14,7 @@
 //! the boot slot back at the old slot.
 
 use super::boot::{self, BootControl, BootState, SLOT_NAMES};
+use super::module::scripts::Scripts;
 use super::{capture, trial, InstallJob, Installer, Reboot};
 use crate::error::{Error, Result};
 use ferry_core::metadata::{HashCheck, Hashes};
@@ -78,6 +79,21 @@ pub struct OsInstaller {
     reboot_command: Option<Vec<String>>,
     /// How long the health check or the reboot command may run.
     timeout: std::time::Duration,
+    /// Where a rootfs-image artifact's state scripts are kept for the length of an update;
+    /// None: artifacts with scripts are refused.
+    scripts: Option<Scripts>,
+}
+
+/// Run `body` as Mender state `state`, with the artifact's scripts around it, if any.
+fn around<T>(
+    scripts: &Option<Scripts>,
+    state: &str,
+    body: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    match scripts {
+        Some(scripts) => scripts.around(state, body),
+        None => body(),
+    }
 }
 
 fn other(slot: usize) -> usize {
@@ -99,7 +115,20 @@ impl OsInstaller {
             health_check,
             reboot_command,
             timeout: capture::DEFAULT_TIMEOUT,
+            scripts: None,
         }
+    }
+
+    /// Keep rootfs-image artifacts' state scripts in `dir` and run them around the os
+    /// states (under the installer's time limit: set it first).
+    pub fn with_scripts(mut self, dir: PathBuf) -> Self {
+        self.scripts = Some(Scripts::new(dir, self.timeout));
+        self
+    }
+
+    /// The marker, beside the kept scripts, that ArtifactInstall ran for this update.
+    fn installed_marker(&self) -> Option<PathBuf> {
+        self.scripts.as_ref().map(|s| s.dir().join(".installed"))
     }
 
     /// How long the health check and the reboot command may run (default
@@ -221,8 +250,14 @@ impl Installer for OsInstaller {
     fn prepare(&mut self, job: &InstallJob<'_>) -> Result<()> {
         let state = trial::no_upgrade_on_trial(self.boot.as_ref(), "os")?;
         let new = other(state.slot);
+        if let Some(scripts) = &self.scripts {
+            scripts.clear()?;
+        }
         if rootfs_artifact::is_artifact(job) {
-            rootfs_artifact::check_headers(job)?;
+            let artifact = rootfs_artifact::check_headers(job, self.scripts.is_some())?;
+            if let Some(scripts) = &self.scripts {
+                scripts.save(&artifact.scripts)?;
+            }
         }
         self.boot.set(&[(TRIAL, SLOT_NAMES[new].to_owned())])?;
         let (length, hashes) = self.write_slot(job, new)?;
@@ -235,10 +270,17 @@ impl Installer for OsInstaller {
 
     fn install(&mut self, _job: &InstallJob<'_>) -> Result<()> {
         let new = self.trial()?;
-        self.set(BootState {
-            slot: new,
-            upgrade_available: true,
-            bootcount: 0,
+        if let Some(marker) = self.installed_marker() {
+            if marker.parent().is_some_and(Path::exists) {
+                std::fs::write(&marker, b"").map_err(|e| Error::io(&marker, e))?;
+            }
+        }
+        around(&self.scripts.clone(), "ArtifactInstall", || {
+            self.set(BootState {
+                slot: new,
+                upgrade_available: true,
+                bootcount: 0,
+            })
         })
     }
 
@@ -247,10 +289,12 @@ impl Installer for OsInstaller {
     }
 
     fn reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
-        match self.reboot_command.clone() {
-            Some(argv) => trial::reboot(&argv, self.timeout),
-            None => self.simulated_boot().map(|()| Reboot::Done),
-        }
+        around(&self.scripts.clone(), "ArtifactReboot", || {
+            match self.reboot_command.clone() {
+                Some(argv) => trial::reboot(&argv, self.timeout),
+                None => self.simulated_boot().map(|()| Reboot::Done),
+            }
+        })
     }
 
     fn verify_reboot(&mut self, _job: &InstallJob<'_>) -> Result<()> {
@@ -272,32 +316,56 @@ impl Installer for OsInstaller {
 
     fn commit(&mut self, _job: &InstallJob<'_>) -> Result<()> {
         let new = self.trial()?;
-        self.set(BootState {
-            slot: new,
-            upgrade_available: false,
-            bootcount: 0,
+        around(&self.scripts.clone(), "ArtifactCommit", || {
+            self.set(BootState {
+                slot: new,
+                upgrade_available: false,
+                bootcount: 0,
+            })
         })
     }
 
     fn rollback(&mut self, _job: &InstallJob<'_>) -> Result<()> {
         let old = other(self.trial()?);
-        self.set(BootState {
-            slot: old,
-            upgrade_available: false,
-            bootcount: 0,
+        around(&self.scripts.clone(), "ArtifactRollback", || {
+            self.set(BootState {
+                slot: old,
+                upgrade_available: false,
+                bootcount: 0,
+            })
         })
     }
 
     fn rollback_reboot(&mut self, _job: &InstallJob<'_>) -> Result<Reboot> {
-        match self.reboot_command.clone() {
-            Some(argv) => trial::reboot(&argv, self.timeout),
-            None => Ok(Reboot::Done),
-        }
+        around(
+            &self.scripts.clone(),
+            "ArtifactRollbackReboot",
+            || match self.reboot_command.clone() {
+                Some(argv) => trial::reboot(&argv, self.timeout),
+                None => Ok(Reboot::Done),
+            },
+        )
     }
 
     fn cleanup(&mut self, _job: &InstallJob<'_>) -> Result<()> {
         // The inactive slot keeps what it holds; it is overwritten by the next install.
-        Ok(())
+        let (Some(scripts), Some(marker)) = (&self.scripts, self.installed_marker()) else {
+            return Ok(());
+        };
+        // ArtifactFailure, as Mender runs it: when ArtifactInstall ran and the new slot is
+        // not the one booted for good.
+        if marker.exists() {
+            let failed = match (self.trial(), self.state()) {
+                (Ok(new), Ok(state)) => state.slot != new,
+                _ => false,
+            };
+            if failed {
+                if let Err(e) = scripts.around("ArtifactFailure", || Ok(())) {
+                    tracing::warn!(error = %e, "an ArtifactFailure state script failed");
+                }
+            }
+        }
+        scripts.clear()
     }
 
     fn restarted(&mut self, _job: &InstallJob<'_>) -> Result<()> {
@@ -335,7 +403,8 @@ impl OsInstaller {
             os.health_check.clone(),
             os.reboot_command.clone(),
         )
-        .with_timeout(capture::limit(os.timeout_secs)))
+        .with_timeout(capture::limit(os.timeout_secs))
+        .with_scripts(data_dir.join("os-scripts")))
     }
 
     /// The slot the boot environment boots, and its path.

@@ -1,6 +1,6 @@
 //! A Mender artifact's state scripts (`ArtifactInstall_Enter_00`, ...), kept beside the
-//! module's tree for the length of the update and run around the module's states as Mender
-//! runs them: the `Enter` scripts before the state, the `Leave` scripts after it succeeded,
+//! module's tree (or the os domain's state, for rootfs-image artifacts) for the length of the
+//! update and run around the installer's states as Mender runs them: the `Enter` scripts before the state, the `Leave` scripts after it succeeded,
 //! the `Error` scripts after it failed; in name order. An Enter or Leave script that fails
 //! fails the state (its Error scripts then run); an Error script's failure is logged only.
 //! Scripts run under the module's time limit, with the work directory as working directory.
@@ -21,6 +21,11 @@ pub struct Scripts {
 impl Scripts {
     pub fn new(dir: PathBuf, timeout: Duration) -> Scripts {
         Scripts { dir, timeout }
+    }
+
+    /// Where the scripts are kept.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Replace the kept scripts with `scripts` (name, content), each executable.

@@ -8,8 +8,8 @@
 //! reader, [`crate::mender`]), and the slot is then read back against the sha256 computed on
 //! the way in, so a torn write never becomes bootable, as for a plain image.
 //!
-//! Refused before the slot is touched, by name: another payload type, and state scripts
-//! (Ferry runs artifact state scripts around update modules' states only).
+//! Refused before the slot is touched, by name: another payload type. The artifact's state
+//! scripts run around the os states (see `OsInstaller::with_scripts`).
 
 use crate::error::{Error, Result};
 use crate::install::InstallJob;
@@ -45,9 +45,9 @@ fn refuse(target: &str, detail: String) -> Error {
     }
 }
 
-/// Read the artifact's headers and refuse what the os domain cannot honour; nothing is
-/// written.
-pub fn check_headers(job: &InstallJob<'_>) -> Result<()> {
+/// Read the artifact's headers and refuse what the os domain cannot honour (state scripts
+/// unless `scripts_allowed`); nothing is written.
+pub fn check_headers(job: &InstallJob<'_>, scripts_allowed: bool) -> Result<mender::Artifact> {
     let artifact = mender::read_headers(open(job.image)?, &Limits::default())?;
     if artifact.payload_type != "rootfs-image" {
         return Err(Error::MenderArtifact {
@@ -58,13 +58,13 @@ pub fn check_headers(job: &InstallJob<'_>) -> Result<()> {
             ),
         });
     }
-    if let Some((script, _)) = artifact.scripts.first() {
-        return Err(refuse(
+    match artifact.scripts.first() {
+        Some((script, _)) if !scripts_allowed => Err(refuse(
             job.target_name,
-            format!("the rootfs-image artifact carries the state script {script}; the os domain runs no artifact state scripts (expected an artifact without -s scripts, or an update module's domain)"),
-        ));
+            format!("the rootfs-image artifact carries the state script {script}; this os installer keeps no state scripts (expected an artifact without -s scripts)"),
+        )),
+        _ => Ok(artifact),
     }
-    Ok(())
 }
 
 /// Writes the one payload file into the slot, hashing what it writes.
