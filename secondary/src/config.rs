@@ -70,6 +70,8 @@
 //! reboot_command = ["systemctl", "reboot"]  # for modules answering NeedsArtifactReboot: Automatic
 //! timeout_secs = 14400                # per module call, as Mender's ModuleTimeoutSeconds (default)
 //! protocol = "mender-3"               # call modules as Debian's Mender 3.4 does (default), or "mender-4"
+//! script_retry_interval_secs = 60     # a state script exiting 21 is run again after this
+//! script_retry_timeout_secs = 1800    # ... for at most this long in all
 //! ```
 
 use crate::error::{Error, Result};

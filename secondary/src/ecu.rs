@@ -153,7 +153,11 @@ impl Ecu {
         let mut installers = Installers::new();
         installers.add(Box::new(app));
         if let Some(os) = &config.os {
-            installers.add(Box::new(OsInstaller::from_config(os, &config.data_dir)?));
+            installers.add(Box::new(OsInstaller::from_config(
+                os,
+                &config.modules,
+                &config.data_dir,
+            )?));
         }
         if let Some(snapshot) = &config.snapshot {
             installers.add(Box::new(

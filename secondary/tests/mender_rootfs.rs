@@ -269,3 +269,73 @@ fn a_large_rootfs_image_artifact_is_streamed_into_the_slot() {
         IMAGE >> 20
     );
 }
+
+#[test]
+fn a_state_script_exiting_21_is_retried_later_within_the_retry_timeout() {
+    let test = "a_state_script_exiting_21_is_retried_later_within_the_retry_timeout";
+    let Some(tool) = mender_fixture::tool(test) else {
+        return;
+    };
+    let mut v = os_vehicle();
+    v.config.modules.script_retry_interval_secs = Some(1);
+    v.config.modules.script_retry_timeout_secs = Some(2);
+    let mut ecu = v.ecu();
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path();
+    let log = d.join("scripts.log");
+    let script = |name: &str, body: &str| {
+        let path = d.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho {name} >> '{}'\n{body}\n", log.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // Asks to be retried once, then succeeds.
+    let once = d.join("asked-once");
+    script(
+        "ArtifactInstall_Enter_00",
+        &format!(
+            "[ -e '{o}' ] && exit 0\ntouch '{o}'\nexit 21",
+            o = once.display()
+        ),
+    );
+    let artifact = rootfs_artifact(
+        &tool,
+        d,
+        "release-2",
+        &noise(64 << 10, 6),
+        &["-s", "ArtifactInstall_Enter_00"],
+    );
+    offer(&mut v, &mut ecu, "release-2", &artifact, 2);
+    ecu.install(now()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "ArtifactInstall_Enter_00\nArtifactInstall_Enter_00\n"
+    );
+    assert_eq!(boot_slot(&v), "b");
+    std::fs::remove_file(&log).unwrap();
+
+    // Always asks to be retried: run at first, then once a second for two seconds, then its
+    // state fails and the update rolls back.
+    script("ArtifactCommit_Enter_00", "exit 21");
+    let artifact = rootfs_artifact(
+        &tool,
+        d,
+        "release-3",
+        &noise(64 << 10, 7),
+        &["-s", "ArtifactCommit_Enter_00"],
+    );
+    offer(&mut v, &mut ecu, "release-3", &artifact, 3);
+    let err = ecu.install(now()).unwrap_err().to_string();
+    assert!(
+        err.contains("artifact state script ArtifactCommit_Enter_00") && err.contains("21"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "ArtifactCommit_Enter_00\nArtifactCommit_Enter_00\nArtifactCommit_Enter_00\n"
+    );
+    assert_eq!(boot_slot(&v), "b", "rolled back to release-2");
+}

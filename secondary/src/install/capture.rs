@@ -38,6 +38,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Finished {
     pub success: bool,
+    /// The exit code, if it exited (not killed by a signal or its time limit).
+    pub code: Option<i32>,
     /// `exit status: 3`, `signal: 9 (SIGKILL)`, `killed after 5s (its time limit)`.
     pub status: String,
     pub stdout: Vec<u8>,
@@ -117,18 +119,23 @@ pub fn run_command(mut command: Command, program: &str, limit: Duration) -> Resu
     let stdout = Drain::start(child.stdout.take(), keep_head);
     let stderr = Drain::start(child.stderr.take(), keep_tail);
     let deadline = Instant::now() + limit;
-    let (success, status) = loop {
+    let (success, code, status) = loop {
         if let Some(status) = child.try_wait().map_err(|e| Error::io(program, e))? {
-            break (status.success(), status.to_string());
+            break (status.success(), status.code(), status.to_string());
         }
         if Instant::now() >= deadline {
             kill_group(&mut child, program);
-            break (false, format!("killed after {limit:?} (its time limit)"));
+            break (
+                false,
+                None,
+                format!("killed after {limit:?} (its time limit)"),
+            );
         }
         std::thread::sleep(POLL);
     };
     Ok(Finished {
         success,
+        code,
         status,
         stdout: stdout.take(),
         stderr_tail: Vec::from(stderr.take()),

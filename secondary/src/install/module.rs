@@ -71,6 +71,14 @@ pub struct ModuleSettings {
     /// Which Mender client's way of calling modules to follow; default [`Protocol::Mender3`].
     #[serde(default)]
     pub protocol: Protocol,
+    /// Seconds between runs of a state script that exits 21 (retry later); default 60, as
+    /// Mender's StateScriptRetryIntervalSeconds.
+    #[serde(default)]
+    pub script_retry_interval_secs: Option<u64>,
+    /// Seconds such a script is retried in all before its state fails; default 1800, as
+    /// Mender's StateScriptRetryTimeoutSeconds.
+    #[serde(default)]
+    pub script_retry_timeout_secs: Option<u64>,
 }
 
 /// The two ways Mender clients call v3 modules. They differ in two places: Mender 4 first
@@ -96,6 +104,21 @@ impl ModuleSettings {
                 *p = base.join(&*p);
             }
         }
+    }
+
+    /// A state-script keeper for `dir` with these settings' time limits.
+    pub fn scripts(&self, dir: PathBuf) -> scripts::Scripts {
+        let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+        scripts::Scripts::new(dir, capture::limit(self.timeout_secs)).with_retry(
+            secs(
+                self.script_retry_interval_secs,
+                scripts::DEFAULT_RETRY_INTERVAL,
+            ),
+            secs(
+                self.script_retry_timeout_secs,
+                scripts::DEFAULT_RETRY_TIMEOUT,
+            ),
+        )
     }
 
     pub fn problem(&self) -> Option<&'static str> {
@@ -167,7 +190,7 @@ impl ModuleInstaller {
             .unwrap_or_else(|| data_dir.join("modules"));
         let timeout = capture::limit(settings.timeout_secs);
         ModuleInstaller {
-            scripts: scripts::Scripts::new(work_dir.join(domain).join("scripts"), timeout),
+            scripts: settings.scripts(work_dir.join(domain).join("scripts")),
             // The trait names domains as &'static str; one short string per module found at
             // start lives as long as the process anyway.
             domain: Box::leak(domain.to_owned().into_boxed_str()),

@@ -119,10 +119,10 @@ impl OsInstaller {
         }
     }
 
-    /// Keep rootfs-image artifacts' state scripts in `dir` and run them around the os
-    /// states (under the installer's time limit: set it first).
-    pub fn with_scripts(mut self, dir: PathBuf) -> Self {
-        self.scripts = Some(Scripts::new(dir, self.timeout));
+    /// Keep rootfs-image artifacts' state scripts with `scripts` and run them around the os
+    /// states.
+    pub fn with_scripts(mut self, scripts: Scripts) -> Self {
+        self.scripts = Some(scripts);
         self
     }
 
@@ -377,8 +377,13 @@ impl Installer for OsInstaller {
 }
 
 impl OsInstaller {
-    /// The installer `[os]` describes; the file environment defaults to `data_dir/bootenv`.
-    pub fn from_config(os: &crate::config::OsConfig, data_dir: &std::path::Path) -> Result<Self> {
+    /// The installer `[os]` describes; the file environment defaults to `data_dir/bootenv`;
+    /// state scripts are kept in `data_dir/os-scripts` and retried as `[modules]` says.
+    pub fn from_config(
+        os: &crate::config::OsConfig,
+        modules: &super::module::ModuleSettings,
+        data_dir: &std::path::Path,
+    ) -> Result<Self> {
         let [a, b] = os.slots.as_slice() else {
             return Err(Error::Config {
                 path: data_dir.to_owned(),
@@ -404,7 +409,11 @@ impl OsInstaller {
             os.reboot_command.clone(),
         )
         .with_timeout(capture::limit(os.timeout_secs))
-        .with_scripts(data_dir.join("os-scripts")))
+        .with_scripts(
+            modules
+                .scripts(data_dir.join("os-scripts"))
+                .with_timeout(capture::limit(os.timeout_secs)),
+        ))
     }
 
     /// The slot the boot environment boots, and its path.

@@ -4,6 +4,10 @@
 //! the `Error` scripts after it failed; in name order. An Enter or Leave script that fails
 //! fails the state (its Error scripts then run); an Error script's failure is logged only.
 //! Scripts run under the module's time limit, with the work directory as working directory.
+//! An Enter or Leave script that exits 21 asks to be retried later, as in Mender: it runs
+//! again every `retry_interval` until it exits otherwise, for at most `retry_timeout` in all
+//! (Mender's StateScriptRetryIntervalSeconds and StateScriptRetryTimeoutSeconds; defaults 60
+//! and 1800 s), then fails its state.
 
 use crate::error::{Error, Result};
 use crate::install::capture;
@@ -12,15 +16,41 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The exit code with which a state script asks to be run again later.
+pub const RETRY_LATER: i32 = 21;
+/// Mender's defaults for retrying such a script.
+pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(1800);
+
 #[derive(Debug, Clone)]
 pub struct Scripts {
     dir: PathBuf,
     timeout: Duration,
+    retry_interval: Duration,
+    retry_timeout: Duration,
 }
 
 impl Scripts {
     pub fn new(dir: PathBuf, timeout: Duration) -> Scripts {
-        Scripts { dir, timeout }
+        Scripts {
+            dir,
+            timeout,
+            retry_interval: DEFAULT_RETRY_INTERVAL,
+            retry_timeout: DEFAULT_RETRY_TIMEOUT,
+        }
+    }
+
+    /// How often, and for how long in all, a script exiting 21 is run again.
+    pub fn with_retry(mut self, interval: Duration, timeout: Duration) -> Scripts {
+        self.retry_interval = interval.max(Duration::from_millis(1));
+        self.retry_timeout = timeout;
+        self
+    }
+
+    /// Each script's time limit.
+    pub fn with_timeout(mut self, timeout: Duration) -> Scripts {
+        self.timeout = timeout;
+        self
     }
 
     /// Where the scripts are kept.
@@ -79,8 +109,20 @@ impl Scripts {
             let argv = [script.display().to_string()];
             tracing::info!(script = %argv[0], "artifact state script");
             let what = format!("artifact state script {}", file_name(&script));
-            capture::run(&argv, self.dir.parent(), &[], self.timeout)?
-                .require_success(&what, &argv[0])?;
+            // Counted in intervals rather than read from a clock: the retries' budget is
+            // the sleeps between them, as Mender counts it.
+            let mut retries_left = self.retry_timeout.as_millis() / self.retry_interval.as_millis();
+            loop {
+                let done = capture::run(&argv, self.dir.parent(), &[], self.timeout)?;
+                if done.code == Some(RETRY_LATER) && action != "Error" && retries_left > 0 {
+                    retries_left -= 1;
+                    tracing::info!(script = %argv[0], "state script asked to be retried later (exit 21)");
+                    std::thread::sleep(self.retry_interval);
+                    continue;
+                }
+                done.require_success(&what, &argv[0])?;
+                break;
+            }
         }
         Ok(())
     }
