@@ -331,6 +331,80 @@ fn a_read_view_sees_what_the_store_methods_see_and_hands_back_its_own_result() {
 }
 
 #[test]
+fn announced_reads_answer_as_unannounced_ones_from_the_views_snapshot() {
+    use ferry_director::store::Prefetch;
+    for_each_backend(
+        "announced_reads_answer_as_unannounced_ones_from_the_views_snapshot",
+        |b| {
+            let opened = b.open();
+            let store = opened.as_ref();
+            register(store, "VIN1");
+            register(store, "VIN2");
+            let token = store.issue_device_token("VIN1").unwrap();
+            let expires = SystemClock.now() + Duration::days(1);
+            store
+                .put_vehicle_metadata("VIN1", MetadataRole::Timestamp, 1, expires, b"ts-1")
+                .unwrap();
+            let queued = assign(store, "VIN1", "VIN1-s", "fw-1");
+            let store: &dyn Store = store;
+            ferry_director::store::read(store, "test view", |view| {
+                view.prefetch(&[
+                    Prefetch::DeviceToken("VIN1"),
+                    Prefetch::EcuKeys("VIN1"),
+                    Prefetch::Metadata("VIN1", MetadataRole::Timestamp),
+                    Prefetch::ActiveAssignments("VIN1"),
+                ])
+                .unwrap();
+                assert!(view.verify_device_token("VIN1", &token).unwrap());
+                // Written by others once the view has read: not seen by it, announced or not.
+                let newer = store.issue_device_token("VIN1").unwrap();
+                store
+                    .put_vehicle_metadata("VIN1", MetadataRole::Timestamp, 2, expires, b"ts-2")
+                    .unwrap();
+                store.cancel_assignments("VIN1", "test").unwrap();
+                // Asked again (its answer was handed out): read again, in the same snapshot.
+                assert!(view.verify_device_token("VIN1", &token).unwrap());
+                assert!(!view.verify_device_token("VIN1", &newer).unwrap());
+                let keys = view.ecu_keys("VIN1").unwrap().unwrap();
+                assert_eq!(keys.primary_ecu_serial, "VIN1-p");
+                let stored = view
+                    .get_vehicle_metadata("VIN1", MetadataRole::Timestamp)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!((stored.version, stored.bytes), (1, b"ts-1".to_vec()));
+                let active = view.active_assignments("VIN1").unwrap();
+                assert_eq!(active.iter().map(|a| a.id).collect::<Vec<_>>(), [queued]);
+                // Reads that were not announced, or announced for another vehicle or role.
+                assert!(view
+                    .get_vehicle_metadata("VIN1", MetadataRole::Targets)
+                    .unwrap()
+                    .is_none());
+                assert!(view.ecu_keys("VIN2").unwrap().is_some());
+                assert!(view.ecu_keys("NOPE").unwrap().is_none());
+                assert!(view.active_assignments("VIN2").unwrap().is_empty());
+            })
+            .unwrap();
+            // A later view sees the writes.
+            ferry_director::store::read(store, "test view", |view| {
+                view.prefetch(&[
+                    Prefetch::DeviceToken("VIN1"),
+                    Prefetch::Metadata("VIN1", MetadataRole::Timestamp),
+                ])
+                .unwrap();
+                assert!(!view.verify_device_token("VIN1", &token).unwrap());
+                let stored = view
+                    .get_vehicle_metadata("VIN1", MetadataRole::Timestamp)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(stored.version, 2);
+                assert!(view.active_assignments("VIN1").unwrap().is_empty());
+            })
+            .unwrap();
+        },
+    );
+}
+
+#[test]
 fn manifests_are_append_only_and_a_nonce_is_accepted_once() {
     for_each_backend(
         "manifests_are_append_only_and_a_nonce_is_accepted_once",

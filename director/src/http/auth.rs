@@ -14,7 +14,7 @@ use super::errors::ApiError;
 use super::{blocking, AppState, ClientIdentity};
 use crate::error::Error;
 use crate::model::Scope;
-use crate::store::View;
+use crate::store::{Prefetch, View};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -96,6 +96,16 @@ impl DeviceCaller {
     /// [`DeviceCaller::check`]).
     pub fn relay(&self) -> Option<&super::relayed::RelayClaim> {
         self.relay.as_ref()
+    }
+
+    /// The read [`DeviceCaller::check`] starts with for vehicle `vin`, to announce with
+    /// [`View::prefetch`]; `None` for a relay (its check reads the relay's token).
+    pub fn first_read<'a>(&self, vin: &'a str) -> Option<Prefetch<'a>> {
+        match (&self.identity, &self.relay) {
+            (Some(_), _) => Some(Prefetch::EcuKeys(vin)),
+            (None, Some(_)) => None,
+            (None, None) => Some(Prefetch::DeviceToken(vin)),
+        }
     }
 
     /// Allow a device request for vehicle `vin` (blocking: store reads). With a TLS client

@@ -5,7 +5,7 @@ use super::{auth, blocking, AppState, MAX_MANIFEST_BYTES};
 use crate::manifests::{process_manifest_judged, DEFAULT_MAX_SKEW};
 use crate::model::{Assignment, AssignmentStatus, MetadataRole};
 use crate::queue::served_pairs;
-use crate::store;
+use crate::store::{self, Prefetch};
 use crate::vehicle_metadata::VehicleSigner;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -129,6 +129,20 @@ fn lookup(
     file: &str,
     which: Option<File>,
 ) -> Result<(Vec<u8>, Vec<Assignment>), ApiError> {
+    // What this request reads, announced up front: one round trip on PostgreSQL. The data
+    // is handed out only after the credential check below passes.
+    let (file_read, queue_read) = match which {
+        Some(File::Role(role)) => (
+            Some(Prefetch::Metadata(vin, role)),
+            (role == MetadataRole::Targets).then_some(Prefetch::ActiveAssignments(vin)),
+        ),
+        _ => (None, None),
+    };
+    let reads: Vec<Prefetch> = [caller.first_read(vin), file_read, queue_read]
+        .into_iter()
+        .flatten()
+        .collect();
+    view.prefetch(&reads)?;
     caller.check(view, vin)?;
     let which = which.ok_or_else(|| {
         ApiError::not_found(format!(
@@ -197,6 +211,12 @@ pub async fn manifest(
         // The credential (again: it may have been revoked while the body arrived) and the keys
         // the manifest is checked against, from one snapshot.
         let vehicle = store::read(store, "device manifest request", |view| {
+            let reads: Vec<Prefetch> = caller
+                .first_read(&vin)
+                .into_iter()
+                .chain([Prefetch::EcuKeys(&vin)])
+                .collect();
+            view.prefetch(&reads)?;
             caller.check(view, &vin)?;
             Ok::<_, ApiError>(view.ecu_keys(&vin)?)
         })??;

@@ -22,7 +22,7 @@ mod view;
 
 pub use postgres::{PgSettings, PgStore};
 pub use sqlite::{Durability, SqliteStore};
-pub use view::{read, try_read, View};
+pub use view::{read, try_read, Prefetch, View};
 
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,

@@ -12,9 +12,30 @@ use crate::model::{Assignment, MetadataRole, StoredMetadata};
 use crate::{Error, Result};
 use ferry_core::manifest::RegisteredVehicle;
 
+/// A read a device request announces before it makes it ([`View::prefetch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch<'a> {
+    /// [`View::verify_device_token`] of this VIN.
+    DeviceToken(&'a str),
+    /// [`View::ecu_keys`].
+    EcuKeys(&'a str),
+    /// [`View::get_vehicle_metadata`].
+    Metadata(&'a str, MetadataRole),
+    /// [`View::active_assignments`].
+    ActiveAssignments(&'a str),
+}
+
 /// The reads a device request makes, all within one snapshot of the store. Each method
 /// behaves exactly as the [`Store`] method of the same name.
 pub trait View {
+    /// Announce reads about to be made, so that a store whose every read is a round trip to
+    /// a server sends them together (PostgreSQL: at once, with the view's BEGIN). Changes
+    /// nothing a read returns: an announced read, when made, returns what it would have
+    /// (from the same snapshot); one never made costs only its query. A store whose reads
+    /// are function calls ignores it. Fails only if the view could not be begun.
+    fn prefetch(&self, _reads: &[Prefetch<'_>]) -> Result<()> {
+        Ok(())
+    }
     /// See [`Store::verify_device_token`].
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool>;
     /// See [`Store::verify_relay_token`].

@@ -148,21 +148,22 @@ pub(super) async fn list(
     vin: &str,
     active_only: bool,
 ) -> Result<Vec<Assignment>> {
+    decode_all(&query(c, "list assignments", &list_sql(active_only), &[&vin]).await?)
+}
+
+/// The statement of [`list`] (taking the VIN as `$1`), for a caller that sends it in a
+/// pipeline; its rows go through [`decode_all`].
+pub(super) fn list_sql(active_only: bool) -> String {
     let filter = if active_only {
         "AND status IN ('pending', 'in_flight')"
     } else {
         ""
     };
-    query(
-        c,
-        "list assignments",
-        &format!("SELECT {COLUMNS} FROM assignments WHERE vin = $1 {filter} ORDER BY position"),
-        &[&vin],
-    )
-    .await?
-    .iter()
-    .map(decode)
-    .collect()
+    format!("SELECT {COLUMNS} FROM assignments WHERE vin = $1 {filter} ORDER BY position")
+}
+
+pub(super) fn decode_all(rows: &[Row]) -> Result<Vec<Assignment>> {
+    rows.iter().map(decode).collect()
 }
 
 pub(super) async fn cancel_vehicle(

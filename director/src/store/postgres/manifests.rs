@@ -3,7 +3,9 @@
 //! locked, so two Directors settling the same vehicle's assignments take turns; the accepted
 //! (vin, nonce) unique index makes a nonce count once across all of them.
 
-use super::sql::{execute, from_ms, get, pg, query, query_opt, to_json, unique_violation};
+use super::sql::{
+    execute, from_ms, get, pg, prepare_all, query, query_opt, to_json, unique_violation, Param,
+};
 use crate::model::{
     Assignment, EcuState, IncomingManifest, ManifestEntry, ManifestVerdict, MetadataRole,
     RecordedManifest, Verdict,
@@ -12,26 +14,233 @@ use crate::queue::{settle, Active};
 use crate::{Error, Result};
 use deadpool_postgres::GenericClient;
 use ferry_core::manifest::EcuVersionReport;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use tokio_postgres::Row;
 
 /// Runs inside the caller's write transaction: any error rolls everything back.
 pub(super) async fn record(
     c: &impl GenericClient,
     m: &IncomingManifest,
 ) -> Result<RecordedManifest> {
-    let Some(serials) = ecu_serials(c, &m.vin).await? else {
-        return Err(Error::UnknownVehicle { vin: m.vin.clone() });
-    };
-    let (verdict, nonce, reason) = match &m.verdict {
-        ManifestVerdict::Accepted { nonce, .. } => (Verdict::Accepted, Some(nonce.as_str()), ""),
-        ManifestVerdict::Refused { nonce, reason, .. } => {
-            (Verdict::Refused, nonce.as_deref(), reason.as_str())
-        }
-    };
+    match &m.verdict {
+        ManifestVerdict::Accepted { nonce, reports } => record_accepted(c, m, nonce, reports).await,
+        ManifestVerdict::Refused {
+            nonce,
+            reason,
+            keep,
+        } => record_refused(c, m, nonce.as_deref(), reason, *keep).await,
+    }
+}
+
+/// Locks the vehicle's row for the rest of the transaction and reads its ECUs' serials: no
+/// row if `$1` is not registered or was removed; one row of NULL for a vehicle without ECUs.
+const LOCK_VEHICLE: &str = "SELECT e.serial FROM vehicles v LEFT JOIN ecus e ON e.vin = v.vin
+     WHERE v.vin = $1 AND v.removed_at IS NULL FOR NO KEY UPDATE OF v";
+
+/// An accepted manifest and its ECUs' reports, in one statement: the reports reference the
+/// manifest's id, and are written only if the manifest is (ON CONFLICT DO NOTHING: a reused
+/// nonce inserts nothing, leaves the transaction usable, and returns no row). Only the
+/// vehicle's own ECUs are written: a serial that is not one of them is refused by the caller.
+const INSERT_ACCEPTED: &str = "WITH m AS (
+        INSERT INTO manifests (vin, received_at, nonce, verdict, reason, body, body_sha256,
+                               body_length)
+        VALUES ($1, $2, $3, 'accepted', '', $4, $5, $6)
+        ON CONFLICT (vin, nonce) WHERE verdict = 'accepted' DO NOTHING
+        RETURNING id
+     ), r AS (
+        INSERT INTO ecu_reports (serial, manifest_id, filepath, length, hashes, provides,
+                                 attacks_detected, last_install, reported_at)
+        SELECT u.serial, m.id, u.filepath, u.length, u.hashes, u.provides, u.attacks,
+               u.last_install, $2
+        FROM m, UNNEST($7::text[], $8::text[], $9::int8[], $10::text[], $11::text[],
+                       $12::text[], $13::text[])
+                AS u(serial, filepath, length, hashes, provides, attacks, last_install)
+             JOIN ecus e ON e.serial = u.serial AND e.vin = $1
+        ON CONFLICT (serial) DO UPDATE SET
+           manifest_id = excluded.manifest_id, filepath = excluded.filepath,
+           length = excluded.length, hashes = excluded.hashes, provides = excluded.provides,
+           attacks_detected = excluded.attacks_detected, last_install = excluded.last_install,
+           reported_at = excluded.reported_at
+     )
+     SELECT id FROM m";
+
+const LAST_SEEN: &str =
+    "UPDATE vehicles SET last_seen = GREATEST(coalesce(last_seen, $2), $2) WHERE vin = $1";
+
+/// Whether the served targets name any ECU (no row: nothing served yet). Read instead of
+/// the targets themselves, which are needed only when this says yes or a queue has a head.
+const TARGETS_NAME_AN_ECU: &str = "SELECT position('\"ecuIdentifiers\"'::bytea IN body) > 0
+     FROM vehicle_metadata WHERE vin = $1 AND role = 'targets'";
+
+/// The ECU reports of an accepted manifest as the columns of [`INSERT_ACCEPTED`]'s UNNEST.
+#[derive(Default)]
+struct ReportColumns {
+    serials: Vec<String>,
+    filepaths: Vec<String>,
+    lengths: Vec<i64>,
+    hashes: Vec<String>,
+    provides: Vec<String>,
+    attacks: Vec<String>,
+    last_installs: Vec<Option<String>>,
+}
+
+impl ReportColumns {
+    fn push(&mut self, serial: &str, state: &EcuState) -> Result<()> {
+        let length = i64::try_from(state.installed_image.length).map_err(|_| {
+            Error::corrupt(
+                "ECU report",
+                format!("image length {} too large", state.installed_image.length),
+            )
+        })?;
+        self.serials.push(serial.to_owned());
+        self.filepaths.push(state.installed_image.filepath.clone());
+        self.lengths.push(length);
+        self.hashes
+            .push(to_json("hashes", &state.installed_image.hashes)?);
+        self.provides.push(to_json("provides", &state.provides)?);
+        self.attacks.push(state.attacks_detected.clone());
+        self.last_installs.push(
+            state
+                .last_install
+                .as_ref()
+                .map(|l| to_json("last_install", l))
+                .transpose()?,
+        );
+        Ok(())
+    }
+}
+
+/// An accepted manifest: the vehicle locked, the manifest and its reports stored, the
+/// vehicle's active assignments and last-seen time read and written, all sent at once (one
+/// round trip: PostgreSQL runs them in the order sent, the lock first, so what is read after
+/// it is what the previous holder committed). Then, only if there is something to settle or
+/// the served targets may be stale, what that needs.
+async fn record_accepted(
+    c: &impl GenericClient,
+    m: &IncomingManifest,
+    nonce: &str,
+    reports: &BTreeMap<String, EcuVersionReport>,
+) -> Result<RecordedManifest> {
     let received_at = super::sql::ms(m.received_at);
     let length = i64::try_from(m.body_length).unwrap_or(i64::MAX);
-    // ON CONFLICT DO NOTHING: a reused nonce inserts nothing and leaves the transaction
-    // usable (an error would abort it), and is then reported as such.
+    let states: Vec<(&str, EcuState)> = reports
+        .iter()
+        .map(|(serial, report)| {
+            (
+                serial.as_str(),
+                EcuState::from_report(report, m.received_at),
+            )
+        })
+        .collect();
+    let mut columns = ReportColumns::default();
+    for (serial, state) in &states {
+        columns.push(serial, state)?;
+    }
+    let active_sql = super::assignments::list_sql(true);
+    let [lock, insert, active, seen, names] = prepare_all(
+        c,
+        "prepare manifest recording",
+        [
+            LOCK_VEHICLE,
+            INSERT_ACCEPTED,
+            &active_sql,
+            LAST_SEEN,
+            TARGETS_NAME_AN_ECU,
+        ],
+    )
+    .await?;
+    let sha256 = &m.body_sha256[..];
+    let by_vin: &[Param<'_>] = &[&m.vin];
+    let insert_params: &[Param<'_>] = &[
+        &m.vin,
+        &received_at,
+        &nonce,
+        &m.body,
+        &sha256,
+        &length,
+        &columns.serials,
+        &columns.filepaths,
+        &columns.lengths,
+        &columns.hashes,
+        &columns.provides,
+        &columns.attacks,
+        &columns.last_installs,
+    ];
+    let seen_params: &[Param<'_>] = &[&m.vin, &received_at];
+    let (lock, inserted, active, seen, names) = tokio::join!(
+        biased;
+        c.query(&lock, by_vin),
+        c.query_opt(&insert, insert_params),
+        c.query(&active, by_vin),
+        c.execute(&seen, seen_params),
+        c.query_opt(&names, by_vin),
+    );
+    // The answers in the order sent: the first failure is the cause (the ones after it
+    // fail because the transaction is aborted).
+    let Some(serials) = serials_of(&lock.map_err(pg("lock the vehicle and read its ECUs"))?)?
+    else {
+        return Err(Error::UnknownVehicle { vin: m.vin.clone() });
+    };
+    let id: i64 = match inserted {
+        Ok(Some(row)) => get(&row, 0, "manifest id")?,
+        Ok(None) => return Err(nonce_reused(m, Some(nonce))),
+        Err(e) if unique_violation(&e).is_some() => return Err(nonce_reused(m, Some(nonce))),
+        Err(e) => return Err(super::sql::classify("insert manifest", e)),
+    };
+    if let Some((serial, _)) = states.iter().find(|(s, _)| !serials.contains(*s)) {
+        return Err(Error::ReportFromUnknownEcu {
+            vin: m.vin.clone(),
+            serial: (*serial).to_owned(),
+        });
+    }
+    let mut active = super::assignments::decode_all(&active.map_err(pg("list assignments"))?)?;
+    seen.map_err(pg("update vehicle last_seen"))?;
+    let names_an_ecu = match names.map_err(pg("look for ECUs named by the served targets"))? {
+        Some(r) => get::<bool>(&r, 0, "targets")?,
+        None => false,
+    };
+    let mut settled = 0;
+    for (serial, state) in &states {
+        settled += settle_ecu(c, serial, state, received_at, &mut active).await?;
+    }
+    Ok(RecordedManifest {
+        id,
+        resign: settled > 0 || queue_is_stale(c, &m.vin, &active, names_an_ecu).await?,
+    })
+}
+
+fn nonce_reused(m: &IncomingManifest, nonce: Option<&str>) -> Error {
+    Error::NonceReused {
+        vin: m.vin.clone(),
+        nonce: nonce.unwrap_or_default().to_owned(),
+    }
+}
+
+/// A refused manifest: stored (with the vehicle locked, as every write), and the vehicle's
+/// oldest refused ones beyond `keep` deleted. Nothing else changes.
+async fn record_refused(
+    c: &impl GenericClient,
+    m: &IncomingManifest,
+    nonce: Option<&str>,
+    reason: &str,
+    keep: u32,
+) -> Result<RecordedManifest> {
+    if serials_of(
+        &query(
+            c,
+            "lock the vehicle and read its ECUs",
+            LOCK_VEHICLE,
+            &[&m.vin],
+        )
+        .await?,
+    )?
+    .is_none()
+    {
+        return Err(Error::UnknownVehicle { vin: m.vin.clone() });
+    }
+    let received_at = super::sql::ms(m.received_at);
+    let length = i64::try_from(m.body_length).unwrap_or(i64::MAX);
+    // ON CONFLICT as for an accepted one, although the index covers accepted rows only.
     let stmt = c
         .prepare_cached(
             "INSERT INTO manifests (vin, received_at, nonce, verdict, reason, body,
@@ -49,7 +258,7 @@ pub(super) async fn record(
                 &m.vin,
                 &received_at,
                 &nonce,
-                &verdict.as_str(),
+                &Verdict::Refused.as_str(),
                 &reason,
                 &m.body,
                 &&m.body_sha256[..],
@@ -59,49 +268,12 @@ pub(super) async fn record(
         .await;
     let id: i64 = match inserted {
         Ok(Some(row)) => get(&row, 0, "manifest id")?,
-        Ok(None) => {
-            return Err(Error::NonceReused {
-                vin: m.vin.clone(),
-                nonce: nonce.unwrap_or_default().to_owned(),
-            })
-        }
-        Err(e) if unique_violation(&e).is_some() => {
-            return Err(Error::NonceReused {
-                vin: m.vin.clone(),
-                nonce: nonce.unwrap_or_default().to_owned(),
-            })
-        }
+        Ok(None) => return Err(nonce_reused(m, nonce)),
+        Err(e) if unique_violation(&e).is_some() => return Err(nonce_reused(m, nonce)),
         Err(e) => return Err(super::sql::classify("insert manifest", e)),
     };
-    let reports = match &m.verdict {
-        ManifestVerdict::Accepted { reports, .. } => reports,
-        ManifestVerdict::Refused { keep, .. } => {
-            keep_newest_refused(c, &m.vin, *keep).await?;
-            return Ok(RecordedManifest { id, resign: false });
-        }
-    };
-    let mut active = super::assignments::list(c, &m.vin, true).await?;
-    let mut settled = 0;
-    for (serial, report) in reports {
-        if !serials.contains(serial.as_str()) {
-            return Err(Error::ReportFromUnknownEcu {
-                vin: m.vin.clone(),
-                serial: serial.to_owned(),
-            });
-        }
-        settled += apply_report(c, m, id, serial, report, &mut active).await?;
-    }
-    execute(
-        c,
-        "update vehicle last_seen",
-        "UPDATE vehicles SET last_seen = GREATEST(coalesce(last_seen, $2), $2) WHERE vin = $1",
-        &[&m.vin, &received_at],
-    )
-    .await?;
-    Ok(RecordedManifest {
-        id,
-        resign: settled > 0 || queue_is_stale(c, &m.vin, &active).await?,
-    })
+    keep_newest_refused(c, &m.vin, keep).await?;
+    Ok(RecordedManifest { id, resign: false })
 }
 
 /// Delete all but the newest `keep` refused manifests of `vin`.
@@ -155,25 +327,17 @@ pub(super) async fn prune(c: &impl GenericClient, before: i64) -> Result<u64> {
     .await
 }
 
-/// Whether `vin`'s stored targets fail to name exactly each ECU's queue head.
-async fn queue_is_stale(c: &impl GenericClient, vin: &str, active: &[Assignment]) -> Result<bool> {
+/// Whether `vin`'s stored targets fail to name exactly each ECU's queue head (`names_an_ecu`:
+/// whether they name any ECU, read with the lock).
+async fn queue_is_stale(
+    c: &impl GenericClient,
+    vin: &str,
+    active: &[Assignment],
+    names_an_ecu: bool,
+) -> Result<bool> {
     let heads = crate::queue::head_pairs(active);
-    if heads.is_empty() {
-        let names_an_ecu = query_opt(
-            c,
-            "look for ECUs named by the served targets",
-            "SELECT position('\"ecuIdentifiers\"'::bytea IN body) > 0
-             FROM vehicle_metadata WHERE vin = $1 AND role = 'targets'",
-            &[&vin],
-        )
-        .await?;
-        let names = match names_an_ecu {
-            Some(r) => get::<bool>(&r, 0, "targets")?,
-            None => false,
-        };
-        if !names {
-            return Ok(false);
-        }
+    if heads.is_empty() && !names_an_ecu {
+        return Ok(false);
     }
     let served = super::metadata::get(c, vin, MetadataRole::Targets)
         .await?
@@ -182,23 +346,13 @@ async fn queue_is_stale(c: &impl GenericClient, vin: &str, active: &[Assignment]
     Ok(crate::queue::served_pairs(&served) != heads)
 }
 
-/// The serials of `vin`'s ECUs, with the vehicle's row locked for the rest of the transaction
-/// (one query for both); `None` if `vin` is not registered or was removed.
-async fn ecu_serials(c: &impl GenericClient, vin: &str) -> Result<Option<HashSet<String>>> {
-    let rows = query(
-        c,
-        "lock the vehicle and read its ECUs",
-        "SELECT e.serial FROM vehicles v LEFT JOIN ecus e ON e.vin = v.vin
-         WHERE v.vin = $1 AND v.removed_at IS NULL FOR NO KEY UPDATE OF v",
-        &[&vin],
-    )
-    .await?;
+/// The serials from [`LOCK_VEHICLE`]'s rows; `None` if the vehicle is not registered.
+fn serials_of(rows: &[Row]) -> Result<Option<HashSet<String>>> {
     if rows.is_empty() {
         return Ok(None);
     }
-    // A vehicle without ECUs is one row of NULL: registered, with no serial.
     let mut serials = HashSet::new();
-    for r in &rows {
+    for r in rows {
         if let Some(serial) = get::<Option<String>>(r, 0, "ECU serial")? {
             serials.insert(serial);
         }
@@ -206,53 +360,14 @@ async fn ecu_serials(c: &impl GenericClient, vin: &str) -> Result<Option<HashSet
     Ok(Some(serials))
 }
 
-async fn apply_report(
+/// Settle `serial`'s active assignments against its reported state; how many settled.
+async fn settle_ecu(
     c: &impl GenericClient,
-    m: &IncomingManifest,
-    manifest_id: i64,
     serial: &str,
-    report: &EcuVersionReport,
+    state: &EcuState,
+    now: i64,
     active: &mut Vec<Assignment>,
 ) -> Result<u64> {
-    let state = EcuState::from_report(report, m.received_at);
-    let length = i64::try_from(state.installed_image.length).map_err(|_| {
-        Error::corrupt(
-            "ECU report",
-            format!("image length {} too large", state.installed_image.length),
-        )
-    })?;
-    let last_install = state
-        .last_install
-        .as_ref()
-        .map(|l| to_json("last_install", l))
-        .transpose()?;
-    let hashes = to_json("hashes", &state.installed_image.hashes)?;
-    let provides = to_json("provides", &state.provides)?;
-    let now = super::sql::ms(m.received_at);
-    execute(
-        c,
-        "store ECU report",
-        "INSERT INTO ecu_reports (serial, manifest_id, filepath, length, hashes, provides,
-                                  attacks_detected, last_install, reported_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (serial) DO UPDATE SET
-            manifest_id = excluded.manifest_id, filepath = excluded.filepath,
-            length = excluded.length, hashes = excluded.hashes, provides = excluded.provides,
-            attacks_detected = excluded.attacks_detected, last_install = excluded.last_install,
-            reported_at = excluded.reported_at",
-        &[
-            &serial,
-            &manifest_id,
-            &state.installed_image.filepath,
-            &length,
-            &hashes,
-            &provides,
-            &state.attacks_detected,
-            &last_install,
-            &now,
-        ],
-    )
-    .await?;
     let mine: Vec<Active> = active
         .iter()
         .filter(|a| a.ecu_serial == serial)
@@ -261,7 +376,7 @@ async fn apply_report(
     if mine.is_empty() {
         return Ok(0);
     }
-    let settled = settle(&state, &mine);
+    let settled = settle(state, &mine);
     super::assignments::set_settled(c, &settled, now).await?;
     active.retain(|a| !settled.iter().any(|s| s.id == a.id));
     Ok(settled.len() as u64)

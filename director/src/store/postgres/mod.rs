@@ -26,6 +26,7 @@ mod offline;
 mod relays;
 mod schema;
 mod sql;
+mod view;
 
 pub use import::Copied;
 
@@ -373,24 +374,20 @@ impl Store for PgStore {
     }
 
     fn with_view(&self, op: &str, f: &mut dyn FnMut(&dyn View) -> Result<()>) -> Result<()> {
-        let mut client = self.block(self.client(op))?;
-        let tx = self
-            .block(
-                client
-                    .build_transaction()
-                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start(),
-            )
-            .map_err(|e| classify(op, e))?;
-        let out = f(&PgView {
-            store: self,
-            tx: &tx,
-        });
-        // Read only: ending it either way is the same, and a dropped transaction queues its
-        // ROLLBACK on the connection without waiting for the answer (the next user of the
-        // connection is served after it), which saves a round trip per device request.
-        drop(tx);
+        let client = self.block(self.client(op))?;
+        let view = view::PgView::new(self, &client, op);
+        let out = f(&view);
+        let begun = view.begun();
+        if begun {
+            // Read only: ending it either way is the same. The ROLLBACK runs on the store's
+            // runtime, which returns the connection to the pool once it is answered: the
+            // request does not wait a round trip for it.
+            self.runtime().spawn(async move {
+                if let Err(e) = client.batch_execute("ROLLBACK").await {
+                    tracing::debug!(error = %e, "ending a read-only view failed");
+                }
+            });
+        }
         out
     }
 
@@ -665,63 +662,5 @@ impl Store for PgStore {
 
     fn backend(&self) -> String {
         format!("postgresql {}", self.target)
-    }
-}
-
-/// A [`View`]: one read-only REPEATABLE READ transaction (one snapshot).
-struct PgView<'a> {
-    store: &'a PgStore,
-    tx: &'a deadpool_postgres::Transaction<'a>,
-}
-
-impl View for PgView<'_> {
-    fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool> {
-        self.store.block(relays::verify(self.tx, name, secret))
-    }
-
-    fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool> {
-        let stored = self
-            .store
-            .block(inventory::device_token_hash(self.tx, vin))?;
-        Ok(device_token_matches(stored.as_deref(), token))
-    }
-
-    fn ecu_keys(&self, vin: &str) -> Result<Option<RegisteredVehicle>> {
-        self.store
-            .block(ecu_keys::ecu_keys(self.tx, &self.store.keys, vin))
-    }
-
-    fn get_vehicle_metadata(
-        &self,
-        vin: &str,
-        role: MetadataRole,
-    ) -> Result<Option<StoredMetadata>> {
-        self.store.block(metadata::get(self.tx, vin, role))
-    }
-
-    fn get_vehicle_metadata_version(
-        &self,
-        vin: &str,
-        role: MetadataRole,
-        version: u64,
-    ) -> Result<Option<Vec<u8>>> {
-        self.store
-            .block(metadata::get_version(self.tx, vin, role, version))
-    }
-
-    fn active_assignments(&self, vin: &str) -> Result<Vec<Assignment>> {
-        self.store.block(assignments::list(self.tx, vin, true))
-    }
-
-    fn get_root(&self, version: u64) -> Result<Option<Vec<u8>>> {
-        self.store.block(metadata::get_root(self.tx, version))
-    }
-
-    fn latest_root(&self) -> Result<Option<(u64, Vec<u8>)>> {
-        self.store.block(metadata::latest_root(self.tx))
-    }
-
-    fn latest_offline_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>> {
-        self.store.block(offline::latest_snapshot(self.tx))
     }
 }

@@ -6,7 +6,7 @@ use crate::{Error, Result};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql};
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 
 pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -30,6 +30,23 @@ pub(super) async fn query_opt(
 ) -> Result<Option<Row>> {
     let stmt = c.prepare_cached(sql).await.map_err(pg(op))?;
     c.query_opt(&stmt, params).await.map_err(pg(op))
+}
+
+/// `sql`'s statements, each prepared once per connection and cached: what a pipeline
+/// prepares before it sends anything. A statement still to be prepared would go out behind
+/// its Parse round trip, after requests polled later, so a pipeline whose order matters
+/// (its first statement takes a lock) prepares them all first.
+pub(super) async fn prepare_all<const N: usize>(
+    c: &impl GenericClient,
+    op: &'static str,
+    sql: [&str; N],
+) -> Result<[Statement; N]> {
+    let mut out = Vec::with_capacity(N);
+    for s in sql {
+        out.push(c.prepare_cached(s).await.map_err(pg(op))?);
+    }
+    out.try_into()
+        .map_err(|_| Error::corrupt(op, "prepared statements miscounted"))
 }
 
 /// How many rows `sql` changed.
