@@ -320,36 +320,6 @@ fn a_module_that_leaves_a_stream_unread_fails_its_download() {
     assert!(!root.join("streamed").exists());
 }
 
-/// State scripts named `names` under `dir/scripts-<tag>/`, each logging its name to `log`;
-/// those in `failing` exit 1. Returns the `-s PATH` arguments for mender-artifact.
-fn state_scripts(
-    dir: &Path,
-    tag: &str,
-    names: &[&str],
-    failing: &[&str],
-    log: &Path,
-) -> Vec<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let scripts = dir.join(format!("scripts-{tag}"));
-    std::fs::create_dir_all(&scripts).unwrap();
-    let mut args = Vec::new();
-    for name in names {
-        let exit = if failing.contains(name) { 1 } else { 0 };
-        let path = scripts.join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\necho {name} >> '{}'\nexit {exit}\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        args.extend(["-s".to_owned(), path.display().to_string()]);
-    }
-    args
-}
-
 #[test]
 fn artifact_state_scripts_run_around_the_module_states() {
     let Some((mut v, tool)) = vehicle("artifact_state_scripts_run_around_the_module_states") else {
@@ -399,7 +369,7 @@ fn artifact_state_scripts_run_around_the_module_states() {
     let v1 = make(
         "app-1",
         b"level = 1\n",
-        state_scripts(d, "1", &all, &[], &log),
+        mender_fixture::state_scripts(&d.join("scripts-1"), &all, &[], &log),
     );
     offer(
         &mut v,
@@ -421,7 +391,12 @@ fn artifact_state_scripts_run_around_the_module_states() {
     let v2 = make(
         "app-2",
         b"level = 2\n",
-        state_scripts(d, "2", &all, &["ArtifactInstall_Enter_01_second"], &log),
+        mender_fixture::state_scripts(
+            &d.join("scripts-2"),
+            &all,
+            &["ArtifactInstall_Enter_01_second"],
+            &log,
+        ),
     );
     offer(
         &mut v,

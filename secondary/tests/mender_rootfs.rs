@@ -138,28 +138,6 @@ fn a_rootfs_image_artifact_installs_into_the_inactive_slot_and_boots() {
     );
 }
 
-/// State scripts named `names` in `dir`, each appending its name to `log`; those in
-/// `failing` exit 1. Returns the `-s NAME` arguments for mender-artifact (run in `dir`).
-fn scripts(dir: &Path, names: &[&str], failing: &[&str], log: &Path) -> Vec<String> {
-    let mut args = Vec::new();
-    for name in names {
-        let path = dir.join(name);
-        let exit = if failing.contains(name) { 1 } else { 0 };
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\necho {name} >> '{}'\nexit {exit}\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        args.push("-s".to_owned());
-        args.push(name.to_string());
-    }
-    args
-}
-
 #[test]
 fn a_rootfs_image_artifacts_state_scripts_run_around_the_os_states() {
     let test = "a_rootfs_image_artifacts_state_scripts_run_around_the_os_states";
@@ -182,7 +160,7 @@ fn a_rootfs_image_artifacts_state_scripts_run_around_the_os_states() {
         "ArtifactFailure_Enter_00",
         "ArtifactFailure_Leave_00",
     ];
-    let args = scripts(work.path(), &all, &[], &log);
+    let args = mender_fixture::state_scripts(&work.path().join("s-2"), &all, &[], &log);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let image2 = noise(64 << 10, 4);
     let artifact = rootfs_artifact(&tool, work.path(), "release-2", &image2, &args);
@@ -198,7 +176,12 @@ fn a_rootfs_image_artifacts_state_scripts_run_around_the_os_states() {
 
     // ArtifactCommit_Enter fails: the update rolls back to slot b, with the rollback and
     // failure scripts, and the scripts are gone afterwards.
-    let args = scripts(work.path(), &all, &["ArtifactCommit_Enter_00"], &log);
+    let args = mender_fixture::state_scripts(
+        &work.path().join("s-3"),
+        &all,
+        &["ArtifactCommit_Enter_00"],
+        &log,
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let artifact = rootfs_artifact(&tool, work.path(), "release-3", &noise(64 << 10, 5), &args);
     offer(&mut v, &mut ecu, "release-3", &artifact, 3);
