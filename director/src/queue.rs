@@ -60,6 +60,18 @@ pub fn served_pairs(bytes: &[u8]) -> BTreeSet<(String, String)> {
     pairs
 }
 
+/// The ids of the `pending` assignments that signed Director targets `bytes` serve: those
+/// are now in flight (an assignment added after the bytes were signed waits for the next
+/// signing).
+pub fn served_ids(pending: Vec<Assignment>, bytes: &[u8]) -> Vec<i64> {
+    let served = served_pairs(bytes);
+    pending
+        .into_iter()
+        .filter(|a| served.contains(&(a.target_name.clone(), a.ecu_serial.clone())))
+        .map(|a| a.id)
+        .collect()
+}
+
 /// One active assignment of an ECU, as a report is checked against it.
 #[derive(Debug, Clone)]
 pub struct Active {

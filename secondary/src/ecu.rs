@@ -394,9 +394,7 @@ impl Ecu {
     fn acceptable(&mut self, a: &Assignment) -> Result<()> {
         let domain = domain_of(a);
         let installer = self.installers.get(a.target_name(), &domain)?;
-        if a.custom().extra.contains_key(crate::mender::CUSTOM_FIELD)
-            && !installer.takes_mender_artifacts()
-        {
+        if crate::mender::is_artifact(a.custom()) && !installer.takes_mender_artifacts() {
             return Err(Error::TargetKind {
                 target: a.target_name().to_owned(),
                 detail: format!("it is a Mender artifact, and this ECU's {domain} installer does not unpack Mender artifacts; expected an update module's domain"),

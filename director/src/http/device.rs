@@ -4,7 +4,7 @@ use super::errors::ApiError;
 use super::{auth, blocking, AppState, MAX_MANIFEST_BYTES};
 use crate::manifests::{process_manifest_judged, DEFAULT_MAX_SKEW};
 use crate::model::{Assignment, AssignmentStatus, MetadataRole};
-use crate::queue::served_pairs;
+use crate::queue::served_ids;
 use crate::store::{self, Prefetch};
 use crate::vehicle_metadata::VehicleSigner;
 use axum::body::Body;
@@ -94,15 +94,9 @@ pub async fn metadata(
         bytes
     } else {
         blocking(move || {
-            // Only what these bytes name is now in flight (an assignment added after they
-            // were signed waits for the next signing). The bytes are parsed only when
-            // something is pending: most fetches find nothing to mark.
-            let served = served_pairs(&bytes);
-            let ids: Vec<i64> = pending
-                .into_iter()
-                .filter(|a| served.contains(&(a.target_name.clone(), a.ecu_serial.clone())))
-                .map(|a| a.id)
-                .collect();
+            // The bytes are parsed only when something is pending: most fetches find
+            // nothing to mark.
+            let ids = served_ids(pending, &bytes);
             if !ids.is_empty() {
                 store.mark_in_flight(&ids)?;
             }

@@ -38,13 +38,7 @@ pub async fn pack(
     auth::admin(&state, &headers, Scope::Write).await?;
     let reply = blocking(move || {
         let store = state.store.as_ref();
-        let registered = store
-            .list_relays()?
-            .into_iter()
-            .any(|r| r.name == name && r.revoked_at.is_none());
-        if !registered {
-            return Err(crate::Error::UnknownRelay { name }.into());
-        }
+        super::relays::require_registered(store, &name)?;
         let (files, pending) = store::read(store, "relay pack", |view| -> Result<_, ApiError> {
             if view.ecu_keys(&vin)?.is_none() {
                 return Err(crate::Error::UnknownVehicle { vin: vin.clone() }.into());
@@ -86,12 +80,7 @@ pub async fn pack(
                 .collect();
             Ok((files, pending))
         })??;
-        let served = crate::queue::served_pairs(&files["targets.json"]);
-        let ids: Vec<i64> = pending
-            .into_iter()
-            .filter(|a| served.contains(&(a.target_name.clone(), a.ecu_serial.clone())))
-            .map(|a| a.id)
-            .collect();
+        let ids = crate::queue::served_ids(pending, &files["targets.json"]);
         if !ids.is_empty() {
             store.mark_in_flight(&ids)?;
         }

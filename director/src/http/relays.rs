@@ -89,13 +89,7 @@ pub async fn import_manifest(
     let CarriedQuery { vin, received_at } = query.0;
     let id = blocking(move || {
         let store = state.store.as_ref();
-        let registered = store
-            .list_relays()?
-            .into_iter()
-            .any(|r| r.name == name && r.revoked_at.is_none());
-        if !registered {
-            return Err(crate::Error::UnknownRelay { name }.into());
-        }
+        require_registered(store, &name)?;
         let now = state.clock.now();
         let judged_at = super::relayed::judge_receipt_time(
             &name,
@@ -126,4 +120,22 @@ pub async fn import_manifest(
     })
     .await?;
     Ok(Json(serde_json::json!({ "id": id })).into_response())
+}
+
+/// Refused, naming the relay, unless `name` is a registered relay that is not revoked.
+pub(super) fn require_registered(
+    store: &dyn crate::store::Store,
+    name: &str,
+) -> Result<(), ApiError> {
+    let registered = store
+        .list_relays()?
+        .into_iter()
+        .any(|r| r.name == name && r.revoked_at.is_none());
+    if !registered {
+        return Err(crate::Error::UnknownRelay {
+            name: name.to_owned(),
+        }
+        .into());
+    }
+    Ok(())
 }

@@ -106,8 +106,7 @@ pub fn confirm_install(
             expected(),
         ));
     };
-    let custom: ImageCustom = serde_json::from_value(flight.job.custom.clone())
-        .map_err(|e| state.corrupt("install journal custom", e))?;
+    let custom = state.job_custom(&flight.job)?;
     let waiting = crate::install::confirm::job_name(&flight.job.target, custom.name.as_deref());
     let waiting_version = custom.version.clone();
     let found = || {

@@ -182,7 +182,7 @@ impl OsInstaller {
     /// rootfs-image artifact. Returns the length and hashes to read the slot back against.
     fn write_slot(&self, job: &InstallJob<'_>, slot: usize) -> Result<(u64, Hashes)> {
         let path = &self.slots[slot];
-        if rootfs_artifact::is_artifact(job) {
+        if crate::mender::is_artifact(job.custom) {
             let written = rootfs_artifact::write(job, path)?;
             return Ok((written.length, written.hashes));
         }
@@ -253,7 +253,7 @@ impl Installer for OsInstaller {
         if let Some(scripts) = &self.scripts {
             scripts.clear()?;
         }
-        if rootfs_artifact::is_artifact(job) {
+        if crate::mender::is_artifact(job.custom) {
             let artifact = rootfs_artifact::check_headers(job, self.scripts.is_some())?;
             if let Some(scripts) = &self.scripts {
                 scripts.save(&artifact.scripts)?;

@@ -168,16 +168,9 @@ pub(crate) fn resume(
         return Ok(None);
     };
     tracing::warn!(target = %record.target, domain = %record.domain, state = %journaled, "resuming an interrupted install");
-    let custom: ImageCustom = serde_json::from_value(record.custom.clone())
-        .map_err(|e| state.corrupt("install journal custom", e))?;
+    let custom = state.job_custom(&record)?;
     let installer = installers.get(&record.target, &record.domain)?;
-    let job = InstallJob {
-        target_name: &record.target,
-        custom: &custom,
-        image: &record.image,
-        length: record.length,
-        hashes: &record.hashes,
-    };
+    let job = job_of(&record, &custom);
     installer.restarted(&job)?;
     let (start, fallback) = restart_rule(&journaled);
     let reason = reason.or(fallback);
@@ -214,16 +207,9 @@ pub(crate) fn settle(
     let Some(InFlight { job: record, .. }) = state.in_flight()? else {
         return Ok(None);
     };
-    let custom: ImageCustom = serde_json::from_value(record.custom.clone())
-        .map_err(|e| state.corrupt("install journal custom", e))?;
+    let custom = state.job_custom(&record)?;
     let installer = installers.get(&record.target, &record.domain)?;
-    let job = InstallJob {
-        target_name: &record.target,
-        custom: &custom,
-        image: &record.image,
-        length: record.length,
-        hashes: &record.hashes,
-    };
+    let job = job_of(&record, &custom);
     let mut journal = StateJournal {
         state,
         record: &record,
@@ -239,6 +225,17 @@ pub(crate) fn settle(
         true,
         None,
     )))
+}
+
+/// The install job a journaled `record` describes.
+fn job_of<'a>(record: &'a JobRecord, custom: &'a ImageCustom) -> InstallJob<'a> {
+    InstallJob {
+        target_name: &record.target,
+        custom,
+        image: &record.image,
+        length: record.length,
+        hashes: &record.hashes,
+    }
 }
 
 #[cfg(test)]

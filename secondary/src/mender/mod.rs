@@ -35,6 +35,11 @@ pub use payload::{DiscardPayload, PayloadSink};
 /// `{"format": 3, "artifactName": …, "payloadType": …, "files": [{"name", "size"}]}`.
 pub const CUSTOM_FIELD: &str = "mender";
 
+/// Whether a target's custom metadata marks it as a Mender artifact ([`CUSTOM_FIELD`]).
+pub fn is_artifact(custom: &ferry_core::metadata::uptane::ImageCustom) -> bool {
+    custom.extra.contains_key(CUSTOM_FIELD)
+}
+
 /// The target custom field asking the module installer to unpack a plain target, a tar, into
 /// the module's `files/` (several files per target): `"moduleFiles": "tar"`.
 pub const FILES_FIELD: &str = "moduleFiles";

@@ -37,6 +37,14 @@ pub struct InFlight {
     pub job: JobRecord,
 }
 
+impl State {
+    /// The custom metadata `job` was journaled with, decoded.
+    pub fn job_custom(&self, job: &JobRecord) -> Result<ferry_core::metadata::uptane::ImageCustom> {
+        serde_json::from_value(job.custom.clone())
+            .map_err(|e| self.corrupt("install journal custom", e))
+    }
+}
+
 /// Move the install in flight to `state` and append it to the history, inside the caller's
 /// transaction. The first failure reason sticks: later steps of a rollback keep naming the
 /// check that started it.

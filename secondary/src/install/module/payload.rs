@@ -23,11 +23,10 @@ pub enum Kind {
 
 impl Kind {
     pub fn of(job: &InstallJob<'_>) -> Result<Kind> {
-        let extra = &job.custom.extra;
-        if extra.contains_key(mender::CUSTOM_FIELD) {
+        if mender::is_artifact(job.custom) {
             return Ok(Kind::Mender);
         }
-        match extra.get(mender::FILES_FIELD) {
+        match job.custom.extra.get(mender::FILES_FIELD) {
             None => Ok(Kind::File),
             Some(v) if v == "tar" => Ok(Kind::Tar),
             Some(other) => Err(Error::UpdateModule {

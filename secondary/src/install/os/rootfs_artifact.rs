@@ -20,11 +20,6 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-/// Whether `job` delivers a Mender artifact rather than a plain image.
-pub fn is_artifact(job: &InstallJob<'_>) -> bool {
-    job.custom.extra.contains_key(mender::CUSTOM_FIELD)
-}
-
 /// The image written into a slot: its length and the hashes to read it back against.
 #[derive(Debug)]
 pub struct Written {
