@@ -148,7 +148,13 @@ impl Ecu {
             .with_confirm(crate::install::confirm::window(
                 config.app.confirm,
                 config.app.confirm_timeout_secs,
-            ));
+            ))
+            .with_keep_previous(
+                config
+                    .app
+                    .keep_previous
+                    .unwrap_or(crate::install::app::DEFAULT_KEEP_PREVIOUS),
+            );
         app.recover()?;
         let mut installers = Installers::new();
         installers.add(Box::new(app));

@@ -7,13 +7,20 @@
 //! renames the live directory to `.<name>.backup` and the new one into place, so the swap is
 //! two renames on one file system. A crash between them leaves a backup and no
 //! live copy, which [`AppInstaller::recover`] restores at start. With `[app] confirm = "app"`
-//! the backup stays until the application confirms ([`super::confirm`]); a commit deletes it.
+//! the backup stays until the application confirms ([`super::confirm`]); a commit moves it
+//! among the kept versions ([`kept`], `keep_previous`, default 1) or, with 0, deletes it.
+
+pub mod kept;
 
 use super::{capture, InstallJob, Installer};
 use crate::error::{Error, Result};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+
+/// Replaced versions of an app kept after a commit unless `[app] keep_previous` says
+/// otherwise: as many as the container domain keeps.
+pub const DEFAULT_KEEP_PREVIOUS: usize = 1;
 
 #[derive(Debug, Clone)]
 pub struct AppInstaller {
@@ -24,6 +31,8 @@ pub struct AppInstaller {
     health_timeout: std::time::Duration,
     /// The application's confirmation window (`[app] confirm = "app"`).
     confirm: Option<std::time::Duration>,
+    /// Earlier versions of an app kept after a commit.
+    keep_previous: usize,
 }
 
 /// The paths of one app.
@@ -110,7 +119,15 @@ impl AppInstaller {
             health_check,
             health_timeout: capture::DEFAULT_TIMEOUT,
             confirm: None,
+            keep_previous: DEFAULT_KEEP_PREVIOUS,
         }
+    }
+
+    /// Keep the `n` most recent replaced versions of each app after a commit (default
+    /// [`DEFAULT_KEEP_PREVIOUS`]).
+    pub fn with_keep_previous(mut self, n: usize) -> Self {
+        self.keep_previous = n;
+        self
     }
 
     /// Commit only once the application confirms, within `window` (`None`: at verify).
@@ -230,7 +247,8 @@ impl Installer for AppInstaller {
 
     fn commit(&mut self, job: &InstallJob<'_>) -> Result<()> {
         let p = self.paths(job)?;
-        // The old version goes: the app domain keeps no image after a commit.
+        // The replaced version joins the kept ones (by rename); beyond them it goes.
+        kept::Kept::new(&self.apps_dir, &p.name).keep(&p.backup, self.keep_previous)?;
         remove_dir(&p.backup)?;
         sync_dir(&self.apps_dir)
     }
