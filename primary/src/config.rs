@@ -380,6 +380,8 @@ impl Config {
             app_health_check: self.ecu.app_health_check.clone(),
             app_health_timeout_secs: self.ecu.app_health_timeout_secs,
             app: Default::default(),
+            // The Primary's own ECU commits at once: no application confirms it.
+            confirm_api: None,
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             // Never served either.
             http: ferry_http::Limits::DEFAULT,

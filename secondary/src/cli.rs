@@ -223,6 +223,17 @@ fn serve_ecu(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let limits = config.http;
     let tls = config.server_tls()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let confirm_api = match &config.confirm_api {
+        Some(api) => Some((
+            api.listen,
+            crate::http::confirm_api::router(
+                Arc::new(config.clone()),
+                &crate::http::confirm_api::load_token(api)?,
+                clock.clone(),
+            ),
+        )),
+        None => None,
+    };
     let mut ecu = Ecu::open_at(config, clock.now())?;
     ecu.use_clock(clock.clone());
     let info = ecu.info();
@@ -234,8 +245,24 @@ fn serve_ecu(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .await
             .map_err(|e| format!("listen = {listen}: cannot bind: {e}"))?;
         let addr = listener.local_addr()?;
+        let mut started = serde_json::json!({ "listening": addr.to_string() });
+        if let Some((at, router)) = confirm_api {
+            let confirm_listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("[confirm_api] listen = {at}: cannot bind: {e}"))?;
+            let confirm_addr = confirm_listener.local_addr()?;
+            started["confirm_api"] = confirm_addr.to_string().into();
+            tracing::info!(addr = %confirm_addr, "confirm API serving");
+            tokio::spawn(async move {
+                if let Err(e) =
+                    ferry_http::serve(confirm_listener, router, limits, shutdown_signal()).await
+                {
+                    tracing::error!(error = %e, "the confirm API stopped");
+                }
+            });
+        }
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", serde_json::json!({ "listening": addr.to_string() }))?;
+        writeln!(out, "{started}")?;
         out.flush()?;
         drop(out);
         tracing::info!(%addr, serial = %info.serial, verification = info.verification, "secondary serving");

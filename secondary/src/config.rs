@@ -62,6 +62,11 @@
 //! [app]                               # optional; the app domain's confirmation
 //! confirm = "app"                     # default "health": commit once verified
 //! confirm_timeout_secs = 120          # default 300
+//! keep_previous = 1                   # replaced versions kept (apps_dir/.NAME.kept/N); default 1
+//!
+//! [confirm_api]                       # optional; applications confirm over local HTTP:
+//! listen = "127.0.0.1:9302"           #   POST /confirm/DOMAIN/NAME[?version=V], loopback only
+//! token_file = "confirm.token"        #   Bearer token; 0600, created if absent (chown it to the app)
 //!
 //! [modules]                           # optional; Mender Update Module v3 domains (install::module)
 //! dir = "/usr/share/mender/modules/v3"   # the default; one executable per domain
@@ -153,6 +158,9 @@ pub struct Config {
     /// `[app]`: whether the app domain waits for the application's confirmation.
     #[serde(default)]
     pub app: crate::install::confirm::AppSettings,
+    /// `[confirm_api]`: applications confirm over HTTP on loopback (off unless given).
+    #[serde(default)]
+    pub confirm_api: Option<crate::install::confirm::ConfirmApiSettings>,
     #[serde(default = "default_max_metadata")]
     pub max_metadata_bytes: usize,
     /// `[http]`: what one client may take of the port ([`ferry_http::Limits`]; 16
@@ -468,6 +476,9 @@ impl Config {
         }
         self.container.resolve_paths(base);
         self.modules.resolve_paths(base);
+        if let Some(api) = &mut self.confirm_api {
+            fix(&mut api.token_file);
+        }
         if let Some(os) = &mut self.os {
             os.slots.iter_mut().for_each(fix);
             if let Some(env) = &mut os.boot_env {
@@ -629,7 +640,13 @@ impl Config {
         if self.app.confirm_timeout_secs == Some(0) {
             return bad("[app] confirm_timeout_secs must be at least 1".into());
         }
-        if let Some(problem) = self.container.problem().or(self.modules.problem()) {
+        let confirm_api = self.confirm_api.as_ref().and_then(|api| api.problem());
+        if let Some(problem) = self
+            .container
+            .problem()
+            .or(self.modules.problem())
+            .or(confirm_api)
+        {
             return bad(problem.into());
         }
         if let Some(os) = &self.os {
@@ -813,6 +830,11 @@ apps_dir = "apps"
         );
         assert_eq!(set.container.confirm_timeout_secs, Some(30));
         assert_eq!(set.container.keep_previous, Some(0));
+        let api = checked("[confirm_api]\nlisten = \"[::1]:9302\"\ntoken_file = \"t\"\n")
+            .unwrap()
+            .confirm_api
+            .unwrap();
+        assert_eq!(api.listen.port(), 9302);
         let unset = checked("").unwrap();
         assert_eq!(window(unset.container.confirm, Some(30)), None);
         for (text, name) in [
@@ -823,6 +845,10 @@ apps_dir = "apps"
             (
                 "[container]\nconfirm_timeout_secs = 0\n",
                 "[container] confirm_timeout_secs",
+            ),
+            (
+                "[confirm_api]\nlisten = \"0.0.0.0:9302\"\ntoken_file = \"t\"\n",
+                "[confirm_api] listen must be a loopback address",
             ),
         ] {
             let e = checked(text).unwrap_err();

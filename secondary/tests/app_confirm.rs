@@ -3,7 +3,7 @@
 //! is rolled back once the (short, configured) window passes, with `last_install` naming the
 //! check; one confirmed with `ferry-secondary confirm` is committed, and the replaced image's
 //! blobs are deleted from the content-addressed store with `keep_previous = 0` and kept with
-//! `keep_previous = 1`. A confirmation for another name, domain or version is refused by name
+//! `keep_previous = 1` (the replaced app version likewise, under `apps/.NAME.kept/`). A confirmation for another name, domain or version is refused by name
 //! and changes nothing; a kill -9 of the daemon during the wait neither loses nor commits it.
 #![allow(clippy::unwrap_used)]
 
@@ -42,6 +42,8 @@ struct Node {
     config: PathBuf,
     child: Option<Child>,
     addr: String,
+    /// The `[confirm_api]` listener's address.
+    confirm_addr: String,
     http: Client,
 }
 
@@ -53,7 +55,7 @@ impl Drop for Node {
 
 impl Node {
     /// A daemon with `confirm = "app"` for both domains, a `window` in seconds and
-    /// `keep_previous` for the container store.
+    /// `keep_previous` for both.
     fn new(window: u64, keep_previous: usize) -> Node {
         let mut v = Vehicle::new(ferry_secondary::VerificationMode::Full);
         // The daemon reads the system clock: metadata valid by it.
@@ -73,8 +75,10 @@ impl Node {
              listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndirector_root = \"director.root.json\"\n\
              image_root = \"image.root.json\"\napps_dir = \"apps\"\n\
              [app]\nconfirm = \"app\"\nconfirm_timeout_secs = {window}\n\
+             keep_previous = {keep_previous}\n\
              [container]\nhook = [[\"sh\", \"-c\", {hook:?}]]\nconfirm = \"app\"\n\
-             confirm_timeout_secs = {window}\nkeep_previous = {keep_previous}\n"
+             confirm_timeout_secs = {window}\nkeep_previous = {keep_previous}\n\
+             [confirm_api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"confirm.token\"\n"
         );
         let config = root.join("secondary.toml");
         std::fs::write(&config, toml).unwrap();
@@ -85,6 +89,7 @@ impl Node {
             config,
             child: None,
             addr: String::new(),
+            confirm_addr: String::new(),
             http,
         };
         node.start();
@@ -107,6 +112,7 @@ impl Node {
         let line: Value = serde_json::from_str(&first)
             .unwrap_or_else(|_| panic!("daemon did not start: {first:?}\n{}", self.log()));
         self.addr = line["listening"].as_str().unwrap().to_owned();
+        self.confirm_addr = line["confirm_api"].as_str().unwrap().to_owned();
         self.child = Some(child);
     }
 
@@ -156,6 +162,27 @@ impl Node {
             .args(args)
             .output()
             .unwrap()
+    }
+
+    /// `POST /confirm/PATH` on the confirm API, as an application calls it, with `token`.
+    fn confirm_over_http(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut request = self
+            .http
+            .post(format!("http://{}/confirm/{path}", self.confirm_addr));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    /// The token the daemon wrote into `token_file`.
+    fn confirm_token(&self) -> String {
+        let path = self.root.join("confirm.token");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the token file is its owner's alone");
+        std::fs::read_to_string(path).unwrap().trim().to_owned()
     }
 
     fn confirmed(&self, args: &[&str]) {
@@ -282,6 +309,33 @@ fn a_confirmed_container_is_committed_and_the_old_image_deleted_with_keep_previo
 }
 
 #[test]
+fn an_application_confirms_over_the_local_http_api_with_its_token() {
+    let node = container_v2_waiting(600, 1);
+    let token = node.confirm_token();
+    // No token, or another: refused, naming the check; nothing confirmed.
+    for wrong in [None, Some("not-the-token")] {
+        let (status, body) = node.confirm_over_http("container/web", wrong);
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("confirm token check failed"), "{body}");
+    }
+    // Another name or version: 409 naming what waits.
+    let (status, body) = node.confirm_over_http("container/other", Some(&token));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("application confirmation"), "{body}");
+    let (status, body) = node.confirm_over_http("container/web?version=9", Some(&token));
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(node.status()["in_flight"], "confirm", "still waiting");
+    // The right one commits v2, as `ferry-secondary confirm` would.
+    let (status, body) = node.confirm_over_http("container/web?version=2", Some(&token));
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["target"], "containers/web-2.tar");
+    let status = node.settled();
+    assert_eq!(status["last_install"]["result"], "success", "{status}");
+    assert_eq!(node.current(), image(2).id);
+}
+
+#[test]
 fn a_confirmed_container_keeps_the_old_image_with_keep_previous_1() {
     let node = container_v2_waiting(600, 1);
     node.confirmed(&["container", "web"]);
@@ -340,7 +394,11 @@ fn app(version: u8) -> (String, Vec<u8>, Value) {
 
 /// App v1 installed and confirmed; v2 installed, waiting.
 fn app_v2_waiting(window: u64) -> Node {
-    let mut node = Node::new(window, 1);
+    app_v2_waiting_keeping(window, 1)
+}
+
+fn app_v2_waiting_keeping(window: u64, keep_previous: usize) -> Node {
+    let mut node = Node::new(window, keep_previous);
     let (name, content, custom) = app(1);
     node.install(&name, &content, custom);
     node.confirmed(&["app", "demo"]);
@@ -371,8 +429,8 @@ fn an_app_never_confirmed_is_rolled_back_after_the_window() {
 }
 
 #[test]
-fn a_confirmed_app_is_committed_and_the_old_version_deleted() {
-    let node = app_v2_waiting(600);
+fn a_confirmed_app_is_committed_and_the_old_version_deleted_with_keep_previous_0() {
+    let node = app_v2_waiting_keeping(600, 0);
     let refused = node.confirm(&["app", "other"]);
     assert!(!refused.status.success());
     node.confirmed(&["app", "demo", "--version", "2", "--json"]);
@@ -389,6 +447,33 @@ fn a_confirmed_app_is_committed_and_the_old_version_deleted() {
         "the old version's backup is deleted"
     );
     assert_eq!(names(&apps.join("demo")), ["demo-2.bin"]);
+}
+
+#[test]
+fn a_confirmed_app_keeps_the_replaced_versions_up_to_keep_previous() {
+    let mut node = app_v2_waiting_keeping(600, 1);
+    node.confirmed(&["app", "demo", "--version", "2"]);
+    assert_eq!(node.settled()["last_install"]["result"], "success");
+    let apps = node.v.config.apps_dir.clone();
+    assert_eq!(names(&apps), [".demo.kept", "demo"]);
+    let kept = apps.join(".demo.kept");
+    assert_eq!(names(&kept), ["1"]);
+    assert_eq!(
+        std::fs::read(kept.join("1/demo-1.bin")).unwrap(),
+        b"demo app v1",
+        "v1 is kept as it ran"
+    );
+    // v3: v2 is kept in its turn and v1, beyond keep_previous = 1, deleted.
+    let (name, content, custom) = app(3);
+    node.install(&name, &content, custom);
+    node.confirmed(&["app", "demo", "--version", "3"]);
+    assert_eq!(node.settled()["last_install"]["result"], "success");
+    assert_eq!(names(&kept), ["2"]);
+    assert_eq!(
+        std::fs::read(kept.join("2/demo-2.bin")).unwrap(),
+        b"demo app v2"
+    );
+    assert_eq!(names(&apps.join("demo")), ["demo-3.bin"]);
 }
 
 /// In process, with the time injected: the window counts from the journaled `confirm`, also

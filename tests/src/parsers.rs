@@ -165,6 +165,7 @@ fn secondary_ecus() -> Option<SecondaryEcus> {
             app_health_check: None,
             app_health_timeout_secs: None,
             app: Default::default(),
+            confirm_api: None,
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             http: Default::default(),
             tls: None,

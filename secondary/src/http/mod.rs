@@ -21,6 +21,7 @@
 //! body, 500 for a local failure. A refused bundle or image changes nothing: a verified
 //! target and the image received for it stay ready for `POST /install`. The ECU's work (SQLite, file I/O) runs on the blocking pool.
 
+pub mod confirm_api;
 mod errors;
 mod handlers;
 

@@ -3,6 +3,9 @@
 //! commit a verified install only once the application confirms it, through `ferry-secondary
 //! confirm DOMAIN NAME` (which journals `confirmed` in `state.db`; the daemon polls it), within
 //! `confirm_timeout_secs` of the new version starting; otherwise the daemon rolls it back.
+//! An application that cannot run the binary (a container, say) confirms with a local HTTP
+//! call instead: `[confirm_api]` ([`ConfirmApiSettings`], served by
+//! [`crate::http::confirm_api`]), the same check and the same journal entry.
 
 use serde::Deserialize;
 use std::time::Duration;
@@ -31,6 +34,30 @@ pub struct AppSettings {
     /// Seconds the application has to confirm; default 300.
     #[serde(default)]
     pub confirm_timeout_secs: Option<u64>,
+    /// Replaced versions of each app kept after a commit (under `.<name>.kept/` in
+    /// `apps_dir`); default 1, as the container domain.
+    #[serde(default)]
+    pub keep_previous: Option<usize>,
+}
+
+/// `[confirm_api]` in secondary.toml: where applications confirm over HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmApiSettings {
+    /// A loopback address (`127.0.0.1:9302`, `[::1]:9302`): the call is the application's on
+    /// this host, never the network's.
+    pub listen: std::net::SocketAddr,
+    /// The bearer token a call must present: a file only its owner may read (0600; give it
+    /// to the application's user with chown). Created with a fresh random token if absent.
+    pub token_file: std::path::PathBuf,
+}
+
+impl ConfirmApiSettings {
+    /// Why the settings are unusable, if they are.
+    pub fn problem(&self) -> Option<&'static str> {
+        (!self.listen.ip().is_loopback())
+            .then_some("[confirm_api] listen must be a loopback address (127.0.0.1 or ::1)")
+    }
 }
 
 /// The confirmation window of `mode`: none unless `App`.

@@ -130,6 +130,7 @@ impl Vehicle {
             app_health_check: None,
             app_health_timeout_secs: None,
             app: Default::default(),
+            confirm_api: None,
             max_metadata_bytes: ferry_secondary::config::DEFAULT_MAX_METADATA_BYTES,
             http: Default::default(),
             tls: None,
