@@ -3,6 +3,8 @@
 //! same Update Module (issue #21):
 //! - the sequence of module calls, recorded by the module itself, is the same for an
 //!   artifact that installs and for one whose ArtifactInstall fails and is rolled back;
+//! - so is each call's environment (what the client added to or changed in the environment
+//!   it was started with, and the working directory) and that of an artifact state script;
 //! - four artifacts (installable with a group and an extra provide, installable without a
 //!   group, depends unmet, another group required) get the same verdicts, and the provides afterwards are the
 //!   same as `mender show-provides` reports.
@@ -42,18 +44,21 @@ impl Drop for Installed {
     }
 }
 
-/// A module that appends each call's state to `log`, answers the queries as a module that
-/// supports rollback and needs no reboot, and fails ArtifactInstall when its payload holds
-/// `fail-install`.
+/// A module that appends each call's state to `log` and its environment to [`env_log`]
+/// (the file tree written `TREE`), answers the queries as a module that supports rollback
+/// and needs no reboot, and fails ArtifactInstall when its payload holds `fail-install`.
 fn install_module(name: &str, log: &Path) -> std::io::Result<Installed> {
     let module = Path::new(MODULES).join(name);
     std::fs::write(
         &module,
         format!(
-            "#!/bin/sh\necho \"$1\" >> '{log}'\ncase \"$1\" in\n\
+            "#!/bin/sh\necho \"$1\" >> '{log}'\n\
+             {{ echo \"== $1\"; echo \"CWD=$(pwd -P)\"; tr '\\0' '\\n' < /proc/$$/environ; }} | sed \"s|$2|TREE|g\" >> '{env}'\n\
+             case \"$1\" in\n\
              SupportsRollback) echo Yes;;\nNeedsArtifactReboot) echo No;;\n\
              ArtifactInstall) [ -f \"$2/files/fail-install\" ] && exit 1;;\nesac\nexit 0\n",
-            log = log.display()
+            log = log.display(),
+            env = env_log(log).display(),
         ),
     )?;
     std::fs::set_permissions(&module, std::fs::Permissions::from_mode(0o755))?;
@@ -67,6 +72,50 @@ fn install_module(name: &str, log: &Path) -> std::io::Result<Installed> {
         installed.artifact_info = Some(ARTIFACT_INFO.into());
     }
     Ok(installed)
+}
+
+/// Where the module and the state script write the environment of each call: as it was
+/// exec'd (`/proc/$$/environ`), before the shell adjusts PWD to its working directory.
+fn env_log(log: &Path) -> PathBuf {
+    log.with_extension("env")
+}
+
+/// An artifact state script (ArtifactInstall_Enter_00) that records its environment.
+fn env_script(dir: &Path, log: &Path) -> PathBuf {
+    let script = dir.join("ArtifactInstall_Enter_00");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{{ echo \"== script ArtifactInstall_Enter_00 $#\"; echo \"CWD=$(pwd -P)\"; tr '\\0' '\\n' < /proc/$$/environ; }} >> '{}'\n",
+            env_log(log).display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// Each call's environment as recorded since the last take (emptied): what the client set
+/// that differs from the test's own environment (which both clients inherit; RUST_LOG is
+/// the one variable the test gives ferry-secondary alone), and the working directory.
+fn take_envs(log: &Path) -> Vec<(String, BTreeMap<String, String>)> {
+    let path = env_log(log);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    let ours: BTreeMap<String, String> = std::env::vars().collect();
+    let mut calls: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(call) = line.strip_prefix("== ") {
+            calls.push((call.to_owned(), BTreeMap::new()));
+        } else if let (Some((key, value)), Some((_, env))) =
+            (line.split_once('='), calls.last_mut())
+        {
+            if key != "RUST_LOG" && ours.get(key).map(String::as_str) != Some(value) {
+                env.insert(key.to_owned(), value.to_owned());
+            }
+        }
+    }
+    calls
 }
 
 fn tools_present(test: &str) -> bool {
@@ -237,17 +286,36 @@ fn ferry_and_the_real_mender_client_call_the_module_alike_and_agree_on_verdicts_
     let mender = Mender::new(scratch.path().join("mender"));
     let d = scratch.path();
 
-    // The module's calls, for an install and for a failed install rolled back.
+    // The module's calls and their environments, for an install (with a state script) and
+    // for a failed install rolled back.
+    let script = env_script(d, &log);
+    let with_script = ["-s", script.to_str().unwrap()];
     for (name, payload, installs) in [("p-1", "app.conf", true), ("p-2", "fail-install", false)] {
-        let file = artifact(d, &kind, name, payload, &[]);
+        let extra: &[&str] = if installs { &with_script } else { &[] };
+        let file = artifact(d, &kind, name, payload, extra);
         take_calls(&log);
+        take_envs(&log);
         assert_eq!(mender.install(&file), installs, "mender on {name}");
-        let by_mender = take_calls(&log);
+        let (by_mender, envs_by_mender) = (take_calls(&log), take_envs(&log));
         assert_eq!(ferry_install(&world, &file), installs, "ferry on {name}");
-        let by_ferry = take_calls(&log);
+        let (by_ferry, envs_by_ferry) = (take_calls(&log), take_envs(&log));
         eprintln!("{name}: mender {by_mender:?}, ferry {by_ferry:?}");
         assert!(!by_mender.is_empty(), "the module recorded Mender's calls");
         assert_eq!(by_ferry, by_mender, "module calls for {name}");
+        eprintln!("{name} environments: mender {envs_by_mender:?}, ferry {envs_by_ferry:?}");
+        // What the check is made of: Mender runs the module in its tree with PWD set.
+        let download = &envs_by_mender[0];
+        assert_eq!(download.1.get("CWD").map(String::as_str), Some("TREE"));
+        assert_eq!(download.1.get("PWD").map(String::as_str), Some("TREE"));
+        if installs {
+            assert!(
+                envs_by_mender
+                    .iter()
+                    .any(|(call, _)| call.starts_with("script ")),
+                "the state script ran under Mender"
+            );
+        }
+        assert_eq!(envs_by_ferry, envs_by_mender, "environments for {name}");
     }
 
     // Four artifacts: same verdicts, same provides after each.

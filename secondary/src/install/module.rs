@@ -257,7 +257,10 @@ impl ModuleInstaller {
         ];
         tracing::info!(module = self.domain, state, "update module call");
         let what = format!("update module {} in state {state}", self.domain);
-        capture::run(&argv, Some(&tree), &[], self.timeout)?.require_success(&what, &argv[0])
+        // As Mender runs it: in the file tree, with PWD saying so (Go's exec sets PWD with the
+        // working directory; a module that reads PWD rather than getcwd sees the tree).
+        let env = [("PWD", argv[2].clone())];
+        capture::run(&argv, Some(&tree), &env, self.timeout)?.require_success(&what, &argv[0])
     }
 
     fn record(&self) -> Result<Record> {

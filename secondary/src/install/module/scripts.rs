@@ -3,7 +3,9 @@
 //! update and run around the installer's states as Mender runs them: the `Enter` scripts before the state, the `Leave` scripts after it succeeded,
 //! the `Error` scripts after it failed; in name order. An Enter or Leave script that fails
 //! fails the state (its Error scripts then run); an Error script's failure is logged only.
-//! Scripts run under the module's time limit, with the work directory as working directory.
+//! Scripts run under the module's time limit, with no arguments, in the daemon's working
+//! directory and environment, as Mender 3.4 runs them (`tests/tests/mender_client_parity.rs`
+//! compares the two).
 //! An Enter or Leave script that exits 21 asks to be retried later, as in Mender: it runs
 //! again every `retry_interval` until it exits otherwise, for at most `retry_timeout` in all
 //! (Mender's StateScriptRetryIntervalSeconds and StateScriptRetryTimeoutSeconds; defaults 60
@@ -113,7 +115,9 @@ impl Scripts {
             // the sleeps between them, as Mender counts it.
             let mut retries_left = self.retry_timeout.as_millis() / self.retry_interval.as_millis();
             loop {
-                let done = capture::run(&argv, self.dir.parent(), &[], self.timeout)?;
+                // In the daemon's own working directory, no arguments, the daemon's
+                // environment: as Mender runs state scripts.
+                let done = capture::run(&argv, None, &[], self.timeout)?;
                 if done.code == Some(RETRY_LATER) && action != "Error" && retries_left > 0 {
                     retries_left -= 1;
                     tracing::info!(script = %argv[0], "state script asked to be retried later (exit 21)");
