@@ -177,6 +177,61 @@ fn an_image_installs_and_a_blob_already_stored_is_not_stored_again() {
     );
 }
 
+/// What `keep_previous` keeps an image for: the Director going back to it (a re-release of
+/// the old version, with a higher release counter) finds every blob and the layout already
+/// in the store, so nothing of it is written again: the same files, the same inodes.
+#[test]
+fn going_back_to_a_kept_image_writes_none_of_it_again() {
+    let (mut v, log) = vehicle(None);
+    assert_eq!(
+        v.config.container.keep_previous, None,
+        "the default keeps one"
+    );
+    let mut ecu = installed_v1(&mut v);
+    let (one, two) = (v1(), v2());
+    offer(
+        &mut v,
+        &mut ecu,
+        "containers/web-2.tar",
+        &two.tar(),
+        custom("2", 2),
+    );
+    ecu.install(now()).unwrap();
+    let kept: BTreeMap<String, (u64, String)> = content(&v)
+        .into_iter()
+        .filter(|(path, _)| {
+            one.blobs().iter().any(|b| path.ends_with(b.as_str()))
+                || path.starts_with(&format!("images/web/{}", one.id))
+        })
+        .collect();
+    assert!(
+        kept.len() > one.blobs().len(),
+        "v1's blobs and layout are kept: {kept:?}"
+    );
+
+    offer(
+        &mut v,
+        &mut ecu,
+        "containers/web-1-again.tar",
+        &one.tar(),
+        custom("1", 3),
+    );
+    ecu.install(now()).unwrap();
+    assert_eq!(current(&v).unwrap(), one.id);
+    let after = content(&v);
+    for (path, was) in &kept {
+        assert_eq!(after.get(path), Some(was), "{path} was not written again");
+    }
+    assert_eq!(
+        hook_log(&log).last().unwrap(),
+        &format!("install web:1 {}", one.id)
+    );
+    assert_eq!(
+        ecu.status().unwrap().provides["data-partition.web.version"],
+        "1"
+    );
+}
+
 #[test]
 fn an_archive_with_one_altered_blob_is_refused_and_nothing_changes() {
     let (mut v, log) = vehicle(None);
