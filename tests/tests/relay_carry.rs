@@ -43,11 +43,11 @@ fn queued_manifests_cross_a_diode_as_a_directory_and_are_accepted_once() {
     let world = World::start(Options::default());
     let site = Site::start(&world);
     world.assign_all();
-    assert_eq!(world.check().code, 0);
+    assert_eq!(site.check(&world).code, 0);
     let before = accepted(&world);
     site.cut();
     for _ in 0..2 {
-        let out = world.check();
+        let out = site.check(&world);
         assert_eq!(out.code, 0, "{out}");
     }
     let config = site.config.to_str().unwrap().to_owned();

@@ -1,14 +1,16 @@
 //! The gateway relay end to end (issue #20): real `ferry director serve`, `ferry repo serve`,
-//! `ferry relay serve`, `ferry-primary` and two `ferry-secondary` daemons on 127.0.0.1, the
-//! vehicles reaching the backend only through the relay, the relay reaching it through
-//! uplinks the test cuts.
+//! `ferry relay serve`, `ferry-primary` and two `ferry-secondary` daemons, the relay in a
+//! network namespace of its own reaching the backend through uplinks the test cuts, the
+//! vehicles' Primary in another whose only route out is the relay (shown: from there the
+//! backend's addresses do not answer, the relay's does). Without namespaces, all on
+//! 127.0.0.1 (said on stdout).
 #![allow(clippy::unwrap_used)]
 
 mod primary_common;
 mod relay_common;
 
 use primary_common::{Options, World, APP, FULL, FW, PARTIAL, PRIMARY, VIN};
-use relay_common::{big_bytes, check, second_vehicle, Site, BIG, BIG_LEN};
+use relay_common::{big_bytes, second_vehicle, Site, BIG, BIG_LEN};
 use serde_json::Value;
 
 fn logging_world() -> World {
@@ -32,12 +34,37 @@ fn assert_installed(world: &World) {
     }
 }
 
+/// From the vehicle's namespace the relay answers and none of the backend's addresses do.
+fn assert_air_gap(world: &World, site: &Site) {
+    let Some(vehicle) = &site.vehicle else {
+        println!("relay test: no vehicle namespace; the vehicle's air gap is not shown");
+        return;
+    };
+    let relay: std::net::SocketAddr = site.url.trim_start_matches("http://").parse().unwrap();
+    assert!(
+        vehicle.reaches(relay),
+        "the vehicle reaches the relay at {relay}"
+    );
+    for backend in [
+        world.director.addr,
+        world.repo.addr,
+        site.director_link.addr,
+        site.repo_link.addr,
+    ] {
+        assert!(
+            !vehicle.reaches(backend),
+            "the vehicle must reach the backend only through the relay, yet {backend} answers"
+        );
+    }
+}
+
 #[test]
 fn vehicles_behind_the_relay_install_and_a_shared_target_is_fetched_upstream_once() {
     let world = logging_world();
     let site = Site::start(&world);
+    assert_air_gap(&world, &site);
     world.assign_all();
-    let out = world.check();
+    let out = site.check(&world);
     assert_eq!(out.code, 0, "{out}\n--- relay\n{}", site.relay.stderr());
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["result"], "updated", "{report}");
@@ -71,7 +98,7 @@ fn vehicles_behind_the_relay_install_and_a_shared_target_is_fetched_upstream_onc
     );
     assert_eq!(out.code, 0, "{out}");
     for config in ["primary.toml", second] {
-        let out = check(&world, config);
+        let out = site.check_config(&world, config);
         assert_eq!(
             out.code,
             0,

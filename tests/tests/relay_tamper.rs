@@ -18,7 +18,7 @@ fn a_swapped_cached_target_and_an_old_timestamp_from_the_relay_are_refused() {
     let world = World::start(Options::default());
     let site = Site::start(&world);
     world.assign_all();
-    let out = world.check();
+    let out = site.check(&world);
     assert_eq!(out.code, 0, "{out}");
 
     // The next app version, cached by the relay, then swapped there for bytes of the same
@@ -41,7 +41,7 @@ fn a_swapped_cached_target_and_an_old_timestamp_from_the_relay_are_refused() {
     );
     let path = stored_path(&world, NEXT);
     let config = site.config.to_str().unwrap().to_owned();
-    let addr = site.relay.addr.to_string();
+    let addr = site.addr.to_string();
     let out = primary_common::ferry_ok(
         &world.base,
         &[
@@ -55,7 +55,7 @@ fn a_swapped_cached_target_and_an_old_timestamp_from_the_relay_are_refused() {
     std::fs::write(&cached, &forged).unwrap();
 
     world.assign(&[(PRIMARY, NEXT)]);
-    let out = world.check();
+    let out = site.check(&world);
     assert_ne!(out.code, 0, "{out}");
     assert!(out.to_string().contains("hash check failed"), "{out}");
     let installed = world.primary_status();
@@ -86,7 +86,7 @@ fn a_swapped_cached_target_and_an_old_timestamp_from_the_relay_are_refused() {
     );
     // An assignment, so the cycle reads the Image repository's metadata.
     world.assign(&[(FULL, "tcu/fw-3.bin")]);
-    let out = world.check();
+    let out = site.check(&world);
     assert_eq!(out.code, 0, "the vehicle trusts the new timestamp: {out}");
     let new = std::fs::read(&timestamp).unwrap();
     assert_ne!(
@@ -104,7 +104,7 @@ fn a_swapped_cached_target_and_an_old_timestamp_from_the_relay_are_refused() {
     world.assign(&[(FULL, "tcu/fw-4.bin")]);
     site.repo_link.cut();
     std::fs::write(&timestamp, &old).unwrap();
-    let out = world.check();
+    let out = site.check(&world);
     assert_ne!(out.code, 0, "{out}");
     assert!(
         out.to_string().contains("rollback check failed: timestamp"),

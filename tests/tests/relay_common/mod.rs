@@ -1,9 +1,12 @@
 //! A gateway relay (`ferry relay serve`) in front of a [`World`]'s backend, reached by the
-//! vehicle instead of the backend, over uplinks the test can cut ([`uplink::Uplink`]).
+//! vehicle instead of the backend, over uplinks the test can cut ([`uplink::Uplink`]). With
+//! network namespaces, the relay and the vehicle's Primary each run in their own
+//! ([`netns`], [`vehicle`]), the vehicle's only route out being the relay.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod netns;
 pub mod uplink;
+pub mod vehicle;
 
 use crate::primary_common::{ferry, ferry_ok, run, PrimaryLinks, World, TIMEOUT};
 use ferry_tests::daemon::Daemon;
@@ -25,10 +28,18 @@ pub fn big_bytes() -> Vec<u8> {
 #[derive(Debug)]
 pub struct Site {
     pub relay: Daemon,
+    /// Where the test's own tools reach the relay.
+    pub addr: std::net::SocketAddr,
+    /// The relay's URL as the vehicle reaches it.
     pub url: String,
     pub config: PathBuf,
     pub director_link: Uplink,
     pub repo_link: Uplink,
+    /// The Secondaries' addresses on the in-vehicle network (forwarders to their
+    /// 127.0.0.1 ports), when the Primary runs in the vehicle's namespace.
+    pub in_vehicle: Vec<Uplink>,
+    /// The vehicle's own network namespace, where the Primary runs.
+    pub vehicle: Option<vehicle::VehicleHost>,
     /// The relay's own network namespace; `None`: all on 127.0.0.1 (it could not be made).
     /// Dropped after the relay, which runs in it.
     pub host: Option<netns::RelayHost>,
@@ -47,8 +58,16 @@ impl Site {
                 None
             }
         };
+        let vehicle = host.as_ref().and_then(|h| match vehicle::VehicleHost::make(h) {
+            Ok(v) => Some(v),
+            Err(why) => {
+                println!("relay test: no vehicle namespace ({why}); the Primary runs in the test's namespace");
+                None
+            }
+        });
+        // In its namespace the relay listens on every link: the vehicles' and the test's.
         let (backend_ip, listen_ip) = match &host {
-            Some(h) => (h.uplink_backend_ip.as_str(), h.site_relay_ip.as_str()),
+            Some(h) => (h.uplink_backend_ip.as_str(), "0.0.0.0"),
             None => ("127.0.0.1", "127.0.0.1"),
         };
         // The backend's servers listen on 127.0.0.1; these links are their addresses on the
@@ -68,25 +87,38 @@ impl Site {
         )
         .unwrap();
         let relay = start_relay(&config, host.as_ref());
-        let url = format!("http://{}", relay.addr);
+        let in_vehicle = match &vehicle {
+            Some(v) => world
+                .secondaries
+                .iter()
+                .map(|s| Uplink::start(&v.in_vehicle_ip, s.addr))
+                .collect(),
+            None => Vec::new(),
+        };
+        let (addr, url) = addresses(&relay, host.as_ref(), vehicle.as_ref());
         let site = Site {
             relay,
+            addr,
             url,
             config,
             director_link,
             repo_link,
+            in_vehicle,
+            vehicle,
             host,
         };
         site.point_vehicle(world);
         site
     }
 
-    /// primary.toml with both repositories at the relay.
+    /// primary.toml with both repositories at the relay (and, with a vehicle namespace, the
+    /// Secondaries at their in-vehicle addresses).
     pub fn point_vehicle(&self, world: &World) {
-        let secondaries = [
-            format!("http://{}", world.secondaries[0].addr),
-            format!("http://{}", world.secondaries[1].addr),
-        ];
+        let secondary = |i: usize| match self.in_vehicle.get(i) {
+            Some(link) => format!("http://{}", link.addr),
+            None => format!("http://{}", world.secondaries[i].addr),
+        };
+        let secondaries = [secondary(0), secondary(1)];
         world.write_primary_config_with(PrimaryLinks {
             image_url: &self.url,
             director_url: &self.url,
@@ -99,7 +131,7 @@ impl Site {
     pub fn crash_and_restart(&mut self, world: &World) {
         self.relay.kill9();
         self.relay = start_relay(&self.config, self.host.as_ref());
-        self.url = format!("http://{}", self.relay.addr);
+        (self.addr, self.url) = addresses(&self.relay, self.host.as_ref(), self.vehicle.as_ref());
         self.point_vehicle(world);
     }
 
@@ -125,7 +157,7 @@ impl Site {
 
     /// `ferry relay status --json`.
     pub fn status(&self, base: &Path) -> Value {
-        let addr = self.relay.addr.to_string();
+        let addr = self.addr.to_string();
         let out = ferry_ok(
             base,
             &[
@@ -160,8 +192,47 @@ impl Site {
 
     /// A GET through the relay with a plain client: status and body.
     pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        crate::primary_common::http(self.relay.addr, "GET", path, None, b"")
+        crate::primary_common::http(self.addr, "GET", path, None, b"")
     }
+
+    /// `ferry-primary --config primary.toml check --json`, in the vehicle's namespace when
+    /// there is one.
+    pub fn check(&self, world: &World) -> ferry_tests::process::Output {
+        self.check_config(world, "primary.toml")
+    }
+
+    /// `ferry-primary --config CONFIG check --json`, as [`Site::check`].
+    pub fn check_config(&self, world: &World, config: &str) -> ferry_tests::process::Output {
+        let primary = ferry_tests::bins::binary("ferry-primary", "ferry-primary");
+        let args = ["--config", config, "check", "--json"];
+        match &self.vehicle {
+            Some(v) => {
+                let mut full = vec!["netns", "exec", v.name.as_str(), primary.to_str().unwrap()];
+                full.extend_from_slice(&args);
+                run(&world.base, Path::new("ip"), &full)
+            }
+            None => run(&world.base, &primary, &args),
+        }
+    }
+}
+
+/// Where the test reaches `relay`, and its URL for the vehicle: in namespaces, its addresses
+/// on the test's link and on the vehicles' (it listens on both); else its one address.
+fn addresses(
+    relay: &Daemon,
+    host: Option<&netns::RelayHost>,
+    vehicle: Option<&vehicle::VehicleHost>,
+) -> (std::net::SocketAddr, String) {
+    let port = relay.addr.port();
+    let addr = match host {
+        Some(h) => format!("{}:{port}", h.site_relay_ip).parse().unwrap(),
+        None => relay.addr,
+    };
+    let url = match vehicle {
+        Some(v) => format!("http://{}:{port}", v.relay_ip),
+        None => format!("http://{addr}"),
+    };
+    (addr, url)
 }
 
 pub fn start_relay(config: &Path, host: Option<&netns::RelayHost>) -> Daemon {
@@ -221,15 +292,6 @@ pub fn second_vehicle(world: &World, site: &Site) -> &'static str {
     )
     .unwrap();
     "primary2.toml"
-}
-
-/// `ferry-primary --config CONFIG check --json`.
-pub fn check(world: &World, config: &str) -> ferry_tests::process::Output {
-    run(
-        &world.base,
-        &ferry_tests::bins::binary("ferry-primary", "ferry-primary"),
-        &["--config", config, "check", "--json"],
-    )
 }
 
 /// The consistent-snapshot path of target `name` below /targets/ (`dir/HASH.file`).

@@ -1,9 +1,9 @@
-//! The relay host as it is deployed: its own network namespace with two links (veth pairs),
-//! an uplink toward the backend and a site link toward the vehicles. The backend's servers and
-//! the vehicle's processes stay in the test's namespace; the relay reaches the backend only
-//! over its uplink (addresses `10.231.N.0/24`) and the vehicle reaches the relay over the
-//! site link (`10.232.N.0/24`). Cutting the uplink is `ip link set ... down` inside the
-//! relay's namespace.
+//! The relay host as it is deployed: its own network namespace with an uplink toward the
+//! backend (addresses `10.231.N.0/24`; the backend's servers stay in the test's namespace and
+//! the relay reaches them only over it) and a link to the test's namespace (`10.232.N.0/24`,
+//! where the test's own tools reach the relay). The vehicle is a third namespace
+//! ([`super::vehicle`]) whose only route out is the relay. Cutting the uplink is `ip link set ...
+//! down` inside the relay's namespace.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,6 +13,8 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 #[derive(Debug)]
 pub struct RelayHost {
     pub name: String,
+    /// The number in its names and addresses (`10.23x.N.0/24`), shared by the vehicle host.
+    pub n: u32,
     /// The backend side of the uplink (in the test's namespace) and the relay's side.
     pub uplink_backend_ip: String,
     uplink_relay_if: String,
@@ -20,7 +22,7 @@ pub struct RelayHost {
     pub site_relay_ip: String,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+pub fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -56,6 +58,7 @@ impl RelayHost {
         ip(&["netns", "add", &ns])?;
         let host = RelayHost {
             name: ns.clone(),
+            n,
             uplink_backend_ip: format!("10.231.{n}.1"),
             uplink_relay_if: format!("fru{n}r"),
             site_relay_ip: format!("10.232.{n}.2"),
