@@ -108,6 +108,12 @@ fn stored_blobs(v: &Vehicle) -> Vec<String> {
     names
 }
 
+/// v2 offered to `ecu` and installed.
+fn install_v2(v: &mut Vehicle, ecu: &mut Ecu) {
+    offer(v, ecu, "containers/web-2.tar", &v2().tar(), custom("2", 2));
+    ecu.install(now()).unwrap();
+}
+
 fn installed_v1(v: &mut Vehicle) -> Ecu {
     let mut ecu = v.ecu();
     offer(
@@ -145,14 +151,7 @@ fn an_image_installs_and_a_blob_already_stored_is_not_stored_again() {
         "1"
     );
 
-    offer(
-        &mut v,
-        &mut ecu,
-        "containers/web-2.tar",
-        &two.tar(),
-        custom("2", 2),
-    );
-    ecu.install(now()).unwrap();
+    install_v2(&mut v, &mut ecu);
     assert_eq!(current(&v).unwrap(), two.id);
     // The shared base layer is the very file stored for v1: not written again.
     assert_eq!(std::fs::metadata(&base).unwrap().ino(), base_inode);
@@ -188,15 +187,8 @@ fn going_back_to_a_kept_image_writes_none_of_it_again() {
         "the default keeps one"
     );
     let mut ecu = installed_v1(&mut v);
-    let (one, two) = (v1(), v2());
-    offer(
-        &mut v,
-        &mut ecu,
-        "containers/web-2.tar",
-        &two.tar(),
-        custom("2", 2),
-    );
-    ecu.install(now()).unwrap();
+    let one = v1();
+    install_v2(&mut v, &mut ecu);
     let kept: BTreeMap<String, (u64, String)> = content(&v)
         .into_iter()
         .filter(|(path, _)| {

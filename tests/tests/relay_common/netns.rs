@@ -38,6 +38,20 @@ pub fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// `ip ARGS...` inside namespace `ns`.
+pub fn ip_in(ns: &str, args: &[&str]) -> Result<(), String> {
+    let mut full = vec!["netns", "exec", ns, "ip"];
+    full.extend_from_slice(args);
+    ip(&full)
+}
+
+/// A command running `program` inside namespace `ns`.
+pub fn command_in(ns: &str, program: &std::path::Path) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns]).arg(program);
+    cmd
+}
+
 impl RelayHost {
     /// Make the namespace and both links, or say why not.
     pub fn make() -> Result<RelayHost, String> {
@@ -64,11 +78,7 @@ impl RelayHost {
             site_relay_ip: format!("10.232.{n}.2"),
         };
         let setup = || -> Result<(), String> {
-            let exec = |args: &[&str]| {
-                let mut full = vec!["netns", "exec", ns.as_str(), "ip"];
-                full.extend_from_slice(args);
-                ip(&full)
-            };
+            let exec = |args: &[&str]| ip_in(&ns, args);
             exec(&["link", "set", "lo", "up"])?;
             for (link, net) in [("fru", "231"), ("frs", "232")] {
                 let outer = format!("{link}{n}");
@@ -95,24 +105,13 @@ impl RelayHost {
 
     /// The command line prefix running a program inside the relay's namespace.
     pub fn command(&self, program: &std::path::Path) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).arg(program);
-        cmd
+        command_in(&self.name, program)
     }
 
     /// `ip link set <uplink> down|up` inside the relay's namespace.
     pub fn uplink(&self, up: bool) {
-        ip(&[
-            "netns",
-            "exec",
-            &self.name,
-            "ip",
-            "link",
-            "set",
-            &self.uplink_relay_if,
-            if up { "up" } else { "down" },
-        ])
-        .unwrap();
+        let state = if up { "up" } else { "down" };
+        ip_in(&self.name, &["link", "set", &self.uplink_relay_if, state]).unwrap();
     }
 }
 

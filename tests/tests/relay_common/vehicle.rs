@@ -6,7 +6,7 @@
 //! addresses (`127.0.0.1` and the uplink's `10.231.N.1` in the test's namespace) are
 //! unreachable from here, which [`VehicleHost::reaches`] lets a test show.
 
-use super::netns::{ip, RelayHost};
+use super::netns::{command_in, ip, ip_in, RelayHost};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
@@ -31,11 +31,7 @@ impl VehicleHost {
             relay_ip: format!("10.233.{n}.2"),
             in_vehicle_ip: format!("10.234.{n}.1"),
         };
-        let in_ns = |netns: &str, args: &[&str]| {
-            let mut full = vec!["netns", "exec", netns, "ip"];
-            full.extend_from_slice(args);
-            ip(&full)
-        };
+        let in_ns = ip_in;
         let setup = || -> Result<(), String> {
             in_ns(&ns, &["link", "set", "lo", "up"])?;
             // The site link: vehicle end frv{n}, relay end frv{n}r.
@@ -79,9 +75,7 @@ impl VehicleHost {
 
     /// A command running `program` inside the vehicle's namespace.
     pub fn command(&self, program: &std::path::Path) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).arg(program);
-        cmd
+        command_in(&self.name, program)
     }
 
     /// Whether a TCP connection from inside the vehicle's namespace to `addr` opens (bash's
