@@ -32,7 +32,8 @@ pub trait View {
     /// a server sends them together (PostgreSQL: at once, with the view's BEGIN). Changes
     /// nothing a read returns: an announced read, when made, returns what it would have
     /// (from the same snapshot); one never made costs only its query. A store whose reads
-    /// are function calls ignores it. Fails only if the view could not be begun.
+    /// are function calls ignores it. Fails if the view could not be begun, or where a store
+    /// answers the announced reads in one statement, if that failed.
     fn prefetch(&self, _reads: &[Prefetch<'_>]) -> Result<()> {
         Ok(())
     }
@@ -68,6 +69,14 @@ pub trait View {
 /// or end the view.
 pub fn read<T>(store: &dyn Store, op: &str, f: impl FnOnce(&dyn View) -> T) -> Result<T> {
     through(op, f, |g| Some(store.with_view(op, g))).unwrap_or_else(|| Err(never_opened(op)))
+}
+
+/// [`read`] where each read may see the store at a different instant: for a check whose
+/// answer counts only until the same check is made again in a [`read`] view (the manifest
+/// upload's credential, checked before its body is read and again with the keys after).
+/// Costs a server-backed store no transaction.
+pub fn read_each<T>(store: &dyn Store, op: &str, f: impl FnOnce(&dyn View) -> T) -> Result<T> {
+    through(op, f, |g| Some(store.with_reads(op, g))).unwrap_or_else(|| Err(never_opened(op)))
 }
 
 /// [`read`] without waiting: `None` (and `f` not called) if the view would have to wait for a
