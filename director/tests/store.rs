@@ -404,9 +404,9 @@ fn announced_reads_answer_as_unannounced_ones_from_the_views_snapshot() {
     );
 }
 
-/// What a device request announces (a token with a metadata file, or with the ECU keys,
-/// which PostgreSQL answers in one statement) is what the same reads answer unannounced:
-/// for a vehicle with and without the file, a removed vehicle and an unknown VIN.
+/// What a device request announces (a token with a metadata file, or with the ECU keys) is
+/// what the same reads answer unannounced: for a vehicle with and without the file, a
+/// removed vehicle and an unknown VIN.
 #[test]
 fn reads_announced_in_pairs_answer_as_unannounced_ones() {
     use ferry_director::store::{Prefetch, View};

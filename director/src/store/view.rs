@@ -32,8 +32,7 @@ pub trait View {
     /// a server sends them together (PostgreSQL: at once, with the view's BEGIN). Changes
     /// nothing a read returns: an announced read, when made, returns what it would have
     /// (from the same snapshot); one never made costs only its query. A store whose reads
-    /// are function calls ignores it. Fails if the view could not be begun, or where a store
-    /// answers the announced reads in one statement, if that failed.
+    /// are function calls ignores it. Fails only if the view could not be begun.
     fn prefetch(&self, _reads: &[Prefetch<'_>]) -> Result<()> {
         Ok(())
     }

@@ -7,7 +7,6 @@ use crate::Result;
 use deadpool_postgres::GenericClient;
 use ferry_core::manifest::RegisteredVehicle;
 use std::collections::BTreeMap;
-use tokio_postgres::Row;
 
 pub(super) async fn ecu_keys(
     c: &impl GenericClient,
@@ -23,17 +22,6 @@ pub(super) async fn ecu_keys(
         &[&vin],
     )
     .await?;
-    from_rows(&rows, 0, cache, vin)
-}
-
-/// A vehicle's keys from `serial, public_key, is_primary` at column `first` of each row of
-/// its LEFT JOIN with its ECUs (no rows: not registered).
-pub(super) fn from_rows(
-    rows: &[Row],
-    first: usize,
-    cache: &KeyCache,
-    vin: &str,
-) -> Result<Option<RegisteredVehicle>> {
     if rows.is_empty() {
         return Ok(None);
     }
@@ -42,10 +30,10 @@ pub(super) fn from_rows(
         primary_ecu_serial: String::new(),
         ecu_keys: BTreeMap::new(),
     };
-    for r in rows {
-        let serial: Option<String> = get(r, first, "ECU serial")?;
-        let key: Option<String> = get(r, first + 1, "ECU public key")?;
-        let primary: Option<bool> = get(r, first + 2, "ECU primary flag")?;
+    for r in &rows {
+        let serial: Option<String> = get(r, 0, "ECU serial")?;
+        let key: Option<String> = get(r, 1, "ECU public key")?;
+        let primary: Option<bool> = get(r, 2, "ECU primary flag")?;
         let (Some(serial), Some(key)) = (serial, key) else {
             continue;
         };

@@ -128,17 +128,15 @@ pub(super) async fn get(
         &[&vin, &role.as_str()],
     )
     .await?;
-    row.map(|r| decode(&r, 0)).transpose()
-}
-
-/// The `version, expires, body` of a stored role, from column `first` of `row` on.
-pub(super) fn decode(r: &tokio_postgres::Row, first: usize) -> Result<StoredMetadata> {
-    let w = "vehicle metadata";
-    Ok(StoredMetadata {
-        version: version_from_sql("vehicle metadata version", col(r, first, w)?)?,
-        expires: from_ms("vehicle metadata expiry", col(r, first + 1, w)?)?,
-        bytes: col(r, first + 2, w)?,
+    row.map(|r| {
+        let w = "vehicle metadata";
+        Ok(StoredMetadata {
+            version: version_from_sql("vehicle metadata version", col(&r, 0, w)?)?,
+            expires: from_ms("vehicle metadata expiry", col(&r, 1, w)?)?,
+            bytes: col(&r, 2, w)?,
+        })
     })
+    .transpose()
 }
 
 pub(super) async fn expiring_before(

@@ -5,14 +5,8 @@
 //! all of them (tokio-postgres sends requests in the order their futures are first polled,
 //! and `join!` is `biased` to poll them in order; the BEGIN is first, so the snapshot is taken
 //! by the reads after it).
-//!
-//! The announced reads of the common device requests (a token with a metadata file, or
-//! with the ECU keys) are one statement, which is a snapshot by itself: the view then sends
-//! no BEGIN and no ROLLBACK. A read made after such a statement and not announced with it
-//! (only the refusals of the credential check make one: is the VIN registered, is the token
-//! another vehicle's) begins the view's transaction then, and sees a later instant.
 
-use super::sql::{classify, get, query};
+use super::sql::classify;
 use super::{assignments, ecu_keys, inventory, metadata, offline, relays, PgStore};
 use crate::model::{Assignment, MetadataRole, StoredMetadata};
 use crate::store::view::{device_token_matches, Prefetch, View};
@@ -95,65 +89,6 @@ impl<'a> PgView<'a> {
     }
 }
 
-/// A vehicle's device token hash and its stored `$2` role, in one statement (no row: the
-/// VIN is not registered).
-const TOKEN_AND_METADATA: &str = "SELECT v.device_token_sha256, m.version, m.expires, m.body
-     FROM vehicles v LEFT JOIN vehicle_metadata m ON m.vin = v.vin AND m.role = $2
-     WHERE v.vin = $1";
-
-/// A vehicle's device token hash, whether it is not removed, and its ECUs' keys (one row
-/// per ECU), in one statement.
-const TOKEN_AND_KEYS: &str = "SELECT v.device_token_sha256, v.removed_at IS NULL,
-            e.serial, e.public_key, e.is_primary
-     FROM vehicles v LEFT JOIN ecus e ON e.vin = v.vin
-     WHERE v.vin = $1";
-
-type TokenHash = Option<Vec<u8>>;
-
-impl PgView<'_> {
-    /// What [`inventory::device_token_hash`] and [`metadata::get`] read, in one statement.
-    fn token_and_metadata(
-        &self,
-        vin: &str,
-        role: MetadataRole,
-    ) -> Result<(TokenHash, Option<StoredMetadata>)> {
-        let op = "read device token and metadata";
-        let rows = self.store.block(query(
-            self.client,
-            op,
-            TOKEN_AND_METADATA,
-            &[&vin, &role.as_str()],
-        ))?;
-        let Some(r) = rows.first() else {
-            return Ok((None, None));
-        };
-        let token: TokenHash = get(r, 0, "device token hash")?;
-        let version: Option<i64> = get(r, 1, "vehicle metadata version")?;
-        let stored = version.map(|_| metadata::decode(r, 1)).transpose()?;
-        Ok((token, stored))
-    }
-
-    /// What [`inventory::device_token_hash`] and [`ecu_keys::ecu_keys`] read, in one
-    /// statement.
-    fn token_and_keys(&self, vin: &str) -> Result<(TokenHash, Option<RegisteredVehicle>)> {
-        let op = "read device token and ECU keys";
-        let rows = self
-            .store
-            .block(query(self.client, op, TOKEN_AND_KEYS, &[&vin]))?;
-        let Some(r) = rows.first() else {
-            return Ok((None, None));
-        };
-        let token: TokenHash = get(r, 0, "device token hash")?;
-        let registered: bool = get(r, 1, "vehicle removal")?;
-        let keys = if registered {
-            ecu_keys::from_rows(&rows, 2, &self.store.keys, vin)?
-        } else {
-            None
-        };
-        Ok((token, keys))
-    }
-}
-
 impl View for PgView<'_> {
     fn prefetch(&self, reads: &[Prefetch<'_>]) -> Result<()> {
         let (mut token, mut keys, mut meta, mut active) = (None, None, None, None);
@@ -163,24 +98,6 @@ impl View for PgView<'_> {
                 Prefetch::EcuKeys(vin) => keys = Some(vin),
                 Prefetch::Metadata(vin, role) => meta = Some((vin, role)),
                 Prefetch::ActiveAssignments(vin) => active = Some(vin),
-            }
-        }
-        if self.snapshot && !self.begun.get() {
-            let mut p = self.prefetched.borrow_mut();
-            match (token, keys, meta, active) {
-                (Some(vin), None, Some((of, role)), None) if vin == of => {
-                    let (token, stored) = self.token_and_metadata(vin, role)?;
-                    p.token = Some((vin.to_owned(), Ok(token)));
-                    p.metadata = Some((vin.to_owned(), role, Ok(stored)));
-                    return Ok(());
-                }
-                (Some(vin), Some(of), None, None) if vin == of => {
-                    let (token, keys) = self.token_and_keys(vin)?;
-                    p.token = Some((vin.to_owned(), Ok(token)));
-                    p.keys = Some((vin.to_owned(), Ok(keys)));
-                    return Ok(());
-                }
-                _ => {}
             }
         }
         let c = self.client;
