@@ -404,6 +404,76 @@ fn announced_reads_answer_as_unannounced_ones_from_the_views_snapshot() {
     );
 }
 
+/// What a device request announces (a token with a metadata file, or with the ECU keys) is
+/// what the same reads answer unannounced: for a vehicle with and without the file, a
+/// removed vehicle and an unknown VIN.
+#[test]
+fn reads_announced_in_pairs_answer_as_unannounced_ones() {
+    use ferry_director::store::{Prefetch, View};
+    type Answers = (bool, bool, Option<(u64, Vec<u8>)>, Option<String>);
+    fn answers(view: &dyn View, vin: &str, token: &str) -> Answers {
+        let stored = view
+            .get_vehicle_metadata(vin, MetadataRole::Timestamp)
+            .unwrap()
+            .map(|m| (m.version, m.bytes));
+        let keys = view.ecu_keys(vin).unwrap();
+        (
+            view.verify_device_token(vin, token).unwrap(),
+            keys.is_some(),
+            stored,
+            keys.map(|k| k.primary_ecu_serial),
+        )
+    }
+    for_each_backend("reads_announced_in_pairs_answer_as_unannounced_ones", |b| {
+        let opened = b.open();
+        let store = opened.as_ref();
+        let expires = SystemClock.now() + Duration::days(1);
+        let mut tokens = Vec::new();
+        for vin in ["WITH-FILE", "NO-FILE", "REMOVED"] {
+            register(store, vin);
+            tokens.push((vin, store.issue_device_token(vin).unwrap()));
+        }
+        tokens.push(("UNKNOWN", "UNKNOWN.secret".to_owned()));
+        store
+            .put_vehicle_metadata("WITH-FILE", MetadataRole::Timestamp, 3, expires, b"ts-3")
+            .unwrap();
+        store.remove_vehicle("REMOVED").unwrap();
+        let store: &dyn Store = store;
+        for (vin, token) in &tokens {
+            let plain =
+                ferry_director::store::read(store, "test view", |view| answers(view, vin, token))
+                    .unwrap();
+            for pair in [
+                [
+                    Prefetch::DeviceToken(vin),
+                    Prefetch::Metadata(vin, MetadataRole::Timestamp),
+                ],
+                [Prefetch::DeviceToken(vin), Prefetch::EcuKeys(vin)],
+            ] {
+                let announced = ferry_director::store::read(store, "test view", |view| {
+                    view.prefetch(&pair).unwrap();
+                    answers(view, vin, token)
+                })
+                .unwrap();
+                assert_eq!(announced, plain, "{vin}, announced {pair:?}");
+            }
+        }
+        let with_file = ferry_director::store::read(store, "test view", |view| {
+            answers(view, "WITH-FILE", &tokens[0].1)
+        })
+        .unwrap();
+        assert_eq!(
+            with_file,
+            (
+                true,
+                true,
+                Some((3, b"ts-3".to_vec())),
+                Some("WITH-FILE-p".to_owned())
+            )
+        );
+    });
+}
+
 #[test]
 fn manifests_are_append_only_and_a_nonce_is_accepted_once() {
     for_each_backend(

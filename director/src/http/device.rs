@@ -177,7 +177,8 @@ pub async fn manifest(
     // answered 401 whatever its size.
     let (check_state, check_vin, check_caller) = (state.clone(), vin.clone(), caller.clone());
     blocking(move || {
-        store::read(
+        // Checked again with the keys once the body is in: no snapshot needed here.
+        store::read_each(
             check_state.store.as_ref(),
             "device manifest request",
             |view| check_caller.check(view, &check_vin),

@@ -327,4 +327,13 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         revoked_at BIGINT
     );",
     },
+    // 10: manifest rows stored as sent. A vehicle's signed manifest (a few KB) is past
+    // PostgreSQL's 2 KB threshold, where every insert tried pglz on the body: a large share
+    // of the server's CPU per check-in under `ferry bench director`, for JSON full of
+    // signatures and hashes that compresses poorly. Rows up to a page are now kept inline and
+    // uncompressed; SQLite never compressed them.
+    Migration {
+        sqlite: "",
+        postgres: "ALTER TABLE manifests SET (toast_tuple_target = 8160);",
+    },
 ];

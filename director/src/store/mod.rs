@@ -22,7 +22,7 @@ mod view;
 
 pub use postgres::{PgSettings, PgStore};
 pub use sqlite::{Durability, SqliteStore};
-pub use view::{read, try_read, Prefetch, View};
+pub use view::{read, read_each, try_read, Prefetch, View};
 
 use crate::model::{
     AdminToken, Assignment, EcuRef, ExpiringMetadata, IncomingManifest, ManifestEntry,
@@ -79,6 +79,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Call `f` once with a [`View`] of one snapshot of the store (see [`read`], the way to
     /// call this). `op` names the operation in errors.
     fn with_view(&self, op: &str, f: &mut dyn FnMut(&dyn View) -> Result<()>) -> Result<()>;
+
+    /// [`Store::with_view`] for reads that need not share a snapshot (see [`read_each`]). A
+    /// store whose snapshot costs nothing gives a view as usual.
+    fn with_reads(&self, op: &str, f: &mut dyn FnMut(&dyn View) -> Result<()>) -> Result<()> {
+        self.with_view(op, f)
+    }
 
     /// [`Store::with_view`] if that needs no wait for a lock another thread holds; `None`,
     /// without calling `f`, if it would (see [`try_read`]). A store that cannot tell says

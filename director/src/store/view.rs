@@ -70,6 +70,14 @@ pub fn read<T>(store: &dyn Store, op: &str, f: impl FnOnce(&dyn View) -> T) -> R
     through(op, f, |g| Some(store.with_view(op, g))).unwrap_or_else(|| Err(never_opened(op)))
 }
 
+/// [`read`] where each read may see the store at a different instant: for a check whose
+/// answer counts only until the same check is made again in a [`read`] view (the manifest
+/// upload's credential, checked before its body is read and again with the keys after).
+/// Costs a server-backed store no transaction.
+pub fn read_each<T>(store: &dyn Store, op: &str, f: impl FnOnce(&dyn View) -> T) -> Result<T> {
+    through(op, f, |g| Some(store.with_reads(op, g))).unwrap_or_else(|| Err(never_opened(op)))
+}
+
 /// [`read`] without waiting: `None` (and `f` not called) if the view would have to wait for a
 /// connection another thread holds. Async code takes this fast path and falls back to
 /// [`read`] on a blocking thread.

@@ -23,6 +23,9 @@ pub(super) struct PgView<'a> {
     store: &'a PgStore,
     client: &'a Object,
     op: &'a str,
+    /// Whether the reads share a snapshot (one transaction); if not, each is a statement
+    /// of its own and the view sends no BEGIN.
+    snapshot: bool,
     /// Whether the BEGIN was sent (the view then ends with a ROLLBACK).
     begun: Cell<bool>,
     /// The answers of announced reads, each handed out once, to the read it answers.
@@ -47,11 +50,13 @@ async fn maybe<F: Future>(f: Option<F>) -> Option<F::Output> {
 }
 
 impl<'a> PgView<'a> {
-    pub(super) fn new(store: &'a PgStore, client: &'a Object, op: &'a str) -> Self {
+    /// A view on `client`; with `snapshot`, one read-only transaction.
+    pub(super) fn new(store: &'a PgStore, client: &'a Object, op: &'a str, snapshot: bool) -> Self {
         PgView {
             store,
             client,
             op,
+            snapshot,
             begun: Cell::new(false),
             prefetched: RefCell::default(),
         }
@@ -62,11 +67,11 @@ impl<'a> PgView<'a> {
         self.begun.get()
     }
 
-    /// The BEGIN, if not sent yet (`None` if it was).
+    /// The BEGIN, if not sent yet (`None` if it was, or if the view takes no snapshot).
     fn begin(
         &self,
     ) -> Option<impl Future<Output = std::result::Result<(), tokio_postgres::Error>> + '_> {
-        if self.begun.replace(true) {
+        if !self.snapshot || self.begun.replace(true) {
             None
         } else {
             Some(self.client.batch_execute(BEGIN_VIEW))
