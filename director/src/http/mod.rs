@@ -63,7 +63,7 @@ pub use auth::device_token;
 pub use errors::ApiError;
 pub use ferry_http::Limits;
 pub use rate::ManifestRate;
-pub use tls::{serve_tls, ClientIdentity, TlsSettings, HANDSHAKE_TIMEOUT};
+pub use tls::{serve_tls, ClientIdentity, RelayCertificate, TlsSettings, HANDSHAKE_TIMEOUT};
 
 use crate::image_repo::TargetSource;
 use crate::manifests::ManifestPolicy;
@@ -195,7 +195,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/relays/{name}/exports/verify",
             post(relay_export::verify),
-        );
+        )
+        .route_layer(axum::middleware::from_fn(auth::refuse_relay_certificates));
     device
         .merge(admin)
         .fallback(fallback)

@@ -327,4 +327,13 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         revoked_at BIGINT
     );",
     },
+    // 10: a relay's client certificate (issue #20, mutual TLS toward the Director): the
+    // SHA-256 of the one certificate registered for it. A relay of that name presenting any
+    // other certificate of the fleet CA is refused.
+    Migration {
+        sqlite: "ALTER TABLE relays ADD COLUMN cert_sha256 BLOB
+        CHECK (cert_sha256 IS NULL OR length(cert_sha256) = 32);",
+        postgres: "ALTER TABLE relays ADD COLUMN cert_sha256 BYTEA
+        CHECK (cert_sha256 IS NULL OR length(cert_sha256) = 32);",
+    },
 ];

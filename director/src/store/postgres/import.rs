@@ -148,6 +148,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = {
                 ("secret_sha256", Blob),
                 ("created_at", Int),
                 ("revoked_at", Int),
+                ("cert_sha256", Blob),
             ],
         ),
     ]

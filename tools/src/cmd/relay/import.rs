@@ -33,7 +33,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let config = RelayConfig::load(&args.config)?;
     let db = Db::open(&config.cache_dir)?;
-    let name = ferry_relay::carry::relay_name(&config.upstream.token);
+    let name = config.upstream.name.clone();
     let now = ferry_core::SystemClock.now().timestamp_millis();
     let done = ferry_relay::pack::import(
         &db,
