@@ -38,6 +38,7 @@ pub fn run(args: Args) -> Result<()> {
     let done = ferry_relay::pack::import(
         &db,
         &config.cache_dir.join("mirror"),
+        &config.cache_dir.join(ferry_relay::pack::BUNDLES_DIR),
         config.cache_max,
         &name,
         &args.dir,
@@ -58,6 +59,16 @@ pub fn run(args: Args) -> Result<()> {
             done.bytes,
             args.dir.display()
         );
+        for name in &done.bundles {
+            println!(
+                "offline-update bundle {name}: {} (`ferry-primary offline --bundle DIR`, or copy it to a stick)",
+                config
+                    .cache_dir
+                    .join(ferry_relay::pack::BUNDLES_DIR)
+                    .join(name)
+                    .display()
+            );
+        }
     }
     Ok(())
 }
