@@ -1309,6 +1309,26 @@ fn relays_are_registered_verified_listed_and_revoked_on_both_backends() {
         assert_eq!(listed[1].cert_sha256, Some(hex::encode(cert)));
         store.revoke_relay("ship-1").unwrap();
         assert!(!store.verify_relay_cert("ship-1", &cert).unwrap());
+        // A relay's site: vehicles whose last relayed manifest came through it, unless one
+        // came straight to the Director after.
+        register(store, "VIN-R1");
+        register(store, "VIN-R2");
+        let now = SystemClock.now();
+        store.record_relay_vehicle("VIN-R1", "ship-1", now).unwrap();
+        store
+            .record_relay_vehicle("VIN-R2", "depot-7", now)
+            .unwrap();
+        assert_eq!(store.relay_vehicles("ship-1").unwrap(), ["VIN-R1"]);
+        store.record_relay_vehicle("VIN-R2", "ship-1", now).unwrap();
+        assert_eq!(
+            store.relay_vehicles("ship-1").unwrap(),
+            ["VIN-R1", "VIN-R2"]
+        );
+        assert!(store.relay_vehicles("depot-7").unwrap().is_empty());
+        let mut direct = both("VIN-R2", "direct-1", "os-1", "app-1");
+        direct.received_at = now + Duration::seconds(5);
+        store.record_manifest(&direct).unwrap();
+        assert_eq!(store.relay_vehicles("ship-1").unwrap(), ["VIN-R1"]);
         store.revoke_relay("depot-7").unwrap();
         assert!(!store.verify_relay_token("depot-7", &secret).unwrap());
         assert_eq!(store.relay_secret_hash("depot-7").unwrap(), None);

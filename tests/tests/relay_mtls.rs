@@ -3,7 +3,8 @@
 //! is its own certificate of the fleet CA toward the Director (no token in its config) and
 //! serves vehicles over mutual TLS with their device certificates. The Director takes the
 //! relay's certificate only while it is registered and unrevoked, never as a vehicle's and
-//! never on the admin API.
+//! never on the admin API. The Director records which relay a vehicle's manifests came
+//! through, so `ferry admin relay pack --relay NAME` needs no `--vin` for it.
 #![allow(clippy::unwrap_used)]
 
 mod primary_common;
@@ -229,6 +230,25 @@ fn a_vehicle_behind_a_relay_on_mutual_tls_installs_and_its_queued_manifest_reach
         "{after}"
     );
     assert_eq!(site.status(&world.base)["forwarded"], 1);
+
+    // The Director knows the relay's site: a pack names no VIN and carries this vehicle.
+    let out = world.admin(
+        true,
+        &[
+            "relay",
+            "pack",
+            "--relay",
+            RELAY,
+            "--image-repo",
+            &format!("http://{}", world.repo.addr),
+            "--out",
+            "site-pack",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let packed: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(packed["vehicles"], serde_json::json!([VIN]), "{packed}");
 }
 
 #[test]

@@ -28,7 +28,8 @@
 //!   (write: a vehicle's signed receipt of an offline install, recorded once)
 //! - `POST /api/v1/admin/relays` (write: register a gateway relay, `{"name"}`, its token shown
 //!   once), `GET /api/v1/admin/relays` (read), `POST /api/v1/admin/relays/{name}/revoke`
-//!   (write). A relay speaks on the device API for vehicles ([`relayed`]), never here.
+//!   (write), `GET /api/v1/admin/relays/{name}/vehicles` (read: the vehicles last seen
+//!   through it). A relay speaks on the device API for vehicles ([`relayed`]), never here.
 //!   `POST /api/v1/admin/relays/{name}/manifests?vin=&received_at=` (write): a manifest the
 //!   relay queued, carried across a diode (`ferry admin relay import`).
 //!   `POST /api/v1/admin/relays/{name}/vehicles/{vin}/pack` (write): the vehicle's Director
@@ -184,6 +185,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/admin/bundles/{name}/revoke", post(bundles::revoke))
         .route("/api/v1/admin/relays", post(relays::add).get(relays::list))
         .route("/api/v1/admin/relays/{name}/revoke", post(relays::revoke))
+        .route(
+            "/api/v1/admin/relays/{name}/vehicles",
+            get(relays::vehicles),
+        )
         .route(
             "/api/v1/admin/relays/{name}/manifests",
             post(relays::import_manifest),

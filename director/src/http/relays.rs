@@ -98,6 +98,23 @@ pub async fn revoke(
     Ok(Json(reply).into_response())
 }
 
+/// `GET /api/v1/admin/relays/{name}/vehicles` (read): the vehicles last seen through relay
+/// `name` (their last relayed manifest came through it, and none came direct since).
+pub async fn vehicles(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth::admin(&state, &headers, Scope::Read).await?;
+    let reply = blocking(move || {
+        require_registered(state.store.as_ref(), &name)?;
+        let vehicles = state.store.relay_vehicles(&name)?;
+        Ok(serde_json::json!({ "relay": name, "vehicles": vehicles }))
+    })
+    .await?;
+    Ok(Json(reply).into_response())
+}
+
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CarriedQuery {
@@ -147,6 +164,9 @@ pub async fn import_manifest(
             if let Err(e) = signer.sign_vehicle(&vin, now) {
                 tracing::error!(%vin, error = %e, "re-signing after an imported manifest failed");
             }
+        }
+        if let Err(e) = store.record_relay_vehicle(&vin, &name, now) {
+            tracing::error!(%vin, relay = %name, error = %e, "recording the relay's vehicle failed");
         }
         tracing::info!(%vin, relay = %name, %received_at, "manifest carried from a relay imported");
         Ok(recorded.id)

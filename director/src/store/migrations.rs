@@ -336,4 +336,21 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: "ALTER TABLE relays ADD COLUMN cert_sha256 BYTEA
         CHECK (cert_sha256 IS NULL OR length(cert_sha256) = 32);",
     },
+    // 11: which relay each vehicle's last relayed manifest came through, and when (issue
+    // #20: a relay's site, for `ferry admin relay pack --relay NAME` without --vin). No
+    // foreign keys: removing a vehicle or a relay must not depend on this bookkeeping.
+    Migration {
+        sqlite: "CREATE TABLE relay_vehicles (
+        vin TEXT PRIMARY KEY NOT NULL,
+        relay TEXT NOT NULL,
+        seen_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX relay_vehicles_by_relay ON relay_vehicles(relay);",
+        postgres: "CREATE TABLE relay_vehicles (
+        vin TEXT PRIMARY KEY NOT NULL,
+        relay TEXT NOT NULL,
+        seen_at BIGINT NOT NULL
+    );
+    CREATE INDEX relay_vehicles_by_relay ON relay_vehicles(relay);",
+    },
 ];

@@ -204,6 +204,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn list_relays(&self) -> Result<Vec<Relay>>;
     /// Refuse relay `name`'s token from now on.
     fn revoke_relay(&self, name: &str) -> Result<()>;
+    /// Record that `vin`'s manifest came through relay `relay` at `now` (replacing what was
+    /// recorded of `vin` before).
+    fn record_relay_vehicle(&self, vin: &str, relay: &str, now: DateTime<Utc>) -> Result<()>;
+    /// The vehicles last seen through relay `name`: their last relayed manifest came through
+    /// it and none came straight to the Director since. By VIN.
+    fn relay_vehicles(&self, name: &str) -> Result<Vec<String>>;
     /// The SHA-256 of `vin`'s current device token secret (None: unknown vehicle, or none
     /// issued). For `ferry admin relay pack`: a relay that never reaches the Director checks
     /// the site's vehicles against it; the hash does not let anyone present the token.

@@ -151,6 +151,10 @@ const TABLES: &[(&str, &[(&str, Ty)])] = {
                 ("cert_sha256", Blob),
             ],
         ),
+        (
+            "relay_vehicles",
+            &[("vin", Text), ("relay", Text), ("seen_at", Int)],
+        ),
     ]
 };
 

@@ -619,6 +619,21 @@ impl Store for PgStore {
         )
     }
 
+    fn record_relay_vehicle(&self, vin: &str, relay: &str, now: DateTime<Utc>) -> Result<()> {
+        let at = now.timestamp_millis();
+        self.write(
+            "record a relay's vehicle",
+            on!(|tx| relays::record_vehicle(tx, vin, relay, at)),
+        )
+    }
+
+    fn relay_vehicles(&self, name: &str) -> Result<Vec<String>> {
+        self.read(
+            "list a relay's vehicles",
+            on!(|c| relays::vehicles(c, name)),
+        )
+    }
+
     fn list_relays(&self) -> Result<Vec<Relay>> {
         self.read("list relays", on!(|c| relays::list(c)))
     }

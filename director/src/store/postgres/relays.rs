@@ -122,3 +122,35 @@ pub(super) async fn revoke(c: &impl GenericClient, name: &str, now: i64) -> Resu
     }
     Ok(())
 }
+
+pub(super) async fn record_vehicle(
+    c: &impl GenericClient,
+    vin: &str,
+    relay: &str,
+    at: i64,
+) -> Result<()> {
+    execute(
+        c,
+        "record a relay's vehicle",
+        "INSERT INTO relay_vehicles (vin, relay, seen_at) VALUES ($1, $2, $3)
+         ON CONFLICT (vin) DO UPDATE SET relay = $2,
+             seen_at = GREATEST(relay_vehicles.seen_at, $3)",
+        &[&vin, &relay, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The vehicles whose last relayed manifest came through `name`, unless a manifest reached
+/// the Director later (their `last_seen` is past it).
+pub(super) async fn vehicles(c: &impl GenericClient, name: &str) -> Result<Vec<String>> {
+    let rows = query(
+        c,
+        "list a relay's vehicles",
+        "SELECT r.vin FROM relay_vehicles r JOIN vehicles v ON v.vin = r.vin
+         WHERE r.relay = $1 AND r.seen_at >= coalesce(v.last_seen, 0) ORDER BY r.vin",
+        &[&name],
+    )
+    .await?;
+    rows.iter().map(|r| get(r, 0, "relay vehicle")).collect()
+}

@@ -504,6 +504,18 @@ impl Store for SqliteStore {
         })
     }
 
+    fn record_relay_vehicle(&self, vin: &str, relay: &str, now: DateTime<Utc>) -> Result<()> {
+        let at = now.timestamp_millis();
+        self.pool.write("record a relay's vehicle", |tx| {
+            relays::record_vehicle(tx, vin, relay, at)
+        })
+    }
+
+    fn relay_vehicles(&self, name: &str) -> Result<Vec<String>> {
+        self.pool
+            .read("list a relay's vehicles", |tx| relays::vehicles(tx, name))
+    }
+
     fn list_relays(&self) -> Result<Vec<Relay>> {
         self.pool.read("list relays", relays::list)
     }

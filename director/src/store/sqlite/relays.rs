@@ -101,3 +101,30 @@ pub(super) fn revoke(conn: &Connection, name: &str, now: i64) -> Result<()> {
     }
     Ok(())
 }
+
+pub(super) fn record_vehicle(conn: &Connection, vin: &str, relay: &str, at: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO relay_vehicles (vin, relay, seen_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (vin) DO UPDATE SET relay = ?2, seen_at = max(seen_at, ?3)",
+    )
+    .and_then(|mut s| s.execute(params![vin, relay, at]))
+    .map_err(db("record a relay's vehicle"))?;
+    Ok(())
+}
+
+/// The vehicles whose last relayed manifest came through `name`, unless a manifest reached
+/// the Director later (their `last_seen` is past it).
+pub(super) fn vehicles(conn: &Connection, name: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT r.vin FROM relay_vehicles r JOIN vehicles v ON v.vin = r.vin
+             WHERE r.relay = ?1 AND r.seen_at >= coalesce(v.last_seen, 0) ORDER BY r.vin",
+        )
+        .map_err(db("list a relay's vehicles"))?;
+    let rows = stmt
+        .query_map(params![name], |r| r.get::<_, String>(0))
+        .map_err(db("list a relay's vehicles"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("list a relay's vehicles"));
+    rows
+}

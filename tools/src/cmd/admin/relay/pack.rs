@@ -22,6 +22,8 @@ use std::time::Duration;
 const MAX_METADATA: u64 = ferry_relay::device::MAX_METADATA_BYTES;
 
 const EXAMPLE: &str = "Example:
+  ferry admin relay pack --relay yard-7 --image-repo https://images.example --out DIR
+      # the vehicles the Director last saw through yard-7; add others with --vin
   ferry admin relay pack --relay yard-7 --vin VIN-1 --vin VIN-2 \\
       --image-repo https://images.example --out /media/usb/yard-7-pack --json
   ferry admin relay pack ... --bundle workshop-2026-12     # a dir `ferry admin bundle create` wrote
@@ -38,8 +40,9 @@ pub struct PackArgs {
     /// The registered relay the pack is for (`ferry relay import` refuses any other's).
     #[arg(long, value_name = "NAME")]
     relay: String,
-    /// A vehicle of the relay's site (repeat for each).
-    #[arg(long = "vin", value_name = "VIN", required = true)]
+    /// A vehicle of the relay's site (repeat for each), beside those the Director last saw
+    /// through the relay (its relayed manifests), which are always packed.
+    #[arg(long = "vin", value_name = "VIN")]
     vins: Vec<String>,
     /// The Image repository's base URL (as in the vehicles' [image_repo] url upstream).
     #[arg(long, value_name = "URL", env = "FERRY_IMAGE_REPO_URL")]
@@ -72,10 +75,25 @@ struct Wanted {
     hashes: BTreeMap<String, String>,
 }
 
-pub fn run(client: &AdminClient, a: PackArgs) -> Result<()> {
+pub fn run(client: &AdminClient, mut a: PackArgs) -> Result<()> {
     plain(&a.relay, "--relay")?;
     for vin in &a.vins {
         plain(vin, "--vin")?;
+    }
+    // The site: the vehicles the Director last saw through this relay, and any named.
+    let seen = client.get(&format!("/relays/{}/vehicles", a.relay))?;
+    for vin in seen["vehicles"].as_array().into_iter().flatten() {
+        let vin = vin.as_str().unwrap_or_default().to_owned();
+        plain(&vin, "the Director's VIN")?;
+        if !a.vins.contains(&vin) {
+            a.vins.push(vin);
+        }
+    }
+    if a.vins.is_empty() {
+        return Err(Error::Usage(format!(
+            "relay pack: no vehicles: the Director saw none through relay {} and no --vin was given; expected at least one vehicle",
+            a.relay
+        )));
     }
     let writer = PackWriter::create(&a.out)?;
     let mut vehicles = Vec::new();
