@@ -31,10 +31,13 @@ use x509_parser::extensions::{KeyIdentifier, ParsedExtension};
 use zeroize::Zeroizing;
 
 /// The URI SAN form of a VIN in a device certificate: `urn:ferry:vin:<VIN>`.
-pub const VIN_URI_PREFIX: &str = "urn:ferry:vin:";
+pub use ferry_keys::VIN_URI_PREFIX;
 
 /// The subject CN prefix of operator certificates ([`FleetCa::issue_operator_cert`]).
 pub const OPERATOR_CN_PREFIX: &str = "operator:";
+
+/// The subject CN prefix of gateway relay certificates ([`FleetCa::issue_relay_cert`]).
+pub const RELAY_CN_PREFIX: &str = "relay:";
 
 /// Certificates start this long before the time they are issued at, so a Director or device
 /// whose clock is a little behind the issuing host's still accepts them.
@@ -244,6 +247,27 @@ impl FleetCa {
         self.issue(params, now, valid_for)
     }
 
+    /// A client certificate for gateway relay `name` (issue #20), toward the Director's
+    /// mutual-TLS listener: subject CN `relay:<name>`, no VIN SAN, client authentication only.
+    /// No VIN may contain ':', so it can never pass as a vehicle's; the Director takes it as
+    /// the relay only once `ferry admin relay add NAME --cert` registered this very
+    /// certificate (its SHA-256), and never on the admin API.
+    pub fn issue_relay_cert(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        valid_for: std::time::Duration,
+    ) -> Result<IssuedCert> {
+        crate::store::check_relay_name(name)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{RELAY_CN_PREFIX}{name}"));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params, now, valid_for)
+    }
+
     /// A server certificate for the Director with a fresh P-256 key, for `names`: host names
     /// (DNS SANs) and IP addresses (IP SANs), such as `localhost` and `127.0.0.1`; server
     /// authentication only. The first name is also the subject CN.
@@ -307,24 +331,22 @@ impl FleetCa {
     }
 }
 
-/// The VINs a device certificate (DER) names: its subject CN and every URI SAN of the form
-/// `urn:ferry:vin:<VIN>`, without repeats, CN first. Nothing here checks the certificate's
-/// chain or validity: the TLS layer has done that before asking.
+/// The VINs a device certificate (DER) names ([`ferry_keys::certificate_vins`]: its subject
+/// CN and every `urn:ferry:vin:` URI SAN). Nothing here checks the certificate's chain or
+/// validity: the TLS layer has done that before asking.
 pub fn certificate_vins(der: &[u8]) -> Result<Vec<String>> {
-    let info = ferry_keys::certificate_info_der(der).map_err(|e| Error::Certificate {
+    ferry_keys::certificate_vins(der).map_err(|e| Error::Certificate {
         reason: format!("the device certificate's names do not read: {e}"),
-    })?;
-    let mut vins: Vec<String> = Vec::new();
-    let from_san = info
-        .san_uri
-        .iter()
-        .filter_map(|uri| uri.strip_prefix(VIN_URI_PREFIX));
-    for vin in info.subject_cn.as_deref().into_iter().chain(from_san) {
-        if !vin.is_empty() && !vins.iter().any(|v| v == vin) {
-            vins.push(vin.to_owned());
-        }
-    }
-    Ok(vins)
+    })
+}
+
+/// The relay a client certificate (DER) is for, if its subject CN is `relay:<NAME>`
+/// ([`FleetCa::issue_relay_cert`]); whether that relay is registered, unrevoked and this
+/// its certificate is the store's check.
+pub fn certificate_relay(der: &[u8]) -> Option<String> {
+    let info = ferry_keys::certificate_info_der(der).ok()?;
+    let name = info.subject_cn?.strip_prefix(RELAY_CN_PREFIX)?.to_owned();
+    (!name.is_empty()).then_some(name)
 }
 
 /// Write a private key (PKCS#8 PEM) to a new file with mode 0600, encrypted if `passphrase`
@@ -634,6 +656,24 @@ mod tests {
             .issue_operator_cert("a b", SystemClock.now(), YEAR)
             .unwrap_err();
         assert!(err.to_string().contains("operator name"), "{err}");
+    }
+
+    #[test]
+    fn a_relay_certificate_names_its_relay_and_no_registrable_vin() {
+        let ca = ca();
+        let issued = ca
+            .issue_relay_cert("yard-7", SystemClock.now(), YEAR)
+            .unwrap();
+        let relay_der = der(&issued.cert_pem);
+        assert_eq!(certificate_relay(&relay_der).as_deref(), Some("yard-7"));
+        let vins = certificate_vins(&relay_der).unwrap();
+        assert_eq!(vins, ["relay:yard-7"]);
+        assert!(check_vin(&vins[0]).is_err());
+        let device = ca
+            .issue_device_cert("VIN-7", SystemClock.now(), YEAR)
+            .unwrap();
+        assert_eq!(certificate_relay(&der(&device.cert_pem)), None);
+        assert!(ca.issue_relay_cert("a/b", SystemClock.now(), YEAR).is_err());
     }
 
     #[test]

@@ -445,6 +445,9 @@ pub struct Relay {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Hex SHA-256 of the client certificate registered for it (mutual TLS), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
 }
 
 /// An admin token as listed (never its secret).

@@ -1351,7 +1351,7 @@ fn relays_are_registered_verified_listed_and_revoked_on_both_backends() {
     for_each_backend("relays_are_registered_verified_listed_and_revoked", |b| {
         let opened = b.open();
         let store = opened.as_ref();
-        let secret = store.add_relay("depot-7").unwrap();
+        let secret = store.add_relay("depot-7", None).unwrap();
         assert!(store.verify_relay_token("depot-7", &secret).unwrap());
         assert!(!store
             .verify_relay_token("depot-7", "not the token")
@@ -1361,13 +1361,44 @@ fn relays_are_registered_verified_listed_and_revoked_on_both_backends() {
         let digest = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()).to_vec();
         assert_eq!(store.relay_secret_hash("depot-7").unwrap(), Some(digest));
         assert_eq!(store.relay_secret_hash("depot-8").unwrap(), None);
-        let e = store.add_relay("depot-7").unwrap_err().to_string();
+        let e = store.add_relay("depot-7", None).unwrap_err().to_string();
         assert!(e.contains("depot-7"), "{e}");
-        assert!(store.add_relay("bad/name").is_err());
+        assert!(store.add_relay("bad/name", None).is_err());
+        // A relay on mutual TLS: the SHA-256 of its one certificate, checked by name.
+        let (cert, other) = ([7u8; 32], [8u8; 32]);
+        store.add_relay("ship-1", Some(&cert)).unwrap();
+        assert!(store.verify_relay_cert("ship-1", &cert).unwrap());
+        assert!(!store.verify_relay_cert("ship-1", &other).unwrap());
+        assert!(!store.verify_relay_cert("depot-7", &cert).unwrap());
+        assert!(!store.verify_relay_cert("depot-8", &cert).unwrap());
         let listed = store.list_relays().unwrap();
-        assert_eq!(listed.len(), 1);
+        assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].name, "depot-7");
         assert!(listed[0].revoked_at.is_none());
+        assert_eq!(listed[0].cert_sha256, None);
+        assert_eq!(listed[1].cert_sha256, Some(hex::encode(cert)));
+        store.revoke_relay("ship-1").unwrap();
+        assert!(!store.verify_relay_cert("ship-1", &cert).unwrap());
+        // A relay's site: vehicles whose last relayed manifest came through it, unless one
+        // came straight to the Director after.
+        register(store, "VIN-R1");
+        register(store, "VIN-R2");
+        let now = SystemClock.now();
+        store.record_relay_vehicle("VIN-R1", "ship-1", now).unwrap();
+        store
+            .record_relay_vehicle("VIN-R2", "depot-7", now)
+            .unwrap();
+        assert_eq!(store.relay_vehicles("ship-1").unwrap(), ["VIN-R1"]);
+        store.record_relay_vehicle("VIN-R2", "ship-1", now).unwrap();
+        assert_eq!(
+            store.relay_vehicles("ship-1").unwrap(),
+            ["VIN-R1", "VIN-R2"]
+        );
+        assert!(store.relay_vehicles("depot-7").unwrap().is_empty());
+        let mut direct = both("VIN-R2", "direct-1", "os-1", "app-1");
+        direct.received_at = now + Duration::seconds(5);
+        store.record_manifest(&direct).unwrap();
+        assert_eq!(store.relay_vehicles("ship-1").unwrap(), ["VIN-R1"]);
         store.revoke_relay("depot-7").unwrap();
         assert!(!store.verify_relay_token("depot-7", &secret).unwrap());
         assert_eq!(store.relay_secret_hash("depot-7").unwrap(), None);

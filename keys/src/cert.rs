@@ -65,6 +65,29 @@ pub fn certificate_info_der(der: &[u8]) -> Result<CertificateInfo> {
     })
 }
 
+/// The URI SAN form of a VIN in a device certificate: `urn:ferry:vin:<VIN>`.
+pub const VIN_URI_PREFIX: &str = "urn:ferry:vin:";
+
+/// The VINs a device certificate (DER) names: its subject CN and every URI SAN of the form
+/// `urn:ferry:vin:<VIN>`, without repeats, CN first. The one reading of a vehicle's identity
+/// from its certificate, shared by the Director and a gateway relay serving vehicles over
+/// mutual TLS. Nothing here checks the certificate's chain or validity: the TLS layer has
+/// done that before asking.
+pub fn certificate_vins(der: &[u8]) -> Result<Vec<String>> {
+    let info = certificate_info_der(der)?;
+    let mut vins: Vec<String> = Vec::new();
+    let from_san = info
+        .san_uri
+        .iter()
+        .filter_map(|uri| uri.strip_prefix(VIN_URI_PREFIX));
+    for vin in info.subject_cn.as_deref().into_iter().chain(from_san) {
+        if !vin.is_empty() && !vins.iter().any(|v| v == vin) {
+            vins.push(vin.to_owned());
+        }
+    }
+    Ok(vins)
+}
+
 impl PublicKey {
     /// The TUF public key of the first certificate in a PEM text: RSA as rsassa-pss-sha256,
     /// P-256 as ecdsa-sha2-nistp256, Ed25519 as ed25519.

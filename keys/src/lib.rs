@@ -28,6 +28,8 @@ pub use pkcs11::{Pkcs11KeySource, Pkcs11Signer, Pkcs11Uri};
 pub use public::{KeyId, KeyVal, PublicKey, Scheme};
 pub use signer::Signer;
 
-pub use cert::{certificate_info, certificate_info_der, CertificateInfo};
+pub use cert::{
+    certificate_info, certificate_info_der, certificate_vins, CertificateInfo, VIN_URI_PREFIX,
+};
 pub use private::{KeyKind, PrivateKey};
 pub use private_pem::check_owner_only;

@@ -10,12 +10,28 @@
 //! [upstream]
 //! director = "https://director.example:8443"
 //! image_repo = "https://images.example"
-//! token_file = "relay.token"               # from `ferry admin relay add NAME --out FILE`
+//! # The relay's credential toward the Director: its token, or mutual TLS, or both.
+//! token_file = "relay.token"               # from `ferry admin relay add NAME --out FILE`;
+//!                                          # also keys `ferry relay export`'s MAC
+//! ca_cert = "fleet-ca.pem"                 # trusted for https upstream (else the system's roots)
+//! cert = "relay-cert/cert.pem"             # `ferry director issue-cert --relay NAME`, registered
+//! key = "relay-cert/key.pem"               # with `ferry admin relay add NAME --cert`
 //! connect_timeout = "5s"
 //! read_timeout = "30s"
 //!
+//! [tls]                                    # optional: vehicles over mutual TLS
+//! listen = "0.0.0.0:9443"                  # a second listener, beside the plain one
+//! ca_cert = "fleet-ca.pem"                 # device certificates must chain to it
+//! cert = "relay-server.pem"                # the relay's server certificate and key
+//! key = "relay-server.key"
+//! handshake_timeout = "10s"
+//!
 //! [http]                                   # as the Director's [http]
 //! ```
+//!
+//! On the `[tls]` listener a vehicle is its device certificate (the VINs it names, read as
+//! the Director reads them), exactly as on a mutual-TLS Director; the relay vouches for it
+//! upstream (`Ferry-Relayed-Vin`). On the plain listener it is its device token, forwarded.
 
 use crate::error::{Error, Result};
 use serde::Deserialize;
@@ -31,17 +47,62 @@ pub struct RelayConfig {
     pub retry_every: Duration,
     pub max_queue: u64,
     pub upstream: Upstream,
+    /// `[tls]`: a second listener for vehicles over mutual TLS.
+    pub tls: Option<VehicleTls>,
     pub http: ferry_http::Limits,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Upstream {
     pub director: String,
     pub image_repo: String,
-    /// The relay's token toward the Director (`ferry-relay:NAME:SECRET`).
-    pub token: String,
+    /// The relay's name, from its token or its certificate.
+    pub name: String,
+    /// The relay's token toward the Director (`ferry-relay:NAME:SECRET`), if it has one.
+    pub token: Option<String>,
+    /// Trusted for https upstream, beside the system's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// The relay's client certificate and key (mutual TLS toward the Director).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+}
+
+impl std::fmt::Debug for Upstream {
+    // Never the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("director", &self.director)
+            .field("image_repo", &self.image_repo)
+            .field("name", &self.name)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("ca_cert", &self.ca_cert)
+            .field("client_cert", &self.client_cert)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[tls]`: vehicles over mutual TLS, their device certificates of the fleet CA.
+#[derive(Debug, Clone)]
+pub struct VehicleTls {
+    pub listen: SocketAddr,
+    /// The fleet CA: device certificates must chain to it.
+    pub ca_cert: PathBuf,
+    /// The relay's server certificate (then any intermediates) and its key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub handshake_timeout: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    listen: SocketAddr,
+    ca_cert: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    #[serde(default = "default_handshake")]
+    handshake_timeout: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +117,7 @@ struct File {
     #[serde(default = "default_max_queue")]
     max_queue: u64,
     upstream: UpstreamFile,
+    tls: Option<TlsFile>,
     #[serde(default)]
     http: ferry_http::Limits,
 }
@@ -65,7 +127,10 @@ struct File {
 struct UpstreamFile {
     director: String,
     image_repo: String,
-    token_file: PathBuf,
+    token_file: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
     #[serde(default = "default_connect")]
     connect_timeout: String,
     #[serde(default = "default_read")]
@@ -86,6 +151,28 @@ fn default_connect() -> String {
 }
 fn default_read() -> String {
     "30s".into()
+}
+fn default_handshake() -> String {
+    "10s".into()
+}
+
+/// The relay name a client certificate (PEM file) is for: its CN `relay:NAME`.
+fn certificate_relay_name(path: &Path) -> std::result::Result<String, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let info = ferry_keys::certificate_info(&pem)
+        .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?;
+    info.subject_cn
+        .as_deref()
+        .and_then(|cn| cn.strip_prefix("relay:"))
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!(
+                "{}: the certificate's CN is {:?}; expected relay:NAME, from `ferry director issue-cert --relay NAME`",
+                path.display(),
+                info.subject_cn
+            )
+        })
 }
 
 /// `50GiB`, `512MiB`, `10GB`, `1048576`: a byte count.
@@ -129,21 +216,57 @@ impl RelayConfig {
             humantime::parse_duration(t)
                 .map_err(|e| bad(format!("{what} {t:?}: {e}; expected a duration such as 5s")))
         };
-        let token_path = dir.join(&f.upstream.token_file);
-        let token = std::fs::read_to_string(&token_path)
-            .map_err(|e| {
-                bad(format!(
-                    "[upstream] token_file {}: {e}",
-                    token_path.display()
+        let token = match &f.upstream.token_file {
+            None => None,
+            Some(file) => {
+                let token_path = dir.join(file);
+                let token = std::fs::read_to_string(&token_path)
+                    .map_err(|e| {
+                        bad(format!(
+                            "[upstream] token_file {}: {e}",
+                            token_path.display()
+                        ))
+                    })?
+                    .trim()
+                    .to_owned();
+                if !token.starts_with("ferry-relay:") {
+                    return Err(bad(format!(
+                        "[upstream] token_file {}: not a relay token; expected the file `ferry admin relay add NAME --out FILE` wrote",
+                        token_path.display()
+                    )));
+                }
+                Some(token)
+            }
+        };
+        let client_cert = match (&f.upstream.cert, &f.upstream.key) {
+            (Some(cert), Some(key)) => Some((dir.join(cert), dir.join(key))),
+            (None, None) => None,
+            _ => {
+                return Err(bad(
+                    "[upstream] mutual TLS needs both cert and key; expected both or neither"
+                        .into(),
                 ))
-            })?
-            .trim()
-            .to_owned();
-        if !token.starts_with("ferry-relay:") {
-            return Err(bad(format!(
-                "[upstream] token_file {}: not a relay token; expected the file `ferry admin relay add NAME --out FILE` wrote",
-                token_path.display()
-            )));
+            }
+        };
+        let name = match (&token, &client_cert) {
+            (Some(token), _) => crate::carry::relay_name(token),
+            (None, Some((cert, _))) => {
+                certificate_relay_name(cert).map_err(|e| bad(format!("[upstream] cert {e}")))?
+            }
+            (None, None) => {
+                return Err(bad(
+                    "[upstream] has no credential; expected token_file, or cert and key (mutual TLS), or both".into(),
+                ))
+            }
+        };
+        if let (Some(_), Some((cert, _))) = (&token, &client_cert) {
+            let named =
+                certificate_relay_name(cert).map_err(|e| bad(format!("[upstream] cert {e}")))?;
+            if named != name {
+                return Err(bad(format!(
+                    "[upstream] the token is relay {name}'s but the certificate relay {named}'s; expected one relay's credentials"
+                )));
+            }
         }
         for (what, url) in [
             ("director", &f.upstream.director),
@@ -165,9 +288,22 @@ impl RelayConfig {
             upstream: Upstream {
                 director: f.upstream.director.trim_end_matches('/').to_owned(),
                 image_repo: f.upstream.image_repo.trim_end_matches('/').to_owned(),
+                name,
                 token,
+                ca_cert: f.upstream.ca_cert.map(|p| dir.join(p)),
+                client_cert,
                 connect_timeout: duration("connect_timeout", &f.upstream.connect_timeout)?,
                 read_timeout: duration("read_timeout", &f.upstream.read_timeout)?,
+            },
+            tls: match f.tls {
+                None => None,
+                Some(t) => Some(VehicleTls {
+                    listen: t.listen,
+                    ca_cert: dir.join(t.ca_cert),
+                    cert: dir.join(t.cert),
+                    key: dir.join(t.key),
+                    handshake_timeout: duration("[tls] handshake_timeout", &t.handshake_timeout)?,
+                }),
             },
             http: f.http,
         })

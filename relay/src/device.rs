@@ -1,10 +1,15 @@
 //! The Director side: the device API relayed.
 //!
 //! A vehicle calls the relay as it would the Director (`[director] url` pointed here, its
-//! device token unchanged). Upstream, the relay authenticates with its own token and forwards
-//! the vehicle's (`Ferry-Device-Authorization`), so the Director checks the vehicle exactly as
-//! if it had called directly; each token the Director accepts is remembered (as a SHA-256)
-//! so that, while the uplink is down, the relay can still tell the vehicle from a stranger.
+//! credential unchanged). Upstream, the relay authenticates with its own credential (token or
+//! certificate) and:
+//! - on the plain listener, forwards the vehicle's device token (`Ferry-Device-Authorization`),
+//!   so the Director checks the vehicle exactly as if it had called directly; each token the
+//!   Director accepts is remembered (as a SHA-256) so that, while the uplink is down, the
+//!   relay can still tell the vehicle from a stranger;
+//! - on the `[tls]` listener, the vehicle is its device certificate, which chains to the fleet
+//!   CA and names its VIN (checked here as the Director checks it), and the relay vouches
+//!   for it (`Ferry-Relayed-Vin`): the Director never sees the vehicle's key.
 //!
 //! Uplink down (no answer, or a 502/503/504 from a gateway in front of the Director):
 //! - metadata: the last copy the relay saw for that vehicle (header `Ferry-Relay-Stale`), or a
@@ -19,12 +24,84 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use std::sync::Arc;
 
 /// The largest manifest taken (the Director's own limit).
 pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
 /// The largest Director metadata file relayed.
 pub const MAX_METADATA_BYTES: u64 = 16 << 20;
+
+/// A vehicle on the relay's `[tls]` listener: the VINs its verified device certificate names
+/// (as the Director reads them, [`ferry_keys::certificate_vins`]); carried on each request of
+/// the connection.
+#[derive(Debug, Clone)]
+pub struct DeviceCertificate {
+    pub vins: Vec<String>,
+}
+
+impl DeviceCertificate {
+    /// The identity of a connection whose client certificate (DER) the TLS layer verified.
+    pub fn of(der: &[u8]) -> DeviceCertificate {
+        let vins = ferry_keys::certificate_vins(der).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "device certificate names no vehicle the relay can read");
+            Vec::new()
+        });
+        DeviceCertificate { vins }
+    }
+}
+
+/// How the vehicle proved who it is to the relay.
+enum Vehicle {
+    /// Its device token, forwarded to the Director, which judges it.
+    Token(String),
+    /// Its device certificate, which names the vehicle: the relay vouches for it.
+    Certificate,
+}
+
+impl Vehicle {
+    /// The vehicle calling for `vin`: its certificate on the TLS listener (it must name
+    /// `vin`, 403 otherwise), its bearer token elsewhere (401 without one).
+    fn of(
+        cert: Option<Extension<DeviceCertificate>>,
+        headers: &HeaderMap,
+        vin: &str,
+    ) -> Result<Vehicle, (StatusCode, String)> {
+        match cert {
+            Some(Extension(cert)) if cert.vins.iter().any(|v| v == vin) => Ok(Vehicle::Certificate),
+            Some(Extension(cert)) => {
+                tracing::warn!(path_vin = %vin, cert_vins = ?cert.vins, "device certificate of another vehicle refused");
+                Err((
+                    StatusCode::FORBIDDEN,
+                    format!("device certificate check failed: the certificate names {:?}; expected the certificate of vehicle {vin}, named in the path\n", cert.vins),
+                ))
+            }
+            None => bearer(headers)
+                .map(Vehicle::Token)
+                .ok_or_else(|| (StatusCode::UNAUTHORIZED, NO_TOKEN.to_owned())),
+        }
+    }
+
+    /// `request` to the Director, naming the vehicle as this credential allows.
+    fn name(&self, request: reqwest::RequestBuilder, vin: &str) -> reqwest::RequestBuilder {
+        match self {
+            Vehicle::Token(token) => {
+                request.header("ferry-device-authorization", format!("Bearer {token}"))
+            }
+            Vehicle::Certificate => request.header("ferry-relayed-vin", vin),
+        }
+    }
+
+    /// Whether, with the Director out of reach, the relay may act for this vehicle: a token
+    /// the Director accepted through this relay before (or a pack carried), or a device
+    /// certificate of the fleet CA (the TLS layer checked it).
+    fn known(&self, db: &crate::db::Db, vin: &str) -> crate::error::Result<bool> {
+        match self {
+            Vehicle::Token(token) => db.token_confirmed(vin, token),
+            Vehicle::Certificate => Ok(true),
+        }
+    }
+}
 
 /// The device's bearer token.
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -47,12 +124,8 @@ fn plain(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-fn unauthorized() -> Response {
-    text(
-        StatusCode::UNAUTHORIZED,
-        "device token check failed: no bearer token; expected `Authorization: Bearer <device token>`\n".into(),
-    )
-}
+const NO_TOKEN: &str =
+    "device token check failed: no bearer token; expected `Authorization: Bearer <device token>`\n";
 
 fn internal(e: Error) -> Response {
     tracing::error!(error = %e, "relay request failed on the relay's side");
@@ -86,10 +159,12 @@ fn passed(
 pub async fn metadata(
     State(relay): State<Arc<Relay>>,
     Path((vin, file)): Path<(String, String)>,
+    cert: Option<Extension<DeviceCertificate>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(token) = bearer(&headers) else {
-        return unauthorized();
+    let vehicle = match Vehicle::of(cert, &headers, &vin) {
+        Ok(v) => Arc::new(v),
+        Err((status, why)) => return text(status, why),
     };
     if !plain(&vin) || !plain(&file) {
         return text(
@@ -101,12 +176,8 @@ pub async fn metadata(
         "{}/api/v1/vehicles/{vin}/metadata/{file}",
         relay.config.upstream.director
     );
-    let sent = relay
-        .upstream
-        .client
-        .get(&url)
-        .bearer_auth(&relay.config.upstream.token)
-        .header("ferry-device-authorization", format!("Bearer {token}"))
+    let sent = vehicle
+        .name(relay.upstream.director(reqwest::Method::GET, &url), &vin)
         .send()
         .await;
     let why = match sent {
@@ -120,16 +191,21 @@ pub async fn metadata(
             };
             if status == reqwest::StatusCode::OK {
                 let now = relay.now_ms();
-                let (v, f, b, t) = (vin.clone(), file.clone(), body.clone(), token.clone());
+                let (v, f, b, who) = (vin.clone(), file.clone(), body.clone(), vehicle.clone());
                 let kept = blocking(&relay, move |r| {
                     r.db.save_vehicle_file(&v, &f, &b, now)?;
-                    r.db.confirm_token(&v, &t)
+                    match who.as_ref() {
+                        Vehicle::Token(t) => r.db.confirm_token(&v, t),
+                        Vehicle::Certificate => Ok(()),
+                    }
                 })
                 .await;
                 if let Err(e) = kept {
                     return internal(e);
                 }
-            } else if status == reqwest::StatusCode::UNAUTHORIZED {
+            } else if status == reqwest::StatusCode::UNAUTHORIZED
+                && matches!(*vehicle, Vehicle::Token(_))
+            {
                 let v = vin.clone();
                 if let Err(e) = blocking(&relay, move |r| r.db.forget_token(&v)).await {
                     return internal(e);
@@ -148,9 +224,9 @@ pub async fn metadata(
         }
     };
     // Upstream is not there: the last copy, to a vehicle the Director accepted before.
-    let (v, f, t) = (vin.clone(), file.clone(), token.clone());
+    let (v, f) = (vin.clone(), file.clone());
     let found = blocking(&relay, move |r| {
-        if !r.db.token_confirmed(&v, &t)? {
+        if !vehicle.known(&r.db, &v)? {
             return Ok(None);
         }
         Ok(Some(r.db.vehicle_file(&v, &f)?))
@@ -184,11 +260,13 @@ pub async fn metadata(
 pub async fn manifest(
     State(relay): State<Arc<Relay>>,
     Path(vin): Path<String>,
+    cert: Option<Extension<DeviceCertificate>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(token) = bearer(&headers) else {
-        return unauthorized();
+    let vehicle = match Vehicle::of(cert, &headers, &vin) {
+        Ok(v) => Arc::new(v),
+        Err((status, why)) => return text(status, why),
     };
     if !plain(&vin) {
         return text(
@@ -215,12 +293,8 @@ pub async fn manifest(
             "{}/api/v1/vehicles/{vin}/manifest",
             relay.config.upstream.director
         );
-        let sent = relay
-            .upstream
-            .client
-            .put(&url)
-            .bearer_auth(&relay.config.upstream.token)
-            .header("ferry-device-authorization", format!("Bearer {token}"))
+        let sent = vehicle
+            .name(relay.upstream.director(reqwest::Method::PUT, &url), &vin)
             .header(header::CONTENT_TYPE.as_str(), "application/json")
             .body(body.clone())
             .send()
@@ -232,10 +306,12 @@ pub async fn manifest(
                 let head = response.headers().clone();
                 let answer = read_bounded(response, 1 << 20).await.unwrap_or_default();
                 if status.is_success() {
-                    let (v, t) = (vin.clone(), token.clone());
+                    let (v, who) = (vin.clone(), vehicle.clone());
                     let now = relay.clock.now().to_rfc3339();
                     if let Err(e) = blocking(&relay, move |r| {
-                        r.db.confirm_token(&v, &t)?;
+                        if let Vehicle::Token(t) = who.as_ref() {
+                            r.db.confirm_token(&v, t)?;
+                        }
                         r.db.set_state("last_sync", &now)
                     })
                     .await
@@ -254,10 +330,15 @@ pub async fn manifest(
                 .saw(Err(ferry_http::with_causes(&e)), relay.clock.now()),
         }
     }
-    enqueue(&relay, vin, token, body).await
+    enqueue(&relay, vin, vehicle, body).await
 }
 
-async fn enqueue(relay: &Arc<Relay>, vin: String, token: String, body: Vec<u8>) -> Response {
+async fn enqueue(
+    relay: &Arc<Relay>,
+    vin: String,
+    vehicle: Arc<Vehicle>,
+    body: Vec<u8>,
+) -> Response {
     let received_at = relay.clock.now().to_rfc3339();
     let max = relay.config.max_queue;
     let digest = {
@@ -267,7 +348,7 @@ async fn enqueue(relay: &Arc<Relay>, vin: String, token: String, body: Vec<u8>) 
     let v = vin.clone();
     let at = received_at.clone();
     let outcome = blocking(relay, move |r| {
-        if !r.db.token_confirmed(&v, &token)? {
+        if !vehicle.known(&r.db, &v)? {
             return Ok(None);
         }
         r.db.enqueue(&v, &body, &at, max).map(Some)

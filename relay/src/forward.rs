@@ -1,5 +1,5 @@
 //! Forwarding the queue: the oldest queued manifest goes to the Director with the relay's
-//! token, the VIN it speaks for and the time the relay received it; it leaves the queue only
+//! credential (token or certificate), the VIN it speaks for and the time the relay received it; it leaves the queue only
 //! once the Director has answered for it, so a crash between sending and dequeuing sends it
 //! again, and the Director's nonce check (409) turns that second copy into a no-op: each
 //! manifest is accepted exactly once, in arrival order.
@@ -80,9 +80,7 @@ async fn send(relay: &Arc<Relay>, entry: &Queued) -> Sent {
     let retry = relay.config.retry_every;
     let sent = relay
         .upstream
-        .client
-        .put(&url)
-        .bearer_auth(&relay.config.upstream.token)
+        .director(reqwest::Method::PUT, &url)
         .header("ferry-relayed-vin", &entry.vin)
         .header("ferry-relay-received-at", &entry.received_at)
         .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -9,7 +9,11 @@
 //!   SHA-256;
 //! - `director/VIN/FILE`: Director metadata exactly as the device API serves it;
 //! - `image-repo/metadata/…`, `image-repo/targets/…`: Image repository files exactly as
-//!   `ferry repo serve` serves them.
+//!   `ferry repo serve` serves them;
+//! - `bundles/NAME/…`: offline-update bundles (PURE-2 layout, as `ferry admin bundle create
+//!   --out DIR` wrote them), placed by the import in the relay's `cache_dir/bundles/NAME/`
+//!   for `ferry-primary offline --bundle DIR` (a stick, or a share the vehicles mount as
+//!   their `[offline] source`).
 //!
 //! Nothing in it is trusted: vehicles verify every signature and hash as if the backend had
 //! served it. The index's lengths and digests catch a file changed or cut on the way, before
@@ -52,6 +56,32 @@ pub struct PackIndex {
     pub vehicles: Vec<PackVehicle>,
     /// `image-repo/metadata/…` and `image-repo/targets/…`.
     pub image_repo: Vec<PackFile>,
+    /// Offline-update bundles (absent in packs without any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bundles: Vec<PackBundle>,
+}
+
+/// One offline-update bundle of the pack: its name and its files, `bundles/NAME/…`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PackBundle {
+    pub name: String,
+    pub files: Vec<PackFile>,
+}
+
+/// The directory bundles are placed in, under the relay's `cache_dir`.
+pub const BUNDLES_DIR: &str = "bundles";
+
+/// Whether `rel` is a relative path whose every segment stays where it is put.
+pub fn safe_relative(rel: &str) -> bool {
+    !rel.is_empty()
+        && rel.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && !seg.contains('\\')
+                && !seg.bytes().any(|b| b.is_ascii_control())
+        })
 }
 
 /// A name the relay puts in a path or a database key: a VIN or a metadata file name.
@@ -69,14 +99,7 @@ pub fn plain(s: &str) -> bool {
 pub fn mirror_key(path: &str) -> Option<&str> {
     let key = path.strip_prefix("image-repo/")?;
     let (area, rest) = key.split_once('/')?;
-    let ok = matches!(area, "metadata" | "targets")
-        && rest.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && !seg.contains('\\')
-                && !seg.bytes().any(|b| b.is_ascii_control())
-        });
+    let ok = matches!(area, "metadata" | "targets") && safe_relative(rest);
     ok.then_some(key)
 }
 
@@ -227,6 +250,23 @@ pub fn read_index(dir: &Path) -> Result<PackIndex> {
             )));
         }
     }
+    for b in &index.bundles {
+        if !plain(&b.name) || index.bundles.iter().filter(|o| o.name == b.name).count() > 1 {
+            return Err(bad(format!(
+                "{INDEX} check failed: bundle name {:?} is not a plain name or appears twice",
+                b.name
+            )));
+        }
+        let prefix = format!("{BUNDLES_DIR}/{}/", b.name);
+        for f in &b.files {
+            if !f.path.strip_prefix(&prefix).is_some_and(safe_relative) {
+                return Err(bad(format!(
+                    "{INDEX} check failed: {:?} is not a file of {prefix}",
+                    f.path
+                )));
+            }
+        }
+    }
     Ok(index)
 }
 
@@ -278,16 +318,20 @@ pub struct Imported {
     pub vehicles: usize,
     pub director_files: usize,
     pub image_repo_files: usize,
+    /// The offline-update bundles placed, by name.
+    pub bundles: Vec<String>,
     pub bytes: u64,
 }
 
 /// Load the pack in `dir` into the cache of relay `relay` (`cache_dir`'s database `db` and
-/// mirror `mirror_dir`, at most `cache_max` bytes), `now_ms` as the time of use. Every file is
-/// checked before it is placed; a vehicle's token and metadata are recorded only after its
-/// files all checked.
+/// mirror `mirror_dir`, at most `cache_max` bytes), `now_ms` as the time of use; its bundles
+/// into `bundles_dir`. Every file is checked before it is placed; a vehicle's token and
+/// metadata are recorded only after its files all checked; a bundle takes its name (replacing
+/// an older one of that name) only once all its files checked.
 pub fn import(
     db: &Db,
     mirror_dir: &Path,
+    bundles_dir: &Path,
     cache_max: u64,
     relay: &str,
     dir: &Path,
@@ -363,8 +407,41 @@ pub fn import(
         }
         done.vehicles += 1;
     }
+    for b in &index.bundles {
+        done.bytes += place_bundle(dir, b, bundles_dir)?;
+        done.bundles.push(b.name.clone());
+    }
     evict(db, mirror_dir, cache_max)?;
     Ok(done)
+}
+
+/// Place bundle `b` of the pack in `dir` at `bundles_dir/NAME/`: every file checked into a
+/// staging directory first, an empty `receipts/` made for the vehicles' receipts, then the
+/// staging directory takes the name. Returns the bytes placed.
+fn place_bundle(dir: &Path, b: &PackBundle, bundles_dir: &Path) -> Result<u64> {
+    let staging = bundles_dir.join(format!(".{}.importing", b.name));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io_at(&staging))?;
+    }
+    let prefix = format!("{BUNDLES_DIR}/{}/", b.name);
+    let mut bytes = 0;
+    for f in &b.files {
+        let rel = f.path.strip_prefix(&prefix).unwrap_or_default();
+        if let Err(e) = place(dir, f, &staging.join(rel)) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        bytes += f.length;
+    }
+    let receipts = staging.join("receipts");
+    std::fs::create_dir_all(&receipts).map_err(io_at(&receipts))?;
+    let dest = bundles_dir.join(&b.name);
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).map_err(io_at(&dest))?;
+    }
+    std::fs::rename(&staging, &dest).map_err(io_at(&dest))?;
+    tracing::info!(bundle = %b.name, dir = %dest.display(), "offline-update bundle placed");
+    Ok(bytes)
 }
 
 /// Drop the least recently used files until the cache fits `cache_max`; what was just
@@ -411,6 +488,13 @@ mod tests {
         let d = w
             .write("director/V1/targets.json", &mut &b"{\"d\":1}"[..], 1 << 20)
             .expect("director");
+        let b = w
+            .write(
+                "bundles/workshop/.well-known/images/abc.bin",
+                &mut &b"image"[..],
+                1 << 20,
+            )
+            .expect("bundle");
         w.finish(&PackIndex {
             format: FORMAT.into(),
             relay: relay.into(),
@@ -421,6 +505,10 @@ mod tests {
                 files: vec![d],
             }],
             image_repo: vec![t, ts],
+            bundles: vec![PackBundle {
+                name: "workshop".into(),
+                files: vec![b],
+            }],
         })
         .expect("finish")
     }
@@ -431,17 +519,27 @@ mod tests {
         let dir = pack(&tmp.path().join("p"), "yard-7", b"target bytes");
         let db = Db::open(&tmp.path().join("cache")).expect("db");
         let mirror = tmp.path().join("cache/mirror");
+        let bundles = tmp.path().join("cache/bundles");
+        let import = |max, relay, at| import(&db, &mirror, &bundles, max, relay, &dir, at);
 
-        let e = import(&db, &mirror, 1 << 20, "other", &dir, 1).expect_err("foreign");
+        let e = import(1 << 20, "other", 1).expect_err("foreign");
         assert!(e.to_string().contains("relay check failed"), "{e}");
-        let e = import(&db, &mirror, 4, "yard-7", &dir, 1).expect_err("too large");
+        let e = import(4, "yard-7", 1).expect_err("too large");
         assert!(e.to_string().contains("cache check failed"), "{e}");
 
-        let done = import(&db, &mirror, 1 << 20, "yard-7", &dir, 1).expect("import");
+        let done = import(1 << 20, "yard-7", 1).expect("import");
         assert_eq!(
             (done.vehicles, done.director_files, done.image_repo_files),
             (1, 1, 2)
         );
+        // The bundle, whole and named, with room for the vehicles' receipts.
+        assert_eq!(done.bundles, ["workshop"]);
+        let placed = bundles.join("workshop");
+        assert_eq!(
+            std::fs::read(placed.join(".well-known/images/abc.bin")).expect("bundle file"),
+            b"image"
+        );
+        assert!(placed.join("receipts").is_dir());
         assert_eq!(
             std::fs::read(mirror.join("targets/apps/abc.app.bin")).expect("cached"),
             b"target bytes"
@@ -471,8 +569,49 @@ mod tests {
             b"target bytez",
         )
         .expect("tamper");
-        let e = import(&db, &mirror, 1 << 20, "yard-7", &dir, 3).expect_err("tampered");
+        let e = import(1 << 20, "yard-7", 3).expect_err("tampered");
         assert!(e.to_string().contains("hash check failed"), "{e}");
+    }
+
+    #[test]
+    fn a_changed_bundle_file_is_refused_and_the_placed_bundle_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = pack(&tmp.path().join("p"), "yard-7", b"target bytes");
+        let db = Db::open(&tmp.path().join("cache")).expect("db");
+        let mirror = tmp.path().join("cache/mirror");
+        let bundles = tmp.path().join("cache/bundles");
+        import(&db, &mirror, &bundles, 1 << 20, "yard-7", &dir, 1).expect("import");
+        let image = "bundles/workshop/.well-known/images/abc.bin";
+        std::fs::write(dir.join(image), b"imagE").expect("tamper");
+        let e = import(&db, &mirror, &bundles, 1 << 20, "yard-7", &dir, 2).expect_err("tampered");
+        assert!(e.to_string().contains("hash check failed"), "{e}");
+        assert_eq!(
+            std::fs::read(bundles.join("workshop/.well-known/images/abc.bin")).expect("kept"),
+            b"image"
+        );
+        assert!(!bundles.join(".workshop.importing").exists());
+    }
+
+    #[test]
+    fn bundle_paths_stay_inside_their_bundle() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = pack(&tmp.path().join("p"), "yard-7", b"t");
+        let mut index = read_index(&dir).expect("index");
+        for bad in [
+            "bundles/workshop/../x",
+            "bundles/other/x",
+            "bundles/workshop/",
+            "bundles/workshop//x",
+        ] {
+            index.bundles[0].files[0].path = bad.into();
+            std::fs::write(dir.join(INDEX), serde_json::to_vec(&index).expect("json"))
+                .expect("write");
+            let e = read_index(&dir).expect_err(bad);
+            assert!(
+                e.to_string().contains("is not a file of bundles/workshop/"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The relay's state and routes, and serving them until shutdown.
 
-use crate::config::RelayConfig;
+use crate::config::{RelayConfig, VehicleTls};
 use crate::db::Db;
+use crate::device::DeviceCertificate;
 use crate::error::{io_at, Result};
 use crate::upstream::Upstream;
 use axum::extract::Request;
@@ -10,6 +11,7 @@ use axum::response::Response;
 use axum::routing::{get, put};
 use axum::Router;
 use ferry_core::Clock;
+use ferry_http::tls::ServerTls;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -121,9 +123,72 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_tls(relay, listener, None, shutdown).await
+}
+
+/// The `[tls]` listener's setup: the relay's server certificate and key, and the fleet CA
+/// device certificates must chain to (ferry-http's mutual TLS, as the Director's).
+pub fn vehicle_tls(config: &VehicleTls) -> Result<ServerTls> {
+    ServerTls::from_files(
+        &config.cert,
+        &config.key,
+        &config.ca_cert,
+        "fleet CA certificate",
+    )
+    .map(|tls| tls.with_handshake_timeout(config.handshake_timeout))
+    .map_err(|reason| crate::Error::Config {
+        path: config.cert.clone(),
+        reason: format!("[tls] {reason}"),
+    })
+}
+
+/// As [`serve`], and on `tls`'s listener over mutual TLS too: there each request carries
+/// the [`DeviceCertificate`] of its connection.
+pub async fn serve_with_tls(
+    relay: Arc<Relay>,
+    listener: TcpListener,
+    tls: Option<(TcpListener, ServerTls)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let forwarder = tokio::spawn(crate::forward::run(relay.clone()));
     let limits = relay.config.http;
-    let result = ferry_http::serve(listener, router(relay), limits, shutdown).await;
+    // One shutdown for both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let plain = ferry_http::serve(
+        listener,
+        router(relay.clone()),
+        limits,
+        until(stopped.clone()),
+    );
+    let result = match tls {
+        None => plain.await,
+        Some((tls_listener, tls)) => {
+            if let Ok(addr) = tls_listener.local_addr() {
+                tracing::info!(%addr, "serving vehicles over mutual TLS");
+            }
+            let identify = |connection: &rustls::ServerConnection| {
+                let leaf = connection.peer_certificates()?.first()?;
+                Some(DeviceCertificate::of(leaf.as_ref()))
+            };
+            let secure = ferry_http::tls::serve_tls(
+                tls_listener,
+                router(relay),
+                limits,
+                tls,
+                identify,
+                until(stopped),
+            );
+            let (plain, secure) = tokio::join!(plain, secure);
+            plain.and(secure)
+        }
+    };
     forwarder.abort();
     result
 }

@@ -1,5 +1,9 @@
 //! The relay's uplink: one HTTP client toward the Director and the Image repository, and what
-//! the relay last learnt of their reachability (for `ferry relay status`).
+//! the relay last learnt of their reachability (for `ferry relay status`). The client trusts
+//! `[upstream] ca_cert` beside the system's roots and presents the relay's certificate
+//! (`cert`/`key`) to a mutual-TLS Director; requests to the Director carry the relay's token
+//! as a bearer when it has one (a mutual-TLS Director knows the relay by its certificate and
+//! ignores it).
 
 use crate::config::Upstream as UpstreamConfig;
 use crate::error::{Error, Result};
@@ -24,7 +28,41 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(config: UpstreamConfig) -> Result<Upstream> {
-        let client = reqwest::Client::builder()
+        let bad = |what: &str, reason: String| Error::Upstream {
+            url: config.director.clone(),
+            reason: format!("[upstream] {what}: {reason}"),
+        };
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| bad(what, format!("{}: {e}", path.display())))
+        };
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca) = &config.ca_cert {
+            let cert = reqwest::Certificate::from_pem(&read("ca_cert", ca)?).map_err(|e| {
+                bad(
+                    "ca_cert",
+                    format!("{}: not a PEM certificate: {e}", ca.display()),
+                )
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        if let Some((cert, key)) = &config.client_cert {
+            let mut pem = read("cert", cert)?;
+            pem.extend(read("key", key)?);
+            let identity = reqwest::Identity::from_pem(&pem);
+            // The key's bytes are not left in memory longer than reqwest's own copy.
+            pem.iter_mut().for_each(|b| *b = 0);
+            builder = builder.identity(identity.map_err(|e| {
+                bad(
+                    "cert/key",
+                    format!(
+                        "{} / {}: not a PEM certificate and its key: {e}",
+                        cert.display(),
+                        key.display()
+                    ),
+                )
+            })?);
+        }
+        let client = builder
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             // Whatever the vehicle asked for, the relay wants the bytes as the server has them.
@@ -42,6 +80,16 @@ impl Upstream {
             client,
             seen: Mutex::new(Reachability::default()),
         })
+    }
+
+    /// A request to the Director with the relay's credential: its token as a bearer when it
+    /// has one; its certificate, if configured, rides on the connection.
+    pub fn director(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, url);
+        match &self.config.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// Record that upstream answered (`Ok`) or could not be reached (`Err`), at `now`.

@@ -17,6 +17,8 @@ pub struct Daemon {
     child: Child,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    /// Every stdout line, the first included (a server may print a second address).
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 /// The address in a server's first line: after `http://` or `https://`, or the JSON
@@ -52,8 +54,11 @@ impl Daemon {
         // blocks on a full pipe.
         let (tx, rx) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&stdout);
         thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().expect("stdout lines").push(line.clone());
                 let _ = tx.send(line);
             }
         });
@@ -72,6 +77,25 @@ impl Daemon {
             child,
             addr,
             stderr,
+            stdout,
+        }
+    }
+
+    /// The address in stdout line `n` (0: the first, [`Daemon::addr`]), waiting for it up to
+    /// [`START_TIMEOUT`]; panics (with stderr) if none comes.
+    pub fn address_on_line(&self, n: usize) -> SocketAddr {
+        let start = std::time::Instant::now();
+        loop {
+            let line = self.stdout.lock().expect("stdout lines").get(n).cloned();
+            if let Some(addr) = line.as_deref().and_then(address_in) {
+                return addr;
+            }
+            assert!(
+                start.elapsed() < START_TIMEOUT,
+                "no address on stdout line {n} (line {line:?})\n--- stderr\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(50));
         }
     }
 

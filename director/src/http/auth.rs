@@ -2,7 +2,8 @@
 //!
 //! On a mutual-TLS connection the device is its certificate ([`ClientIdentity`]) and nothing
 //! else: a bearer token there is ignored, so a leaked token is worthless without the vehicle's
-//! key. Over plain HTTP (loopback only) the device presents a bearer token:
+//! key. A registered gateway relay's certificate is no vehicle's: it speaks for vehicles as
+//! the relay ([`super::relayed`]), and the admin API refuses it ([`refuse_relay_certificates`]). Over plain HTTP (loopback only) the device presents a bearer token:
 //!
 //! Device tokens handed out by the admin API have the form `<vin>.<secret>`: the VIN lets the
 //! Director tell a token of another vehicle (403) from a wrong or missing one (401) without
@@ -76,6 +77,14 @@ impl<S: Send + Sync> FromRequestParts<S> for DeviceCaller {
 
 impl DeviceCaller {
     pub fn of(identity: Option<&ClientIdentity>, headers: &HeaderMap) -> DeviceCaller {
+        // A relay's certificate: the relay speaks for the vehicle, never is it.
+        if let Some(cert) = identity.and_then(|i| i.relay.as_ref()) {
+            return DeviceCaller {
+                identity: None,
+                token: None,
+                relay: Some(super::relayed::RelayClaim::of_certificate(cert, headers)),
+            };
+        }
         let token = if identity.is_some() {
             None
         } else {
@@ -209,4 +218,27 @@ pub async fn admin(state: &AppState, headers: &HeaderMap, needed: Scope) -> Resu
         ))),
         Some(_) => Ok(()),
     }
+}
+
+/// Middleware of the admin API: a connection whose client certificate is a gateway relay's is
+/// refused whatever bearer token it sends. A relay speaks for vehicles, never as an operator;
+/// a relay host holding a leaked admin token gains nothing through its own certificate.
+pub async fn refuse_relay_certificates(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(relay) = request
+        .extensions()
+        .get::<ClientIdentity>()
+        .and_then(|i| i.relay.as_ref())
+    {
+        tracing::warn!(relay = %relay.name, path = %request.uri().path(), "a relay certificate on the admin API refused");
+        return ApiError::forbidden(format!(
+            "admin certificate check failed: the client certificate is relay {}'s, and a relay speaks for vehicles only; expected an operator certificate (`ferry director issue-cert --operator`)",
+            relay.name
+        ))
+        .into_response();
+    }
+    next.run(request).await
 }

@@ -236,6 +236,13 @@ pub async fn manifest(
             DEFAULT_MAX_SKEW,
             policy,
         )?;
+        // The relay's site: this vehicle is behind it (for `ferry admin relay pack`). The
+        // manifest is recorded whatever happens here.
+        if let Some(relay) = caller.relay() {
+            if let Err(e) = store.record_relay_vehicle(&vin, &relay.name, now) {
+                tracing::error!(%vin, relay = %relay.name, error = %e, "recording the relay's vehicle failed");
+            }
+        }
         // Settled assignments (or targets that miss a queue head) mean the next one queued on
         // an ECU is served only once the vehicle is re-signed. The manifest is recorded
         // whatever happens here: a failed re-signing is logged, not the device's fault, and

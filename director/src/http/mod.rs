@@ -28,7 +28,8 @@
 //!   (write: a vehicle's signed receipt of an offline install, recorded once)
 //! - `POST /api/v1/admin/relays` (write: register a gateway relay, `{"name"}`, its token shown
 //!   once), `GET /api/v1/admin/relays` (read), `POST /api/v1/admin/relays/{name}/revoke`
-//!   (write). A relay speaks on the device API for vehicles ([`relayed`]), never here.
+//!   (write), `GET /api/v1/admin/relays/{name}/vehicles` (read: the vehicles last seen
+//!   through it). A relay speaks on the device API for vehicles ([`relayed`]), never here.
 //!   `POST /api/v1/admin/relays/{name}/manifests?vin=&received_at=` (write): a manifest the
 //!   relay queued, carried across a diode (`ferry admin relay import`).
 //!   `POST /api/v1/admin/relays/{name}/vehicles/{vin}/pack` (write): the vehicle's Director
@@ -63,7 +64,7 @@ pub use auth::device_token;
 pub use errors::ApiError;
 pub use ferry_http::Limits;
 pub use rate::ManifestRate;
-pub use tls::{serve_tls, ClientIdentity, TlsSettings, HANDSHAKE_TIMEOUT};
+pub use tls::{serve_tls, ClientIdentity, RelayCertificate, TlsSettings, HANDSHAKE_TIMEOUT};
 
 use crate::image_repo::TargetSource;
 use crate::manifests::ManifestPolicy;
@@ -185,6 +186,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/admin/relays", post(relays::add).get(relays::list))
         .route("/api/v1/admin/relays/{name}/revoke", post(relays::revoke))
         .route(
+            "/api/v1/admin/relays/{name}/vehicles",
+            get(relays::vehicles),
+        )
+        .route(
             "/api/v1/admin/relays/{name}/manifests",
             post(relays::import_manifest),
         )
@@ -195,7 +200,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/relays/{name}/exports/verify",
             post(relay_export::verify),
-        );
+        )
+        .route_layer(axum::middleware::from_fn(auth::refuse_relay_certificates));
     device
         .merge(admin)
         .fallback(fallback)

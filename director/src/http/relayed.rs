@@ -1,7 +1,10 @@
 //! Requests a registered gateway relay makes for a vehicle (issue #20).
 //!
 //! The relay authenticates with its own token, `Authorization: Bearer ferry-relay:NAME:SECRET`
-//! (issued by `ferry admin relay add NAME`), and names the vehicle it speaks for:
+//! (issued by `ferry admin relay add NAME`), or on the mutual-TLS listener with its own
+//! certificate (CN `relay:NAME`, issued by the fleet CA with `ferry director issue-cert
+//! --relay NAME` and registered by its SHA-256 with `ferry admin relay add NAME --cert FILE`;
+//! see [`super::tls::ClientIdentity`]), and names the vehicle it speaks for:
 //! - `Ferry-Device-Authorization: Bearer <device token>`: the vehicle's own token, forwarded
 //!   while the relay passes requests through; checked here exactly as a direct request's;
 //! - otherwise `Ferry-Relayed-Vin: VIN`: the relay vouches for a vehicle it authenticated itself
@@ -35,12 +38,12 @@ pub const RECEIVED_AT: &str = "ferry-relay-received-at";
 /// queue is drained when its uplink returns; a month is a long voyage or a long lay-up).
 pub const MAX_RELAY_DELAY: Duration = Duration::days(31);
 
-/// The relay's token as presented (the relay's name and its secret) and what it says of the
-/// vehicle.
+/// The relay's credential as presented (its name, and its token's secret or its certificate)
+/// and what it says of the vehicle.
 #[derive(Clone)]
 pub struct RelayClaim {
     pub name: String,
-    secret: String,
+    credential: Credential,
     vin: Option<String>,
     device_token: Option<String>,
     received_at: Option<String>,
@@ -67,36 +70,75 @@ pub fn relay_token(name: &str, secret: &str) -> String {
     format!("{RELAY_TOKEN_PREFIX}{name}:{secret}")
 }
 
+/// How the relay proved who it is.
+#[derive(Clone)]
+enum Credential {
+    /// The secret of its token (bearer).
+    Token(String),
+    /// The SHA-256 of the client certificate of its TLS connection.
+    Certificate([u8; 32]),
+}
+
 impl RelayClaim {
     /// The claim a request makes if its bearer token is a relay token.
     pub fn of(token: &str, headers: &HeaderMap) -> Option<RelayClaim> {
         let rest = token.strip_prefix(RELAY_TOKEN_PREFIX)?;
         let (name, secret) = rest.rsplit_once(':')?;
+        Some(Self::with(
+            name,
+            Credential::Token(secret.to_owned()),
+            headers,
+        ))
+    }
+
+    /// The claim of a request on a TLS connection whose client certificate names a relay.
+    pub fn of_certificate(cert: &super::tls::RelayCertificate, headers: &HeaderMap) -> RelayClaim {
+        Self::with(&cert.name, Credential::Certificate(cert.sha256), headers)
+    }
+
+    fn with(name: &str, credential: Credential, headers: &HeaderMap) -> RelayClaim {
         let device_token = headers
             .get(DEVICE_AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim().to_owned());
-        Some(RelayClaim {
+        RelayClaim {
             name: name.to_owned(),
-            secret: secret.to_owned(),
+            credential,
             vin: header(headers, RELAYED_VIN),
             device_token,
             received_at: header(headers, RECEIVED_AT),
-        })
+        }
     }
 
     /// Allow the relay to speak for `vin` (blocking: store reads). Relay token not valid →
-    /// 401; the vehicle's forwarded token checked as a direct request's; else the vouched VIN
-    /// must be `vin` (403) and registered (404).
+    /// 401; relay certificate not registered for an unrevoked relay of its name → 403 (the
+    /// TLS layer already knows the client, so this is no missing credential); the vehicle's
+    /// forwarded token checked as a direct request's; else the vouched VIN must be `vin`
+    /// (403) and registered (404).
     pub fn check(&self, store: &dyn View, vin: &str) -> Result<(), ApiError> {
-        if !store.verify_relay_token(&self.name, &self.secret)? {
-            tracing::warn!(relay = %self.name, "relay token refused");
-            return Err(ApiError::unauthorized(format!(
-                "relay token check failed: no registered, unrevoked relay {} with this token; expected the token `ferry admin relay add` issued",
-                self.name
-            )));
+        match &self.credential {
+            Credential::Token(secret) => {
+                if !store.verify_relay_token(&self.name, secret)? {
+                    tracing::warn!(relay = %self.name, "relay token refused");
+                    return Err(ApiError::unauthorized(format!(
+                        "relay token check failed: no registered, unrevoked relay {} with this token; expected the token `ferry admin relay add` issued",
+                        self.name
+                    )));
+                }
+            }
+            Credential::Certificate(sha256) => {
+                if !store.verify_relay_cert(&self.name, sha256)? {
+                    tracing::warn!(relay = %self.name, sha256 = %hex::encode(sha256), "relay certificate refused");
+                    return Err(ApiError::forbidden(format!(
+                        "relay certificate check failed: the client certificate (SHA-256 {}) is not registered for an unrevoked relay {}; expected the certificate `ferry admin relay add {} --cert FILE` registered",
+                        hex::encode(sha256),
+                        self.name,
+                        self.name
+                    )));
+                }
+            }
         }
         if let Some(token) = &self.device_token {
             return device_token_check(store, Some(token), vin);

@@ -10,7 +10,7 @@
 
 use super::{router, AppState};
 use crate::error::{Error, Result};
-use crate::fleet_ca::certificate_vins;
+use crate::fleet_ca::{certificate_relay, certificate_vins};
 use ferry_http::tls::ServerTls;
 pub use ferry_http::tls::HANDSHAKE_TIMEOUT;
 use std::future::Future;
@@ -21,9 +21,22 @@ use tokio::net::TcpListener;
 /// Who is on the other end of a TLS connection: the VINs its (verified) certificate names,
 /// from the subject CN and `urn:ferry:vin:` URI SANs. Empty when the certificate names none
 /// the Director can read, so every device request of that connection is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientIdentity {
     pub vins: Vec<String>,
+    /// A certificate whose CN is `relay:NAME` ([`crate::fleet_ca::certificate_relay`]): the
+    /// connection claims to be gateway relay NAME. It speaks for vehicles only once the store
+    /// finds this certificate registered for an unrevoked relay of that name
+    /// ([`super::relayed`]); it never passes as a vehicle, and the admin API refuses it.
+    pub relay: Option<RelayCertificate>,
+}
+
+/// A relay's client certificate as presented: the relay it names and its SHA-256 (of the
+/// DER), to compare with the one `ferry admin relay add NAME --cert` registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayCertificate {
+    pub name: String,
+    pub sha256: [u8; 32],
 }
 
 impl ClientIdentity {
@@ -79,7 +92,7 @@ pub async fn serve_tls(
     }
     let identify = |connection: &rustls::ServerConnection| {
         let identity = identity_of(connection);
-        tracing::debug!(vins = ?identity.vins, "TLS client connected");
+        tracing::debug!(vins = ?identity.vins, relay = ?identity.relay.as_ref().map(|r| &r.name), "TLS client connected");
         Some(identity)
     };
     ferry_http::tls::serve_tls(listener, router(state), limits, tls.0, identify, shutdown).await
@@ -89,13 +102,23 @@ pub async fn serve_tls(
 fn identity_of(connection: &rustls::ServerConnection) -> ClientIdentity {
     // Client certificates are required, so a finished handshake always has one.
     let Some(leaf) = connection.peer_certificates().and_then(|c| c.first()) else {
-        return ClientIdentity { vins: Vec::new() };
+        return ClientIdentity::default();
     };
+    if let Some(name) = certificate_relay(leaf) {
+        use sha2::Digest;
+        return ClientIdentity {
+            vins: Vec::new(),
+            relay: Some(RelayCertificate {
+                name,
+                sha256: sha2::Sha256::digest(leaf.as_ref()).into(),
+            }),
+        };
+    }
     match certificate_vins(leaf) {
-        Ok(vins) => ClientIdentity { vins },
+        Ok(vins) => ClientIdentity { vins, relay: None },
         Err(e) => {
             tracing::warn!(error = %e, "client certificate names no vehicle the Director can read");
-            ClientIdentity { vins: Vec::new() }
+            ClientIdentity::default()
         }
     }
 }

@@ -336,4 +336,30 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "ALTER TABLE manifests SET (toast_tuple_target = 8160);",
     },
+    // 11: a relay's client certificate (issue #20, mutual TLS toward the Director): the
+    // SHA-256 of the one certificate registered for it. A relay of that name presenting any
+    // other certificate of the fleet CA is refused.
+    Migration {
+        sqlite: "ALTER TABLE relays ADD COLUMN cert_sha256 BLOB
+        CHECK (cert_sha256 IS NULL OR length(cert_sha256) = 32);",
+        postgres: "ALTER TABLE relays ADD COLUMN cert_sha256 BYTEA
+        CHECK (cert_sha256 IS NULL OR length(cert_sha256) = 32);",
+    },
+    // 12: which relay each vehicle's last relayed manifest came through, and when (issue
+    // #20: a relay's site, for `ferry admin relay pack --relay NAME` without --vin). No
+    // foreign keys: removing a vehicle or a relay must not depend on this bookkeeping.
+    Migration {
+        sqlite: "CREATE TABLE relay_vehicles (
+        vin TEXT PRIMARY KEY NOT NULL,
+        relay TEXT NOT NULL,
+        seen_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX relay_vehicles_by_relay ON relay_vehicles(relay);",
+        postgres: "CREATE TABLE relay_vehicles (
+        vin TEXT PRIMARY KEY NOT NULL,
+        relay TEXT NOT NULL,
+        seen_at BIGINT NOT NULL
+    );
+    CREATE INDEX relay_vehicles_by_relay ON relay_vehicles(relay);",
+    },
 ];

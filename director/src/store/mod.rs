@@ -198,14 +198,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // --- gateway relays (issue #20) ---
 
     /// Register relay `name` (a VIN-like name) and make its token: returns the secret, kept
-    /// only as its SHA-256. A name registered before, revoked or not, is refused.
-    fn add_relay(&self, name: &str) -> Result<String>;
+    /// only as its SHA-256. With `cert_sha256`, the SHA-256 of its client certificate (DER)
+    /// is registered too: on the mutual-TLS listener the relay is that certificate. A name
+    /// registered before, revoked or not, is refused.
+    fn add_relay(&self, name: &str, cert_sha256: Option<&[u8; 32]>) -> Result<String>;
     /// Whether `secret` is the token of the unrevoked relay `name` (constant-time).
     fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool>;
+    /// Whether `sha256` is the client certificate registered for the unrevoked relay `name`.
+    fn verify_relay_cert(&self, name: &str, sha256: &[u8; 32]) -> Result<bool>;
     /// Every registered relay, by name.
     fn list_relays(&self) -> Result<Vec<Relay>>;
     /// Refuse relay `name`'s token from now on.
     fn revoke_relay(&self, name: &str) -> Result<()>;
+    /// Record that `vin`'s manifest came through relay `relay` at `now` (replacing what was
+    /// recorded of `vin` before).
+    fn record_relay_vehicle(&self, vin: &str, relay: &str, now: DateTime<Utc>) -> Result<()>;
+    /// The vehicles last seen through relay `name`: their last relayed manifest came through
+    /// it and none came straight to the Director since. By VIN.
+    fn relay_vehicles(&self, name: &str) -> Result<Vec<String>>;
     /// The SHA-256 of `vin`'s current device token secret (None: unknown vehicle, or none
     /// issued). For `ferry admin relay pack`: a relay that never reaches the Director checks
     /// the site's vehicles against it; the hash does not let anyone present the token.

@@ -40,6 +40,8 @@ pub trait View {
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool>;
     /// See [`Store::verify_relay_token`].
     fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool>;
+    /// See [`Store::verify_relay_cert`].
+    fn verify_relay_cert(&self, name: &str, sha256: &[u8; 32]) -> Result<bool>;
     /// See [`Store::ecu_keys`].
     fn ecu_keys(&self, vin: &str) -> Result<Option<RegisteredVehicle>>;
     /// See [`Store::get_vehicle_metadata`].

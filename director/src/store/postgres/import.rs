@@ -148,7 +148,12 @@ const TABLES: &[(&str, &[(&str, Ty)])] = {
                 ("secret_sha256", Blob),
                 ("created_at", Int),
                 ("revoked_at", Int),
+                ("cert_sha256", Blob),
             ],
+        ),
+        (
+            "relay_vehicles",
+            &[("vin", Text), ("relay", Text), ("seen_at", Int)],
         ),
     ]
 };

@@ -655,12 +655,15 @@ impl Store for PgStore {
         self.read("list admin tokens", on!(|c| admin::list(c)))
     }
 
-    fn add_relay(&self, name: &str) -> Result<String> {
+    fn add_relay(&self, name: &str, cert_sha256: Option<&[u8; 32]>) -> Result<String> {
         crate::store::check_relay_name(name)?;
         let secret = crate::secret::generate()?;
         let hash = crate::secret::hash(&secret);
         let (hash, now) = (&hash, self.now_ms());
-        self.write("register relay", on!(|tx| relays::add(tx, name, hash, now)))?;
+        self.write(
+            "register relay",
+            on!(|tx| relays::add(tx, name, hash, cert_sha256, now)),
+        )?;
         Ok(secret)
     }
 
@@ -668,6 +671,28 @@ impl Store for PgStore {
         self.read(
             "verify relay token",
             on!(|c| relays::verify(c, name, secret)),
+        )
+    }
+
+    fn verify_relay_cert(&self, name: &str, sha256: &[u8; 32]) -> Result<bool> {
+        self.read(
+            "verify relay certificate",
+            on!(|c| relays::verify_cert(c, name, sha256)),
+        )
+    }
+
+    fn record_relay_vehicle(&self, vin: &str, relay: &str, now: DateTime<Utc>) -> Result<()> {
+        let at = now.timestamp_millis();
+        self.write(
+            "record a relay's vehicle",
+            on!(|tx| relays::record_vehicle(tx, vin, relay, at)),
+        )
+    }
+
+    fn relay_vehicles(&self, name: &str) -> Result<Vec<String>> {
+        self.read(
+            "list a relay's vehicles",
+            on!(|c| relays::vehicles(c, name)),
         )
     }
 

@@ -126,6 +126,10 @@ impl View for PgView<'_> {
         self.run(relays::verify(self.client, name, secret))
     }
 
+    fn verify_relay_cert(&self, name: &str, sha256: &[u8; 32]) -> Result<bool> {
+        self.run(relays::verify_cert(self.client, name, sha256))
+    }
+
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool> {
         let announced = self.prefetched.borrow_mut().token.take_if(|p| p.0 == vin);
         let stored = match announced {

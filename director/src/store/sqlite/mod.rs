@@ -482,19 +482,38 @@ impl Store for SqliteStore {
         format!("sqlite {}", self.path.display())
     }
 
-    fn add_relay(&self, name: &str) -> Result<String> {
+    fn add_relay(&self, name: &str, cert_sha256: Option<&[u8; 32]>) -> Result<String> {
         super::check_relay_name(name)?;
         let secret = crate::secret::generate()?;
         let hash = crate::secret::hash(&secret);
         let now = self.now_ms();
-        self.pool
-            .write("register relay", |tx| relays::add(tx, name, &hash, now))?;
+        self.pool.write("register relay", |tx| {
+            relays::add(tx, name, &hash, cert_sha256, now)
+        })?;
         Ok(secret)
     }
 
     fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool> {
         self.pool
             .read("verify relay token", |tx| relays::verify(tx, name, secret))
+    }
+
+    fn verify_relay_cert(&self, name: &str, sha256: &[u8; 32]) -> Result<bool> {
+        self.pool.read("verify relay certificate", |tx| {
+            relays::verify_cert(tx, name, sha256)
+        })
+    }
+
+    fn record_relay_vehicle(&self, vin: &str, relay: &str, now: DateTime<Utc>) -> Result<()> {
+        let at = now.timestamp_millis();
+        self.pool.write("record a relay's vehicle", |tx| {
+            relays::record_vehicle(tx, vin, relay, at)
+        })
+    }
+
+    fn relay_vehicles(&self, name: &str) -> Result<Vec<String>> {
+        self.pool
+            .read("list a relay's vehicles", |tx| relays::vehicles(tx, name))
     }
 
     fn list_relays(&self) -> Result<Vec<Relay>> {
@@ -554,6 +573,10 @@ struct SqliteView<'a> {
 impl View for SqliteView<'_> {
     fn verify_relay_token(&self, name: &str, secret: &str) -> Result<bool> {
         relays::verify(self.conn, name, secret)
+    }
+
+    fn verify_relay_cert(&self, name: &str, sha256: &[u8; 32]) -> Result<bool> {
+        relays::verify_cert(self.conn, name, sha256)
     }
 
     fn verify_device_token(&self, vin: &str, token: &str) -> Result<bool> {

@@ -1,7 +1,7 @@
 //! `ferry relay export --config relay.toml --out DIR`: the queued manifests, written out for
 //! a data diode or a USB stick, and taken off the queue.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use ferry_relay::db::Db;
 use ferry_relay::RelayConfig;
 use std::path::PathBuf;
@@ -30,8 +30,15 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let config = RelayConfig::load(&args.config)?;
     let db = Db::open(&config.cache_dir)?;
-    let name = ferry_relay::carry::relay_name(&config.upstream.token);
-    let index = ferry_relay::carry::export(&db, &config.upstream.token, &args.out)?;
+    let name = config.upstream.name.clone();
+    // The index's MAC is keyed with the token's secret, which the Director holds the hash of.
+    let token = config.upstream.token.as_deref().ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: [upstream] has no token_file; expected one: `ferry relay export` keys its MAC with the relay's token (`ferry admin relay add` issues it with a certificate too)",
+            args.config.display()
+        ))
+    })?;
+    let index = ferry_relay::carry::export(&db, token, &args.out)?;
     if args.json {
         println!(
             "{}",

@@ -33,11 +33,12 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let config = RelayConfig::load(&args.config)?;
     let db = Db::open(&config.cache_dir)?;
-    let name = ferry_relay::carry::relay_name(&config.upstream.token);
+    let name = config.upstream.name.clone();
     let now = ferry_core::SystemClock.now().timestamp_millis();
     let done = ferry_relay::pack::import(
         &db,
         &config.cache_dir.join("mirror"),
+        &config.cache_dir.join(ferry_relay::pack::BUNDLES_DIR),
         config.cache_max,
         &name,
         &args.dir,
@@ -58,6 +59,16 @@ pub fn run(args: Args) -> Result<()> {
             done.bytes,
             args.dir.display()
         );
+        for name in &done.bundles {
+            println!(
+                "offline-update bundle {name}: {} (`ferry-primary offline --bundle DIR`, or copy it to a stick)",
+                config
+                    .cache_dir
+                    .join(ferry_relay::pack::BUNDLES_DIR)
+                    .join(name)
+                    .display()
+            );
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `ferry admin relay`: gateway relays (issue #20) as the Director sees them: register one
-//! (its token written to a new 0600 file), list them, revoke one.
+//! (its token written to a new 0600 file, its client certificate registered if given), list
+//! them, revoke one.
 
 use super::client::{print_json, table, AdminClient};
 use crate::error::{io_at, Error, Result};
@@ -9,14 +10,18 @@ mod pack;
 
 const EXAMPLE: &str = "Example:
   ferry admin relay add yard-7 --out yard-7.token     # then token_file = \"yard-7.token\" in relay.toml
+  ferry director issue-cert --relay ship-1 --ca-cert fleet-ca.pem --ca-key fleet-ca.key --out-dir ship-1
+  ferry admin relay add ship-1 --out ship-1.token --cert ship-1/cert.pem   # mutual TLS: cert/key in relay.toml
   ferry admin relay list --json
   ferry admin relay revoke yard-7
   ferry admin relay import /media/usb/yard-7-2026-12-07      # what `ferry relay export` wrote
   ferry admin relay pack --relay yard-7 --vin VIN-1 --vin VIN-2 \
       --image-repo https://images.example --out /media/usb/yard-7-pack   # then `ferry relay import`
 
-A relay's token lets it speak for vehicles on the device API (forwarding their requests and
-the manifests it queued while its uplink was down); it is refused on the admin API.";
+A relay's token, or its registered certificate on a mutual-TLS Director, lets it speak for
+vehicles on the device API (forwarding their requests and the manifests it queued while its
+uplink was down); both are refused on the admin API. The token also keys the MAC over the
+relay's exports (`ferry relay export`), so it is issued with a certificate too.";
 
 #[derive(Debug, clap::Subcommand)]
 #[command(after_help = EXAMPLE)]
@@ -48,6 +53,10 @@ pub struct AddArgs {
     /// Write the token to this new file, mode 0600 (never overwritten).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// Register this client certificate (PEM, `ferry director issue-cert --relay NAME`): on
+    /// a mutual-TLS Director the relay is this certificate and no other.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -66,7 +75,12 @@ pub struct RevokeArgs {
 pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
     match cmd {
         Command::Add(a) => {
-            let reply = client.post("/relays", &serde_json::json!({ "name": a.name }))?;
+            let mut request = serde_json::json!({ "name": a.name });
+            if let Some(cert) = &a.cert {
+                let pem = std::fs::read_to_string(cert).map_err(io_at(cert))?;
+                request["cert"] = pem.into();
+            }
+            let reply = client.post("/relays", &request)?;
             let token = reply["token"].as_str().unwrap_or_default();
             ferry_keys::fs::write_secret(&a.out, format!("{token}\n").as_bytes()).map_err(
                 |e| match e.kind() {
@@ -77,14 +91,20 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
                     _ => io_at(&a.out)(e),
                 },
             )?;
+            let cert_sha256 = reply["cert_sha256"].as_str();
             if a.json {
-                return print_json(&serde_json::json!({ "name": a.name, "file": a.out }));
+                return print_json(
+                    &serde_json::json!({ "name": a.name, "file": a.out, "cert_sha256": cert_sha256 }),
+                );
             }
             println!(
                 "relay {} registered; its token is in {} (token_file in relay.toml)",
                 a.name,
                 a.out.display()
             );
+            if let Some(sha) = cert_sha256 {
+                println!("its client certificate is registered: SHA-256 {sha}");
+            }
             Ok(())
         }
         Command::List(a) => {
@@ -92,12 +112,13 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
             if a.json {
                 return print_json(&reply);
             }
-            let mut t = table(&["relay", "registered", "revoked"]);
+            let mut t = table(&["relay", "registered", "revoked", "certificate SHA-256"]);
             for r in reply["relays"].as_array().into_iter().flatten() {
                 t.add_row([
                     r["name"].as_str().unwrap_or_default(),
                     r["created_at"].as_str().unwrap_or_default(),
                     r["revoked_at"].as_str().unwrap_or("-"),
+                    r["cert_sha256"].as_str().unwrap_or("-"),
                 ]);
             }
             println!("{t}");
@@ -110,7 +131,10 @@ pub fn run(client: &AdminClient, cmd: Command) -> Result<()> {
                 &format!("/relays/{}/revoke", a.name),
                 &serde_json::json!({}),
             )?;
-            println!("relay {} revoked: its token is refused from now on", a.name);
+            println!(
+                "relay {} revoked: its token and certificate are refused from now on",
+                a.name
+            );
             Ok(())
         }
     }

@@ -6,11 +6,13 @@
 //!   puts the pending assignments it names in flight, as a vehicle's own fetch would);
 //! - the Image repository's current metadata (every root, timestamp, snapshot and each role it
 //!   lists) and every target a packed vehicle is assigned, checked against the Director's
-//!   length and SHA-256 before it goes in.
+//!   length and SHA-256 before it goes in;
+//! - each offline-update bundle given with `--bundle DIR` (as `ferry admin bundle create --out
+//!   DIR` wrote it), every file checked against the bundle's own `bundle.json` on the way in.
 
 use super::super::client::AdminClient;
 use crate::error::{Error, Result};
-use ferry_relay::pack::{PackFile, PackIndex, PackVehicle, PackWriter, FORMAT};
+use ferry_relay::pack::{PackBundle, PackFile, PackIndex, PackVehicle, PackWriter, FORMAT};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,8 +22,11 @@ use std::time::Duration;
 const MAX_METADATA: u64 = ferry_relay::device::MAX_METADATA_BYTES;
 
 const EXAMPLE: &str = "Example:
+  ferry admin relay pack --relay yard-7 --image-repo https://images.example --out DIR
+      # the vehicles the Director last saw through yard-7; add others with --vin
   ferry admin relay pack --relay yard-7 --vin VIN-1 --vin VIN-2 \\
       --image-repo https://images.example --out /media/usb/yard-7-pack --json
+  ferry admin relay pack ... --bundle workshop-2026-12     # a dir `ferry admin bundle create` wrote
   # at the site:
   ferry relay import --config /etc/ferry/relay.toml /media/usb/yard-7-pack
 
@@ -35,12 +40,17 @@ pub struct PackArgs {
     /// The registered relay the pack is for (`ferry relay import` refuses any other's).
     #[arg(long, value_name = "NAME")]
     relay: String,
-    /// A vehicle of the relay's site (repeat for each).
-    #[arg(long = "vin", value_name = "VIN", required = true)]
+    /// A vehicle of the relay's site (repeat for each), beside those the Director last saw
+    /// through the relay (its relayed manifests), which are always packed.
+    #[arg(long = "vin", value_name = "VIN")]
     vins: Vec<String>,
     /// The Image repository's base URL (as in the vehicles' [image_repo] url upstream).
     #[arg(long, value_name = "URL", env = "FERRY_IMAGE_REPO_URL")]
     image_repo: String,
+    /// An offline-update bundle directory (`ferry admin bundle create --out DIR`) to carry
+    /// too (repeat for each); `ferry relay import` places it in cache_dir/bundles/NAME/.
+    #[arg(long = "bundle", value_name = "DIR")]
+    bundles: Vec<PathBuf>,
     /// A new or empty directory; complete once its pack.json is written (last).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -65,10 +75,25 @@ struct Wanted {
     hashes: BTreeMap<String, String>,
 }
 
-pub fn run(client: &AdminClient, a: PackArgs) -> Result<()> {
+pub fn run(client: &AdminClient, mut a: PackArgs) -> Result<()> {
     plain(&a.relay, "--relay")?;
     for vin in &a.vins {
         plain(vin, "--vin")?;
+    }
+    // The site: the vehicles the Director last saw through this relay, and any named.
+    let seen = client.get(&format!("/relays/{}/vehicles", a.relay))?;
+    for vin in seen["vehicles"].as_array().into_iter().flatten() {
+        let vin = vin.as_str().unwrap_or_default().to_owned();
+        plain(&vin, "the Director's VIN")?;
+        if !a.vins.contains(&vin) {
+            a.vins.push(vin);
+        }
+    }
+    if a.vins.is_empty() {
+        return Err(Error::Usage(format!(
+            "relay pack: no vehicles: the Director saw none through relay {} and no --vin was given; expected at least one vehicle",
+            a.relay
+        )));
     }
     let writer = PackWriter::create(&a.out)?;
     let mut vehicles = Vec::new();
@@ -107,12 +132,18 @@ pub fn run(client: &AdminClient, a: PackArgs) -> Result<()> {
     for (name, w) in &wanted {
         image_repo.push(repo.target(&writer, name, w, consistent)?);
     }
+    let bundles = a
+        .bundles
+        .iter()
+        .map(|dir| bundle(&writer, dir))
+        .collect::<Result<Vec<_>>>()?;
     let index = PackIndex {
         format: FORMAT.into(),
         relay: a.relay.clone(),
         created_at: chrono::Utc::now().to_rfc3339(),
         vehicles,
         image_repo,
+        bundles,
     };
     writer.finish(&index)?;
     let bytes: u64 = index.image_repo.iter().map(|f| f.length).sum();
@@ -121,6 +152,7 @@ pub fn run(client: &AdminClient, a: PackArgs) -> Result<()> {
             "relay": a.relay, "out": a.out, "vehicles": a.vins,
             "targets": wanted.keys().collect::<Vec<_>>(),
             "image_repo_files": index.image_repo.len(), "image_repo_bytes": bytes,
+            "bundles": index.bundles.iter().map(|b| &b.name).collect::<Vec<_>>(),
         }));
     }
     println!(
@@ -133,6 +165,63 @@ pub fn run(client: &AdminClient, a: PackArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// Bundle directory `dir` into the pack as `bundles/NAME/…`: its `bundle.json` names it and
+/// gives each file's length and SHA-256; each file is checked against it as it is copied
+/// (vehicles verify the signed metadata anyway: this catches a damaged copy before it
+/// travels), and `bundle.json` goes in too.
+fn bundle(w: &PackWriter, dir: &std::path::Path) -> Result<PackBundle> {
+    let index_path = dir.join("bundle.json");
+    let text = std::fs::read(&index_path).map_err(crate::error::io_at(&index_path))?;
+    let index: Value = serde_json::from_slice(&text).map_err(|e| {
+        Error::Check(format!(
+            "relay pack: {} is not JSON ({e}); expected the bundle.json `ferry admin bundle create --out DIR` wrote",
+            index_path.display()
+        ))
+    })?;
+    let name = index["name"].as_str().unwrap_or_default().to_owned();
+    plain(&name, "the bundle's name")?;
+    let listed = index["files"].as_object().ok_or_else(|| {
+        Error::Check(format!(
+            "relay pack: {} lists no files; expected a `files` object",
+            index_path.display()
+        ))
+    })?;
+    let mut files = Vec::new();
+    for (rel, want) in listed {
+        if !ferry_relay::pack::safe_relative(rel) || rel == "bundle.json" {
+            return Err(Error::Check(format!(
+                "relay pack: {} lists {rel:?}; expected a path inside the bundle",
+                index_path.display()
+            )));
+        }
+        let length = want["length"].as_u64().unwrap_or(u64::MAX);
+        let src = dir.join(rel);
+        let mut from = std::fs::File::open(&src).map_err(crate::error::io_at(&src))?;
+        // One byte over is read, so a longer file fails the length check below, by name.
+        let f = w.write(
+            &format!("bundles/{name}/{rel}"),
+            &mut from,
+            length.saturating_add(1),
+        )?;
+        if f.length != length || Some(f.sha256.as_str()) != want["sha256"].as_str() {
+            return Err(Error::Check(format!(
+                "relay pack: {} is {} bytes with sha256 {}; expected {want} as {} says",
+                src.display(),
+                f.length,
+                f.sha256,
+                index_path.display()
+            )));
+        }
+        files.push(f);
+    }
+    files.push(w.write(
+        &format!("bundles/{name}/bundle.json"),
+        &mut text.as_slice(),
+        u64::MAX,
+    )?);
+    Ok(PackBundle { name, files })
 }
 
 /// The targets a Director targets file names, with their lengths and hashes.
