@@ -66,8 +66,29 @@ fn on_disk(n: &Node, v: Version) -> Result<(), String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     entries.sort();
-    if entries != ["demo"] {
-        return Err(format!("apps dir holds {entries:?}, expected only demo"));
+    // The old version is kept after a commit (keep_previous, default 1), exactly once and
+    // whole, wherever the commit was cut; no copy is kept when the new one never committed.
+    let expected: &[&str] = match v {
+        Old => &["demo"],
+        New => &[".demo.kept", "demo"],
+    };
+    if entries != expected {
+        return Err(format!("apps dir holds {entries:?}, expected {expected:?}"));
+    }
+    if v == New {
+        let kept = apps.join(".demo.kept");
+        let copies: Vec<String> = std::fs::read_dir(&kept)
+            .map_err(|e| e.to_string())?
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let old = target(Old);
+        let file = kept.join("1").join(old.name.trim_start_matches("apps/"));
+        if copies != ["1"] || std::fs::read(&file).ok() != Some(old.content) {
+            return Err(format!(
+                "{} holds {copies:?}; expected one kept copy, 1/, with the old version",
+                kept.display()
+            ));
+        }
     }
     let t = target(v);
     let file = apps.join("demo").join(t.name.trim_start_matches("apps/"));
