@@ -182,6 +182,7 @@ impl System {
     /// Slots A (holding `image("1", true)`, booted) and B (empty), keyring `ca`.
     pub fn start(dir: &Path, ca: &Path) -> System {
         std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::create_dir_all(dir.join("mnt")).unwrap();
         std::fs::write(dir.join("slot-a"), image("1", true)).unwrap();
         std::fs::write(dir.join("slot-b"), vec![0u8; SLOT_SIZE]).unwrap();
         let state = dir.join("bootloader.state");
@@ -208,10 +209,14 @@ impl System {
             &conf,
             format!(
                 "[system]\ncompatible={COMPATIBLE}\nbootloader=custom\ndata-directory={data}\n\
-                 [handlers]\nbootloader-custom-backend={backend}\n[keyring]\npath={ca}\n\
+                 mountprefix={mnt}\n[handlers]\nbootloader-custom-backend={backend}\n[keyring]\npath={ca}\n\
                  [slot.rootfs.0]\ndevice={a}\ntype=raw\nbootname=A\n\
                  [slot.rootfs.1]\ndevice={b}\ntype=raw\nbootname=B\n",
                 data = s(&dir.join("data")),
+                // Its own mount prefix: RAUC's default, /mnt/rauc, is one directory for every
+                // service on the host, and tests running side by side mounted their bundles
+                // over each other's there ("rauc install failed" in one of them).
+                mnt = s(&dir.join("mnt")),
                 backend = s(&backend),
                 ca = s(ca),
                 a = s(&dir.join("slot-a")),
@@ -251,7 +256,7 @@ impl System {
                  \x20 while kill -0 \"$pid\" 2>/dev/null; do sleep 0.05; done\nfi\n\
                  setsid rauc service --conf='{conf}' --override-boot-slot=\"$FERRY_RAUC_BOOTNAME\" \
                  >>\"$D/rauc.log\" 2>&1 </dev/null &\necho $! > \"$D/rauc.pid\"\n\
-                 for i in $(seq 200); do\n  rauc status >/dev/null 2>&1 && exit 0\n  sleep 0.05\ndone\n\
+                 for i in $(seq 600); do\n  rauc status >/dev/null 2>&1 && exit 0\n  sleep 0.05\ndone\n\
                  echo 'rauc service did not answer on the bus' >&2\nexit 1\n",
                 dir = s(dir),
                 conf = s(&conf),
