@@ -10,7 +10,9 @@ mod primary_common;
 use ferry_core::refresh::{Limits, MetadataFile, MetadataSource, Workflow};
 use ferry_core::uptane::offline::{verify_offline_director, OFFLINE_SNAPSHOT};
 use ferry_core::uptane::{match_assignment, EcuIdentity};
-use primary_common::attack::{device_token, install_v1, publish_v2, APP_V2, FW_V2};
+use primary_common::attack::{
+    create_v2_bundle, device_token, install_v1, publish_v2, APP_V2, FW_V2,
+};
 use primary_common::{http, Options, World, FULL, PARTIAL, PRIMARY, VIN};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -122,31 +124,7 @@ fn a_bundle_from_a_real_director_verifies_on_the_vehicle_until_it_is_revoked() {
     });
     let b = world.base.clone();
     publish_v2(&world);
-    let repo = format!("http://{}", world.repo.addr);
-    let create = |out: &str| {
-        let out = admin(
-            &world,
-            &[
-                "bundle",
-                "create",
-                "workshop",
-                "--target",
-                &format!("ivi={APP_V2}"),
-                "--target",
-                &format!("tcu={FW_V2}"),
-                "--expires",
-                "30d",
-                "--image-repo",
-                &repo,
-                "--image-root",
-                "img/metadata/1.root.json",
-                "--out",
-                out,
-            ],
-        );
-        assert_eq!(out.code, 0, "{out}");
-        out
-    };
+    let create = |out: &str| create_v2_bundle(&world, "workshop", out, &["--expires", "30d"]);
     let out = create("stick");
     assert!(out.stdout.contains("bundle workshop v1"), "{out}");
     let stick = b.join("stick");
@@ -312,30 +290,8 @@ fn a_bundle_installs_with_the_backend_down_and_its_receipts_reach_the_director()
     let b = world.base.clone();
     install_v1(&world);
     publish_v2(&world);
-    let repo = format!("http://{}", world.repo.addr);
-    let create = |name: &str, out: &str| {
-        let out = admin(
-            &world,
-            &[
-                "bundle",
-                "create",
-                name,
-                "--target",
-                &format!("ivi={APP_V2}"),
-                "--target",
-                &format!("tcu={FW_V2}"),
-                "--image-repo",
-                &repo,
-                "--image-root",
-                "img/metadata/1.root.json",
-                "--out",
-                out,
-            ],
-        );
-        assert_eq!(out.code, 0, "{out}");
-    };
-    create("workshop", "stick");
-    create("depot", "depot.tar");
+    create_v2_bundle(&world, "workshop", "stick", &[]);
+    create_v2_bundle(&world, "depot", "depot.tar", &[]);
     world.director.kill9();
     world.repo.kill9();
 
@@ -425,26 +381,7 @@ fn a_bundle_revoked_while_the_vehicle_was_online_is_refused_offline() {
     let b = world.base.clone();
     let v1 = install_v1(&world);
     publish_v2(&world);
-    let repo = format!("http://{}", world.repo.addr);
-    let out = admin(
-        &world,
-        &[
-            "bundle",
-            "create",
-            "workshop",
-            "--target",
-            &format!("ivi={APP_V2}"),
-            "--target",
-            &format!("tcu={FW_V2}"),
-            "--image-repo",
-            &repo,
-            "--image-root",
-            "img/metadata/1.root.json",
-            "--out",
-            "stick",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    create_v2_bundle(&world, "workshop", "stick", &[]);
     let out = admin(&world, &["bundle", "revoke", "workshop"]);
     assert_eq!(out.code, 0, "{out}");
     // An online cycle: nothing assigned anew, but the offline-update snapshot is fetched.

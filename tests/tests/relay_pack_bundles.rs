@@ -8,7 +8,7 @@
 
 mod primary_common;
 
-use primary_common::attack::{install_v1, publish_v2, APP_V2, FW_V2};
+use primary_common::attack::{create_v2_bundle, install_v1, publish_v2, APP_V2, FW_V2};
 use primary_common::{run, Options, World, PRIMARY};
 use serde_json::Value;
 
@@ -21,26 +21,8 @@ fn a_bundle_in_a_pack_is_placed_by_the_relay_and_installs_with_the_backend_down(
     let b = world.base.clone();
     install_v1(&world);
     publish_v2(&world);
+    create_v2_bundle(&world, "workshop", "workshop-bundle", &[]);
     let repo = format!("http://{}", world.repo.addr);
-    let out = world.admin(
-        true,
-        &[
-            "bundle",
-            "create",
-            "workshop",
-            "--target",
-            &format!("ivi={APP_V2}"),
-            "--target",
-            &format!("tcu={FW_V2}"),
-            "--image-repo",
-            &repo,
-            "--image-root",
-            "img/metadata/1.root.json",
-            "--out",
-            "workshop-bundle",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
     let out = world.admin(true, &["relay", "add", "yard-7", "--out", "relay.token"]);
     assert_eq!(out.code, 0, "{out}");
     let out = world.admin(

@@ -85,6 +85,38 @@ pub fn publish_v2(world: &World) {
     );
 }
 
+/// `ferry admin bundle create NAME` of v2 for every ECU (the app for ivi, the firmware for
+/// tcu), with `extra` arguments, written to `out` (a directory, or a file ending .tar);
+/// asserts it succeeded and returns what it printed.
+pub fn create_v2_bundle(
+    world: &World,
+    name: &str,
+    out: &str,
+    extra: &[&str],
+) -> ferry_tests::process::Output {
+    let repo = format!("http://{}", world.repo.addr);
+    let (app, fw) = (format!("ivi={APP_V2}"), format!("tcu={FW_V2}"));
+    let mut args = vec![
+        "bundle",
+        "create",
+        name,
+        "--target",
+        &app,
+        "--target",
+        &fw,
+        "--image-repo",
+        &repo,
+        "--image-root",
+        "img/metadata/1.root.json",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    let done = world.admin(true, &args);
+    assert_eq!(done.code, 0, "bundle create {name}: {done}");
+    done
+}
+
 /// The Director assigns v2 to every ECU.
 pub fn assign_v2(world: &World) {
     world.assign(&[(PRIMARY, APP_V2), (FULL, FW_V2), (PARTIAL, FW_V2)]);

@@ -94,13 +94,8 @@ impl RelayHost {
             }
             Ok(())
         };
-        match setup() {
-            Ok(()) => Ok(host),
-            Err(e) => {
-                drop(host);
-                Err(e)
-            }
-        }
+        // On failure `host` is dropped here, deleting what was made.
+        setup().map(|()| host)
     }
 
     /// The command line prefix running a program inside the relay's namespace.

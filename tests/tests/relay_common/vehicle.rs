@@ -64,13 +64,8 @@ impl VehicleHost {
             in_ns(&ns, &["link", "set", &inner, "up"])?;
             Ok(())
         };
-        match setup() {
-            Ok(()) => Ok(host),
-            Err(e) => {
-                drop(host);
-                Err(e)
-            }
-        }
+        // On failure `host` is dropped here, deleting what was made.
+        setup().map(|()| host)
     }
 
     /// A command running `program` inside the vehicle's namespace.
