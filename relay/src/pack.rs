@@ -270,24 +270,22 @@ pub fn read_index(dir: &Path) -> Result<PackIndex> {
     Ok(index)
 }
 
-/// Copy a pack's `file` to `dest` through a temporary file beside it, checking its length and
-/// digest against the index before it takes its name.
-fn place(dir: &Path, file: &PackFile, dest: &Path) -> Result<()> {
+/// Copy the pack's `file` to `to` (made durable), checking its length and SHA-256 against the
+/// index; a copy that fails the check is removed.
+fn stage(dir: &Path, file: &PackFile, to: &Path) -> Result<()> {
     let src = dir.join(&file.path);
     let mut from = std::fs::File::open(&src).map_err(io_at(&src))?;
-    if let Some(parent) = dest.parent() {
+    if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent).map_err(io_at(parent))?;
     }
-    let tmp = dest.with_extension("pack-import");
-    let mut to = std::fs::File::create(&tmp).map_err(io_at(&tmp))?;
-    let copied = copy_hashed(&mut from, &mut to, file.length, &src);
+    let mut out = std::fs::File::create(to).map_err(io_at(to))?;
+    let copied = copy_hashed(&mut from, &mut out, file.length, &src);
     let checked = copied.and_then(|(length, sha256)| check(file, length, &sha256));
     if let Err(e) = checked {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(to);
         return Err(e);
     }
-    to.sync_all().map_err(io_at(&tmp))?;
-    std::fs::rename(&tmp, dest).map_err(io_at(dest))
+    out.sync_all().map_err(io_at(to))
 }
 
 fn check(file: &PackFile, length: u64, sha256: &str) -> Result<()> {
@@ -325,9 +323,8 @@ pub struct Imported {
 
 /// Load the pack in `dir` into the cache of relay `relay` (`cache_dir`'s database `db` and
 /// mirror `mirror_dir`, at most `cache_max` bytes), `now_ms` as the time of use; its bundles
-/// into `bundles_dir`. Every file is checked before it is placed; a vehicle's token and
-/// metadata are recorded only after its files all checked; a bundle takes its name (replacing
-/// an older one of that name) only once all its files checked.
+/// into `bundles_dir` (replacing older ones of their names). Every file of the pack is
+/// checked before any takes its place: a refused pack loads nothing.
 pub fn import(
     db: &Db,
     mirror_dir: &Path,
@@ -367,16 +364,25 @@ pub fn import(
             max: cache_max,
         });
     }
-    let mut done = Imported::default();
-    for f in &index.image_repo {
-        let key = mirror_key(&f.path).unwrap_or_default();
-        place(dir, f, &mirror_dir.join(key))?;
-        if immutable(key) {
-            db.insert(key, f.length, now_ms)?;
-        }
-        done.image_repo_files += 1;
-        done.bytes += f.length;
+    // First every file is copied to a name nothing reads and checked; only once all of them
+    // checked does anything take its place (a refused pack changes nothing: `Staged`'s drop
+    // removes what it copied).
+    let mut staged = Staged::default();
+    // Numbered copies in a directory of their own (no mirror key starts with a dot), so no
+    // two files of the pack can share a staging name.
+    let incoming = mirror_dir.join(".pack-import");
+    if incoming.exists() {
+        std::fs::remove_dir_all(&incoming).map_err(io_at(&incoming))?;
     }
+    staged.dirs.push(incoming.clone());
+    let mut mirror_files = Vec::new();
+    for (n, f) in index.image_repo.iter().enumerate() {
+        let key = mirror_key(&f.path).unwrap_or_default();
+        let tmp = incoming.join(n.to_string());
+        stage(dir, f, &tmp)?;
+        mirror_files.push((key, f.length, tmp, mirror_dir.join(key)));
+    }
+    let mut vehicles = Vec::new();
     for v in &index.vehicles {
         let mut files = Vec::new();
         for f in &v.files {
@@ -397,6 +403,30 @@ pub fn import(
             let name = f.path.rsplit('/').next().unwrap_or_default().to_owned();
             files.push((name, body));
         }
+        vehicles.push((v, files));
+    }
+    let mut bundles = Vec::new();
+    for b in &index.bundles {
+        let staging = bundles_dir.join(format!(".{}.importing", b.name));
+        staged.dirs.push(staging.clone());
+        let bytes = stage_bundle(dir, b, &staging)?;
+        bundles.push((b, bytes, staging));
+    }
+    staged.done = true;
+
+    let mut done = Imported::default();
+    for (key, length, tmp, dest) in mirror_files {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+        }
+        std::fs::rename(&tmp, &dest).map_err(io_at(&dest))?;
+        if immutable(key) {
+            db.insert(key, length, now_ms)?;
+        }
+        done.image_repo_files += 1;
+        done.bytes += length;
+    }
+    for (v, files) in vehicles {
         for (name, body) in &files {
             db.save_vehicle_file(&v.vin, name, body, now_ms)?;
             done.director_files += 1;
@@ -407,40 +437,54 @@ pub fn import(
         }
         done.vehicles += 1;
     }
-    for b in &index.bundles {
-        done.bytes += place_bundle(dir, b, bundles_dir)?;
+    for (b, bytes, staging) in bundles {
+        let dest = bundles_dir.join(&b.name);
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).map_err(io_at(&dest))?;
+        }
+        std::fs::rename(&staging, &dest).map_err(io_at(&dest))?;
+        tracing::info!(bundle = %b.name, dir = %dest.display(), "offline-update bundle placed");
+        done.bytes += bytes;
         done.bundles.push(b.name.clone());
     }
+    let _ = std::fs::remove_dir(&incoming);
     evict(db, mirror_dir, cache_max)?;
     Ok(done)
 }
 
-/// Place bundle `b` of the pack in `dir` at `bundles_dir/NAME/`: every file checked into a
-/// staging directory first, an empty `receipts/` made for the vehicles' receipts, then the
-/// staging directory takes the name. Returns the bytes placed.
-fn place_bundle(dir: &Path, b: &PackBundle, bundles_dir: &Path) -> Result<u64> {
-    let staging = bundles_dir.join(format!(".{}.importing", b.name));
+/// Where an import copied what it has not placed yet; removed on drop unless `done`.
+#[derive(Default)]
+struct Staged {
+    dirs: Vec<PathBuf>,
+    done: bool,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Copy bundle `b` of the pack in `dir` into `staging`, every file checked, with an empty
+/// `receipts/` for the vehicles' receipts. Returns the bytes copied.
+fn stage_bundle(dir: &Path, b: &PackBundle, staging: &Path) -> Result<u64> {
     if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(io_at(&staging))?;
+        std::fs::remove_dir_all(staging).map_err(io_at(staging))?;
     }
     let prefix = format!("{BUNDLES_DIR}/{}/", b.name);
     let mut bytes = 0;
     for f in &b.files {
         let rel = f.path.strip_prefix(&prefix).unwrap_or_default();
-        if let Err(e) = place(dir, f, &staging.join(rel)) {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
+        stage(dir, f, &staging.join(rel))?;
         bytes += f.length;
     }
     let receipts = staging.join("receipts");
     std::fs::create_dir_all(&receipts).map_err(io_at(&receipts))?;
-    let dest = bundles_dir.join(&b.name);
-    if dest.exists() {
-        std::fs::remove_dir_all(&dest).map_err(io_at(&dest))?;
-    }
-    std::fs::rename(&staging, &dest).map_err(io_at(&dest))?;
-    tracing::info!(bundle = %b.name, dir = %dest.display(), "offline-update bundle placed");
     Ok(bytes)
 }
 
@@ -590,6 +634,36 @@ mod tests {
             b"image"
         );
         assert!(!bundles.join(".workshop.importing").exists());
+    }
+
+    #[test]
+    fn a_pack_refused_at_its_last_file_loads_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = pack(&tmp.path().join("p"), "yard-7", b"target bytes");
+        let db = Db::open(&tmp.path().join("cache")).expect("db");
+        let mirror = tmp.path().join("cache/mirror");
+        let bundles = tmp.path().join("cache/bundles");
+        // The bundle is checked last: every other file of the pack is good.
+        let image = "bundles/workshop/.well-known/images/abc.bin";
+        std::fs::write(dir.join(image), b"imagE").expect("tamper");
+        let e = import(&db, &mirror, &bundles, 1 << 20, "yard-7", &dir, 1).expect_err("tampered");
+        assert!(e.to_string().contains("hash check failed"), "{e}");
+        let mut left = Vec::new();
+        for root in [&mirror, &bundles] {
+            let mut todo = vec![root.clone()];
+            while let Some(d) = todo.pop() {
+                for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    if entry.path().is_dir() {
+                        todo.push(entry.path());
+                    } else {
+                        left.push(entry.path());
+                    }
+                }
+            }
+        }
+        assert!(left.is_empty(), "nothing placed or left over: {left:?}");
+        assert_eq!(db.vehicle_file("V1", "targets.json").expect("db"), None);
+        assert_eq!(db.cache_size().expect("db").0, 0);
     }
 
     #[test]

@@ -114,6 +114,19 @@ fn a_pack_carried_in_lets_a_vehicle_install_behind_a_relay_that_never_reaches_th
     );
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("hash check failed"), "{out}");
+    let mirror = b.join("relay-cache/mirror");
+    let mut left = Vec::new();
+    let mut todo = vec![mirror.clone()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                todo.push(entry.path());
+            } else {
+                left.push(entry.path());
+            }
+        }
+    }
+    assert!(left.is_empty(), "the refused pack loaded {left:?}");
     copy_dir(&b.join("pack"), &b.join("pack-other"));
     let index = b.join("pack-other/pack.json");
     let text = std::fs::read_to_string(&index).unwrap();
